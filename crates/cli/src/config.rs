@@ -1,0 +1,154 @@
+//! The daemon's configuration, layered: defaults, then `/etc/capstan/capstan.toml` (or
+//! `--config`), then `CAPSTAN_*` environment variables, then flags.
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub proxy_http_port: u16,
+    pub proxy_https_port: u16,
+    /// `unix:///path`, `tcp://host:port`; unset means the local socket.
+    pub docker_host: Option<String>,
+    /// Prefix of every Docker object this daemon owns.
+    pub instance: String,
+    /// The Traefik image the proxy runs.
+    pub proxy_image: String,
+    /// The static probe binary mounted into app containers; default: next to `capstan`.
+    pub probe_bin: Option<PathBuf>,
+    /// Deployments that may run at once.
+    pub build_slots: usize,
+    /// Images kept per app for rollback.
+    pub keep_images: usize,
+    /// Contact address for Let's Encrypt.
+    pub acme_email: Option<String>,
+    /// How long the proxy batches configuration changes.
+    pub proxy_throttle: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: "/var/lib/capstan".into(),
+            listen: "127.0.0.1:8000".into(),
+            proxy_http_port: 80,
+            proxy_https_port: 443,
+            docker_host: None,
+            instance: "capstan".into(),
+            proxy_image: "traefik:v3.7".into(),
+            probe_bin: None,
+            build_slots: 2,
+            keep_images: 5,
+            acme_email: None,
+            proxy_throttle: "200ms".into(),
+        }
+    }
+}
+
+/// Flags of `capstan serve`; each overrides the file and the environment.
+#[derive(Debug, Default, clap::Args, Serialize)]
+pub struct ServeArgs {
+    /// Configuration file (default /etc/capstan/capstan.toml, if it exists).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_http_port: Option<u16>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_https_port: Option<u16>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_host: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_image: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_bin: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_slots: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_images: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_email: Option<String>,
+}
+
+const KEYS: [&str; 12] = [
+    "data_dir",
+    "listen",
+    "proxy_http_port",
+    "proxy_https_port",
+    "docker_host",
+    "instance",
+    "proxy_image",
+    "probe_bin",
+    "build_slots",
+    "keep_images",
+    "acme_email",
+    "proxy_throttle",
+];
+
+impl Config {
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match &args.config {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("/etc/capstan/capstan.toml")),
+        }
+        // DOCKER_HOST is honoured as a fallback for CAPSTAN_DOCKER_HOST.
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            figment = figment.merge(Serialized::default("docker_host", host));
+        }
+        figment = figment
+            .merge(Env::prefixed("CAPSTAN_").only(&KEYS))
+            .merge(Serialized::defaults(args));
+        let config: Config = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        capstan_core::AppName::parse(&self.instance)
+            .map_err(|e| anyhow::anyhow!("instance: {}", e.reason))?;
+        if self.build_slots == 0 {
+            bail!("build_slots must be at least 1");
+        }
+        if self.keep_images == 0 {
+            bail!("keep_images must be at least 1 (the live image is always kept)");
+        }
+        Ok(())
+    }
+
+    pub fn probe_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(path) = &self.probe_bin {
+            return Ok(path.clone());
+        }
+        let exe = std::env::current_exe().context("cannot find the capstan binary")?;
+        Ok(exe.with_file_name("capstan-probe"))
+    }
+}

@@ -1,0 +1,48 @@
+//! The `capstan` binary: `capstan serve` runs the daemon; the other subcommands are a
+//! small client of its API.
+
+mod client;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "capstan", version, about = "A self-hosted, container-native PaaS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: API, deployment workers and the proxy.
+    Serve(config::ServeArgs),
+    /// Queue a deployment of an app and optionally follow it to the end.
+    Deploy(client::DeployArgs),
+    /// Print a deployment's log, or follow it live.
+    Logs(client::LogsArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Deploy(args) => client::deploy(args).await,
+            Command::Logs(args) => client::logs(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("capstan: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

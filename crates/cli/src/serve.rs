@@ -1,0 +1,154 @@
+//! `capstan serve`: wires store, engine, proxy, deployer and API together, and shuts
+//! down gracefully on SIGTERM or Ctrl-C.
+
+use crate::config::{Config, ServeArgs};
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use capstan_compose::proxy::{render_static_config, ProxySettings, DYNAMIC_DIR};
+use capstan_deploy::{DeploySettings, Deployer};
+use capstan_engine::proxy::{ProxyApi, ProxySpec, RouteFiles};
+use capstan_engine::Engine;
+use capstan_store::Store;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,bollard=warn".into()),
+        )
+        .init();
+    let config = Config::load(&args)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let data_dir = config.data_dir.canonicalize()?;
+
+    let store = Store::open(&data_dir.join("capstan.db")).await?;
+    ensure_admin_token(&store, &data_dir).await?;
+
+    let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
+    engine.ensure_network().await?;
+    let probe_path = config.probe_path()?;
+    let probe = std::fs::read(&probe_path).with_context(|| {
+        format!(
+            "cannot read the health probe binary {} (build it with scripts/build-probe.sh or set --probe-bin)",
+            probe_path.display()
+        )
+    })?;
+    if engine.image_id(&config.proxy_image).await?.is_none() {
+        bail!(
+            "the proxy image {} is not on the Docker engine; on a machine without a registry run scripts/build-test-images.sh",
+            config.proxy_image
+        );
+    }
+    engine.install_probe(&probe, &config.proxy_image).await?;
+
+    let routes = RouteFiles::new(data_dir.join("proxy/dynamic"), data_dir.join("proxy/staging"))?;
+    let static_config = render_static_config(&ProxySettings {
+        instance: &config.instance,
+        acme_email: config.acme_email.as_deref(),
+        throttle: &config.proxy_throttle,
+    })?;
+    let proxy_url = engine
+        .ensure_proxy(&ProxySpec {
+            image: config.proxy_image.clone(),
+            static_config,
+            http_port: config.proxy_http_port,
+            https_port: config.proxy_https_port,
+            routes_dir: routes.dir().to_path_buf(),
+            routes_mount: DYNAMIC_DIR.to_string(),
+            docker_socket: docker_socket_path(config.docker_host.as_deref()),
+        })
+        .await?;
+    let proxy = ProxyApi::new(proxy_url);
+    wait_for_proxy(&proxy).await?;
+    tracing::info!(
+        http_port = config.proxy_http_port,
+        https_port = config.proxy_https_port,
+        api = proxy.base(),
+        "proxy {}-proxy is up",
+        config.instance
+    );
+
+    let deployer = Deployer::new(
+        store,
+        engine,
+        routes,
+        proxy,
+        DeploySettings {
+            workspace_dir: data_dir.join("workspaces"),
+            build_slots: config.build_slots,
+            keep_images: config.keep_images,
+        },
+    );
+    deployer.recover().await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = {
+        let deployer = deployer.clone();
+        tokio::spawn(async move { deployer.run_workers(stop_rx, Duration::from_secs(20)).await })
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "API listening");
+    capstan_web::serve(listener, capstan_web::AppState { deployer }, shutdown_signal()).await?;
+    tracing::info!("shutting down: no new deployments are started");
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On first start, creates the admin token and writes it, mode 0600, to
+/// `<data-dir>/admin-token`. Only its hash is stored. There is no default password.
+async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    if store.token_count().await? > 0 {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes);
+    let token = format!("cap_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let path = data_dir.join("admin-token");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    store.add_token("admin", &token, "admin").await?;
+    tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
+    Ok(())
+}
+
+fn docker_socket_path(docker_host: Option<&str>) -> String {
+    match docker_host {
+        Some(host) if host.starts_with("unix://") => host.trim_start_matches("unix://").to_string(),
+        Some(host) if host.starts_with('/') => host.to_string(),
+        _ => "/var/run/docker.sock".to_string(),
+    }
+}
+
+async fn wait_for_proxy(proxy: &ProxyApi) -> anyhow::Result<()> {
+    for _ in 0..150 {
+        if proxy.is_up().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the proxy did not answer on {} within 30s", proxy.base())
+}
+
+async fn shutdown_signal() {
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,78 @@
+//! The subset of the compose specification Capstan renders and reads back.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A compose file: one project, its services, and the external network and volume they use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComposeSpec {
+    pub name: String,
+    pub services: BTreeMap<String, Service>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, ExternalRef>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, ExternalRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub image: String,
+    pub container_name: String,
+    pub restart: String,
+    pub stop_grace_period: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: String,
+    pub timeout: String,
+    pub retries: u32,
+    pub start_period: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A network or volume that exists outside the project, referred to by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalRef {
+    pub name: String,
+    pub external: bool,
+}
+
+impl ComposeSpec {
+    /// The one service of a single-service deployment spec.
+    pub fn main_service(&self) -> Option<(&String, &Service)> {
+        self.services.iter().next()
+    }
+
+    pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
+        serde_norway::to_string(self)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, serde_norway::Error> {
+        serde_norway::from_str(text)
+    }
+}
+
+/// Parses a compose duration of whole seconds as rendered by Capstan (`"5s"`).
+pub fn parse_seconds(duration: &str) -> Option<u64> {
+    duration.strip_suffix('s')?.parse().ok()
+}

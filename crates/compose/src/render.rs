@@ -1,0 +1,92 @@
+//! Rendering one deployment's compose spec from `compose-templates/app.yml.j2`.
+
+use crate::{labels, model::ComposeSpec, render_template, RenderError};
+use capstan_core::{AppName, AppSpec};
+use minijinja::context;
+
+const APP_TEMPLATE: &str = include_str!("../../../compose-templates/app.yml.j2");
+
+/// Where the static health probe is mounted inside every app container.
+pub const PROBE_MOUNT: &str = "/.capstan";
+/// The probe binary inside that mount.
+pub const PROBE_PATH: &str = "/.capstan/capstan-probe";
+
+/// The Docker and Traefik names of one deployment, all derived from the instance, the app
+/// and the deployment id so they never clash across daemons sharing one engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentNames {
+    pub project: String,
+    pub container: String,
+    pub network: String,
+    pub probe_volume: String,
+    /// Traefik service (and router) name of this deployment's container.
+    pub traefik_service: String,
+    /// The app's file-provider service name that routers point at.
+    pub app_service: String,
+}
+
+impl DeploymentNames {
+    pub fn new(instance: &str, app: &AppName, deployment: i64) -> Self {
+        Self {
+            project: format!("{instance}-{app}"),
+            container: format!("{instance}-{app}-d{deployment}"),
+            network: instance.to_string(),
+            probe_volume: format!("{instance}-probe"),
+            traefik_service: format!("{instance}-{app}-d{deployment}"),
+            app_service: app_service_name(instance, app),
+        }
+    }
+}
+
+/// The file-provider service an app's routers use.
+pub fn app_service_name(instance: &str, app: &AppName) -> String {
+    format!("{instance}-{app}")
+}
+
+/// What a deployment's spec is rendered from.
+pub struct RenderInput<'a> {
+    pub instance: &'a str,
+    pub app: &'a AppName,
+    pub deployment: i64,
+    pub image: &'a str,
+    pub spec: &'a AppSpec,
+}
+
+/// Renders the compose spec for one deployment and reads it back into the typed model,
+/// so a template that renders nonsense fails here and not at `docker create`.
+pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String), RenderError> {
+    let names = DeploymentNames::new(input.instance, input.app, input.deployment);
+    let spec = input.spec;
+    let mut all_labels = labels::ownership(input.instance, input.app.as_str(), input.deployment);
+    all_labels.extend(labels::traefik(&names, spec));
+    let health = &spec.health;
+    let url = format!("http://127.0.0.1:{}{}", spec.port, health.path);
+    let ctx = context! {
+        project => names.project,
+        service => input.app.as_str(),
+        image => input.image,
+        container_name => names.container,
+        stop_grace_period => format!("{}s", spec.stop_grace_secs),
+        environment => spec.env,
+        labels => all_labels,
+        health_test => vec!["CMD".to_string(), PROBE_PATH.to_string(), url, format!("{}", health.timeout_secs)],
+        health => context! {
+            interval => format!("{}s", health.interval_secs),
+            timeout => format!("{}s", health.timeout_secs),
+            retries => health.retries,
+            start_period => format!("{}s", health.start_period_secs),
+        },
+        // Keys equal names, so a service's `networks`/`volumes` entries are the real names.
+        probe_volume_key => names.probe_volume.clone(),
+        probe_volume => names.probe_volume,
+        probe_mount => PROBE_MOUNT,
+        network_key => names.network.clone(),
+        network => names.network,
+    };
+    let text = render_template("app.yml.j2", APP_TEMPLATE, ctx)?;
+    let parsed = ComposeSpec::from_yaml(&text).map_err(|source| RenderError::Yaml {
+        name: "app.yml.j2",
+        source,
+    })?;
+    Ok((parsed, text))
+}

@@ -1,0 +1,108 @@
+//! Snapshot tests of everything capstan-compose renders, and validation of every rendered
+//! compose spec against the official compose JSON schema.
+
+use capstan_compose::proxy::{render_static_config, ProxySettings};
+use capstan_compose::render::{render_deployment, RenderInput};
+use capstan_compose::routes::{render_routes, Backend};
+use capstan_core::{AppName, AppSpec};
+
+fn schema_validator() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/compose-spec.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the compose schema must be at {path}: {e}"));
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The schema names draft-07 by an https URI without the trailing `#`; point it at the
+    // canonical meta-schema id that the validator ships, so nothing is fetched.
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#".into();
+    jsonschema::draft7::new(&schema).expect("compose schema compiles")
+}
+
+fn assert_valid_compose(yaml: &str) {
+    let value: serde_json::Value = serde_norway::from_str(yaml).unwrap();
+    let validator = schema_validator();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "spec violates compose schema: {errors:#?}\n{yaml}");
+}
+
+fn spec(json: &str) -> AppSpec {
+    let spec: AppSpec = serde_json::from_str(json).unwrap();
+    spec.validate().unwrap();
+    spec
+}
+
+fn render(json: &str) -> String {
+    let app = AppName::parse("shop").unwrap();
+    let spec = spec(json);
+    let (_, text) = render_deployment(&RenderInput {
+        instance: "capstan",
+        app: &app,
+        deployment: 42,
+        image: "capstan/shop:42",
+        spec: &spec,
+    })
+    .unwrap();
+    text
+}
+
+#[test]
+fn minimal_app_spec() {
+    let text = render(r#"{"source":{"path":"/srv/shop"}}"#);
+    assert_valid_compose(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn app_with_domains_env_and_health() {
+    let text = render(
+        r#"{"source":{"git":{"url":"https://example.test/shop.git","ref":"v2"}},
+            "port":3000,"domains":["shop.example.test","www.shop.example.test"],
+            "env":{"RUST_LOG":"info","QUOTE":"it's \"quoted\"\nand: {multi} line"},
+            "health":{"path":"/up","interval_secs":2,"timeout_secs":3,"retries":5,
+                      "start_period_secs":4,"deadline_secs":90},
+            "stop_grace_secs":20}"#,
+    );
+    assert_valid_compose(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn hostile_env_values_stay_values() {
+    let text = render(
+        r#"{"source":{"path":"/s"},"env":{"X":"\nservices:\n  evil:\n    image: x"}}"#,
+    );
+    assert_valid_compose(&text);
+    let parsed = capstan_compose::ComposeSpec::from_yaml(&text).unwrap();
+    assert_eq!(parsed.services.len(), 1);
+    let (_, svc) = parsed.main_service().unwrap();
+    assert_eq!(svc.environment["X"], "\nservices:\n  evil:\n    image: x");
+}
+
+#[test]
+fn route_file_points_at_one_deployment() {
+    let text = render_routes(
+        "capstan-shop",
+        &[Backend {
+            name: "capstan-shop-d42".into(),
+            weight: 1,
+        }],
+    )
+    .unwrap();
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn proxy_static_config() {
+    let text = render_static_config(&ProxySettings {
+        instance: "capstan",
+        acme_email: Some("ops@example.test"),
+        throttle: "200ms",
+    })
+    .unwrap();
+    insta::assert_snapshot!(text);
+}

@@ -1,0 +1,412 @@
+//! An app's settings: where its source is, how it is built, and how it runs and is
+//! health-checked. Everything a user sends through the API is validated here.
+
+use crate::name::check_dns_label;
+use crate::ValidationError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where an app's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// A git repository at a branch, tag or commit.
+    Git {
+        url: String,
+        #[serde(rename = "ref", default = "default_ref")]
+        reference: String,
+    },
+    /// A directory on the daemon's host.
+    Path(String),
+    /// A prebuilt image reference; nothing is built.
+    Image(String),
+}
+
+fn default_ref() -> String {
+    "main".to_string()
+}
+
+/// How the daemon decides that a new container is ready for traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSpec {
+    /// HTTP path probed on the app's port; any 2xx or 3xx is healthy.
+    pub path: String,
+    pub interval_secs: u32,
+    pub timeout_secs: u32,
+    /// Consecutive failures after which the container counts as unhealthy.
+    pub retries: u32,
+    /// Grace time after start during which failures do not count.
+    pub start_period_secs: u32,
+    /// Give up on a deployment whose container is not healthy after this long.
+    pub deadline_secs: u32,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        Self {
+            path: "/".into(),
+            interval_secs: 1,
+            timeout_secs: 2,
+            retries: 3,
+            start_period_secs: 0,
+            deadline_secs: 60,
+        }
+    }
+}
+
+/// Everything that defines an app, apart from its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    pub source: Source,
+    /// The port the app listens on inside its container.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Host names routed to the app by the proxy.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub health: HealthSpec,
+    /// Runtime environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Dockerfile path, relative to the source root.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    /// How long the old version may keep finishing in-flight requests after cutover.
+    #[serde(default = "default_drain")]
+    pub drain_secs: u32,
+    /// Time between SIGTERM and SIGKILL when a container is stopped.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace_secs: u32,
+}
+
+fn default_port() -> u16 {
+    8080
+}
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+fn default_drain() -> u32 {
+    2
+}
+fn default_stop_grace() -> u32 {
+    10
+}
+
+/// A partial update of an app's settings (`PATCH`): absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpecPatch {
+    pub source: Option<Source>,
+    pub port: Option<u16>,
+    pub domains: Option<Vec<String>>,
+    pub health: Option<HealthSpec>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub dockerfile: Option<String>,
+    pub drain_secs: Option<u32>,
+    pub stop_grace_secs: Option<u32>,
+}
+
+impl AppSpec {
+    /// Applies a patch and validates the result; on error `self` is unchanged.
+    pub fn patched(&self, patch: AppSpecPatch) -> Result<AppSpec, ValidationError> {
+        let mut next = self.clone();
+        if let Some(v) = patch.source {
+            next.source = v;
+        }
+        if let Some(v) = patch.port {
+            next.port = v;
+        }
+        if let Some(v) = patch.domains {
+            next.domains = v;
+        }
+        if let Some(v) = patch.health {
+            next.health = v;
+        }
+        if let Some(v) = patch.env {
+            next.env = v;
+        }
+        if let Some(v) = patch.dockerfile {
+            next.dockerfile = v;
+        }
+        if let Some(v) = patch.drain_secs {
+            next.drain_secs = v;
+        }
+        if let Some(v) = patch.stop_grace_secs {
+            next.stop_grace_secs = v;
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Checks every field; the error names the first field that is wrong.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.source.validate()?;
+        if self.port == 0 {
+            return Err(ValidationError::new("port", "must be between 1 and 65535"));
+        }
+        for domain in &self.domains {
+            check_domain(domain)?;
+        }
+        check_health(&self.health)?;
+        for key in self.env.keys() {
+            check_env_key(key)?;
+        }
+        check_relative_path("dockerfile", &self.dockerfile)?;
+        if self.drain_secs > 600 || self.stop_grace_secs > 600 {
+            return Err(ValidationError::new(
+                "drain_secs/stop_grace_secs",
+                "must be at most 600 seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Source {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Source::Git { url, reference } => {
+                check_git_url(url)?;
+                check_git_ref(reference)
+            }
+            Source::Path(path) => {
+                if !path.starts_with('/') {
+                    return Err(ValidationError::new(
+                        "source.path",
+                        format!("{path:?} must be an absolute path"),
+                    ));
+                }
+                check_no_control("source.path", path)
+            }
+            Source::Image(image) => check_image_ref(image),
+        }
+    }
+}
+
+fn check_no_control(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.chars().any(|c| c.is_control()) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Git URLs Capstan will hand to `git clone`: network schemes, `file://` and absolute
+/// paths. Never anything git could read as an option or as the `ext::` transport.
+fn check_git_url(url: &str) -> Result<(), ValidationError> {
+    let field = "source.git.url";
+    check_no_control(field, url)?;
+    if url.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if url.starts_with('-') {
+        return Err(ValidationError::new(
+            field,
+            format!("{url:?} must not start with '-'"),
+        ));
+    }
+    let allowed = ["https://", "http://", "ssh://", "git://", "file://", "/"];
+    let scp_like = url.contains('@') && url.contains(':') && !url.contains("://");
+    if !(allowed.iter().any(|p| url.starts_with(p)) || scp_like) {
+        return Err(ValidationError::new(
+            field,
+            format!("{url:?} must be an https, http, ssh, git or file URL, or an absolute path"),
+        ));
+    }
+    Ok(())
+}
+
+/// Branch, tag or commit names: what `git check-ref-format` would refuse, plus anything
+/// that could be read as an option.
+pub fn check_git_ref(reference: &str) -> Result<(), ValidationError> {
+    let field = "ref";
+    let bad = reference.is_empty()
+        || reference.starts_with('-')
+        || reference.contains("..")
+        || reference.ends_with('/')
+        || reference.ends_with(".lock")
+        || reference
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+    if bad {
+        return Err(ValidationError::new(
+            field,
+            format!("{reference:?} is not a valid branch, tag or commit name"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_image_ref(image: &str) -> Result<(), ValidationError> {
+    let ok = !image.is_empty()
+        && image.len() <= 255
+        && !image.starts_with('-')
+        && image
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b));
+    if !ok {
+        return Err(ValidationError::new(
+            "source.image",
+            format!("{image:?} is not a valid image reference"),
+        ));
+    }
+    Ok(())
+}
+
+/// A host name for a Traefik `Host()` rule: dot-separated DNS labels, nothing that could
+/// break out of the rule (backticks, parentheses, spaces).
+fn check_domain(domain: &str) -> Result<(), ValidationError> {
+    if domain.is_empty() || domain.len() > 253 {
+        return Err(ValidationError::new(
+            "domains",
+            format!("{domain:?} is not a valid host name"),
+        ));
+    }
+    for label in domain.split('.') {
+        check_dns_label("domains", &label.to_ascii_lowercase()).map_err(|_| {
+            ValidationError::new("domains", format!("{domain:?} is not a valid host name"))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
+    if !health.path.starts_with('/')
+        || health
+            .path
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ValidationError::new(
+            "health.path",
+            format!(
+                "{:?} must start with '/' and contain no spaces",
+                health.path
+            ),
+        ));
+    }
+    if health.interval_secs == 0 || health.timeout_secs == 0 {
+        return Err(ValidationError::new(
+            "health",
+            "interval_secs and timeout_secs must be at least 1",
+        ));
+    }
+    if health.retries == 0 {
+        return Err(ValidationError::new("health.retries", "must be at least 1"));
+    }
+    if health.deadline_secs == 0 || health.deadline_secs > 3600 {
+        return Err(ValidationError::new(
+            "health.deadline_secs",
+            "must be between 1 and 3600",
+        ));
+    }
+    Ok(())
+}
+
+fn check_env_key(key: &str) -> Result<(), ValidationError> {
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ValidationError::new(
+            "env",
+            format!("{key:?} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A path inside the source tree: relative, and never climbing out of it.
+pub fn check_relative_path(field: &str, path: &str) -> Result<(), ValidationError> {
+    check_no_control(field, path)?;
+    let escapes = path.starts_with('/')
+        || path.is_empty()
+        || path.split(['/', '\\']).any(|part| part == "..");
+    if escapes {
+        return Err(ValidationError::new(
+            field,
+            format!("{path:?} must be a relative path inside the source"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<AppSpec, String> {
+        let spec: AppSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn parses_the_three_source_shapes_with_defaults() {
+        let git = spec(r#"{"source":{"git":{"url":"https://x/y.git"}}}"#).unwrap();
+        assert_eq!(
+            git.source,
+            Source::Git {
+                url: "https://x/y.git".into(),
+                reference: "main".into()
+            }
+        );
+        assert_eq!(git.port, 8080);
+        assert_eq!(git.health.path, "/");
+        let path = spec(r#"{"source":{"path":"/srv/app"},"port":3000}"#).unwrap();
+        assert_eq!(path.source, Source::Path("/srv/app".into()));
+        let image = spec(r#"{"source":{"image":"nginx:1.27"}}"#).unwrap();
+        assert_eq!(image.source, Source::Image("nginx:1.27".into()));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = spec(r#"{"source":{"path":"/a"},"prot":1}"#).unwrap_err();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn rejects_dangerous_values() {
+        let cases = [
+            (r#"{"source":{"git":{"url":"--upload-pack=x"}}}"#, "url"),
+            (r#"{"source":{"git":{"url":"ext::sh -c x"}}}"#, "url"),
+            (r#"{"source":{"git":{"url":"/r","ref":"-x"}}}"#, "ref"),
+            (r#"{"source":{"path":"relative"}}"#, "source.path"),
+            (
+                r#"{"source":{"path":"/a"},"domains":["a`) || Host(`b"]}"#,
+                "domains",
+            ),
+            (
+                r#"{"source":{"path":"/a"},"dockerfile":"../../etc/passwd"}"#,
+                "dockerfile",
+            ),
+            (r#"{"source":{"path":"/a"},"env":{"A B":"1"}}"#, "env"),
+            (r#"{"source":{"path":"/a"},"port":0}"#, "port"),
+            (
+                r#"{"source":{"path":"/a"},"health":{"path":"x"}}"#,
+                "health.path",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = spec(json).unwrap_err();
+            assert!(err.contains(field), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn patch_keeps_unset_fields_and_validates() {
+        let base = spec(r#"{"source":{"path":"/a"},"domains":["a.test"]}"#).unwrap();
+        let patch: AppSpecPatch = serde_json::from_str(r#"{"port":3000}"#).unwrap();
+        let next = base.patched(patch).unwrap();
+        assert_eq!(next.port, 3000);
+        assert_eq!(next.domains, vec!["a.test".to_string()]);
+        let bad: AppSpecPatch = serde_json::from_str(r#"{"domains":["no spaces"]}"#).unwrap();
+        assert!(base.patched(bad).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! What the API can ask of the deployer: app CRUD with its side effects, queueing deploys,
+//! rollbacks and restarts. Input is validated here; errors carry a kind for the status code.
+
+use crate::{ActionError, Deployer};
+use capstan_compose::render::app_service_name;
+use capstan_core::app::check_git_ref;
+use capstan_core::{AppName, AppSpec, AppSpecPatch, DeploymentState, Trigger};
+use capstan_store::{AppRecord, DeploymentRecord, NewDeployment};
+
+/// An app with its live deployment.
+pub struct AppView {
+    pub app: AppRecord,
+    pub live: Option<DeploymentRecord>,
+}
+
+/// Which release a rollback returns to.
+pub enum RollbackTarget {
+    /// The most recent successful release before the live one.
+    Previous,
+    Deployment(i64),
+}
+
+impl Deployer {
+    pub async fn create_app(&self, name: &AppName, spec: AppSpec) -> Result<AppView, ActionError> {
+        spec.validate().map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let app = self.store().create_app(name, &spec).await?;
+        Ok(AppView { app, live: None })
+    }
+
+    pub async fn app_view(&self, name: &AppName) -> Result<AppView, ActionError> {
+        let app = self.store().app(name).await?;
+        let live = match app.live_deployment_id {
+            Some(id) => Some(self.store().deployment(id).await?),
+            None => None,
+        };
+        Ok(AppView { app, live })
+    }
+
+    pub async fn app_views(&self) -> Result<Vec<AppView>, ActionError> {
+        let mut views = Vec::new();
+        for app in self.store().apps().await? {
+            let live = match app.live_deployment_id {
+                Some(id) => Some(self.store().deployment(id).await?),
+                None => None,
+            };
+            views.push(AppView { app, live });
+        }
+        Ok(views)
+    }
+
+    /// Changes settings; they take effect with the next deploy or restart.
+    pub async fn patch_app(&self, name: &AppName, patch: AppSpecPatch) -> Result<AppView, ActionError> {
+        let current = self.store().app(name).await?;
+        let next = current
+            .spec
+            .patched(patch)
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        self.store().update_app_spec(name, &next).await?;
+        self.app_view(name).await
+    }
+
+    /// Deletes an app with its containers, route and images. Refused while a deployment
+    /// of it is queued or running, so nothing is half-removed.
+    pub async fn delete_app(&self, name: &AppName) -> Result<(), ActionError> {
+        self.store().app(name).await?;
+        if self.store().has_pending(name).await? {
+            return Err(ActionError::Conflict(format!(
+                "app {name} has a deployment queued or running; wait for it to finish"
+            )));
+        }
+        let service = app_service_name(self.engine().instance(), name);
+        self.routes().remove(&service)?;
+        for container in self.engine().owned_containers(Some(name.as_str())).await? {
+            self.engine().remove_container(&container.id).await?;
+        }
+        for image in self.engine().app_images(name.as_str()).await? {
+            if let Err(err) = self.engine().remove_image(&image).await {
+                tracing::warn!(%image, %err, "cannot remove image of deleted app");
+            }
+        }
+        self.store().delete_app(name).await?;
+        Ok(())
+    }
+
+    /// Queues a build-and-deploy of the app, optionally at another git ref.
+    pub async fn deploy(&self, name: &AppName, git_ref: Option<&str>) -> Result<DeploymentRecord, ActionError> {
+        let app = self.store().app(name).await?;
+        if let Some(reference) = git_ref {
+            check_git_ref(reference).map_err(|e| ActionError::Invalid(e.to_string()))?;
+            if !matches!(app.spec.source, capstan_core::Source::Git { .. }) {
+                return Err(ActionError::Invalid(format!(
+                    "ref: app {name} does not deploy from git, so a ref means nothing"
+                )));
+            }
+        }
+        self.queue(name, Trigger::Deploy, git_ref, None).await
+    }
+
+    /// Queues a rollback: the target release's image and settings, with no fetch or build.
+    pub async fn rollback(&self, name: &AppName, target: RollbackTarget) -> Result<DeploymentRecord, ActionError> {
+        let app = self.store().app(name).await?;
+        let target = match target {
+            RollbackTarget::Deployment(id) => {
+                let d = self.store().deployment(id).await?;
+                if &d.app != name {
+                    return Err(ActionError::Invalid(format!("deployment {id} belongs to app {}, not {name}", d.app)));
+                }
+                if Some(id) == app.live_deployment_id {
+                    return Err(ActionError::Conflict(format!("deployment {id} is already live")));
+                }
+                if !matches!(d.state, DeploymentState::Live | DeploymentState::Superseded) {
+                    return Err(ActionError::Conflict(format!(
+                        "deployment {id} never went live (it is {}), so there is no release to roll back to",
+                        d.state
+                    )));
+                }
+                d
+            }
+            RollbackTarget::Previous => self
+                .store()
+                .deployments_of(name, 1000)
+                .await?
+                .into_iter()
+                .find(|d| d.state == DeploymentState::Superseded)
+                .ok_or_else(|| ActionError::Conflict(format!("app {name} has no earlier successful release to roll back to")))?,
+        };
+        let release = self.store().release_of(target.id).await?.ok_or_else(|| {
+            ActionError::Conflict(format!("deployment {} has no recorded release", target.id))
+        })?;
+        if self.engine().image_id(&release.image).await?.is_none() {
+            return Err(ActionError::Conflict(format!(
+                "the image {} of deployment {} is no longer on the engine",
+                release.image, target.id
+            )));
+        }
+        self.queue(name, Trigger::Rollback, None, Some(release.id)).await
+    }
+
+    /// Queues a restart: new containers from the live release with the current settings.
+    pub async fn restart(&self, name: &AppName) -> Result<DeploymentRecord, ActionError> {
+        let app = self.store().app(name).await?;
+        let live = app
+            .live_deployment_id
+            .ok_or_else(|| ActionError::Conflict(format!("app {name} has no live deployment to restart")))?;
+        let release = self
+            .store()
+            .release_of(live)
+            .await?
+            .ok_or_else(|| ActionError::Conflict(format!("live deployment {live} has no recorded release")))?;
+        self.queue(name, Trigger::Restart, None, Some(release.id)).await
+    }
+
+    async fn queue(
+        &self,
+        name: &AppName,
+        trigger: Trigger,
+        git_ref: Option<&str>,
+        from_release: Option<i64>,
+    ) -> Result<DeploymentRecord, ActionError> {
+        let record = self
+            .store()
+            .enqueue(NewDeployment {
+                app: name,
+                trigger,
+                git_ref,
+                from_release,
+            })
+            .await?;
+        self.wake_workers();
+        Ok(record)
+    }
+}

@@ -1,0 +1,229 @@
+//! The health-gated blue-green cutover: start the new container beside the live one, wait
+//! until Docker reports it healthy, point the app's route file at it, confirm through
+//! Traefik's API, watch it while the old one drains, then retire the old one. Any failure
+//! before the new version is marked live puts the route back and removes the new container,
+//! so the live version keeps serving.
+
+use crate::logs::DeployLog;
+use crate::pipeline::Failure;
+use crate::Deployer;
+use capstan_compose::render::DeploymentNames;
+use capstan_compose::routes::{render_routes, Backend};
+use capstan_compose::Service;
+use capstan_core::{AppName, AppSpec, DeploymentState};
+use capstan_engine::containers::Health;
+use capstan_store::DeploymentRecord;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(200);
+/// How long Traefik may take to pick up a container or a route file change.
+const PROXY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Deployer {
+    pub(crate) async fn cutover(
+        &self,
+        d: &DeploymentRecord,
+        spec: &AppSpec,
+        service: &Service,
+        names: &DeploymentNames,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        let container = &names.container;
+        self.engine().run_service(service).await?;
+        log.info(format!("started container {container}")).await;
+        let outcome = self.switch_to_new(d, spec, names, log).await;
+        if let Err(failure) = outcome {
+            self.remove_failed(container, log).await;
+            return Err(failure);
+        }
+        self.retire_others(&d.app, container, spec, log).await;
+        Ok(())
+    }
+
+    async fn switch_to_new(
+        &self,
+        d: &DeploymentRecord,
+        spec: &AppSpec,
+        names: &DeploymentNames,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        self.store().transition(d.id, DeploymentState::HealthChecking, None).await?;
+        self.wait_healthy(&names.container, spec, log).await?;
+        self.store().transition(d.id, DeploymentState::Switching, None).await?;
+        self.wait_proxy_sees(&names.traefik_service, log).await?;
+        let previous = self.live_backend(&d.app).await?;
+        self.point_route(&d.app, &names.traefik_service).await?;
+        log.info(format!("traffic switched to {}", names.container)).await;
+        if let Some(previous) = previous.filter(|p| p != &names.traefik_service) {
+            // The old version stays up while in-flight requests finish; if the new one
+            // falls over in that window, traffic goes straight back.
+            let drain = Duration::from_secs(spec.drain_secs as u64);
+            if let Err(failure) = self.watch_while_draining(&names.container, drain).await {
+                log.info(format!("{failure}; switching traffic back")).await;
+                self.point_route(&d.app, &previous).await?;
+                return Err(failure);
+            }
+        }
+        self.store().mark_live(&d.app, d.id).await?;
+        Ok(())
+    }
+
+    /// Waits until Docker says the container is healthy (its probe passed), failing early
+    /// when it exits or is declared unhealthy, and at the deadline at the latest.
+    async fn wait_healthy(&self, container: &str, spec: &AppSpec, log: &DeployLog) -> Result<(), Failure> {
+        let deadline = Instant::now() + Duration::from_secs(spec.health.deadline_secs as u64);
+        log.info(format!(
+            "waiting for {container} to be healthy (GET {} on port {}, up to {}s)",
+            spec.health.path, spec.port, spec.health.deadline_secs
+        ))
+        .await;
+        let mut last_reported = None;
+        loop {
+            let report = self.engine().health(container).await?;
+            if report.last_probe != last_reported {
+                if let Some(probe) = &report.last_probe {
+                    log.info(format!("health probe: {probe}")).await;
+                }
+                last_reported = report.last_probe.clone();
+            }
+            let last = report.last_probe.clone().unwrap_or_else(|| "no probe result yet".into());
+            match report.health {
+                Health::Healthy => {
+                    log.info(format!("{container} is healthy")).await;
+                    return Ok(());
+                }
+                Health::Unhealthy => {
+                    return Err(Failure(format!("health check failed {} times in a row; last result: {last}", spec.health.retries)));
+                }
+                Health::Down(detail) => {
+                    self.copy_container_logs(container, log).await;
+                    return Err(Failure(format!("{container} stopped before it was healthy: {detail}; last health result: {last}")));
+                }
+                Health::Starting if Instant::now() >= deadline => {
+                    self.copy_container_logs(container, log).await;
+                    return Err(Failure(format!(
+                        "not healthy after {}s; last health result: {last}",
+                        spec.health.deadline_secs
+                    )));
+                }
+                Health::Starting => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    async fn copy_container_logs(&self, container: &str, log: &DeployLog) {
+        match self.engine().tail_logs(container, 30).await {
+            Ok(lines) if !lines.is_empty() => {
+                log.info(format!("last {} lines of {container}'s output:", lines.len())).await;
+                for line in lines {
+                    log.line("container", &line).await;
+                }
+            }
+            Ok(_) => log.info(format!("{container} printed nothing")).await,
+            Err(err) => log.info(format!("cannot read {container}'s output: {err}")).await,
+        }
+    }
+
+    /// Waits until Traefik's docker provider lists the deployment's service with a server.
+    async fn wait_proxy_sees(&self, traefik_service: &str, log: &DeployLog) -> Result<(), Failure> {
+        let name = format!("{traefik_service}@docker");
+        let deadline = Instant::now() + PROXY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.proxy().has_service(&name).await {
+                log.info(format!("proxy has picked up {name}")).await;
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(Failure(format!(
+            "the proxy did not pick up {name} within {}s",
+            PROXY_TIMEOUT.as_secs()
+        )))
+    }
+
+    /// The deployment service the app's route currently sends to, if any.
+    async fn live_backend(&self, app: &AppName) -> Result<Option<String>, Failure> {
+        let record = self.store().app(app).await?;
+        Ok(record
+            .live_deployment_id
+            .map(|id| DeploymentNames::new(self.engine().instance(), app, id).traefik_service))
+    }
+
+    /// Rewrites the app's route file to send everything to `traefik_service` and waits
+    /// until Traefik's API shows the change in force.
+    pub(crate) async fn point_route(&self, app: &AppName, traefik_service: &str) -> Result<(), Failure> {
+        let app_service = capstan_compose::render::app_service_name(self.engine().instance(), app);
+        let text = render_routes(
+            &app_service,
+            &[Backend {
+                name: traefik_service.to_string(),
+                weight: 1,
+            }],
+        )?;
+        self.routes().write(&app_service, &text)?;
+        let expected = vec![format!("{traefik_service}@docker")];
+        let deadline = Instant::now() + PROXY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.proxy().weighted_backends(&format!("{app_service}@file")).await.as_ref() == Some(&expected) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(Failure(format!(
+            "the proxy did not apply the route change to {traefik_service} within {}s",
+            PROXY_TIMEOUT.as_secs()
+        )))
+    }
+
+    async fn watch_while_draining(&self, container: &str, drain: Duration) -> Result<(), Failure> {
+        let until = Instant::now() + drain;
+        loop {
+            let report = self.engine().health(container).await?;
+            match report.health {
+                Health::Down(detail) => {
+                    return Err(Failure(format!("{container} crashed after passing its health check: {detail}")))
+                }
+                Health::Unhealthy => {
+                    return Err(Failure(format!(
+                        "{container} turned unhealthy after passing its health check: {}",
+                        report.last_probe.unwrap_or_default()
+                    )))
+                }
+                _ if report.restart_count > 0 => {
+                    return Err(Failure(format!("{container} restarted after passing its health check")))
+                }
+                _ => {}
+            }
+            if Instant::now() >= until {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn remove_failed(&self, container: &str, log: &DeployLog) {
+        match self.engine().remove_container(container).await {
+            Ok(()) => log.info(format!("removed {container}; the live version keeps serving")).await,
+            Err(err) => log.info(format!("cannot remove {container}: {err}")).await,
+        }
+    }
+
+    /// Stops (SIGTERM, grace period, SIGKILL) and removes every other container of the app.
+    async fn retire_others(&self, app: &AppName, keep: &str, spec: &AppSpec, log: &DeployLog) {
+        let containers = match self.engine().owned_containers(Some(app.as_str())).await {
+            Ok(list) => list,
+            Err(err) => {
+                log.info(format!("cannot list old containers: {err}")).await;
+                return;
+            }
+        };
+        for old in containers.into_iter().filter(|c| c.name != keep) {
+            let stopped = self.engine().stop_container(&old.id, spec.stop_grace_secs).await;
+            let removed = self.engine().remove_container(&old.id).await;
+            match stopped.and(removed) {
+                Ok(()) => log.info(format!("retired {}", old.name)).await,
+                Err(err) => log.info(format!("cannot retire {}: {err}", old.name)).await,
+            }
+        }
+    }
+}

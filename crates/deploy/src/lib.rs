@@ -1,0 +1,129 @@
+//! Deployments end to end: the durable queue and its workers, the pipeline (source, plan,
+//! build, release, start, health, cutover, retire), rollback and restart, and recovery
+//! after a crash. Talks to Docker only through `capstan-engine` and to SQLite only
+//! through `capstan-store`.
+
+mod actions;
+mod cutover;
+pub mod logs;
+mod pipeline;
+mod queue;
+mod recovery;
+
+pub use actions::{AppView, RollbackTarget};
+pub use logs::{LogEvent, LogHub};
+
+use capstan_engine::proxy::{ProxyApi, RouteFiles};
+use capstan_engine::Engine;
+use capstan_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Why an API-level action was refused or failed; web maps the kind to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<capstan_store::StoreError> for ActionError {
+    fn from(err: capstan_store::StoreError) -> Self {
+        use capstan_store::StoreError as E;
+        match err {
+            E::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            E::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<capstan_engine::EngineError> for ActionError {
+    fn from(err: capstan_engine::EngineError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// Settings the pipeline needs from the daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    /// Where per-deployment source checkouts are made (and removed afterwards).
+    pub workspace_dir: PathBuf,
+    /// How many deployments may run at once on this server.
+    pub build_slots: usize,
+    /// How many images to keep per app for rollback (the live one always stays).
+    pub keep_images: usize,
+}
+
+/// Everything a deployment needs, shared by the API handlers and the workers.
+#[derive(Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    engine: Engine,
+    routes: RouteFiles,
+    proxy: ProxyApi,
+    settings: DeploySettings,
+    logs: LogHub,
+    wake: Notify,
+}
+
+impl Deployer {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        routes: RouteFiles,
+        proxy: ProxyApi,
+        settings: DeploySettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                routes,
+                proxy,
+                settings,
+                logs: LogHub::default(),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn logs(&self) -> &LogHub {
+        &self.inner.logs
+    }
+
+    pub fn proxy(&self) -> &ProxyApi {
+        &self.inner.proxy
+    }
+
+    pub(crate) fn routes(&self) -> &RouteFiles {
+        &self.inner.routes
+    }
+
+    pub(crate) fn settings(&self) -> &DeploySettings {
+        &self.inner.settings
+    }
+
+    /// Wakes the queue workers (a deployment was queued).
+    pub(crate) fn wake_workers(&self) {
+        self.inner.wake.notify_waiters();
+    }
+}

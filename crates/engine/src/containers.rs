@@ -1,0 +1,269 @@
+//! App containers: creating one from a rendered compose service, watching its health,
+//! reading its logs, stopping and removing it, and finding the ones this instance owns.
+
+use crate::{is_not_found, Engine, EngineError};
+use bollard::container::{
+    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
+    NetworkingConfig, RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::models::{
+    ContainerStateStatusEnum, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount,
+    MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+};
+use capstan_compose::model::{parse_seconds, Service};
+use futures::StreamExt;
+use std::collections::HashMap;
+
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// What the engine says about a container's readiness right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Running; the health check has not passed yet.
+    Starting,
+    Healthy,
+    /// Running, but the health check failed `retries` times in a row.
+    Unhealthy,
+    /// Not running (exited, dead, restarting) — the detail says how it ended.
+    Down(String),
+}
+
+/// A health snapshot with the last probe output, for the deployment log.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub health: Health,
+    pub last_probe: Option<String>,
+    pub restart_count: i64,
+}
+
+/// A container this instance owns.
+#[derive(Debug, Clone)]
+pub struct OwnedContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+}
+
+impl Engine {
+    /// Creates and starts the container described by a rendered compose `service`.
+    /// An existing container of the same name (a leftover of a crashed attempt) is replaced.
+    pub async fn run_service(&self, service: &Service) -> Result<String, EngineError> {
+        self.remove_container(&service.container_name).await?;
+        let mut endpoints = HashMap::new();
+        for network in &service.networks {
+            endpoints.insert(network.clone(), EndpointSettings::default());
+        }
+        let network_mode = service.networks.first().cloned();
+        let health = service.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: parse_seconds(&h.interval).map(|s| s as i64 * NANOS_PER_SEC),
+            timeout: parse_seconds(&h.timeout).map(|s| s as i64 * NANOS_PER_SEC),
+            retries: Some(h.retries as i64),
+            start_period: parse_seconds(&h.start_period).map(|s| s as i64 * NANOS_PER_SEC),
+            start_interval: None,
+        });
+        let mounts = service
+            .volumes
+            .iter()
+            .map(|v| Mount {
+                target: Some(v.target.clone()),
+                source: Some(v.source.clone()),
+                typ: Some(if v.kind == "bind" {
+                    MountTypeEnum::BIND
+                } else {
+                    MountTypeEnum::VOLUME
+                }),
+                read_only: Some(v.read_only),
+                ..Default::default()
+            })
+            .collect();
+        let restart = match service.restart.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "no" => RestartPolicyNameEnum::NO,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::UNLESS_STOPPED,
+        };
+        let config = Config {
+            image: Some(service.image.clone()),
+            env: Some(
+                service
+                    .environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(service.labels.clone().into_iter().collect()),
+            healthcheck: health,
+            stop_timeout: parse_seconds(&service.stop_grace_period).map(|s| s as i64),
+            host_config: Some(HostConfig {
+                restart_policy: Some(RestartPolicy {
+                    name: Some(restart),
+                    maximum_retry_count: None,
+                }),
+                mounts: Some(mounts),
+                network_mode,
+                init: Some(false),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: endpoints,
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: service.container_name.clone(),
+            platform: None,
+        };
+        let created = self.docker().create_container(Some(options), config).await?;
+        self.docker()
+            .start_container::<String>(&created.id, None)
+            .await?;
+        Ok(created.id)
+    }
+
+    /// The container's state and health check status; a missing container is `Down`.
+    pub async fn health(&self, container: &str) -> Result<HealthReport, EngineError> {
+        let info = match self.docker().inspect_container(container, None).await {
+            Ok(info) => info,
+            Err(err) if is_not_found(&err) => {
+                return Ok(HealthReport {
+                    health: Health::Down("the container no longer exists".into()),
+                    last_probe: None,
+                    restart_count: 0,
+                })
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let restart_count = info.restart_count.unwrap_or(0);
+        let state = info.state.unwrap_or_default();
+        let last_probe = state
+            .health
+            .as_ref()
+            .and_then(|h| h.log.as_ref())
+            .and_then(|log| log.last())
+            .map(|r| {
+                format!(
+                    "exit {}: {}",
+                    r.exit_code.unwrap_or(-1),
+                    r.output.as_deref().unwrap_or("").trim()
+                )
+            });
+        let running = state.status == Some(ContainerStateStatusEnum::RUNNING);
+        let health = if !running {
+            let status = state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            Health::Down(format!(
+                "container is {status} (exit code {}{})",
+                state.exit_code.unwrap_or(-1),
+                state
+                    .error
+                    .filter(|e| !e.is_empty())
+                    .map(|e| format!(", {e}"))
+                    .unwrap_or_default()
+            ))
+        } else {
+            match state.health.and_then(|h| h.status) {
+                Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+                Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+                // No health check configured: running is the best we know.
+                Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) | None => {
+                    Health::Healthy
+                }
+                Some(HealthStatusEnum::STARTING) => Health::Starting,
+            }
+        };
+        Ok(HealthReport {
+            health,
+            last_probe,
+            restart_count,
+        })
+    }
+
+    /// The last `lines` lines of a container's stdout and stderr.
+    pub async fn tail_logs(&self, container: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+        let options = LogsOptions::<String> {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker().logs(container, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }) => {
+                    let text = String::from_utf8_lossy(&message);
+                    out.extend(text.lines().map(str::to_string));
+                }
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => break,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops a container (SIGTERM, then SIGKILL after `grace_secs`); missing is fine.
+    pub async fn stop_container(&self, container: &str, grace_secs: u32) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            t: grace_secs as i64,
+        };
+        match self.docker().stop_container(container, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Force-removes a container and its anonymous volumes; missing is fine.
+    pub async fn remove_container(&self, container: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker().remove_container(container, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// App containers of this instance, optionally of one app only.
+    pub async fn owned_containers(&self, app: Option<&str>) -> Result<Vec<OwnedContainer>, EngineError> {
+        let mut label_filters = vec![
+            format!("capstan.instance={}", self.instance()),
+            "capstan.role=app".to_string(),
+        ];
+        if let Some(app) = app {
+            label_filters.push(format!("capstan.app={app}"));
+        }
+        let options = ListContainersOptions {
+            all: true,
+            filters: HashMap::from([("label".to_string(), label_filters)]),
+            ..Default::default()
+        };
+        let list = self.docker().list_containers(Some(options)).await?;
+        Ok(list
+            .into_iter()
+            .map(|c| OwnedContainer {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+                running: c.state.as_deref() == Some("running"),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,132 @@
+//! Images: building from a context tar with every output line streamed out, looking up,
+//! and removing.
+
+use crate::{is_not_found, Engine, EngineError};
+use bollard::image::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
+use futures::StreamExt;
+use std::collections::HashMap;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What to build and how to tag it.
+pub struct BuildRequest {
+    pub context_tar: Vec<u8>,
+    /// Dockerfile path inside the context.
+    pub dockerfile: String,
+    pub tag: String,
+    pub labels: HashMap<String, String>,
+    pub no_cache: bool,
+}
+
+impl Engine {
+    /// Builds an image, sending each line of build output to `log` as it arrives.
+    /// Returns the image id.
+    pub async fn build_image(
+        &self,
+        request: BuildRequest,
+        log: &UnboundedSender<String>,
+    ) -> Result<String, EngineError> {
+        let options = BuildImageOptions {
+            dockerfile: request.dockerfile.clone(),
+            t: request.tag.clone(),
+            labels: request.labels.clone(),
+            rm: true,
+            forcerm: true,
+            nocache: request.no_cache,
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker()
+                .build_image(options, None, Some(request.context_tar.into()));
+        let mut last_error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            let _ = log.send(line.to_string());
+                        }
+                    }
+                    if let Some(status) = info.status {
+                        let _ = log.send(status);
+                    }
+                    if let Some(error) = info.error {
+                        let _ = log.send(format!("error: {error}"));
+                        last_error = Some(error);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    let _ = log.send(format!("error: {error}"));
+                    last_error = Some(error);
+                }
+                Err(err) => return Err(EngineError::Build(err.to_string())),
+            }
+        }
+        if let Some(error) = last_error {
+            return Err(EngineError::Build(error.trim().to_string()));
+        }
+        self.image_id(&request.tag)
+            .await?
+            .ok_or_else(|| EngineError::Build(format!("build finished but {} is missing", request.tag)))
+    }
+
+    /// The id of an image by reference, or `None` if the engine has no such image.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker().inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Pulls `reference`, sending progress lines to `log`.
+    pub async fn pull_image(&self, reference: &str, log: &UnboundedSender<String>) -> Result<(), EngineError> {
+        let options = bollard::image::CreateImageOptions {
+            from_image: reference.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker().create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        let _ = log.send(status);
+                    }
+                }
+                Err(err) => return Err(EngineError::Build(format!("cannot pull {reference}: {err}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Image references (`repo:tag`) this instance built for `app`.
+    pub async fn app_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("capstan.instance={}", self.instance()),
+                format!("capstan.app={app}"),
+            ],
+        )]);
+        let images = self
+            .docker()
+            .list_images(Some(ListImagesOptions {
+                filters,
+                ..Default::default()
+            }))
+            .await?;
+        Ok(images.into_iter().flat_map(|i| i.repo_tags).collect())
+    }
+
+    /// Removes an image reference; a missing image is not an error.
+    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptions {
+            force: false,
+            noprune: false,
+        };
+        match self.docker().remove_image(reference, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}

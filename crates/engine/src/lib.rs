@@ -1,0 +1,83 @@
+//! Everything that talks to a Docker engine: connecting, building images, running and
+//! health-watching containers, and bootstrapping the proxy and its route files. Only this
+//! crate knows bollard.
+
+pub mod containers;
+pub mod images;
+pub mod proxy;
+pub mod setup;
+
+use bollard::Docker;
+
+/// A failure while talking to the Docker engine or the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("image build failed: {0}")]
+    Build(String),
+    #[error("proxy: {0}")]
+    Proxy(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A handle on one Docker engine, scoped to one Capstan instance: every object it creates
+/// carries `capstan.instance=<instance>` and a name prefixed with the instance.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    instance: String,
+}
+
+impl Engine {
+    /// Connects to `docker_host` (a `unix://` path, `tcp://` or `http://` address), or the
+    /// local socket when `None`, and negotiates the API version the engine speaks.
+    pub async fn connect(docker_host: Option<&str>, instance: &str) -> Result<Self, EngineError> {
+        let target = docker_host.unwrap_or("unix:///var/run/docker.sock").to_string();
+        let connect_err = |source| EngineError::Connect {
+            target: target.clone(),
+            source,
+        };
+        let docker = match docker_host {
+            None => Docker::connect_with_local_defaults(),
+            Some(host) if host.starts_with("unix://") || host.starts_with('/') => {
+                let path = host.trim_start_matches("unix://");
+                Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+            }
+            Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION),
+        }
+        .map_err(connect_err)?;
+        let docker = docker.negotiate_version().await.map_err(connect_err)?;
+        docker.ping().await.map_err(connect_err)?;
+        Ok(Self {
+            docker,
+            instance: instance.to_string(),
+        })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+/// Whether a bollard error is the engine's 404.
+pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}

@@ -1,0 +1,281 @@
+//! The proxy: making sure this instance's Traefik container runs with the rendered static
+//! config, rewriting per-app route files atomically, and asking Traefik's API whether a
+//! change is in force.
+
+use crate::setup::single_file_tar;
+use crate::{is_not_found, Engine, EngineError};
+use bollard::container::{Config, CreateContainerOptions, UploadToContainerOptions};
+use bollard::models::{HostConfig, Mount, MountTypeEnum, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How this instance's proxy should run.
+pub struct ProxySpec {
+    pub image: String,
+    pub static_config: String,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// Host directory with the per-app route files, mounted where the file provider watches.
+    pub routes_dir: PathBuf,
+    /// Where the file provider watches inside the container.
+    pub routes_mount: String,
+    /// The engine's socket on the proxy's host, for the docker provider.
+    pub docker_socket: String,
+}
+
+impl ProxySpec {
+    fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        for part in [
+            self.image.as_str(),
+            self.static_config.as_str(),
+            &self.http_port.to_string(),
+            &self.https_port.to_string(),
+            &self.routes_dir.to_string_lossy(),
+            self.routes_mount.as_str(),
+            self.docker_socket.as_str(),
+        ] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hex::encode(&hash.finalize()[..8])
+    }
+}
+
+impl Engine {
+    pub fn proxy_container_name(&self) -> String {
+        format!("{}-proxy", self.instance())
+    }
+
+    /// Makes sure the proxy runs with exactly `spec`: an existing proxy with the same
+    /// fingerprint is kept (apps keep serving across daemon restarts); a different one is
+    /// replaced. Returns the base URL of Traefik's API as reachable from the daemon.
+    pub async fn ensure_proxy(&self, spec: &ProxySpec) -> Result<String, EngineError> {
+        let name = self.proxy_container_name();
+        let fingerprint = spec.fingerprint();
+        match self.docker().inspect_container(&name, None).await {
+            Ok(info) => {
+                let same = info
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.as_ref())
+                    .and_then(|l| l.get("capstan.fingerprint"))
+                    == Some(&fingerprint);
+                let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+                if same {
+                    if !running {
+                        self.docker().start_container::<String>(&name, None).await?;
+                    }
+                    return self.proxy_api_url().await;
+                }
+                tracing::info!(%name, "proxy configuration changed; recreating the proxy");
+                self.remove_container(&name).await?;
+            }
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+        if self.image_id(&spec.image).await?.is_none() {
+            return Err(EngineError::Proxy(format!(
+                "proxy image {} is not on the engine and cannot be pulled here; build it \
+                 with scripts/build-test-images.sh or pull it on a connected host",
+                spec.image
+            )));
+        }
+        self.create_proxy(&name, spec, &fingerprint).await?;
+        self.proxy_api_url().await
+    }
+
+    async fn create_proxy(&self, name: &str, spec: &ProxySpec, fingerprint: &str) -> Result<(), EngineError> {
+        let binding = |ip: &str, port: u16| {
+            Some(vec![PortBinding {
+                host_ip: Some(ip.to_string()),
+                host_port: Some(port.to_string()),
+            }])
+        };
+        let port_bindings = HashMap::from([
+            ("80/tcp".to_string(), binding("0.0.0.0", spec.http_port)),
+            ("443/tcp".to_string(), binding("0.0.0.0", spec.https_port)),
+            // Traefik's API stays on loopback, on a port the engine picks.
+            ("8080/tcp".to_string(), binding("127.0.0.1", 0)),
+        ]);
+        let exposed = ["80/tcp", "443/tcp", "8080/tcp"]
+            .into_iter()
+            .map(|p| (p.to_string(), HashMap::new()))
+            .collect();
+        let mount = |source: String, target: &str, typ, read_only| Mount {
+            source: Some(source),
+            target: Some(target.to_string()),
+            typ: Some(typ),
+            read_only: Some(read_only),
+            ..Default::default()
+        };
+        let labels = HashMap::from([
+            ("capstan.instance".to_string(), self.instance().to_string()),
+            ("capstan.role".to_string(), "proxy".to_string()),
+            ("capstan.fingerprint".to_string(), fingerprint.to_string()),
+        ]);
+        let config = Config {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["--configfile=/etc/traefik/traefik.yml".to_string()]),
+            labels: Some(labels),
+            exposed_ports: Some(exposed),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                network_mode: Some(self.instance().to_string()),
+                mounts: Some(vec![
+                    mount(spec.docker_socket.clone(), "/var/run/docker.sock", MountTypeEnum::BIND, true),
+                    mount(spec.routes_dir.to_string_lossy().into_owned(), &spec.routes_mount, MountTypeEnum::BIND, true),
+                    mount(format!("{}-proxy-data", self.instance()), "/data", MountTypeEnum::VOLUME, false),
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.docker()
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: name.to_string(),
+                    platform: None,
+                }),
+                config,
+            )
+            .await?;
+        let archive = single_file_tar("etc/traefik/traefik.yml", spec.static_config.as_bytes(), 0o644)?;
+        self.docker()
+            .upload_to_container(
+                name,
+                Some(UploadToContainerOptions {
+                    path: "/".to_string(),
+                    ..Default::default()
+                }),
+                archive.into(),
+            )
+            .await?;
+        self.docker().start_container::<String>(name, None).await?;
+        Ok(())
+    }
+
+    /// Traefik's API base URL, from the loopback port the engine published.
+    async fn proxy_api_url(&self) -> Result<String, EngineError> {
+        let name = self.proxy_container_name();
+        for _ in 0..50 {
+            let info = self.docker().inspect_container(&name, None).await?;
+            let port = info
+                .network_settings
+                .and_then(|n| n.ports)
+                .and_then(|p| p.get("8080/tcp").cloned().flatten())
+                .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+                .filter(|p| !p.is_empty());
+            if let Some(port) = port {
+                return Ok(format!("http://127.0.0.1:{port}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(EngineError::Proxy(format!("{name} publishes no API port")))
+    }
+}
+
+/// The directory of per-app route files the proxy's file provider watches.
+#[derive(Debug, Clone)]
+pub struct RouteFiles {
+    dir: PathBuf,
+    staging: PathBuf,
+}
+
+impl RouteFiles {
+    /// `dir` is watched by the proxy; `staging` must be on the same filesystem but outside
+    /// it, so a half-written file is never seen.
+    pub fn new(dir: PathBuf, staging: PathBuf) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&staging)?;
+        Ok(Self { dir, staging })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces `<name>.yml` atomically (write to staging, fsync, rename into place).
+    pub fn write(&self, name: &str, content: &str) -> Result<(), EngineError> {
+        use std::io::Write;
+        let tmp = self.staging.join(format!("{name}.yml.tmp"));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(format!("{name}.yml")))?;
+        Ok(())
+    }
+
+    /// Removes `<name>.yml`; missing is fine.
+    pub fn remove(&self, name: &str) -> Result<(), EngineError> {
+        match std::fs::remove_file(self.dir.join(format!("{name}.yml"))) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(format!("{name}.yml"))).ok()
+    }
+}
+
+/// A client of Traefik's API entrypoint.
+#[derive(Debug, Clone)]
+pub struct ProxyApi {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ProxyApi {
+    pub fn new(base: String) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("a reqwest client with a timeout builds");
+        Self { base, http }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether Traefik answers its ping.
+    pub async fn is_up(&self) -> bool {
+        matches!(self.http.get(format!("{}/ping", self.base)).send().await, Ok(r) if r.status().is_success())
+    }
+
+    async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// Whether Traefik knows the service `name` (e.g. `x-d4@docker`) with a server in it.
+    pub async fn has_service(&self, name: &str) -> bool {
+        self.get_json(&format!("/api/http/services/{name}"))
+            .await
+            .and_then(|v| v.get("serverStatus").cloned())
+            .and_then(|s| s.as_object().map(|o| !o.is_empty()))
+            .unwrap_or(false)
+    }
+
+    /// The backends the weighted service `name` (e.g. `x@file`) currently sends to.
+    pub async fn weighted_backends(&self, name: &str) -> Option<Vec<String>> {
+        let value = self.get_json(&format!("/api/http/services/{name}")).await?;
+        let services = value.get("weighted")?.get("services")?.as_array()?;
+        Some(
+            services
+                .iter()
+                .filter_map(|s| s.get("name")?.as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,112 @@
+//! Objects an instance needs before any app runs: its network and the volume holding the
+//! static health probe that every app container mounts read-only.
+
+use crate::{is_not_found, Engine, EngineError};
+use bollard::container::{Config, CreateContainerOptions, UploadToContainerOptions};
+use bollard::models::{HostConfig, Mount, MountTypeEnum};
+use bollard::network::CreateNetworkOptions;
+use bollard::volume::CreateVolumeOptions;
+use std::collections::HashMap;
+
+impl Engine {
+    fn owned_labels(&self, role: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("capstan.instance".to_string(), self.instance().to_string()),
+            ("capstan.role".to_string(), role.to_string()),
+        ])
+    }
+
+    /// Creates the instance's bridge network (named after the instance) if missing.
+    pub async fn ensure_network(&self) -> Result<(), EngineError> {
+        let name = self.instance().to_string();
+        match self.docker().inspect_network::<String>(&name, None).await {
+            Ok(_) => return Ok(()),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let options = CreateNetworkOptions {
+            name: name.clone(),
+            driver: "bridge".to_string(),
+            labels: self.owned_labels("network"),
+            ..Default::default()
+        };
+        match self.docker().create_network(options).await {
+            Ok(_) => Ok(()),
+            // Lost a race with another start of the same instance: fine.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Name of the volume that holds the static probe binary.
+    pub fn probe_volume(&self) -> String {
+        format!("{}-probe", self.instance())
+    }
+
+    /// Creates the probe volume and (re)writes `capstan-probe` into it, using a container of
+    /// `helper_image` that is created but never started, so only the Docker API is needed
+    /// (the same works against a remote engine).
+    pub async fn install_probe(&self, probe: &[u8], helper_image: &str) -> Result<(), EngineError> {
+        let volume = self.probe_volume();
+        self.docker()
+            .create_volume(CreateVolumeOptions {
+                name: volume.clone(),
+                labels: self.owned_labels("probe"),
+                ..Default::default()
+            })
+            .await?;
+        let helper = format!("{}-probe-installer", self.instance());
+        self.remove_container(&helper).await?;
+        let config = Config {
+            image: Some(helper_image.to_string()),
+            labels: Some(self.owned_labels("probe-installer")),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some("/probe".into()),
+                    source: Some(volume),
+                    typ: Some(MountTypeEnum::VOLUME),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.docker()
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: helper.clone(),
+                    platform: None,
+                }),
+                config,
+            )
+            .await?;
+        let archive = single_file_tar("capstan-probe", probe, 0o755)?;
+        let upload = self
+            .docker()
+            .upload_to_container(
+                &helper,
+                Some(UploadToContainerOptions {
+                    path: "/probe".to_string(),
+                    ..Default::default()
+                }),
+                archive.into(),
+            )
+            .await;
+        self.remove_container(&helper).await?;
+        upload?;
+        Ok(())
+    }
+}
+
+/// A tar archive holding one regular file.
+pub(crate) fn single_file_tar(path: &str, content: &[u8], mode: u32) -> Result<Vec<u8>, EngineError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    builder.append_data(&mut header, path, content)?;
+    Ok(builder.into_inner()?)
+}

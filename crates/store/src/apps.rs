@@ -1,0 +1,90 @@
+//! The apps table.
+
+use crate::{now_ms, Store, StoreError};
+use capstan_core::{AppName, AppSpec};
+use sqlx::Row;
+
+#[derive(Debug, Clone)]
+pub struct AppRecord {
+    pub name: AppName,
+    pub spec: AppSpec,
+    pub live_deployment_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AppRecord, StoreError> {
+    let name: String = row.try_get("name")?;
+    let spec: String = row.try_get("spec")?;
+    Ok(AppRecord {
+        name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("app {name}: {e}")))?,
+        live_deployment_id: row.try_get("live_deployment_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn spec_json(spec: &AppSpec) -> String {
+    serde_json::to_string(spec).expect("an AppSpec always serializes")
+}
+
+impl Store {
+    pub async fn create_app(&self, name: &AppName, spec: &AppSpec) -> Result<AppRecord, StoreError> {
+        let now = now_ms();
+        let result = sqlx::query("INSERT INTO apps (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)")
+            .bind(name.as_str())
+            .bind(spec_json(spec))
+            .bind(now)
+            .bind(now)
+            .execute(self.pool())
+            .await;
+        match result {
+            Ok(_) => self.app(name).await,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!("app {name}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn app(&self, name: &AppName) -> Result<AppRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM apps WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("app {name}")))?;
+        decode(&row)
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn update_app_spec(&self, name: &AppName, spec: &AppSpec) -> Result<AppRecord, StoreError> {
+        let done = sqlx::query("UPDATE apps SET spec = ?, updated_at = ? WHERE name = ?")
+            .bind(spec_json(spec))
+            .bind(now_ms())
+            .bind(name.as_str())
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("app {name}")));
+        }
+        self.app(name).await
+    }
+
+    pub async fn delete_app(&self, name: &AppName) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM apps WHERE name = ?")
+            .bind(name.as_str())
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("app {name}")));
+        }
+        Ok(())
+    }
+}

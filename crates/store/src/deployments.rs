@@ -1,0 +1,280 @@
+//! The deployments table: creation, the queue (claiming), state changes with their
+//! timestamps, and crash recovery.
+
+use crate::{now_ms, Store, StoreError};
+use capstan_core::{AppName, DeploymentState, Trigger};
+use sqlx::Row;
+
+#[derive(Debug, Clone)]
+pub struct DeploymentRecord {
+    pub id: i64,
+    pub app: AppName,
+    pub server: String,
+    pub environment: String,
+    pub trigger: Trigger,
+    pub state: DeploymentState,
+    pub git_ref: Option<String>,
+    pub commit_sha: Option<String>,
+    pub image: Option<String>,
+    pub from_release: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// When a deployment entered a state.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub state: DeploymentState,
+    pub at: i64,
+}
+
+/// What is needed to queue a deployment.
+pub struct NewDeployment<'a> {
+    pub app: &'a AppName,
+    pub trigger: Trigger,
+    pub git_ref: Option<&'a str>,
+    pub from_release: Option<i64>,
+}
+
+const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(e);
+    let app: String = row.try_get("app")?;
+    let trigger: String = row.try_get("trigger")?;
+    let state: String = row.try_get("state")?;
+    Ok(DeploymentRecord {
+        id: row.try_get("id")?,
+        app: AppName::parse(&app).map_err(|e| corrupt(e.to_string()))?,
+        server: row.try_get("server")?,
+        environment: row.try_get("environment")?,
+        trigger: trigger.parse().map_err(corrupt)?,
+        state: state.parse().map_err(corrupt)?,
+        git_ref: row.try_get("git_ref")?,
+        commit_sha: row.try_get("commit_sha")?,
+        image: row.try_get("image")?,
+        from_release: row.try_get("from_release")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+impl Store {
+    /// Queues a deployment and records its `queued` phase.
+    pub async fn enqueue(&self, new: NewDeployment<'_>) -> Result<DeploymentRecord, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, created_at)
+             VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
+        )
+        .bind(new.app.as_str())
+        .bind(new.trigger.as_str())
+        .bind(new.git_ref)
+        .bind(new.from_release)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        sqlx::query("INSERT INTO deployment_phases (deployment_id, state, at) VALUES (?, 'queued', ?)")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.deployment(id).await
+    }
+
+    pub async fn deployment(&self, id: i64) -> Result<DeploymentRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("deployment {id}")))?;
+        decode(&row)
+    }
+
+    /// An app's deployments, newest first.
+    pub async fn deployments_of(&self, app: &AppName, limit: i64) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM deployments WHERE app = ? ORDER BY id DESC LIMIT ?")
+            .bind(app.as_str())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn phases(&self, id: i64) -> Result<Vec<Phase>, StoreError> {
+        let rows = sqlx::query("SELECT state, at FROM deployment_phases WHERE deployment_id = ? ORDER BY at, rowid")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(Phase {
+                    state: state.parse().map_err(StoreError::Corrupt)?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims the oldest queued deployment whose app has nothing in progress, moving it to
+    /// `preparing` in the same statement so two workers never claim the same row.
+    pub async fn claim_next(&self) -> Result<Option<DeploymentRecord>, StoreError> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE deployments SET state = 'preparing', started_at = ?
+             WHERE id = (
+                SELECT d.id FROM deployments d
+                WHERE d.state = 'queued'
+                  AND NOT EXISTS (SELECT 1 FROM deployments r WHERE r.app = d.app AND r.state IN {IN_PROGRESS})
+                ORDER BY d.id LIMIT 1)
+             RETURNING *"
+        );
+        let Some(row) = sqlx::query(&sql).bind(now).fetch_optional(self.pool()).await? else {
+            return Ok(None);
+        };
+        let record = decode(&row)?;
+        self.record_phase(record.id, DeploymentState::Preparing, now).await?;
+        Ok(Some(record))
+    }
+
+    async fn record_phase(&self, id: i64, state: DeploymentState, at: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(state.as_str())
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a deployment to `next` if that is a legal step; `error` is kept with a
+    /// failure. Finished states also stamp `finished_at`.
+    pub async fn transition(&self, id: i64, next: DeploymentState, error: Option<&str>) -> Result<(), StoreError> {
+        let current = self.deployment(id).await?.state;
+        if !current.can_move_to(next) {
+            return Err(StoreError::IllegalTransition {
+                id,
+                from: current.to_string(),
+                to: next.to_string(),
+            });
+        }
+        let now = now_ms();
+        let finished = if next.is_finished() { Some(now) } else { None };
+        sqlx::query(
+            "UPDATE deployments SET state = ?, error = COALESCE(?, error),
+                finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?",
+        )
+        .bind(next.as_str())
+        .bind(error)
+        .bind(finished)
+        .bind(id)
+        .bind(current.as_str())
+        .execute(self.pool())
+        .await?;
+        self.record_phase(id, next, now).await
+    }
+
+    pub async fn set_commit(&self, id: i64, commit: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET commit_sha = ? WHERE id = ?")
+            .bind(commit)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_image(&self, id: i64, image: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET image = ? WHERE id = ?")
+            .bind(image)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes `id` the app's live deployment and the previous live one `superseded`, in one
+    /// transaction.
+    pub async fn mark_live(&self, app: &AppName, id: i64) -> Result<Option<i64>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let previous: Option<i64> = sqlx::query("SELECT live_deployment_id FROM apps WHERE name = ?")
+            .bind(app.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("live_deployment_id")?;
+        let moved = sqlx::query("UPDATE deployments SET state = 'live', finished_at = ? WHERE id = ? AND state = 'switching'")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() != 1 {
+            return Err(StoreError::IllegalTransition {
+                id,
+                from: "(not switching)".into(),
+                to: "live".into(),
+            });
+        }
+        sqlx::query("INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, 'live', ?)")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(old) = previous.filter(|old| *old != id) {
+            sqlx::query("UPDATE deployments SET state = 'superseded' WHERE id = ? AND state = 'live'")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, 'superseded', ?)")
+                .bind(old)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE apps SET live_deployment_id = ?, updated_at = ? WHERE name = ?")
+            .bind(id)
+            .bind(now)
+            .bind(app.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Marks every deployment a dead daemon left in progress as failed ("interrupted")
+    /// and returns them, so their half-made containers can be removed.
+    pub async fn fail_interrupted(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE deployments SET state = 'failed', finished_at = ?,
+                error = 'interrupted: the daemon stopped while this deployment was running'
+             WHERE state IN {IN_PROGRESS} RETURNING *"
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
+        let records: Vec<DeploymentRecord> = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        for record in &records {
+            self.record_phase(record.id, DeploymentState::Failed, now).await?;
+        }
+        Ok(records)
+    }
+
+    /// Whether the app has a deployment queued or in progress.
+    pub async fn has_pending(&self, app: &AppName) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM deployments WHERE app = ? AND (state = 'queued' OR state IN {IN_PROGRESS})"
+        );
+        let n: i64 = sqlx::query(&sql)
+            .bind(app.as_str())
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        Ok(n > 0)
+    }
+}

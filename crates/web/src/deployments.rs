@@ -199,7 +199,7 @@ async fn follow(
             Ok(d) => d.state,
             Err(_) => return,
         };
-        if state.is_finished() {
+        if state.is_finished() && !deployer.is_running(id) {
             if !send_stored(&store, id, &mut last, &sender).await {
                 return;
             }

@@ -93,7 +93,16 @@ mod tests {
     fn honours_dockerignore_anchored_at_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for file in ["Dockerfile", "app.log", "src/main.rs", "src/debug.log", "secret.env", "keep.env", ".git/HEAD", "node_modules/x/y.js"] {
+        for file in [
+            "Dockerfile",
+            "app.log",
+            "src/main.rs",
+            "src/debug.log",
+            "secret.env",
+            "keep.env",
+            ".git/HEAD",
+            "node_modules/x/y.js",
+        ] {
             let path = root.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
@@ -107,7 +116,10 @@ mod tests {
         assert!(got.contains("Dockerfile"), "the Dockerfile is always sent");
         assert!(got.contains("src/main.rs"));
         assert!(got.contains("keep.env"));
-        assert!(got.contains("src/debug.log"), "*.log is anchored at the root, as in Docker");
+        assert!(
+            got.contains("src/debug.log"),
+            "*.log is anchored at the root, as in Docker"
+        );
         for gone in ["app.log", "secret.env", ".git/HEAD", "node_modules/x/y.js"] {
             assert!(!got.contains(gone), "{gone} must be left out: {got:?}");
         }

@@ -54,7 +54,9 @@ mod tests {
     #[test]
     fn finds_a_dockerfile_and_explains_when_there_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let err = detect_plan(dir.path(), "Dockerfile").unwrap_err().to_string();
+        let err = detect_plan(dir.path(), "Dockerfile")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("looked for a Dockerfile"), "{err}");
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         assert_eq!(
@@ -70,8 +72,14 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path().join("Dockerfile"), dir.path().join("Dockerfile")).unwrap();
-        let err = detect_plan(dir.path(), "Dockerfile").unwrap_err().to_string();
+        std::os::unix::fs::symlink(
+            outside.path().join("Dockerfile"),
+            dir.path().join("Dockerfile"),
+        )
+        .unwrap();
+        let err = detect_plan(dir.path(), "Dockerfile")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("outside the source tree"), "{err}");
     }
 }

@@ -20,7 +20,12 @@ pub struct Checkout {
 async fn git(cwd: &Path, action: &str, args: &[&str]) -> Result<String, BuildError> {
     let mut command = Command::new("git");
     command
-        .args(["-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null"])
+        .args([
+            "-c",
+            "protocol.ext.allow=never",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
         .args(args)
         .current_dir(cwd)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -71,7 +76,19 @@ pub async fn fetch_git(url: &str, reference: &str, dest: &Path) -> Result<Checko
     let mut commit = None;
     for candidate in &candidates {
         let spec = format!("{candidate}^{{commit}}");
-        if let Ok(sha) = git(dest, "rev-parse", &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]).await {
+        if let Ok(sha) = git(
+            dest,
+            "rev-parse",
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+        )
+        .await
+        {
             commit = Some(sha);
             break;
         }
@@ -80,9 +97,19 @@ pub async fn fetch_git(url: &str, reference: &str, dest: &Path) -> Result<Checko
         reference: reference.to_string(),
         url: url.to_string(),
     })?;
-    git(dest, "checkout", &["checkout", "--quiet", "--detach", &commit]).await?;
+    git(
+        dest,
+        "checkout",
+        &["checkout", "--quiet", "--detach", &commit],
+    )
+    .await?;
     if dest.join(".gitmodules").exists() {
-        git(dest, "submodule update", &["submodule", "update", "--init", "--recursive", "--quiet"]).await?;
+        git(
+            dest,
+            "submodule update",
+            &["submodule", "update", "--init", "--recursive", "--quiet"],
+        )
+        .await?;
     }
     Ok(Checkout {
         dir: dest.to_path_buf(),

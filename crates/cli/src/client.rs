@@ -30,7 +30,11 @@ impl Connection {
     }
 
     fn client(&self) -> anyhow::Result<(reqwest::Client, String, String)> {
-        Ok((reqwest::Client::new(), self.url.trim_end_matches('/').to_string(), self.token()?))
+        Ok((
+            reqwest::Client::new(),
+            self.url.trim_end_matches('/').to_string(),
+            self.token()?,
+        ))
     }
 }
 
@@ -62,7 +66,10 @@ async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response>
     }
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body.get("error").and_then(Value::as_str).unwrap_or("(no message)");
+    let message = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)");
     bail!("{status}: {message}")
 }
 
@@ -79,14 +86,20 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         .send()
         .await?;
     let created: Value = check(response).await?.json().await?;
-    let id = created["id"].as_i64().context("the daemon returned no deployment id")?;
+    let id = created["id"]
+        .as_i64()
+        .context("the daemon returned no deployment id")?;
     println!("deployment {id} queued");
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
     let state = follow(&http, &base, &token, id).await?;
     println!("deployment {id}: {state}");
-    Ok(if state == "live" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if state == "live" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
@@ -97,7 +110,10 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let response = http
-        .get(format!("{base}/api/v1/deployments/{}/logs", args.deployment))
+        .get(format!(
+            "{base}/api/v1/deployments/{}/logs",
+            args.deployment
+        ))
         .bearer_auth(&token)
         .send()
         .await?;
@@ -106,7 +122,12 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints a deployment's log as it streams and returns its final state.
-async fn follow(http: &reqwest::Client, base: &str, token: &str, id: i64) -> anyhow::Result<String> {
+async fn follow(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: i64,
+) -> anyhow::Result<String> {
     let response = http
         .get(format!("{base}/api/v1/deployments/{id}/logs?follow=true"))
         .bearer_auth(token)

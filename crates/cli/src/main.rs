@@ -8,7 +8,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "capstan", version, about = "A self-hosted, container-native PaaS")]
+#[command(
+    name = "capstan",
+    version,
+    about = "A self-hosted, container-native PaaS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

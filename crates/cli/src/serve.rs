@@ -48,7 +48,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     engine.install_probe(&probe, &config.proxy_image).await?;
 
-    let routes = RouteFiles::new(data_dir.join("proxy/dynamic"), data_dir.join("proxy/staging"))?;
+    let routes = RouteFiles::new(
+        data_dir.join("proxy/dynamic"),
+        data_dir.join("proxy/staging"),
+    )?;
     let static_config = render_static_config(&ProxySettings {
         instance: &config.instance,
         acme_email: config.acme_email.as_deref(),
@@ -97,7 +100,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "API listening");
-    capstan_web::serve(listener, capstan_web::AppState { deployer }, shutdown_signal()).await?;
+    capstan_web::serve(
+        listener,
+        capstan_web::AppState { deployer },
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("shutting down: no new deployments are started");
     let _ = stop_tx.send(true);
     let _ = workers.await;
@@ -112,7 +120,10 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     }
     let mut bytes = [0u8; 32];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes);
-    let token = format!("cap_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!(
+        "cap_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let path = data_dir.join("admin-token");
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -46,7 +46,10 @@ pub fn traefik(names: &DeploymentNames, spec: &AppSpec) -> BTreeMap<String, Stri
             .collect::<Vec<_>>()
             .join(" || ");
         put(format!("traefik.http.routers.{id}.rule"), rule);
-        put(format!("traefik.http.routers.{id}.entrypoints"), "web".into());
+        put(
+            format!("traefik.http.routers.{id}.entrypoints"),
+            "web".into(),
+        );
         put(
             format!("traefik.http.routers.{id}.service"),
             format!("{}@file", names.app_service),

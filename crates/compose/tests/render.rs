@@ -27,7 +27,10 @@ fn assert_valid_compose(yaml: &str) {
         .iter_errors(&value)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "spec violates compose schema: {errors:#?}\n{yaml}");
+    assert!(
+        errors.is_empty(),
+        "spec violates compose schema: {errors:#?}\n{yaml}"
+    );
 }
 
 fn spec(json: &str) -> AppSpec {
@@ -73,9 +76,8 @@ fn app_with_domains_env_and_health() {
 
 #[test]
 fn hostile_env_values_stay_values() {
-    let text = render(
-        r#"{"source":{"path":"/s"},"env":{"X":"\nservices:\n  evil:\n    image: x"}}"#,
-    );
+    let text =
+        render(r#"{"source":{"path":"/s"},"env":{"X":"\nservices:\n  evil:\n    image: x"}}"#);
     assert_valid_compose(&text);
     let parsed = capstan_compose::ComposeSpec::from_yaml(&text).unwrap();
     assert_eq!(parsed.services.len(), 1);

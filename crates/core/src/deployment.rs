@@ -72,16 +72,16 @@ impl DeploymentState {
     /// Whether moving from `self` to `next` is a legal step.
     pub fn can_move_to(self, next: DeploymentState) -> bool {
         use DeploymentState::*;
-        match (self, next) {
-            (Queued, Preparing | Starting | Cancelled | Failed) => true,
-            (Preparing, Building | Starting | Failed | Cancelled) => true,
-            (Building, Starting | Failed | Cancelled) => true,
-            (Starting, HealthChecking | Failed) => true,
-            (HealthChecking, Switching | Failed) => true,
-            (Switching, Live | Failed) => true,
-            (Live, Superseded) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Queued, Preparing | Starting | Cancelled | Failed)
+                | (Preparing, Building | Starting | Failed | Cancelled)
+                | (Building, Starting | Failed | Cancelled)
+                | (Starting, HealthChecking | Failed)
+                | (HealthChecking, Switching | Failed)
+                | (Switching, Live | Failed)
+                | (Live, Superseded)
+        )
     }
 }
 

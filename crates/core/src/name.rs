@@ -76,7 +76,17 @@ mod tests {
 
     #[test]
     fn rejects_everything_else_with_a_reason() {
-        for bad in ["", "-a", "a-", "My", "a_b", "a.b", "a b", &"x".repeat(64), "ä"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "My",
+            "a_b",
+            "a.b",
+            "a b",
+            &"x".repeat(64),
+            "ä",
+        ] {
             let e = AppName::parse(bad).unwrap_err();
             assert_eq!(e.field, "name");
             assert!(!e.reason.is_empty());

@@ -22,7 +22,8 @@ pub enum RollbackTarget {
 
 impl Deployer {
     pub async fn create_app(&self, name: &AppName, spec: AppSpec) -> Result<AppView, ActionError> {
-        spec.validate().map_err(|e| ActionError::Invalid(e.to_string()))?;
+        spec.validate()
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
         let app = self.store().create_app(name, &spec).await?;
         Ok(AppView { app, live: None })
     }
@@ -49,7 +50,11 @@ impl Deployer {
     }
 
     /// Changes settings; they take effect with the next deploy or restart.
-    pub async fn patch_app(&self, name: &AppName, patch: AppSpecPatch) -> Result<AppView, ActionError> {
+    pub async fn patch_app(
+        &self,
+        name: &AppName,
+        patch: AppSpecPatch,
+    ) -> Result<AppView, ActionError> {
         let current = self.store().app(name).await?;
         let next = current
             .spec
@@ -83,7 +88,11 @@ impl Deployer {
     }
 
     /// Queues a build-and-deploy of the app, optionally at another git ref.
-    pub async fn deploy(&self, name: &AppName, git_ref: Option<&str>) -> Result<DeploymentRecord, ActionError> {
+    pub async fn deploy(
+        &self,
+        name: &AppName,
+        git_ref: Option<&str>,
+    ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         if let Some(reference) = git_ref {
             check_git_ref(reference).map_err(|e| ActionError::Invalid(e.to_string()))?;
@@ -97,16 +106,25 @@ impl Deployer {
     }
 
     /// Queues a rollback: the target release's image and settings, with no fetch or build.
-    pub async fn rollback(&self, name: &AppName, target: RollbackTarget) -> Result<DeploymentRecord, ActionError> {
+    pub async fn rollback(
+        &self,
+        name: &AppName,
+        target: RollbackTarget,
+    ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         let target = match target {
             RollbackTarget::Deployment(id) => {
                 let d = self.store().deployment(id).await?;
                 if &d.app != name {
-                    return Err(ActionError::Invalid(format!("deployment {id} belongs to app {}, not {name}", d.app)));
+                    return Err(ActionError::Invalid(format!(
+                        "deployment {id} belongs to app {}, not {name}",
+                        d.app
+                    )));
                 }
                 if Some(id) == app.live_deployment_id {
-                    return Err(ActionError::Conflict(format!("deployment {id} is already live")));
+                    return Err(ActionError::Conflict(format!(
+                        "deployment {id} is already live"
+                    )));
                 }
                 if !matches!(d.state, DeploymentState::Live | DeploymentState::Superseded) {
                     return Err(ActionError::Conflict(format!(
@@ -122,7 +140,11 @@ impl Deployer {
                 .await?
                 .into_iter()
                 .find(|d| d.state == DeploymentState::Superseded)
-                .ok_or_else(|| ActionError::Conflict(format!("app {name} has no earlier successful release to roll back to")))?,
+                .ok_or_else(|| {
+                    ActionError::Conflict(format!(
+                        "app {name} has no earlier successful release to roll back to"
+                    ))
+                })?,
         };
         let release = self.store().release_of(target.id).await?.ok_or_else(|| {
             ActionError::Conflict(format!("deployment {} has no recorded release", target.id))
@@ -133,21 +155,21 @@ impl Deployer {
                 release.image, target.id
             )));
         }
-        self.queue(name, Trigger::Rollback, None, Some(release.id)).await
+        self.queue(name, Trigger::Rollback, None, Some(release.id))
+            .await
     }
 
     /// Queues a restart: new containers from the live release with the current settings.
     pub async fn restart(&self, name: &AppName) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
-        let live = app
-            .live_deployment_id
-            .ok_or_else(|| ActionError::Conflict(format!("app {name} has no live deployment to restart")))?;
-        let release = self
-            .store()
-            .release_of(live)
-            .await?
-            .ok_or_else(|| ActionError::Conflict(format!("live deployment {live} has no recorded release")))?;
-        self.queue(name, Trigger::Restart, None, Some(release.id)).await
+        let live = app.live_deployment_id.ok_or_else(|| {
+            ActionError::Conflict(format!("app {name} has no live deployment to restart"))
+        })?;
+        let release = self.store().release_of(live).await?.ok_or_else(|| {
+            ActionError::Conflict(format!("live deployment {live} has no recorded release"))
+        })?;
+        self.queue(name, Trigger::Restart, None, Some(release.id))
+            .await
     }
 
     async fn queue(

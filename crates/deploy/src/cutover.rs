@@ -47,13 +47,18 @@ impl Deployer {
         names: &DeploymentNames,
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        self.store().transition(d.id, DeploymentState::HealthChecking, None).await?;
+        self.store()
+            .transition(d.id, DeploymentState::HealthChecking, None)
+            .await?;
         self.wait_healthy(&names.container, spec, log).await?;
-        self.store().transition(d.id, DeploymentState::Switching, None).await?;
+        self.store()
+            .transition(d.id, DeploymentState::Switching, None)
+            .await?;
         self.wait_proxy_sees(&names.traefik_service, log).await?;
         let previous = self.live_backend(&d.app).await?;
         self.point_route(&d.app, &names.traefik_service).await?;
-        log.info(format!("traffic switched to {}", names.container)).await;
+        log.info(format!("traffic switched to {}", names.container))
+            .await;
         if let Some(previous) = previous.filter(|p| p != &names.traefik_service) {
             // The old version stays up while in-flight requests finish; if the new one
             // falls over in that window, traffic goes straight back.
@@ -70,7 +75,12 @@ impl Deployer {
 
     /// Waits until Docker says the container is healthy (its probe passed), failing early
     /// when it exits or is declared unhealthy, and at the deadline at the latest.
-    async fn wait_healthy(&self, container: &str, spec: &AppSpec, log: &DeployLog) -> Result<(), Failure> {
+    async fn wait_healthy(
+        &self,
+        container: &str,
+        spec: &AppSpec,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
         let deadline = Instant::now() + Duration::from_secs(spec.health.deadline_secs as u64);
         log.info(format!(
             "waiting for {container} to be healthy (GET {} on port {}, up to {}s)",
@@ -86,14 +96,20 @@ impl Deployer {
                 }
                 last_reported = report.last_probe.clone();
             }
-            let last = report.last_probe.clone().unwrap_or_else(|| "no probe result yet".into());
+            let last = report
+                .last_probe
+                .clone()
+                .unwrap_or_else(|| "no probe result yet".into());
             match report.health {
                 Health::Healthy => {
                     log.info(format!("{container} is healthy")).await;
                     return Ok(());
                 }
                 Health::Unhealthy => {
-                    return Err(Failure(format!("health check failed {} times in a row; last result: {last}", spec.health.retries)));
+                    return Err(Failure(format!(
+                        "health check failed {} times in a row; last result: {last}",
+                        spec.health.retries
+                    )));
                 }
                 Health::Down(detail) => {
                     self.copy_container_logs(container, log).await;
@@ -114,13 +130,20 @@ impl Deployer {
     async fn copy_container_logs(&self, container: &str, log: &DeployLog) {
         match self.engine().tail_logs(container, 30).await {
             Ok(lines) if !lines.is_empty() => {
-                log.info(format!("last {} lines of {container}'s output:", lines.len())).await;
+                log.info(format!(
+                    "last {} lines of {container}'s output:",
+                    lines.len()
+                ))
+                .await;
                 for line in lines {
                     log.line("container", &line).await;
                 }
             }
             Ok(_) => log.info(format!("{container} printed nothing")).await,
-            Err(err) => log.info(format!("cannot read {container}'s output: {err}")).await,
+            Err(err) => {
+                log.info(format!("cannot read {container}'s output: {err}"))
+                    .await
+            }
         }
     }
 
@@ -151,7 +174,11 @@ impl Deployer {
 
     /// Rewrites the app's route file to send everything to `traefik_service` and waits
     /// until Traefik's API shows the change in force.
-    pub(crate) async fn point_route(&self, app: &AppName, traefik_service: &str) -> Result<(), Failure> {
+    pub(crate) async fn point_route(
+        &self,
+        app: &AppName,
+        traefik_service: &str,
+    ) -> Result<(), Failure> {
         let app_service = capstan_compose::render::app_service_name(self.engine().instance(), app);
         let text = render_routes(
             &app_service,
@@ -164,7 +191,13 @@ impl Deployer {
         let expected = vec![format!("{traefik_service}@docker")];
         let deadline = Instant::now() + PROXY_TIMEOUT;
         while Instant::now() < deadline {
-            if self.proxy().weighted_backends(&format!("{app_service}@file")).await.as_ref() == Some(&expected) {
+            if self
+                .proxy()
+                .weighted_backends(&format!("{app_service}@file"))
+                .await
+                .as_ref()
+                == Some(&expected)
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -181,7 +214,9 @@ impl Deployer {
             let report = self.engine().health(container).await?;
             match report.health {
                 Health::Down(detail) => {
-                    return Err(Failure(format!("{container} crashed after passing its health check: {detail}")))
+                    return Err(Failure(format!(
+                        "{container} crashed after passing its health check: {detail}"
+                    )))
                 }
                 Health::Unhealthy => {
                     return Err(Failure(format!(
@@ -190,7 +225,9 @@ impl Deployer {
                     )))
                 }
                 _ if report.restart_count > 0 => {
-                    return Err(Failure(format!("{container} restarted after passing its health check")))
+                    return Err(Failure(format!(
+                        "{container} restarted after passing its health check"
+                    )))
                 }
                 _ => {}
             }
@@ -203,7 +240,12 @@ impl Deployer {
 
     async fn remove_failed(&self, container: &str, log: &DeployLog) {
         match self.engine().remove_container(container).await {
-            Ok(()) => log.info(format!("removed {container}; the live version keeps serving")).await,
+            Ok(()) => {
+                log.info(format!(
+                    "removed {container}; the live version keeps serving"
+                ))
+                .await
+            }
             Err(err) => log.info(format!("cannot remove {container}: {err}")).await,
         }
     }
@@ -218,7 +260,10 @@ impl Deployer {
             }
         };
         for old in containers.into_iter().filter(|c| c.name != keep) {
-            let stopped = self.engine().stop_container(&old.id, spec.stop_grace_secs).await;
+            let stopped = self
+                .engine()
+                .stop_container(&old.id, spec.stop_grace_secs)
+                .await;
             let removed = self.engine().remove_container(&old.id).await;
             match stopped.and(removed) {
                 Ok(()) => log.info(format!("retired {}", old.name)).await,

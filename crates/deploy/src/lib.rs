@@ -128,7 +128,11 @@ impl Deployer {
     /// Whether a worker of this process is still executing the deployment (its state may
     /// already be final while it retires old containers and writes its last log lines).
     pub fn is_running(&self, id: i64) -> bool {
-        self.inner.running.lock().expect("running set lock").contains(&id)
+        self.inner
+            .running
+            .lock()
+            .expect("running set lock")
+            .contains(&id)
     }
 
     pub(crate) fn set_running(&self, id: i64, running: bool) {

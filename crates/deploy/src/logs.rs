@@ -61,7 +61,12 @@ impl DeployLog {
     /// Stores a line and sends it to followers. A store failure is logged, never fatal:
     /// losing a log line must not fail a deployment.
     pub(crate) async fn line(&self, stream: &str, text: &str) {
-        match self.deployer.store().append_log(self.id, stream, text).await {
+        match self
+            .deployer
+            .store()
+            .append_log(self.id, stream, text)
+            .await
+        {
             Ok(line) => self.deployer.logs().publish(self.id, LogEvent::Line(line)),
             Err(err) => tracing::warn!(deployment = self.id, %err, "cannot store log line"),
         }

@@ -85,7 +85,12 @@ impl Deployer {
         log.end(final_state);
     }
 
-    async fn execute(&self, d: &DeploymentRecord, workspace: &Path, log: &DeployLog) -> Result<(), Failure> {
+    async fn execute(
+        &self,
+        d: &DeploymentRecord,
+        workspace: &Path,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
         let app = self.store().app(&d.app).await?;
         let artifact = match d.trigger {
             Trigger::Deploy => self.produce_image(d, &app.spec, workspace, log).await?,
@@ -122,7 +127,9 @@ impl Deployer {
                 }
             }
         };
-        self.store().transition(d.id, DeploymentState::Starting, None).await?;
+        self.store()
+            .transition(d.id, DeploymentState::Starting, None)
+            .await?;
         let (compose, text) = render_deployment(&RenderInput {
             instance: self.engine().instance(),
             app: &d.app,
@@ -131,9 +138,17 @@ impl Deployer {
             spec: &artifact.spec,
         })?;
         self.store()
-            .save_release(&d.app, d.id, &artifact.image, artifact.commit.as_deref(), &text, &artifact.spec)
+            .save_release(
+                &d.app,
+                d.id,
+                &artifact.image,
+                artifact.commit.as_deref(),
+                &text,
+                &artifact.spec,
+            )
             .await?;
-        log.info("release recorded (compose spec stored with the deployment)").await;
+        log.info("release recorded (compose spec stored with the deployment)")
+            .await;
         let (_, service) = compose
             .main_service()
             .ok_or_else(|| Failure("rendered spec has no service".into()))?;
@@ -155,7 +170,8 @@ impl Deployer {
                 let reference = d.git_ref.as_deref().unwrap_or(reference);
                 log.info(format!("fetching {url} at {reference}")).await;
                 let checkout = fetch_git(url, reference, &workspace.join("src")).await?;
-                log.info(format!("checked out commit {}", checkout.commit)).await;
+                log.info(format!("checked out commit {}", checkout.commit))
+                    .await;
                 (checkout.dir, Some(checkout.commit))
             }
             Source::Path(path) => {
@@ -166,7 +182,10 @@ impl Deployer {
                 let commit = local_commit(&root).await;
                 log.info(format!(
                     "using local directory {path}{}",
-                    commit.as_deref().map(|c| format!(" at commit {c}")).unwrap_or_default()
+                    commit
+                        .as_deref()
+                        .map(|c| format!(" at commit {c}"))
+                        .unwrap_or_default()
                 ))
                 .await;
                 (root, commit)
@@ -177,18 +196,27 @@ impl Deployer {
         }
         let plan = detect_plan(&root, &spec.dockerfile)?;
         log.info(format!("build plan: {}", plan.describe())).await;
-        self.store().transition(d.id, DeploymentState::Building, None).await?;
+        self.store()
+            .transition(d.id, DeploymentState::Building, None)
+            .await?;
         let dockerfile = spec.dockerfile.clone();
         let context = tokio::task::spawn_blocking(move || pack_context(&root, &dockerfile))
             .await
             .map_err(|e| Failure(format!("packing the build context panicked: {e}")))??;
-        log.info(format!("build context: {} KiB", context.len() / 1024)).await;
+        log.info(format!("build context: {} KiB", context.len() / 1024))
+            .await;
         let tag = format!("{}/{}:{}", self.engine().instance(), d.app, d.id);
         let labels = HashMap::from([
-            ("capstan.instance".to_string(), self.engine().instance().to_string()),
+            (
+                "capstan.instance".to_string(),
+                self.engine().instance().to_string(),
+            ),
             ("capstan.app".to_string(), d.app.to_string()),
             ("capstan.deployment".to_string(), d.id.to_string()),
-            ("capstan.commit".to_string(), commit.clone().unwrap_or_default()),
+            (
+                "capstan.commit".to_string(),
+                commit.clone().unwrap_or_default(),
+            ),
         ]);
         let request = BuildRequest {
             context_tar: context,
@@ -238,7 +266,8 @@ impl Deployer {
             let _ = forwarder.await;
             pulled?;
         }
-        log.info(format!("using prebuilt image {image} (no build)")).await;
+        log.info(format!("using prebuilt image {image} (no build)"))
+            .await;
         self.store().set_image(d.id, image).await?;
         Ok(Artifact {
             image: image.to_string(),

@@ -47,13 +47,18 @@ impl Deployer {
                 _ = stopping(&mut shutdown) => break,
             }
         }
-        tracing::info!(running = running.len(), "queue stopped; waiting for running deployments");
+        tracing::info!(
+            running = running.len(),
+            "queue stopped; waiting for running deployments"
+        );
         let drained = tokio::time::timeout(grace, async {
             while running.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("deployments still running at shutdown will be marked interrupted on next start");
+            tracing::warn!(
+                "deployments still running at shutdown will be marked interrupted on next start"
+            );
         }
     }
 }

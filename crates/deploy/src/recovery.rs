@@ -3,8 +3,8 @@
 //! to point at its live deployment, which keeps serving throughout.
 
 use crate::Deployer;
-use capstan_compose::render::DeploymentNames;
 use capstan_compose::labels;
+use capstan_compose::render::DeploymentNames;
 
 impl Deployer {
     /// Reconciles state and engine. Errors are logged; a partial recovery never stops the
@@ -36,7 +36,11 @@ impl Deployer {
         // Remove every container that is not its app's live one (half-made by an
         // interrupted deployment, or an old one whose retirement was cut short).
         for container in self.engine().owned_containers(None).await? {
-            let app = container.labels.get(labels::APP).cloned().unwrap_or_default();
+            let app = container
+                .labels
+                .get(labels::APP)
+                .cloned()
+                .unwrap_or_default();
             let deployment = container
                 .labels
                 .get(labels::DEPLOYMENT)

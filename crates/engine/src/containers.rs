@@ -115,7 +115,10 @@ impl Engine {
             name: service.container_name.clone(),
             platform: None,
         };
-        let created = self.docker().create_container(Some(options), config).await?;
+        let created = self
+            .docker()
+            .create_container(Some(options), config)
+            .await?;
         self.docker()
             .start_container::<String>(&created.id, None)
             .await?;
@@ -183,7 +186,11 @@ impl Engine {
     }
 
     /// The last `lines` lines of a container's stdout and stderr.
-    pub async fn tail_logs(&self, container: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+    pub async fn tail_logs(
+        &self,
+        container: &str,
+        lines: usize,
+    ) -> Result<Vec<String>, EngineError> {
         let options = LogsOptions::<String> {
             stdout: true,
             stderr: true,
@@ -207,7 +214,11 @@ impl Engine {
     }
 
     /// Stops a container (SIGTERM, then SIGKILL after `grace_secs`); missing is fine.
-    pub async fn stop_container(&self, container: &str, grace_secs: u32) -> Result<(), EngineError> {
+    pub async fn stop_container(
+        &self,
+        container: &str,
+        grace_secs: u32,
+    ) -> Result<(), EngineError> {
         let options = StopContainerOptions {
             t: grace_secs as i64,
         };
@@ -229,7 +240,11 @@ impl Engine {
             v: true,
             link: false,
         };
-        match self.docker().remove_container(container, Some(options)).await {
+        match self
+            .docker()
+            .remove_container(container, Some(options))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
             Err(err) => Err(err.into()),
@@ -237,7 +252,10 @@ impl Engine {
     }
 
     /// App containers of this instance, optionally of one app only.
-    pub async fn owned_containers(&self, app: Option<&str>) -> Result<Vec<OwnedContainer>, EngineError> {
+    pub async fn owned_containers(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
         let mut label_filters = vec![
             format!("capstan.instance={}", self.instance()),
             "capstan.role=app".to_string(),

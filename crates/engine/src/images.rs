@@ -34,9 +34,9 @@ impl Engine {
             nocache: request.no_cache,
             ..Default::default()
         };
-        let mut stream =
-            self.docker()
-                .build_image(options, None, Some(request.context_tar.into()));
+        let mut stream = self
+            .docker()
+            .build_image(options, None, Some(request.context_tar.into()));
         let mut last_error = None;
         while let Some(item) = stream.next().await {
             match item {
@@ -64,9 +64,9 @@ impl Engine {
         if let Some(error) = last_error {
             return Err(EngineError::Build(error.trim().to_string()));
         }
-        self.image_id(&request.tag)
-            .await?
-            .ok_or_else(|| EngineError::Build(format!("build finished but {} is missing", request.tag)))
+        self.image_id(&request.tag).await?.ok_or_else(|| {
+            EngineError::Build(format!("build finished but {} is missing", request.tag))
+        })
     }
 
     /// The id of an image by reference, or `None` if the engine has no such image.
@@ -79,7 +79,11 @@ impl Engine {
     }
 
     /// Pulls `reference`, sending progress lines to `log`.
-    pub async fn pull_image(&self, reference: &str, log: &UnboundedSender<String>) -> Result<(), EngineError> {
+    pub async fn pull_image(
+        &self,
+        reference: &str,
+        log: &UnboundedSender<String>,
+    ) -> Result<(), EngineError> {
         let options = bollard::image::CreateImageOptions {
             from_image: reference.to_string(),
             ..Default::default()
@@ -92,7 +96,11 @@ impl Engine {
                         let _ = log.send(status);
                     }
                 }
-                Err(err) => return Err(EngineError::Build(format!("cannot pull {reference}: {err}"))),
+                Err(err) => {
+                    return Err(EngineError::Build(format!(
+                        "cannot pull {reference}: {err}"
+                    )))
+                }
             }
         }
         Ok(())
@@ -123,7 +131,11 @@ impl Engine {
             force: false,
             noprune: false,
         };
-        match self.docker().remove_image(reference, Some(options), None).await {
+        match self
+            .docker()
+            .remove_image(reference, Some(options), None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
             Err(err) => Err(err.into()),

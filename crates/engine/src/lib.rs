@@ -40,7 +40,9 @@ impl Engine {
     /// Connects to `docker_host` (a `unix://` path, `tcp://` or `http://` address), or the
     /// local socket when `None`, and negotiates the API version the engine speaks.
     pub async fn connect(docker_host: Option<&str>, instance: &str) -> Result<Self, EngineError> {
-        let target = docker_host.unwrap_or("unix:///var/run/docker.sock").to_string();
+        let target = docker_host
+            .unwrap_or("unix:///var/run/docker.sock")
+            .to_string();
         let connect_err = |source| EngineError::Connect {
             target: target.clone(),
             source,

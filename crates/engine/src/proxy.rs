@@ -5,7 +5,9 @@
 use crate::setup::single_file_tar;
 use crate::{is_not_found, Engine, EngineError};
 use bollard::container::{Config, CreateContainerOptions, UploadToContainerOptions};
-use bollard::models::{HostConfig, Mount, MountTypeEnum, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::models::{
+    HostConfig, Mount, MountTypeEnum, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,7 +89,12 @@ impl Engine {
         self.proxy_api_url().await
     }
 
-    async fn create_proxy(&self, name: &str, spec: &ProxySpec, fingerprint: &str) -> Result<(), EngineError> {
+    async fn create_proxy(
+        &self,
+        name: &str,
+        spec: &ProxySpec,
+        fingerprint: &str,
+    ) -> Result<(), EngineError> {
         let binding = |ip: &str, port: u16| {
             Some(vec![PortBinding {
                 host_ip: Some(ip.to_string()),
@@ -129,9 +136,24 @@ impl Engine {
                 }),
                 network_mode: Some(self.instance().to_string()),
                 mounts: Some(vec![
-                    mount(spec.docker_socket.clone(), "/var/run/docker.sock", MountTypeEnum::BIND, true),
-                    mount(spec.routes_dir.to_string_lossy().into_owned(), &spec.routes_mount, MountTypeEnum::BIND, true),
-                    mount(format!("{}-proxy-data", self.instance()), "/data", MountTypeEnum::VOLUME, false),
+                    mount(
+                        spec.docker_socket.clone(),
+                        "/var/run/docker.sock",
+                        MountTypeEnum::BIND,
+                        true,
+                    ),
+                    mount(
+                        spec.routes_dir.to_string_lossy().into_owned(),
+                        &spec.routes_mount,
+                        MountTypeEnum::BIND,
+                        true,
+                    ),
+                    mount(
+                        format!("{}-proxy-data", self.instance()),
+                        "/data",
+                        MountTypeEnum::VOLUME,
+                        false,
+                    ),
                 ]),
                 ..Default::default()
             }),
@@ -146,7 +168,11 @@ impl Engine {
                 config,
             )
             .await?;
-        let archive = single_file_tar("etc/traefik/traefik.yml", spec.static_config.as_bytes(), 0o644)?;
+        let archive = single_file_tar(
+            "etc/traefik/traefik.yml",
+            spec.static_config.as_bytes(),
+            0o644,
+        )?;
         self.docker()
             .upload_to_container(
                 name,
@@ -251,7 +277,12 @@ impl ProxyApi {
     }
 
     async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.ok()?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -264,7 +295,12 @@ impl ProxyApi {
     pub async fn has_service(&self, name: &str) -> bool {
         self.get_json(&format!("/api/http/services/{name}"))
             .await
-            .and_then(|v| v.get("loadBalancer")?.get("servers")?.as_array().map(|s| !s.is_empty()))
+            .and_then(|v| {
+                v.get("loadBalancer")?
+                    .get("servers")?
+                    .as_array()
+                    .map(|s| !s.is_empty())
+            })
             .unwrap_or(false)
     }
 

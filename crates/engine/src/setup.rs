@@ -101,7 +101,11 @@ impl Engine {
 }
 
 /// A tar archive holding one regular file.
-pub(crate) fn single_file_tar(path: &str, content: &[u8], mode: u32) -> Result<Vec<u8>, EngineError> {
+pub(crate) fn single_file_tar(
+    path: &str,
+    content: &[u8],
+    mode: u32,
+) -> Result<Vec<u8>, EngineError> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);

@@ -40,7 +40,9 @@ fn main() {
     let settings = Arc::new(Settings {
         version: std::env::var("VERSION").unwrap_or_else(|_| "unknown".into()),
         healthy_after: Duration::from_secs(env_secs("HEALTHY_AFTER_SECS").unwrap_or(0)),
-        health_status: std::env::var("HEALTH_STATUS").ok().and_then(|v| v.parse().ok()),
+        health_status: std::env::var("HEALTH_STATUS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         started: Instant::now(),
     });
     if let Some(secs) = env_secs("CRASH_AFTER_SECS") {
@@ -132,7 +134,11 @@ fn serve(stream: TcpStream, settings: &Settings, stopping: &AtomicBool) {
             let mut body = vec![0u8; content_length.min(1 << 20)];
             let _ = std::io::Read::read_exact(&mut reader, &mut body);
         }
-        let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let target = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
         let (status, body) = respond(&target, settings);
         // While stopping, ask the client to close so keep-alive connections end cleanly.
         let close = close || stopping.load(Ordering::SeqCst);
@@ -142,7 +148,9 @@ fn serve(stream: TcpStream, settings: &Settings, stopping: &AtomicBool) {
             body.len(),
             if close { "close" } else { "keep-alive" }
         );
-        let written = writer.write_all(response.as_bytes()).and_then(|_| writer.flush());
+        let written = writer
+            .write_all(response.as_bytes())
+            .and_then(|_| writer.flush());
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         if written.is_err() || close {
             return;
@@ -170,7 +178,10 @@ fn respond(target: &str, settings: &Settings) -> (u16, String) {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1000u64);
             std::thread::sleep(Duration::from_millis(ms.min(60_000)));
-            (200, format!("version: {} (slow {ms} ms)\n", settings.version))
+            (
+                200,
+                format!("version: {} (slow {ms} ms)\n", settings.version),
+            )
         }
         _ if path.starts_with("/env/") => {
             let name = &path[5..];
@@ -180,7 +191,9 @@ fn respond(target: &str, settings: &Settings) -> (u16, String) {
             }
         }
         _ => {
-            let message = std::env::var("MESSAGE").map(|m| format!("{m}\n")).unwrap_or_default();
+            let message = std::env::var("MESSAGE")
+                .map(|m| format!("{m}\n"))
+                .unwrap_or_default();
             (200, format!("version: {}\n{message}", settings.version))
         }
     }

@@ -18,7 +18,8 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AppRecord, StoreError> {
     let spec: String = row.try_get("spec")?;
     Ok(AppRecord {
         name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("app {name}: {e}")))?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Corrupt(format!("app {name}: {e}")))?,
         live_deployment_id: row.try_get("live_deployment_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -30,15 +31,21 @@ fn spec_json(spec: &AppSpec) -> String {
 }
 
 impl Store {
-    pub async fn create_app(&self, name: &AppName, spec: &AppSpec) -> Result<AppRecord, StoreError> {
+    pub async fn create_app(
+        &self,
+        name: &AppName,
+        spec: &AppSpec,
+    ) -> Result<AppRecord, StoreError> {
         let now = now_ms();
-        let result = sqlx::query("INSERT INTO apps (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)")
-            .bind(name.as_str())
-            .bind(spec_json(spec))
-            .bind(now)
-            .bind(now)
-            .execute(self.pool())
-            .await;
+        let result = sqlx::query(
+            "INSERT INTO apps (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name.as_str())
+        .bind(spec_json(spec))
+        .bind(now)
+        .bind(now)
+        .execute(self.pool())
+        .await;
         match result {
             Ok(_) => self.app(name).await,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -64,7 +71,11 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    pub async fn update_app_spec(&self, name: &AppName, spec: &AppSpec) -> Result<AppRecord, StoreError> {
+    pub async fn update_app_spec(
+        &self,
+        name: &AppName,
+        spec: &AppSpec,
+    ) -> Result<AppRecord, StoreError> {
         let done = sqlx::query("UPDATE apps SET spec = ?, updated_at = ? WHERE name = ?")
             .bind(spec_json(spec))
             .bind(now_ms())

@@ -80,11 +80,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        sqlx::query("INSERT INTO deployment_phases (deployment_id, state, at) VALUES (?, 'queued', ?)")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_phases (deployment_id, state, at) VALUES (?, 'queued', ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.deployment(id).await
     }
@@ -99,7 +101,11 @@ impl Store {
     }
 
     /// An app's deployments, newest first.
-    pub async fn deployments_of(&self, app: &AppName, limit: i64) -> Result<Vec<DeploymentRecord>, StoreError> {
+    pub async fn deployments_of(
+        &self,
+        app: &AppName,
+        limit: i64,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM deployments WHERE app = ? ORDER BY id DESC LIMIT ?")
             .bind(app.as_str())
             .bind(limit)
@@ -109,10 +115,12 @@ impl Store {
     }
 
     pub async fn phases(&self, id: i64) -> Result<Vec<Phase>, StoreError> {
-        let rows = sqlx::query("SELECT state, at FROM deployment_phases WHERE deployment_id = ? ORDER BY at, rowid")
-            .bind(id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT state, at FROM deployment_phases WHERE deployment_id = ? ORDER BY at, rowid",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 let state: String = r.try_get("state")?;
@@ -137,27 +145,44 @@ impl Store {
                 ORDER BY d.id LIMIT 1)
              RETURNING *"
         );
-        let Some(row) = sqlx::query(&sql).bind(now).fetch_optional(self.pool()).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
         let record = decode(&row)?;
-        self.record_phase(record.id, DeploymentState::Preparing, now).await?;
+        self.record_phase(record.id, DeploymentState::Preparing, now)
+            .await?;
         Ok(Some(record))
     }
 
-    async fn record_phase(&self, id: i64, state: DeploymentState, at: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(state.as_str())
-            .bind(at)
-            .execute(self.pool())
-            .await?;
+    async fn record_phase(
+        &self,
+        id: i64,
+        state: DeploymentState,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, ?, ?)",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Moves a deployment to `next` if that is a legal step; `error` is kept with a
     /// failure. Finished states also stamp `finished_at`.
-    pub async fn transition(&self, id: i64, next: DeploymentState, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn transition(
+        &self,
+        id: i64,
+        next: DeploymentState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         let current = self.deployment(id).await?.state;
         if !current.can_move_to(next) {
             return Err(StoreError::IllegalTransition {
@@ -205,11 +230,12 @@ impl Store {
     pub async fn mark_live(&self, app: &AppName, id: i64) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let previous: Option<i64> = sqlx::query("SELECT live_deployment_id FROM apps WHERE name = ?")
-            .bind(app.as_str())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("live_deployment_id")?;
+        let previous: Option<i64> =
+            sqlx::query("SELECT live_deployment_id FROM apps WHERE name = ?")
+                .bind(app.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("live_deployment_id")?;
         let moved = sqlx::query("UPDATE deployments SET state = 'live', finished_at = ? WHERE id = ? AND state = 'switching'")
             .bind(now)
             .bind(id)
@@ -228,10 +254,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let Some(old) = previous.filter(|old| *old != id) {
-            sqlx::query("UPDATE deployments SET state = 'superseded' WHERE id = ? AND state = 'live'")
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE deployments SET state = 'superseded' WHERE id = ? AND state = 'live'",
+            )
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, 'superseded', ?)")
                 .bind(old)
                 .bind(now)
@@ -260,7 +288,8 @@ impl Store {
         let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
         let records: Vec<DeploymentRecord> = rows.iter().map(decode).collect::<Result<_, _>>()?;
         for record in &records {
-            self.record_phase(record.id, DeploymentState::Failed, now).await?;
+            self.record_phase(record.id, DeploymentState::Failed, now)
+                .await?;
         }
         Ok(records)
     }

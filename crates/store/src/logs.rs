@@ -13,7 +13,12 @@ pub struct LogLine {
 
 impl Store {
     /// Appends a line and returns it with its sequence number.
-    pub async fn append_log(&self, deployment: i64, stream: &str, line: &str) -> Result<LogLine, StoreError> {
+    pub async fn append_log(
+        &self,
+        deployment: i64,
+        stream: &str,
+        line: &str,
+    ) -> Result<LogLine, StoreError> {
         let at = now_ms();
         let seq: i64 = sqlx::query(
             "INSERT INTO deployment_logs (deployment_id, seq, stream, at, line)
@@ -36,7 +41,11 @@ impl Store {
     }
 
     /// Lines with a sequence number above `after`, in order.
-    pub async fn logs_after(&self, deployment: i64, after: i64) -> Result<Vec<LogLine>, StoreError> {
+    pub async fn logs_after(
+        &self,
+        deployment: i64,
+        after: i64,
+    ) -> Result<Vec<LogLine>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, stream, at, line FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq",
         )

@@ -64,7 +64,10 @@ impl Store {
         decode(&row)
     }
 
-    pub async fn release_of(&self, deployment_id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
+    pub async fn release_of(
+        &self,
+        deployment_id: i64,
+    ) -> Result<Option<ReleaseRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM releases WHERE deployment_id = ?")
             .bind(deployment_id)
             .fetch_optional(self.pool())

@@ -11,7 +11,12 @@ pub fn hash_token(token: &str) -> String {
 }
 
 impl Store {
-    pub async fn add_token(&self, name: &str, token: &str, scopes: &str) -> Result<i64, StoreError> {
+    pub async fn add_token(
+        &self,
+        name: &str,
+        token: &str,
+        scopes: &str,
+    ) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query(
             "INSERT INTO api_tokens (name, token_hash, scopes, created_at) VALUES (?, ?, ?, ?) RETURNING id",
         )
@@ -31,7 +36,9 @@ impl Store {
             .bind(hash_token(token))
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| r.try_get("scopes")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("scopes"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     pub async fn token_count(&self) -> Result<i64, StoreError> {

@@ -24,12 +24,27 @@ pub async fn create(
         .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
     let name = match object.remove("name") {
         Some(Value::String(name)) => name,
-        Some(_) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "name: must be a string")),
-        None => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "name: missing")),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name: must be a string",
+            ))
+        }
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name: missing",
+            ))
+        }
     };
-    let name = AppName::parse(&name).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let spec: AppSpec = serde_json::from_value(body)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid app settings: {e}")))?;
+    let name = AppName::parse(&name)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let spec: AppSpec = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid app settings: {e}"),
+        )
+    })?;
     let view = state.deployer.create_app(&name, spec).await?;
     Ok((StatusCode::CREATED, Json(views::app(&view))))
 }
@@ -39,7 +54,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(Value::Array(apps.iter().map(views::app).collect())))
 }
 
-pub async fn show(State(state): State<AppState>, Path(app): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let view = state.deployer.app_view(&app_name(&app)?).await?;
     Ok(Json(views::app(&view)))
 }
@@ -55,7 +73,10 @@ pub async fn patch(
     Ok(Json(views::app(&view)))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(app): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.deployer.delete_app(&app_name(&app)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

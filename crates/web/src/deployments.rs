@@ -38,10 +38,11 @@ fn accepted(d: &DeploymentRecord) -> (StatusCode, Json<Value>) {
 }
 
 fn deployment_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a deployment id (a positive integer)")))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{raw:?} is not a deployment id (a positive integer)"
+        ))
+    })
 }
 
 #[derive(Deserialize)]
@@ -51,7 +52,11 @@ struct DeployRequest {
     git_ref: Option<String>,
 }
 
-pub async fn create(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let name = app_name(&app)?;
     let request: Option<DeployRequest> = optional_body(&body)?;
     let git_ref = request.and_then(|r| r.git_ref);
@@ -65,7 +70,11 @@ struct RollbackRequest {
     deployment: Option<i64>,
 }
 
-pub async fn rollback(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn rollback(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let name = app_name(&app)?;
     let request: Option<RollbackRequest> = optional_body(&body)?;
     let target = match request.and_then(|r| r.deployment) {
@@ -76,19 +85,30 @@ pub async fn rollback(State(state): State<AppState>, Path(app): Path<String>, bo
     Ok(accepted(&d))
 }
 
-pub async fn restart(State(state): State<AppState>, Path(app): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn restart(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let d = state.deployer.restart(&app_name(&app)?).await?;
     Ok(accepted(&d))
 }
 
-pub async fn list_for_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_for_app(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let name = app_name(&app)?;
     state.deployer.store().app(&name).await?;
     let list = state.deployer.store().deployments_of(&name, 100).await?;
-    Ok(Json(Value::Array(list.iter().map(|d| views::deployment(d, None)).collect())))
+    Ok(Json(Value::Array(
+        list.iter().map(|d| views::deployment(d, None)).collect(),
+    )))
 }
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = deployment_id(&id)?;
     let d = state.deployer.store().deployment(id).await?;
     let phases = state.deployer.store().phases(id).await?;
@@ -96,7 +116,10 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 /// The compose spec a deployment rendered, as YAML.
-pub async fn spec(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn spec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = deployment_id(&id)?;
     state.deployer.store().deployment(id).await?;
     let release = state
@@ -104,8 +127,17 @@ pub async fn spec(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         .store()
         .release_of(id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("deployment {id} has no compose spec (it never reached the release phase)")))?;
-    Ok(([(header::CONTENT_TYPE, "application/yaml")], release.compose_spec).into_response())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("deployment {id} has no compose spec (it never reached the release phase)"),
+            )
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/yaml")],
+        release.compose_spec,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -131,7 +163,12 @@ pub async fn logs(
     let store = state.deployer.store().clone();
     store.deployment(id).await?;
     if !query.follow {
-        let text: String = store.logs_after(id, 0).await?.iter().map(plain_line).collect();
+        let text: String = store
+            .logs_after(id, 0)
+            .await?
+            .iter()
+            .map(plain_line)
+            .collect();
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
     let resume_after = headers
@@ -203,7 +240,9 @@ async fn follow(
             if !send_stored(&store, id, &mut last, &sender).await {
                 return;
             }
-            let end = Event::default().event("end").data(json!({ "state": state }).to_string());
+            let end = Event::default()
+                .event("end")
+                .data(json!({ "state": state }).to_string());
             let _ = sender.send(Ok(end)).await;
             return;
         }
@@ -211,7 +250,9 @@ async fn follow(
         // always sent from the store, so a lagging receiver can never skip one.
         match tokio::time::timeout(Duration::from_secs(2), live.recv()).await {
             Ok(Err(RecvError::Closed)) => live = deployer.logs().subscribe(id),
-            Ok(Ok(LogEvent::Line(_) | LogEvent::End(_))) | Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+            Ok(Ok(LogEvent::Line(_) | LogEvent::End(_)))
+            | Ok(Err(RecvError::Lagged(_)))
+            | Err(_) => {}
         }
     }
 }

@@ -59,7 +59,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
-        Self::new(status, format!("invalid JSON body: {}", rejection.body_text()))
+        Self::new(
+            status,
+            format!("invalid JSON body: {}", rejection.body_text()),
+        )
     }
 }
 
@@ -76,7 +79,10 @@ impl From<QueryRejection> for ApiError {
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+    )
 }
 
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

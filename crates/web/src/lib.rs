@@ -23,14 +23,23 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{app}", get(apps::show).patch(apps::patch).delete(apps::delete))
-        .route("/apps/{app}/deployments", get(deployments::list_for_app).post(deployments::create))
+        .route(
+            "/apps/{app}",
+            get(apps::show).patch(apps::patch).delete(apps::delete),
+        )
+        .route(
+            "/apps/{app}/deployments",
+            get(deployments::list_for_app).post(deployments::create),
+        )
         .route("/apps/{app}/rollback", post(deployments::rollback))
         .route("/apps/{app}/restart", post(deployments::restart))
         .route("/deployments/{id}", get(deployments::show))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/spec", get(deployments::spec))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     let api = Router::new()
         .route("/health", get(health))
         .merge(protected)

@@ -20,7 +20,13 @@ pub fn app(view: &AppView) -> Value {
     object.insert("name".into(), json!(view.app.name));
     object.insert("created_at".into(), json!(time(view.app.created_at)));
     object.insert("updated_at".into(), json!(time(view.app.updated_at)));
-    object.insert("live".into(), view.live.as_ref().map(|d| deployment(d, None)).unwrap_or(Value::Null));
+    object.insert(
+        "live".into(),
+        view.live
+            .as_ref()
+            .map(|d| deployment(d, None))
+            .unwrap_or(Value::Null),
+    );
     value
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Where scripts/build-test-images.sh put the static binaries.
 pub fn assets_dir() -> PathBuf {
-    let dir = std::env::var("CAPSTAN_ASSETS_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/assets")
-    });
+    let dir = std::env::var("CAPSTAN_ASSETS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/assets"));
     assert!(
         dir.join("capstan-probe").is_file() && dir.join("capstan-sample").is_file(),
         "test assets missing in {}: run scripts/test.sh (it builds them with scripts/build-test-images.sh)",
@@ -23,11 +23,18 @@ pub fn assets_dir() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI runs");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -57,7 +64,10 @@ impl Daemon {
             listen_port: free_port(),
             token: String::new(),
             child: None,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         };
         daemon.api = format!("http://127.0.0.1:{}", daemon.listen_port);
         daemon.spawn().await;
@@ -92,7 +102,12 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/api/v1/health", self.api)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/api/v1/health", self.api))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -100,7 +115,11 @@ impl Daemon {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("daemon exited with {status}:\n{}", self.daemon_log());
             }
-            assert!(Instant::now() < deadline, "daemon did not come up:\n{}", self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up:\n{}",
+                self.daemon_log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -122,8 +141,16 @@ impl Daemon {
     }
 
     /// A request with the admin token; returns status and JSON (Null if not JSON).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -142,14 +169,20 @@ impl Daemon {
     /// Queues a deployment and returns its id.
     pub async fn deploy(&self, app: &str, body: Option<Value>) -> i64 {
         let (status, value) = self
-            .call(reqwest::Method::POST, &format!("/apps/{app}/deployments"), body)
+            .call(
+                reqwest::Method::POST,
+                &format!("/apps/{app}/deployments"),
+                body,
+            )
             .await;
         assert_eq!(status, 202, "deploy: {value}");
         value["id"].as_i64().unwrap()
     }
 
     pub async fn deployment(&self, id: i64) -> Value {
-        let (status, value) = self.call(reqwest::Method::GET, &format!("/deployments/{id}"), None).await;
+        let (status, value) = self
+            .call(reqwest::Method::GET, &format!("/deployments/{id}"), None)
+            .await;
         assert_eq!(status, 200, "{value}");
         value
     }
@@ -163,7 +196,11 @@ impl Daemon {
             if ["live", "failed", "cancelled", "superseded"].contains(&state.as_str()) {
                 return d;
             }
-            assert!(Instant::now() < deadline, "deployment {id} stuck in {state}:\n{}", self.log(id).await);
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} stuck in {state}:\n{}",
+                self.log(id).await
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -184,7 +221,12 @@ impl Daemon {
     pub async fn deploy_expect(&self, app: &str, body: Option<Value>, state: &str) -> Value {
         let id = self.deploy(app, body).await;
         let d = self.wait(id).await;
-        assert_eq!(d["state"], state, "deployment {id}: {d}\n{}", self.log(id).await);
+        assert_eq!(
+            d["state"],
+            state,
+            "deployment {id}: {d}\n{}",
+            self.log(id).await
+        );
         d
     }
 
@@ -207,9 +249,14 @@ impl Daemon {
 
     pub fn containers(&self, app: &str) -> Vec<String> {
         docker(&[
-            "ps", "-a", "--format", "{{.Names}}",
-            "--filter", &format!("label=capstan.instance={}", self.instance),
-            "--filter", &format!("label=capstan.app={app}"),
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=capstan.instance={}", self.instance),
+            "--filter",
+            &format!("label=capstan.app={app}"),
         ])
         .lines()
         .map(str::to_string)
@@ -230,7 +277,10 @@ impl Daemon {
             if now == want {
                 return;
             }
-            assert!(Instant::now() < deadline, "containers of {app}: {now:?}, expected {want:?}");
+            assert!(
+                Instant::now() < deadline,
+                "containers of {app}: {now:?}, expected {want:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -240,18 +290,32 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
         let filter = format!("label=capstan.instance={}", self.instance);
-        let ids: Vec<String> = docker(&["ps", "-aq", "--filter", &filter]).lines().map(str::to_string).collect();
+        let ids: Vec<String> = docker(&["ps", "-aq", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(ids.iter().map(String::as_str));
             docker(&args);
         }
         docker(&["network", "rm", &self.instance]);
-        let volumes: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter]).lines().map(str::to_string).collect();
-        for volume in volumes.iter().map(String::as_str).chain([format!("{}-proxy-data", self.instance).as_str()]) {
+        let volumes: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for volume in
+            volumes
+                .iter()
+                .map(String::as_str)
+                .chain([format!("{}-proxy-data", self.instance).as_str()])
+        {
             docker(&["volume", "rm", "-f", volume]);
         }
-        let images: Vec<String> = docker(&["images", "-q", "--filter", &filter]).lines().map(str::to_string).collect();
+        let images: Vec<String> = docker(&["images", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
         if !images.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(images.iter().map(String::as_str));
@@ -294,8 +358,22 @@ impl SampleRepo {
     pub fn commit_file(&self, name: &str, content: &str, message: &str) -> String {
         std::fs::write(self.dir.path().join(name), content).unwrap();
         git(self.dir.path(), &["add", "-A"]);
-        git(self.dir.path(), &["-c", "user.email=t@example.test", "-c", "user.name=t", "commit", "-q", "-m", message]);
-        git(self.dir.path(), &["rev-parse", "HEAD"]).trim().to_string()
+        git(
+            self.dir.path(),
+            &[
+                "-c",
+                "user.email=t@example.test",
+                "-c",
+                "user.name=t",
+                "commit",
+                "-q",
+                "-m",
+                message,
+            ],
+        );
+        git(self.dir.path(), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string()
     }
 
     pub fn tag(&self, name: &str) {
@@ -304,8 +382,16 @@ impl SampleRepo {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

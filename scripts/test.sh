@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of Capstan on this machine, doing all set-up itself: checks the Docker
+# engine, builds the images and static binaries the tests need (nothing can be pulled
+# here), then formatting, lints, unit, snapshot and end-to-end tests against the real
+# engine and a real Traefik.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! docker info >/dev/null 2>&1; then
+  echo "scripts/test.sh: the Docker engine is not reachable; start it first" >&2
+  exit 1
+fi
+for tool in git python3 cargo; do
+  command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
+done
+
+assets=$(scripts/build-test-images.sh)
+export CAPSTAN_ASSETS_DIR=$assets
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/capstan-test.log"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '[0-9]+ passed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
+echo "tests: $passed passed, $failed failed"
+exit "$status"

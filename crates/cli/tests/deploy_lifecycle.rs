@@ -70,7 +70,9 @@ async fn deploys_replaces_and_survives_broken_versions() {
         "superseded"
     );
     let name_v2 = format!("{}-web-d{}", daemon.instance, d2["id"]);
-    daemon.wait_containers("web", std::slice::from_ref(&name_v2)).await;
+    daemon
+        .wait_containers("web", std::slice::from_ref(&name_v2))
+        .await;
 
     // v3 answers 500 on /health: never switched, v2 keeps serving.
     repo.commit_version("v3", &[("HEALTH_STATUS", "500")]);

@@ -37,6 +37,7 @@ impl Deployer {
             return Err(failure);
         }
         self.retire_others(&d.app, container, spec, log).await;
+        self.prune_images(&d.app, log).await;
         Ok(())
     }
 

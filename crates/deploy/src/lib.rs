@@ -9,6 +9,7 @@ pub mod logs;
 mod pipeline;
 mod queue;
 mod recovery;
+mod retention;
 
 pub use actions::{AppView, RollbackTarget};
 pub use logs::{LogEvent, LogHub};

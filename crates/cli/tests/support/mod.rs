@@ -47,12 +47,18 @@ pub struct Daemon {
     pub token: String,
     https_port: u16,
     listen_port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
     pub http: reqwest::Client,
 }
 
 impl Daemon {
     pub async fn start() -> Daemon {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a daemon with extra `capstan serve` flags.
+    pub async fn start_with(extra: &[&str]) -> Daemon {
         let instance = format!("t{:08x}", rand::thread_rng().gen::<u32>());
         let data_dir = tempfile::tempdir().unwrap();
         let mut daemon = Daemon {
@@ -62,6 +68,7 @@ impl Daemon {
             proxy_port: free_port(),
             https_port: free_port(),
             listen_port: free_port(),
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
             token: String::new(),
             child: None,
             http: reqwest::Client::builder()
@@ -94,6 +101,7 @@ impl Daemon {
             .args(["--proxy-https-port", &self.https_port.to_string()])
             .arg("--probe-bin")
             .arg(assets_dir().join("capstan-probe"))
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

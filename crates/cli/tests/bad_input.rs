@@ -28,7 +28,7 @@ async fn expect_error(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_rejects_bad_requests_with_clear_messages() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     let http = &daemon.http;
@@ -254,7 +254,7 @@ async fn api_rejects_bad_requests_with_clear_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     daemon

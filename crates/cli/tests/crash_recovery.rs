@@ -5,11 +5,11 @@ mod support;
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::{sample_app, Daemon, SampleRepo};
+use support::{sample_app, SampleRepo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_after_a_kill_mid_deployment() {
-    let mut daemon = Daemon::start().await;
+    let mut daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     let mut app = sample_app("web", &repo, "main", "web.test");

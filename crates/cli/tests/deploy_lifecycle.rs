@@ -5,11 +5,11 @@
 mod support;
 
 use serde_json::json;
-use support::{sample_app, Daemon, SampleRepo};
+use support::{sample_app, SampleRepo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_replaces_and_survives_broken_versions() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     let v1 = repo.commit_version("v1", &[]);
     daemon
@@ -122,7 +122,7 @@ async fn deploys_replaces_and_survives_broken_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_a_tag_a_commit_and_a_local_directory() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     let first = repo.commit_version("tagged", &[]);
     repo.tag("v1.0.0");
@@ -161,7 +161,7 @@ async fn deploys_a_tag_a_commit_and_a_local_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_log_as_server_sent_events_until_the_end() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("sse", &[]);
     daemon

@@ -7,7 +7,7 @@ mod support;
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::{sample_app, Daemon, SampleRepo};
+use support::{sample_app, SampleRepo};
 
 fn id(d: &serde_json::Value) -> i64 {
     d["id"].as_i64().unwrap()
@@ -15,7 +15,7 @@ fn id(d: &serde_json::Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_and_restart_without_rebuild() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     daemon
@@ -92,7 +92,7 @@ async fn rollback_and_restart_without_rebuild() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_refusals_and_queueing() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     daemon
@@ -209,7 +209,7 @@ async fn rollback_refusals_and_queueing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_keeps_the_newest_images_and_never_piles_up_containers() {
-    let daemon = Daemon::start_with(&["--keep-images", "2"]).await;
+    let daemon = support::start_daemon_with(&["--keep-images", "2"]).await;
     let repo = SampleRepo::new();
     daemon
         .create_app(sample_app("web", &repo, "main", "web.test"))
@@ -248,7 +248,7 @@ async fn retention_keeps_the_newest_images_and_never_piles_up_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_that_crashes_after_passing_health_is_switched_back() {
-    let daemon = Daemon::start().await;
+    let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);
     let mut app = sample_app("web", &repo, "main", "web.test");

@@ -72,7 +72,14 @@ impl ComposeSpec {
     }
 }
 
-/// Parses a compose duration of whole seconds as rendered by Capstan (`"5s"`).
-pub fn parse_seconds(duration: &str) -> Option<u64> {
-    duration.strip_suffix('s')?.parse().ok()
+/// Parses a compose duration as Capstan renders it (`"5s"` or `"250ms"`).
+pub fn parse_duration(duration: &str) -> Option<std::time::Duration> {
+    if let Some(ms) = duration.strip_suffix("ms") {
+        return ms.parse().ok().map(std::time::Duration::from_millis);
+    }
+    duration
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }

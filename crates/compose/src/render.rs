@@ -43,6 +43,16 @@ pub fn app_service_name(instance: &str, app: &AppName) -> String {
     format!("{instance}-{app}")
 }
 
+/// A compose duration: whole seconds as `"2s"`, anything finer in milliseconds.
+fn duration(secs: f64) -> String {
+    let millis = (secs * 1000.0).round() as u64;
+    if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
 /// What a deployment's spec is rendered from.
 pub struct RenderInput<'a> {
     pub instance: &'a str,
@@ -71,10 +81,10 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         labels => all_labels,
         health_test => vec!["CMD".to_string(), PROBE_PATH.to_string(), url, format!("{}", health.timeout_secs)],
         health => context! {
-            interval => format!("{}s", health.interval_secs),
-            timeout => format!("{}s", health.timeout_secs),
+            interval => duration(health.interval_secs),
+            timeout => duration(health.timeout_secs),
             retries => health.retries,
-            start_period => format!("{}s", health.start_period_secs),
+            start_period => duration(health.start_period_secs),
         },
         // Keys equal names, so a service's `networks`/`volumes` entries are the real names.
         probe_volume_key => names.probe_volume.clone(),

@@ -108,3 +108,13 @@ fn proxy_static_config() {
     .unwrap();
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn sub_second_health_timings_render_in_milliseconds() {
+    let text = render(
+        r#"{"source":{"path":"/s"},"health":{"path":"/up","interval_secs":0.25,"timeout_secs":1.5}}"#,
+    );
+    assert_valid_compose(&text);
+    assert!(text.contains("interval: \"250ms\""), "{text}");
+    assert!(text.contains("timeout: \"1500ms\""), "{text}");
+}

@@ -26,18 +26,20 @@ fn default_ref() -> String {
     "main".to_string()
 }
 
-/// How the daemon decides that a new container is ready for traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How the daemon decides that a new container is ready for traffic. Durations are in
+/// seconds and may have a fraction (`0.25`): Docker runs the first check one interval after
+/// start, so a short interval makes rollbacks and restarts fast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthSpec {
     /// HTTP path probed on the app's port; any 2xx or 3xx is healthy.
     pub path: String,
-    pub interval_secs: u32,
-    pub timeout_secs: u32,
+    pub interval_secs: f64,
+    pub timeout_secs: f64,
     /// Consecutive failures after which the container counts as unhealthy.
     pub retries: u32,
     /// Grace time after start during which failures do not count.
-    pub start_period_secs: u32,
+    pub start_period_secs: f64,
     /// Give up on a deployment whose container is not healthy after this long.
     pub deadline_secs: u32,
 }
@@ -46,17 +48,17 @@ impl Default for HealthSpec {
     fn default() -> Self {
         Self {
             path: "/".into(),
-            interval_secs: 1,
-            timeout_secs: 2,
+            interval_secs: 1.0,
+            timeout_secs: 2.0,
             retries: 3,
-            start_period_secs: 0,
+            start_period_secs: 0.0,
             deadline_secs: 60,
         }
     }
 }
 
 /// Everything that defines an app, apart from its name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub source: Source,
@@ -290,10 +292,17 @@ fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
             ),
         ));
     }
-    if health.interval_secs == 0 || health.timeout_secs == 0 {
+    let in_range = |v: f64, min: f64| v.is_finite() && (min..=3600.0).contains(&v);
+    if !in_range(health.interval_secs, 0.1) || !in_range(health.timeout_secs, 0.1) {
         return Err(ValidationError::new(
             "health",
-            "interval_secs and timeout_secs must be at least 1",
+            "interval_secs and timeout_secs must be between 0.1 and 3600",
+        ));
+    }
+    if !in_range(health.start_period_secs, 0.0) {
+        return Err(ValidationError::new(
+            "health.start_period_secs",
+            "must be between 0 and 3600",
         ));
     }
     if health.retries == 0 {

@@ -15,7 +15,7 @@ use capstan_engine::containers::Health;
 use capstan_store::DeploymentRecord;
 use std::time::{Duration, Instant};
 
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 /// How long Traefik may take to pick up a container or a route file change.
 const PROXY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -157,7 +157,7 @@ impl Deployer {
                 log.info(format!("proxy has picked up {name}")).await;
                 return Ok(());
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(Failure(format!(
             "the proxy did not pick up {name} within {}s",

@@ -10,11 +10,13 @@ use bollard::models::{
     ContainerStateStatusEnum, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount,
     MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
-use capstan_compose::model::{parse_seconds, Service};
+use capstan_compose::model::{parse_duration, Service};
 use futures::StreamExt;
 use std::collections::HashMap;
 
-const NANOS_PER_SEC: i64 = 1_000_000_000;
+fn nanos(duration: std::time::Duration) -> i64 {
+    duration.as_nanos() as i64
+}
 
 /// What the engine says about a container's readiness right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +59,10 @@ impl Engine {
         let network_mode = service.networks.first().cloned();
         let health = service.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
-            interval: parse_seconds(&h.interval).map(|s| s as i64 * NANOS_PER_SEC),
-            timeout: parse_seconds(&h.timeout).map(|s| s as i64 * NANOS_PER_SEC),
+            interval: parse_duration(&h.interval).map(nanos),
+            timeout: parse_duration(&h.timeout).map(nanos),
             retries: Some(h.retries as i64),
-            start_period: parse_seconds(&h.start_period).map(|s| s as i64 * NANOS_PER_SEC),
+            start_period: parse_duration(&h.start_period).map(nanos),
             start_interval: None,
         });
         let mounts = service
@@ -95,7 +97,7 @@ impl Engine {
             ),
             labels: Some(service.labels.clone().into_iter().collect()),
             healthcheck: health,
-            stop_timeout: parse_seconds(&service.stop_grace_period).map(|s| s as i64),
+            stop_timeout: parse_duration(&service.stop_grace_period).map(|d| d.as_secs() as i64),
             host_config: Some(HostConfig {
                 restart_policy: Some(RestartPolicy {
                     name: Some(restart),

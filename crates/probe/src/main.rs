@@ -16,10 +16,11 @@ fn main() -> ExitCode {
     };
     let timeout = args
         .get(2)
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(2)
-        .max(1);
-    match probe(url, Duration::from_secs(timeout)) {
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite())
+        .unwrap_or(2.0)
+        .clamp(0.1, 3600.0);
+    match probe(url, Duration::from_secs_f64(timeout)) {
         Ok(status) if (200..400).contains(&status) => {
             println!("HTTP {status} from {url}");
             ExitCode::SUCCESS

@@ -1,0 +1,425 @@
+//! Harness for the end-to-end tests and the benchmark: a real `capstan serve` with its own instance name, data dir and ports on
+//! the real Docker engine and a real Traefik, plus throwaway git repos of the sample app.
+//! Everything a test creates is removed when its handles drop.
+
+use rand::Rng;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where scripts/build-test-images.sh put the static binaries.
+pub fn assets_dir() -> PathBuf {
+    let dir = std::env::var("CAPSTAN_ASSETS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/assets"));
+    assert!(
+        dir.join("capstan-probe").is_file() && dir.join("capstan-sample").is_file(),
+        "test assets missing in {}: run scripts/test.sh (it builds them with scripts/build-test-images.sh)",
+        dir.display()
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A running daemon; dropping it kills the daemon and removes its Docker objects.
+pub struct Daemon {
+    pub instance: String,
+    pub data_dir: tempfile::TempDir,
+    pub api: String,
+    pub proxy_port: u16,
+    pub token: String,
+    https_port: u16,
+    listen_port: u16,
+    extra_args: Vec<String>,
+    binary: PathBuf,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts `binary serve` with a fresh instance, data dir and ports, plus `extra` flags.
+    pub async fn start(binary: &Path, extra: &[&str]) -> Daemon {
+        let instance = format!("t{:08x}", rand::thread_rng().gen::<u32>());
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut daemon = Daemon {
+            instance,
+            data_dir,
+            api: String::new(),
+            proxy_port: free_port(),
+            https_port: free_port(),
+            listen_port: free_port(),
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
+            binary: binary.to_path_buf(),
+            token: String::new(),
+            child: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        daemon.api = format!("http://127.0.0.1:{}", daemon.listen_port);
+        daemon.spawn().await;
+        daemon.token = std::fs::read_to_string(daemon.data_dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        daemon
+    }
+
+    /// Starts (or restarts) the daemon process on the same data dir and ports.
+    pub async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(&self.binary)
+            .args(["serve", "--instance", &self.instance])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.listen_port)])
+            .args(["--proxy-http-port", &self.proxy_port.to_string()])
+            .args(["--proxy-https-port", &self.https_port.to_string()])
+            .arg("--probe-bin")
+            .arg(assets_dir().join("capstan-probe"))
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("capstan serve starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/api/v1/health", self.api))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited with {status}:\n{}", self.daemon_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up:\n{}",
+                self.daemon_log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the daemon hard (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.api)
+    }
+
+    /// A request with the admin token; returns status and JSON (Null if not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_app(&self, body: Value) -> Value {
+        let (status, value) = self.call(reqwest::Method::POST, "/apps", Some(body)).await;
+        assert_eq!(status, 201, "create app: {value}");
+        value
+    }
+
+    /// Queues a deployment and returns its id.
+    pub async fn deploy(&self, app: &str, body: Option<Value>) -> i64 {
+        let (status, value) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/apps/{app}/deployments"),
+                body,
+            )
+            .await;
+        assert_eq!(status, 202, "deploy: {value}");
+        value["id"].as_i64().unwrap()
+    }
+
+    pub async fn deployment(&self, id: i64) -> Value {
+        let (status, value) = self
+            .call(reqwest::Method::GET, &format!("/deployments/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "{value}");
+        value
+    }
+
+    /// Waits until the deployment has finished and returns it.
+    pub async fn wait(&self, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let d = self.deployment(id).await;
+            let state = d["state"].as_str().unwrap().to_string();
+            if ["live", "failed", "cancelled", "superseded"].contains(&state.as_str()) {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} stuck in {state}:\n{}",
+                self.log(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn log(&self, id: i64) -> String {
+        self.http
+            .get(self.url(&format!("/deployments/{id}/logs")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Deploys and asserts the outcome, returning the deployment.
+    pub async fn deploy_expect(&self, app: &str, body: Option<Value>, state: &str) -> Value {
+        let id = self.deploy(app, body).await;
+        let d = self.wait(id).await;
+        assert_eq!(
+            d["state"],
+            state,
+            "deployment {id}: {d}\n{}",
+            self.log(id).await
+        );
+        d
+    }
+
+    /// GET through the proxy with a Host header: (status, body).
+    pub async fn via_proxy(&self, host: &str, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.proxy_port))
+            .header("Host", host)
+            .send()
+            .await;
+        match response {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    pub fn containers(&self, app: &str) -> Vec<String> {
+        docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=capstan.instance={}", self.instance),
+            "--filter",
+            &format!("label=capstan.app={app}"),
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Daemon {
+    /// Waits (bounded) until the app's containers are exactly `expected`: old versions are
+    /// retired just after the new one is recorded live.
+    pub async fn wait_containers(&self, app: &str, expected: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut now = self.containers(app);
+            now.sort();
+            let mut want = expected.to_vec();
+            want.sort();
+            if now == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containers of {app}: {now:?}, expected {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        let filter = format!("label=capstan.instance={}", self.instance);
+        let ids: Vec<String> = docker(&["ps", "-aq", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids.iter().map(String::as_str));
+            docker(&args);
+        }
+        docker(&["network", "rm", &self.instance]);
+        let volumes: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for volume in
+            volumes
+                .iter()
+                .map(String::as_str)
+                .chain([format!("{}-proxy-data", self.instance).as_str()])
+        {
+            docker(&["volume", "rm", "-f", volume]);
+        }
+        let images: Vec<String> = docker(&["images", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !images.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(images.iter().map(String::as_str));
+            docker(&args);
+        }
+    }
+}
+
+/// A git repository of the sample app, one commit per version.
+pub struct SampleRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for SampleRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SampleRepo {
+    pub fn new() -> SampleRepo {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(assets_dir().join("capstan-sample"), dir.path().join("app")).unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        SampleRepo { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        self.dir.path().to_string_lossy().into_owned()
+    }
+
+    /// Commits a Dockerfile that runs the sample app as `version` with extra `env`.
+    pub fn commit_version(&self, version: &str, env: &[(&str, &str)]) -> String {
+        let mut dockerfile = format!("FROM scratch\nCOPY app /app\nENV VERSION={version}\n");
+        for (k, v) in env {
+            dockerfile.push_str(&format!("ENV {k}={v}\n"));
+        }
+        dockerfile.push_str("EXPOSE 8080\nENTRYPOINT [\"/app\"]\n");
+        self.commit_file("Dockerfile", &dockerfile, version)
+    }
+
+    pub fn commit_file(&self, name: &str, content: &str, message: &str) -> String {
+        std::fs::write(self.dir.path().join(name), content).unwrap();
+        git(self.dir.path(), &["add", "-A"]);
+        git(
+            self.dir.path(),
+            &[
+                "-c",
+                "user.email=t@example.test",
+                "-c",
+                "user.name=t",
+                "commit",
+                "-q",
+                "-m",
+                message,
+            ],
+        );
+        git(self.dir.path(), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string()
+    }
+
+    pub fn tag(&self, name: &str) {
+        git(self.dir.path(), &["tag", name]);
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// App settings for the sample app from `repo` at `reference`, answering on `host`.
+pub fn sample_app(name: &str, repo: &SampleRepo, reference: &str, host: &str) -> Value {
+    json!({
+        "name": name,
+        "source": {"git": {"url": repo.url(), "ref": reference}},
+        "port": 8080,
+        "domains": [host],
+        "health": {"path": "/health", "interval_secs": 1, "timeout_secs": 2, "retries": 3, "deadline_secs": 30},
+        "drain_secs": 1,
+        "stop_grace_secs": 5
+    })
+}

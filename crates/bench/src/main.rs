@@ -194,8 +194,9 @@ async fn run_variant(
     (load.stop().await, actions)
 }
 
-/// Deploys ten different apps at once and returns the daemon's peak RSS meanwhile.
-async fn concurrent_deploys(daemon: &Daemon, sampler: &rss::Sampler) -> u64 {
+/// Deploys ten different apps at once; returns the daemon's peak RSS meanwhile and how many
+/// of them did not go live.
+async fn concurrent_deploys(daemon: &Daemon, sampler: &rss::Sampler) -> (u64, usize) {
     let repo = SampleRepo::new();
     repo.commit_version("c", &[]);
     for n in 0..10 {
@@ -213,11 +214,15 @@ async fn concurrent_deploys(daemon: &Daemon, sampler: &rss::Sampler) -> u64 {
     for n in 0..10 {
         ids.push(daemon.deploy(&format!("c{n}"), None).await);
     }
+    let mut failed = 0;
     for id in ids {
         let d = daemon.wait(id).await;
-        assert_eq!(d["state"], "live", "concurrent deploy {id}: {d}");
+        if d["state"] != "live" {
+            eprintln!("concurrent deployment {id} did not go live: {}", d["error"]);
+            failed += 1;
+        }
     }
-    sampler.peak_kib()
+    (sampler.peak_kib(), failed)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -244,12 +249,13 @@ async fn main() {
         variants.push(report::analyse(variant, &samples, &actions));
     }
     let run_peak_kib = sampler.peak_kib();
-    let concurrent_peak_kib = concurrent_deploys(&daemon, &sampler).await;
+    let (concurrent_peak_kib, concurrent_failed) = concurrent_deploys(&daemon, &sampler).await;
     let results = report::Results {
         variants,
         idle_rss_mib: idle_kib as f64 / 1024.0,
         run_peak_rss_mib: run_peak_kib as f64 / 1024.0,
         concurrent_peak_rss_mib: concurrent_peak_kib as f64 / 1024.0,
+        concurrent_failed,
         redeploys: args.redeploys,
         clients: args.clients * 2,
         measured_at: chrono::Utc::now().to_rfc3339(),

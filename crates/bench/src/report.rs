@@ -35,6 +35,7 @@ pub struct Results {
     pub idle_rss_mib: f64,
     pub run_peak_rss_mib: f64,
     pub concurrent_peak_rss_mib: f64,
+    pub concurrent_failed: usize,
     pub redeploys: usize,
     pub clients: usize,
     pub measured_at: String,
@@ -226,7 +227,12 @@ pub fn print(results: &Results) {
         .iter()
         .flat_map(|v| v.overhead_ms.clone())
         .collect();
-    let deploys_failed: usize = results.variants.iter().map(|v| v.deploys_failed).sum();
+    let deploys_failed: usize = results
+        .variants
+        .iter()
+        .map(|v| v.deploys_failed)
+        .sum::<usize>()
+        + results.concurrent_failed;
     println!();
     println!(
         "{:<46} {:>14} {:>14} {:>8}",
@@ -301,6 +307,7 @@ impl Results {
             "redeploys_per_app": self.redeploys,
             "clients": self.clients,
             "variants": variants,
+            "concurrent_deployments_not_live": self.concurrent_failed,
             "daemon_rss_mib": {"idle": self.idle_rss_mib, "run_peak": self.run_peak_rss_mib, "concurrent_10_peak": self.concurrent_peak_rss_mib},
             "targets": {"failed_requests": 0, "rollback_median_ms": 2000, "overhead_median_ms": 1000, "idle_rss_mb": 30, "concurrent_10_rss_mb": 100},
         })

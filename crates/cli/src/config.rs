@@ -152,3 +152,52 @@ impl Config {
         Ok(exe.with_file_name("capstan-probe"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_defaults_file_env_and_flags_in_that_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "capstan.toml",
+                "listen = \"127.0.0.1:9000\"\ninstance = \"fromfile\"\nproxy_http_port = 8081\n",
+            )?;
+            jail.set_env("CAPSTAN_INSTANCE", "fromenv");
+            jail.set_env("CAPSTAN_UNRELATED_SETTING", "ignored");
+            let args = ServeArgs {
+                config: Some("capstan.toml".into()),
+                proxy_http_port: Some(8082),
+                ..Default::default()
+            };
+            let config = Config::load(&args).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:9000", "file over default");
+            assert_eq!(config.instance, "fromenv", "env over file");
+            assert_eq!(config.proxy_http_port, 8082, "flag over file");
+            assert_eq!(config.proxy_https_port, 443, "default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lisen = \"x\"\n")?;
+            let args = ServeArgs {
+                config: Some("bad.toml".into()),
+                ..Default::default()
+            };
+            let err = format!("{:#}", Config::load(&args).unwrap_err());
+            assert!(err.contains("lisen"), "{err}");
+            jail.create_file("bad2.toml", "instance = \"Not Valid\"\n")?;
+            let args = ServeArgs {
+                config: Some("bad2.toml".into()),
+                ..Default::default()
+            };
+            let err = format!("{:#}", Config::load(&args).unwrap_err());
+            assert!(err.contains("instance"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -56,22 +56,62 @@ impl Deployer {
             .transition(d.id, DeploymentState::Switching, None)
             .await?;
         self.wait_proxy_sees(&names.traefik_service, log).await?;
-        let previous = self.live_backend(&d.app).await?;
+        let previous = self
+            .live_backend(&d.app)
+            .await?
+            .filter(|p| p != &names.traefik_service);
+        let switched = self
+            .switch_and_settle(d, spec, names, previous.as_deref(), log)
+            .await;
+        if let Err(failure) = switched {
+            // Whatever failed after the flip, the route goes back to the live version
+            // before the new container is removed.
+            self.restore_route(&d.app, previous.as_deref(), log).await;
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    /// Flips the route, watches the new container while the old one drains, and records
+    /// the new deployment live.
+    async fn switch_and_settle(
+        &self,
+        d: &DeploymentRecord,
+        spec: &AppSpec,
+        names: &DeploymentNames,
+        previous: Option<&str>,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
         self.point_route(&d.app, &names.traefik_service).await?;
         log.info(format!("traffic switched to {}", names.container))
             .await;
-        if let Some(previous) = previous.filter(|p| p != &names.traefik_service) {
+        if previous.is_some() {
             // The old version stays up while in-flight requests finish; if the new one
             // falls over in that window, traffic goes straight back.
             let drain = Duration::from_secs(spec.drain_secs as u64);
             if let Err(failure) = self.watch_while_draining(&names.container, drain).await {
                 log.info(format!("{failure}; switching traffic back")).await;
-                self.point_route(&d.app, &previous).await?;
                 return Err(failure);
             }
         }
         self.store().mark_live(&d.app, d.id).await?;
         Ok(())
+    }
+
+    /// Points the route back at the previous deployment, or removes it if there was none.
+    async fn restore_route(&self, app: &AppName, previous: Option<&str>, log: &DeployLog) {
+        let restored = match previous {
+            Some(previous) => self.point_route(app, previous).await,
+            None => {
+                let service =
+                    capstan_compose::render::app_service_name(self.engine().instance(), app);
+                self.routes().remove(&service).map_err(Failure::from)
+            }
+        };
+        match restored {
+            Ok(()) => log.info("route restored to the live version").await,
+            Err(err) => log.info(format!("cannot restore the route: {err}")).await,
+        }
     }
 
     /// Waits until Docker says the container is healthy (its probe passed), failing early

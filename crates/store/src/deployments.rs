@@ -67,7 +67,7 @@ impl Store {
     /// Queues a deployment and records its `queued` phase.
     pub async fn enqueue(&self, new: NewDeployment<'_>) -> Result<DeploymentRecord, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query(
             "INSERT INTO deployments (app, trigger, state, git_ref, from_release, created_at)
              VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
@@ -229,7 +229,9 @@ impl Store {
     /// transaction.
     pub async fn mark_live(&self, app: &AppName, id: i64) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction that reads and
+        // then writes fails with SQLITE_BUSY_SNAPSHOT when another writer got in between.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let previous: Option<i64> =
             sqlx::query("SELECT live_deployment_id FROM apps WHERE name = ?")
                 .bind(app.as_str())

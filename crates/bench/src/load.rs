@@ -60,7 +60,7 @@ impl Load {
                 let mut n: u64 = worker as u64;
                 while running.load(Ordering::Relaxed) {
                     n += 1;
-                    let slow = slow_every > 0 && n % slow_every == 0;
+                    let slow = slow_every > 0 && n.is_multiple_of(slow_every);
                     let target = if slow {
                         format!("{url}/slow?ms=300")
                     } else {

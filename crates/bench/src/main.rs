@@ -131,67 +131,75 @@ async fn run_variant(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for i in 0..args.rollbacks {
-        let call_ms = now_ms();
-        let (status, accepted) = daemon
-            .call(Method::POST, &format!("/apps/{variant}/rollback"), None)
-            .await;
-        assert_eq!(status, 202, "rollback: {accepted}");
-        let deployment = daemon.wait(accepted["id"].as_i64().unwrap()).await;
         let new_version = if current == "version: a" {
             "version: b"
         } else {
             "version: a"
         }
         .to_string();
+        let action = act(
+            daemon,
+            variant,
+            "rollback",
+            &current,
+            &new_version,
+            drain_ms,
+        )
+        .await;
         eprintln!(
             "[{variant}] rollback {}/{}: {}",
             i + 1,
             args.rollbacks,
-            deployment["state"]
+            action.deployment["state"]
         );
-        actions.push(Action {
-            kind: "rollback",
-            call_ms,
-            deployment,
-            old_version: current.clone(),
-            new_version: new_version.clone(),
-            drain_ms,
-        });
+        actions.push(action);
         current = new_version;
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for i in 0..args.restarts {
         // A changed VERSION setting makes the restarted container tell itself apart.
-        let new_version = format!("version: restart-{i}");
         let patch = json!({"env": {"VERSION": format!("restart-{i}")}});
         daemon
             .call(Method::PATCH, &format!("/apps/{variant}"), Some(patch))
             .await;
-        let call_ms = now_ms();
-        let (status, accepted) = daemon
-            .call(Method::POST, &format!("/apps/{variant}/restart"), None)
-            .await;
-        assert_eq!(status, 202, "restart: {accepted}");
-        let deployment = daemon.wait(accepted["id"].as_i64().unwrap()).await;
+        let new_version = format!("version: restart-{i}");
+        let action = act(daemon, variant, "restart", &current, &new_version, drain_ms).await;
         eprintln!(
             "[{variant}] restart {}/{}: {}",
             i + 1,
             args.restarts,
-            deployment["state"]
+            action.deployment["state"]
         );
-        actions.push(Action {
-            kind: "restart",
-            call_ms,
-            deployment,
-            old_version: current.clone(),
-            new_version: new_version.clone(),
-            drain_ms,
-        });
+        actions.push(action);
         current = new_version;
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(7)).await;
     (load.stop().await, actions)
+}
+
+/// Calls `POST /apps/{app}/{kind}` (rollback or restart) and waits for the deployment.
+async fn act(
+    daemon: &Daemon,
+    app: &str,
+    kind: &'static str,
+    old: &str,
+    new: &str,
+    drain_ms: i64,
+) -> Action {
+    let call_ms = now_ms();
+    let (status, accepted) = daemon
+        .call(Method::POST, &format!("/apps/{app}/{kind}"), None)
+        .await;
+    assert_eq!(status, 202, "{kind}: {accepted}");
+    let deployment = daemon.wait(accepted["id"].as_i64().unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Action {
+        kind,
+        call_ms,
+        deployment,
+        old_version: old.to_string(),
+        new_version: new.to_string(),
+        drain_ms,
+    }
 }
 
 /// Deploys ten different apps at once; returns the daemon's peak RSS meanwhile and how many

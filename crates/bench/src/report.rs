@@ -151,12 +151,17 @@ pub fn analyse(name: &str, samples: &[Sample], actions: &[Action]) -> VariantRes
             .filter(|a| a.deployment["state"] != "live")
             .count(),
     };
-    for action in actions.iter().filter(|a| a.deployment["state"] == "live") {
+    for (index, action) in actions.iter().enumerate() {
+        if action.deployment["state"] != "live" {
+            continue;
+        }
         let d = &action.deployment;
         let (Some(switching), Some(finished)) = (ms(d, "switching"), at(d, "finished_at")) else {
             continue;
         };
-        let horizon = finished + RETIRE_WINDOW_MS;
+        // Look for the old version only until the next action starts: it may switch back.
+        let next_call = actions.get(index + 1).map_or(i64::MAX, |a| a.call_ms);
+        let horizon = (finished + RETIRE_WINDOW_MS).min(next_call);
         match action.kind {
             "deploy" => {
                 result

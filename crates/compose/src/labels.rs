@@ -9,6 +9,8 @@ pub const INSTANCE: &str = "capstan.instance";
 pub const APP: &str = "capstan.app";
 pub const DEPLOYMENT: &str = "capstan.deployment";
 pub const ROLE: &str = "capstan.role";
+/// The ACME resolver defined in `proxy/traefik.yml.j2`.
+pub const CERT_RESOLVER: &str = "letsencrypt";
 
 /// Labels that say which daemon, app and deployment own a container.
 pub fn ownership(instance: &str, app: &str, deployment: i64) -> BTreeMap<String, String> {
@@ -45,15 +47,43 @@ pub fn traefik(names: &DeploymentNames, spec: &AppSpec) -> BTreeMap<String, Stri
             .map(|d| format!("Host(`{}`)", d.to_ascii_lowercase()))
             .collect::<Vec<_>>()
             .join(" || ");
-        put(format!("traefik.http.routers.{id}.rule"), rule);
+        let service = format!("{}@file", names.app_service);
+        put(format!("traefik.http.routers.{id}.rule"), rule.clone());
         put(
             format!("traefik.http.routers.{id}.entrypoints"),
             "web".into(),
         );
         put(
             format!("traefik.http.routers.{id}.service"),
-            format!("{}@file", names.app_service),
+            service.clone(),
         );
+        if spec.tls {
+            // HTTPS router with a Let's Encrypt certificate; plain HTTP redirects to it.
+            let secure = format!("{id}-secure");
+            put(format!("traefik.http.routers.{secure}.rule"), rule);
+            put(
+                format!("traefik.http.routers.{secure}.entrypoints"),
+                "websecure".into(),
+            );
+            put(format!("traefik.http.routers.{secure}.service"), service);
+            put(format!("traefik.http.routers.{secure}.tls"), "true".into());
+            put(
+                format!("traefik.http.routers.{secure}.tls.certresolver"),
+                CERT_RESOLVER.into(),
+            );
+            put(
+                format!("traefik.http.routers.{id}.middlewares"),
+                format!("{id}-https"),
+            );
+            put(
+                format!("traefik.http.middlewares.{id}-https.redirectscheme.scheme"),
+                "https".into(),
+            );
+            put(
+                format!("traefik.http.middlewares.{id}-https.redirectscheme.permanent"),
+                "true".into(),
+            );
+        }
     }
     labels
 }

@@ -46,7 +46,7 @@ pub fn app_service_name(instance: &str, app: &AppName) -> String {
 /// A compose duration: whole seconds as `"2s"`, anything finer in milliseconds.
 fn duration(secs: f64) -> String {
     let millis = (secs * 1000.0).round() as u64;
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{millis}ms")

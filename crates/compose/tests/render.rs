@@ -75,6 +75,13 @@ fn app_with_domains_env_and_health() {
 }
 
 #[test]
+fn tls_app_gets_an_https_router_with_acme_and_a_redirect() {
+    let text = render(r#"{"source":{"path":"/s"},"domains":["shop.example.test"],"tls":true}"#);
+    assert_valid_compose(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn hostile_env_values_stay_values() {
     let text =
         render(r#"{"source":{"path":"/s"},"env":{"X":"\nservices:\n  evil:\n    image: x"}}"#);

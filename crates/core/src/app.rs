@@ -68,6 +68,10 @@ pub struct AppSpec {
     /// Host names routed to the app by the proxy.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Serve the domains over HTTPS with Let's Encrypt certificates (HTTP-01) and
+    /// redirect plain HTTP to HTTPS.
+    #[serde(default)]
+    pub tls: bool,
     #[serde(default)]
     pub health: HealthSpec,
     /// Runtime environment variables.
@@ -104,6 +108,7 @@ pub struct AppSpecPatch {
     pub source: Option<Source>,
     pub port: Option<u16>,
     pub domains: Option<Vec<String>>,
+    pub tls: Option<bool>,
     pub health: Option<HealthSpec>,
     pub env: Option<BTreeMap<String, String>>,
     pub dockerfile: Option<String>,
@@ -123,6 +128,9 @@ impl AppSpec {
         }
         if let Some(v) = patch.domains {
             next.domains = v;
+        }
+        if let Some(v) = patch.tls {
+            next.tls = v;
         }
         if let Some(v) = patch.health {
             next.health = v;
@@ -151,6 +159,12 @@ impl AppSpec {
         }
         for domain in &self.domains {
             check_domain(domain)?;
+        }
+        if self.tls && self.domains.is_empty() {
+            return Err(ValidationError::new(
+                "tls",
+                "needs at least one domain to request a certificate for",
+            ));
         }
         check_health(&self.health)?;
         for key in self.env.keys() {
@@ -406,6 +420,13 @@ mod tests {
             let err = spec(json).unwrap_err();
             assert!(err.contains(field), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_a_domain() {
+        let err = spec(r#"{"source":{"path":"/a"},"tls":true}"#).unwrap_err();
+        assert!(err.contains("tls"), "{err}");
+        assert!(spec(r#"{"source":{"path":"/a"},"tls":true,"domains":["a.test"]}"#).is_ok());
     }
 
     #[test]

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     restarts: usize,
     /// Keep-alive clients (as many again open a new connection per request).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     clients: usize,
     /// Pause of each client between requests, in milliseconds.
     #[arg(long, default_value_t = 2)]

@@ -168,11 +168,14 @@ pub fn analyse(name: &str, samples: &[Sample], actions: &[Action]) -> VariantRes
                     .cutover_ms
                     .push(last_old_answer(samples, action, switching, horizon) - switching);
                 let created = at(d, "created_at").unwrap_or(action.call_ms);
+                // Image build: `building` until `starting` (0 when the image was reused).
                 let build = match (ms(d, "building"), ms(d, "starting")) {
                     (Some(b), Some(s)) => s - b,
                     _ => 0,
                 };
-                let readiness = ms(d, "health_checking").map(|h| switching - h).unwrap_or(0);
+                // Container readiness: from asking the engine for the container
+                // (`starting`) until Docker reports it healthy (`switching`).
+                let readiness = ms(d, "starting").map_or(0, |t| switching - t);
                 result
                     .overhead_ms
                     .push(finished - created - build - readiness - action.drain_ms);
@@ -270,6 +273,7 @@ pub fn print(results: &Results) {
         "<= 1000 ms",
         median(&overheads) <= 1000,
     );
+    println!("  (overhead = deploy wall time - image build - container readiness (start to healthy) - the configured drain window)");
     row(
         "daemon RSS idle",
         format!("{:.1} MiB", results.idle_rss_mib),

@@ -22,6 +22,15 @@ pub fn ownership(instance: &str, app: &str, deployment: i64) -> BTreeMap<String,
     ])
 }
 
+/// Labels of an app's named data volume (kept when containers come and go).
+pub fn volume(instance: &str, app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (INSTANCE.to_string(), instance.to_string()),
+        (APP.to_string(), app.to_string()),
+        (ROLE.to_string(), "data".to_string()),
+    ])
+}
+
 /// Traefik labels for one deployment's container.
 ///
 /// Each deployment defines its *own* Traefik service (`<app>-d<id>`) and its own router

@@ -25,10 +25,32 @@ pub struct Service {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySection>,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     #[serde(default)]
     pub networks: Vec<String>,
+}
+
+/// `deploy:` of a service; Capstan uses only its resource limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploySection {
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub limits: ResourceLimits,
+}
+
+/// Compose's notation: memory as `"256M"`, cpus as a decimal string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,11 +72,14 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
-/// A network or volume that exists outside the project, referred to by name.
+/// A top-level network or volume, referred to by its engine name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExternalRef {
     pub name: String,
+    #[serde(default)]
     pub external: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ComposeSpec {

@@ -38,6 +38,11 @@ impl DeploymentNames {
     }
 }
 
+/// The engine name of an app's named volume.
+pub fn app_volume_name(instance: &str, app: &AppName, volume: &str) -> String {
+    format!("{instance}-{app}-{volume}")
+}
+
 /// The file-provider service an app's routers use.
 pub fn app_service_name(instance: &str, app: &AppName) -> String {
     format!("{instance}-{app}")
@@ -71,7 +76,37 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
     all_labels.extend(labels::traefik(&names, spec));
     let health = &spec.health;
     let url = format!("http://127.0.0.1:{}{}", spec.port, health.path);
+    let volumes: Vec<_> = spec
+        .volumes
+        .iter()
+        .map(|v| {
+            let (kind, source) = if v.is_host_path() {
+                ("bind", v.source.clone())
+            } else {
+                (
+                    "volume",
+                    app_volume_name(input.instance, input.app, &v.source),
+                )
+            };
+            context! {
+                type => kind,
+                source => source,
+                target => v.target,
+                read_only => v.read_only,
+                labels => labels::volume(input.instance, input.app.as_str()),
+            }
+        })
+        .collect();
+    let mut limits = std::collections::BTreeMap::new();
+    if let Some(memory) = spec.limits.memory_mb {
+        limits.insert("memory", format!("{memory}M"));
+    }
+    if let Some(cpus) = spec.limits.cpus {
+        limits.insert("cpus", format!("{cpus}"));
+    }
     let ctx = context! {
+        volumes => volumes,
+        limits => if limits.is_empty() { None } else { Some(limits) },
         project => names.project,
         service => input.app.as_str(),
         image => input.image,

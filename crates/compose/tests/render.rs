@@ -82,6 +82,18 @@ fn tls_app_gets_an_https_router_with_acme_and_a_redirect() {
 }
 
 #[test]
+fn volumes_and_limits() {
+    let text = render(
+        r#"{"source":{"path":"/s"},
+            "volumes":[{"source":"uploads","target":"/data"},
+                       {"source":"/srv/shared","target":"/shared","read_only":true}],
+            "limits":{"memory_mb":256,"cpus":0.5}}"#,
+    );
+    assert_valid_compose(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn hostile_env_values_stay_values() {
     let text =
         render(r#"{"source":{"path":"/s"},"env":{"X":"\nservices:\n  evil:\n    image: x"}}"#);

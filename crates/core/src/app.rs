@@ -57,6 +57,36 @@ impl Default for HealthSpec {
     }
 }
 
+/// Persistent storage mounted into every container of the app: a named volume (kept
+/// across deploys, rollbacks and restarts, named `<instance>-<app>-<name>` on the engine)
+/// or an absolute host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// A volume name (a DNS label) or an absolute host path.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl VolumeSpec {
+    pub fn is_host_path(&self) -> bool {
+        self.source.starts_with('/')
+    }
+}
+
+/// Resource limits for each container of the app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Memory limit in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPU limit in cores (`0.5` is half a core).
+    pub cpus: Option<f64>,
+}
+
 /// Everything that defines an app, apart from its name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +107,12 @@ pub struct AppSpec {
     /// Runtime environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Persistent volumes and host paths.
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+    /// Memory and CPU limits.
+    #[serde(default)]
+    pub limits: Limits,
     /// Dockerfile path, relative to the source root.
     #[serde(default = "default_dockerfile")]
     pub dockerfile: String,
@@ -111,6 +147,8 @@ pub struct AppSpecPatch {
     pub tls: Option<bool>,
     pub health: Option<HealthSpec>,
     pub env: Option<BTreeMap<String, String>>,
+    pub volumes: Option<Vec<VolumeSpec>>,
+    pub limits: Option<Limits>,
     pub dockerfile: Option<String>,
     pub drain_secs: Option<u32>,
     pub stop_grace_secs: Option<u32>,
@@ -137,6 +175,12 @@ impl AppSpec {
         }
         if let Some(v) = patch.env {
             next.env = v;
+        }
+        if let Some(v) = patch.volumes {
+            next.volumes = v;
+        }
+        if let Some(v) = patch.limits {
+            next.limits = v;
         }
         if let Some(v) = patch.dockerfile {
             next.dockerfile = v;
@@ -170,6 +214,8 @@ impl AppSpec {
         for key in self.env.keys() {
             check_env_key(key)?;
         }
+        check_volumes(&self.volumes)?;
+        check_limits(&self.limits)?;
         check_relative_path("dockerfile", &self.dockerfile)?;
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
@@ -327,6 +373,66 @@ fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
             "health.deadline_secs",
             "must be between 1 and 3600",
         ));
+    }
+    Ok(())
+}
+
+fn check_volumes(volumes: &[VolumeSpec]) -> Result<(), ValidationError> {
+    let mut targets = std::collections::HashSet::new();
+    for volume in volumes {
+        let bad_path = |p: &str| {
+            !p.starts_with('/')
+                || p.split('/').any(|part| part == "..")
+                || p.chars().any(|c| c.is_control() || c == ':' || c == ',')
+        };
+        if bad_path(&volume.target)
+            || volume.target == "/"
+            || volume.target.starts_with("/.capstan")
+        {
+            return Err(ValidationError::new(
+                "volumes.target",
+                format!(
+                    "{:?} must be an absolute path inside the container (not / or /.capstan)",
+                    volume.target
+                ),
+            ));
+        }
+        if volume.is_host_path() {
+            if bad_path(&volume.source) || volume.source == "/" {
+                return Err(ValidationError::new(
+                    "volumes.source",
+                    format!("{:?} is not a usable host path", volume.source),
+                ));
+            }
+        } else {
+            check_dns_label("volumes.source", &volume.source)?;
+        }
+        if !targets.insert(volume.target.as_str()) {
+            return Err(ValidationError::new(
+                "volumes.target",
+                format!("{:?} is mounted twice", volume.target),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_limits(limits: &Limits) -> Result<(), ValidationError> {
+    if let Some(memory) = limits.memory_mb {
+        if !(6..=1_048_576).contains(&memory) {
+            return Err(ValidationError::new(
+                "limits.memory_mb",
+                "must be between 6 and 1048576 MiB",
+            ));
+        }
+    }
+    if let Some(cpus) = limits.cpus {
+        if !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus)) {
+            return Err(ValidationError::new(
+                "limits.cpus",
+                "must be between 0.01 and 1024 cores",
+            ));
+        }
     }
     Ok(())
 }

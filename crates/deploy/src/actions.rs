@@ -87,11 +87,13 @@ impl Deployer {
         Ok(())
     }
 
-    /// Queues a build-and-deploy of the app, optionally at another git ref.
+    /// Queues a build-and-deploy of the app, optionally at another git ref; `no_cache`
+    /// forces a clean build.
     pub async fn deploy(
         &self,
         name: &AppName,
         git_ref: Option<&str>,
+        no_cache: bool,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         if let Some(reference) = git_ref {
@@ -102,7 +104,8 @@ impl Deployer {
                 )));
             }
         }
-        self.queue(name, Trigger::Deploy, git_ref, None).await
+        self.queue(name, Trigger::Deploy, git_ref, None, no_cache)
+            .await
     }
 
     /// Queues a rollback: the target release's image and settings, with no fetch or build.
@@ -155,7 +158,7 @@ impl Deployer {
                 release.image, target.id
             )));
         }
-        self.queue(name, Trigger::Rollback, None, Some(release.id))
+        self.queue(name, Trigger::Rollback, None, Some(release.id), false)
             .await
     }
 
@@ -168,7 +171,7 @@ impl Deployer {
         let release = self.store().release_of(live).await?.ok_or_else(|| {
             ActionError::Conflict(format!("live deployment {live} has no recorded release"))
         })?;
-        self.queue(name, Trigger::Restart, None, Some(release.id))
+        self.queue(name, Trigger::Restart, None, Some(release.id), false)
             .await
     }
 
@@ -178,6 +181,7 @@ impl Deployer {
         trigger: Trigger,
         git_ref: Option<&str>,
         from_release: Option<i64>,
+        no_cache: bool,
     ) -> Result<DeploymentRecord, ActionError> {
         let record = self
             .store()
@@ -186,6 +190,7 @@ impl Deployer {
                 trigger,
                 git_ref,
                 from_release,
+                no_cache,
             })
             .await?;
         self.wake_workers();

@@ -9,7 +9,7 @@ use crate::pipeline::Failure;
 use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
 use capstan_compose::routes::{render_routes, Backend};
-use capstan_compose::Service;
+use capstan_compose::{ComposeSpec, Service};
 use capstan_core::{AppName, AppSpec, DeploymentState};
 use capstan_engine::containers::Health;
 use capstan_store::DeploymentRecord;
@@ -24,12 +24,13 @@ impl Deployer {
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
+        compose: &ComposeSpec,
         service: &Service,
         names: &DeploymentNames,
         log: &DeployLog,
     ) -> Result<(), Failure> {
         let container = &names.container;
-        self.engine().run_service(service).await?;
+        self.engine().run_spec(compose, service).await?;
         log.info(format!("started container {container}")).await;
         let outcome = self.switch_to_new(d, spec, names, log).await;
         if let Err(failure) = outcome {

@@ -38,6 +38,17 @@ failure_from!(
     std::io::Error
 );
 
+/// A key for "the same build": the hash of the (deterministic) context tar and the
+/// Dockerfile path. Equal keys build equal images, so the earlier one can be reused.
+fn build_key(context: &[u8], dockerfile: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(dockerfile.as_bytes());
+    hash.update([0]);
+    hash.update(context);
+    hex::encode(&hash.finalize()[..16])
+}
+
 /// The image a deployment will run and where it came from.
 pub(crate) struct Artifact {
     pub image: String,
@@ -153,7 +164,8 @@ impl Deployer {
             .main_service()
             .ok_or_else(|| Failure("rendered spec has no service".into()))?;
         let names = DeploymentNames::new(self.engine().instance(), &d.app, d.id);
-        self.cutover(d, &artifact.spec, service, &names, log).await
+        self.cutover(d, &artifact.spec, &compose, service, &names, log)
+            .await
     }
 
     /// Preparing and building: fetch the source, detect the plan, build and tag the image.
@@ -206,6 +218,23 @@ impl Deployer {
         log.info(format!("build context: {} KiB", context.len() / 1024))
             .await;
         let tag = format!("{}/{}:{}", self.engine().instance(), d.app, d.id);
+        let build_key = build_key(&context, &spec.dockerfile);
+        if d.no_cache {
+            log.info("clean build requested: no image reuse, no layer cache")
+                .await;
+        } else if let Some(existing) = self.engine().find_build(d.app.as_str(), &build_key).await? {
+            self.engine().tag_image(&existing, &tag).await?;
+            log.info(format!(
+                "reusing image {existing} built from the same source and settings; build skipped"
+            ))
+            .await;
+            self.store().set_image(d.id, &tag).await?;
+            return Ok(Artifact {
+                image: tag,
+                commit,
+                spec: spec.clone(),
+            });
+        }
         let labels = HashMap::from([
             (
                 "capstan.instance".to_string(),
@@ -217,13 +246,14 @@ impl Deployer {
                 "capstan.commit".to_string(),
                 commit.clone().unwrap_or_default(),
             ),
+            ("capstan.build-key".to_string(), build_key),
         ]);
         let request = BuildRequest {
             context_tar: context,
             dockerfile: spec.dockerfile.clone(),
             tag: tag.clone(),
             labels,
-            no_cache: false,
+            no_cache: d.no_cache,
         };
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
         let forward_log = log.clone();

@@ -10,7 +10,7 @@ use bollard::models::{
     ContainerStateStatusEnum, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount,
     MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
-use capstan_compose::model::{parse_duration, Service};
+use capstan_compose::model::{parse_duration, ComposeSpec, Service};
 use futures::StreamExt;
 use std::collections::HashMap;
 
@@ -48,6 +48,25 @@ pub struct OwnedContainer {
 }
 
 impl Engine {
+    /// Creates the spec's own (non-external) volumes with their labels if missing, then
+    /// creates and starts its service.
+    pub async fn run_spec(
+        &self,
+        spec: &ComposeSpec,
+        service: &Service,
+    ) -> Result<String, EngineError> {
+        for volume in spec.volumes.values().filter(|v| !v.external) {
+            self.docker()
+                .create_volume(bollard::volume::CreateVolumeOptions {
+                    name: volume.name.clone(),
+                    labels: volume.labels.clone().into_iter().collect(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        self.run_service(service).await
+    }
+
     /// Creates and starts the container described by a rendered compose `service`.
     /// An existing container of the same name (a leftover of a crashed attempt) is replaced.
     pub async fn run_service(&self, service: &Service) -> Result<String, EngineError> {
@@ -86,6 +105,16 @@ impl Engine {
             "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
             _ => RestartPolicyNameEnum::UNLESS_STOPPED,
         };
+        let limits = service.deploy.as_ref().map(|d| &d.resources.limits);
+        let memory = limits
+            .and_then(|l| l.memory.as_deref())
+            .and_then(|m| m.strip_suffix('M'))
+            .and_then(|m| m.parse::<i64>().ok())
+            .map(|mib| mib * 1024 * 1024);
+        let nano_cpus = limits
+            .and_then(|l| l.cpus.as_deref())
+            .and_then(|c| c.parse::<f64>().ok())
+            .map(|cpus| (cpus * 1e9) as i64);
         let config = Config {
             image: Some(service.image.clone()),
             env: Some(
@@ -104,6 +133,8 @@ impl Engine {
                     maximum_retry_count: None,
                 }),
                 mounts: Some(mounts),
+                memory,
+                nano_cpus,
                 network_mode,
                 init: Some(false),
                 ..Default::default()

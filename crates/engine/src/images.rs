@@ -106,6 +106,46 @@ impl Engine {
         Ok(())
     }
 
+    /// The id of an image this instance built for `app` with the given build key (a hash
+    /// of the build context and settings), if one is still on the engine.
+    pub async fn find_build(
+        &self,
+        app: &str,
+        build_key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("capstan.instance={}", self.instance()),
+                format!("capstan.app={app}"),
+                format!("capstan.build-key={build_key}"),
+            ],
+        )]);
+        let images = self
+            .docker()
+            .list_images(Some(ListImagesOptions {
+                filters,
+                ..Default::default()
+            }))
+            .await?;
+        Ok(images.into_iter().next().map(|i| i.id))
+    }
+
+    /// Adds the tag `reference` (`repo:tag`) to an image.
+    pub async fn tag_image(&self, image: &str, reference: &str) -> Result<(), EngineError> {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        self.docker()
+            .tag_image(
+                image,
+                Some(bollard::image::TagImageOptions {
+                    repo: repo.to_string(),
+                    tag: tag.to_string(),
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Image references (`repo:tag`) this instance built for `app`.
     pub async fn app_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
         let filters = HashMap::from([(

@@ -10,7 +10,8 @@
 //!   exit) or `immediate` (exit at once on SIGTERM, dropping in-flight requests)
 //! - `EXIT_AT_START`: exit with status 1 before listening
 //!
-//! Routes: `/` (version), `/health`, `/slow?ms=N` (answers after N ms), `/env/NAME`.
+//! Routes: `/` (version), `/health`, `/slow?ms=N` (answers after N ms), `/env/NAME`,
+//! `/file/read?path=P` and `/file/write?path=P&value=V` (for volume tests).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -182,6 +183,27 @@ fn respond(target: &str, settings: &Settings) -> (u16, String) {
                 200,
                 format!("version: {} (slow {ms} ms)\n", settings.version),
             )
+        }
+        "/file/read" | "/file/write" => {
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let file = param("path");
+            if path == "/file/write" {
+                match std::fs::write(&file, param("value")) {
+                    Ok(()) => (200, "written\n".into()),
+                    Err(e) => (500, format!("cannot write {file}: {e}\n")),
+                }
+            } else {
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => (200, text),
+                    Err(e) => (404, format!("cannot read {file}: {e}\n")),
+                }
+            }
         }
         _ if path.starts_with("/env/") => {
             let name = &path[5..];

@@ -17,6 +17,8 @@ pub struct DeploymentRecord {
     pub commit_sha: Option<String>,
     pub image: Option<String>,
     pub from_release: Option<i64>,
+    /// A clean build was asked for: no image reuse, no layer cache.
+    pub no_cache: bool,
     pub error: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -36,6 +38,7 @@ pub struct NewDeployment<'a> {
     pub trigger: Trigger,
     pub git_ref: Option<&'a str>,
     pub from_release: Option<i64>,
+    pub no_cache: bool,
 }
 
 const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
@@ -56,6 +59,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
         commit_sha: row.try_get("commit_sha")?,
         image: row.try_get("image")?,
         from_release: row.try_get("from_release")?,
+        no_cache: row.try_get::<i64, _>("no_cache")? != 0,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
@@ -69,13 +73,14 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, created_at)
-             VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
+            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at)
+             VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.app.as_str())
         .bind(new.trigger.as_str())
         .bind(new.git_ref)
         .bind(new.from_release)
+        .bind(new.no_cache as i64)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?

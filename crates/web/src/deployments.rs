@@ -50,6 +50,9 @@ fn deployment_id(raw: &str) -> Result<i64, ApiError> {
 struct DeployRequest {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    /// Force a clean build: no reuse of an earlier image, no layer cache.
+    #[serde(default)]
+    no_cache: bool,
 }
 
 pub async fn create(
@@ -59,8 +62,11 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let name = app_name(&app)?;
     let request: Option<DeployRequest> = optional_body(&body)?;
-    let git_ref = request.and_then(|r| r.git_ref);
-    let d = state.deployer.deploy(&name, git_ref.as_deref()).await?;
+    let (git_ref, no_cache) = request.map_or((None, false), |r| (r.git_ref, r.no_cache));
+    let d = state
+        .deployer
+        .deploy(&name, git_ref.as_deref(), no_cache)
+        .await?;
     Ok(accepted(&d))
 }
 

@@ -42,6 +42,7 @@ pub fn deployment(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Value {
         "commit": d.commit_sha,
         "image": d.image,
         "from_release": d.from_release,
+        "no_cache": d.no_cache,
         "error": d.error,
         "created_at": time(d.created_at),
         "started_at": opt_time(d.started_at),

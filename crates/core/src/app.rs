@@ -77,6 +77,20 @@ impl VolumeSpec {
     }
 }
 
+/// A command run around a cutover, as argv (no shell: use `["sh", "-c", "..."]` if the
+/// image has one and you want it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookCommand {
+    pub command: Vec<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn default_hook_timeout() -> u32 {
+    300
+}
+
 /// Resource limits for each container of the app.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,6 +127,13 @@ pub struct AppSpec {
     /// Memory and CPU limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Runs in a one-off container of the NEW image before cutover (migrations); failure
+    /// aborts the deployment and the old version stays live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_deploy: Option<HookCommand>,
+    /// Runs in the new container after cutover; failure is reported, not rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_deploy: Option<HookCommand>,
     /// Dockerfile path, relative to the source root.
     #[serde(default = "default_dockerfile")]
     pub dockerfile: String,
@@ -149,6 +170,11 @@ pub struct AppSpecPatch {
     pub env: Option<BTreeMap<String, String>>,
     pub volumes: Option<Vec<VolumeSpec>>,
     pub limits: Option<Limits>,
+    /// `null` removes the command.
+    #[serde(default, deserialize_with = "present")]
+    pub pre_deploy: Option<Option<HookCommand>>,
+    #[serde(default, deserialize_with = "present")]
+    pub post_deploy: Option<Option<HookCommand>>,
     pub dockerfile: Option<String>,
     pub drain_secs: Option<u32>,
     pub stop_grace_secs: Option<u32>,
@@ -181,6 +207,12 @@ impl AppSpec {
         }
         if let Some(v) = patch.limits {
             next.limits = v;
+        }
+        if let Some(v) = patch.pre_deploy {
+            next.pre_deploy = v;
+        }
+        if let Some(v) = patch.post_deploy {
+            next.post_deploy = v;
         }
         if let Some(v) = patch.dockerfile {
             next.dockerfile = v;
@@ -216,6 +248,14 @@ impl AppSpec {
         }
         check_volumes(&self.volumes)?;
         check_limits(&self.limits)?;
+        for (field, hook) in [
+            ("pre_deploy", &self.pre_deploy),
+            ("post_deploy", &self.post_deploy),
+        ] {
+            if let Some(hook) = hook {
+                check_hook(field, hook)?;
+            }
+        }
         check_relative_path("dockerfile", &self.dockerfile)?;
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
@@ -415,6 +455,37 @@ fn check_volumes(volumes: &[VolumeSpec]) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+fn check_hook(field: &str, hook: &HookCommand) -> Result<(), ValidationError> {
+    if hook.command.is_empty() || hook.command[0].is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "command must name a program (argv, no shell string)",
+        ));
+    }
+    if hook.command.iter().any(|a| a.contains('\0')) {
+        return Err(ValidationError::new(
+            field,
+            "command must not contain NUL bytes",
+        ));
+    }
+    if hook.timeout_secs == 0 || hook.timeout_secs > 3600 {
+        return Err(ValidationError::new(
+            field,
+            "timeout_secs must be between 1 and 3600",
+        ));
+    }
+    Ok(())
+}
+
+/// Deserializes a field that is present (even as `null`) into `Some(value)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn check_limits(limits: &Limits) -> Result<(), ValidationError> {

@@ -6,7 +6,7 @@ pub mod deployment;
 pub mod error;
 pub mod name;
 
-pub use app::{AppSpec, AppSpecPatch, HealthSpec, Limits, Source, VolumeSpec};
+pub use app::{AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec};
 pub use deployment::{DeploymentState, Trigger};
 pub use error::ValidationError;
 pub use name::AppName;

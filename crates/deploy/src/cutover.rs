@@ -10,7 +10,7 @@ use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
 use capstan_compose::routes::{render_routes, Backend};
 use capstan_compose::{ComposeSpec, Service};
-use capstan_core::{AppName, AppSpec, DeploymentState};
+use capstan_core::{AppName, AppSpec, DeploymentState, HookCommand};
 use capstan_engine::containers::Health;
 use capstan_store::DeploymentRecord;
 use std::time::{Duration, Instant};
@@ -30,12 +30,18 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<(), Failure> {
         let container = &names.container;
+        if let Some(hook) = &spec.pre_deploy {
+            self.run_pre_deploy(hook, service, names, log).await?;
+        }
         self.engine().run_spec(compose, service).await?;
         log.info(format!("started container {container}")).await;
         let outcome = self.switch_to_new(d, spec, names, log).await;
         if let Err(failure) = outcome {
             self.remove_failed(container, log).await;
             return Err(failure);
+        }
+        if let Some(hook) = &spec.post_deploy {
+            self.run_post_deploy(hook, container, log).await;
         }
         self.retire_others(&d.app, container, spec, log).await;
         self.prune_images(&d.app, log).await;
@@ -112,6 +118,71 @@ impl Deployer {
         match restored {
             Ok(()) => log.info("route restored to the live version").await,
             Err(err) => log.info(format!("cannot restore the route: {err}")).await,
+        }
+    }
+
+    /// Runs the pre-deploy command in a one-off container of the new image; a non-zero exit
+    /// or a timeout fails the deployment before anything is started or switched.
+    async fn run_pre_deploy(
+        &self,
+        hook: &HookCommand,
+        service: &Service,
+        names: &DeploymentNames,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        log.info(format!(
+            "pre-deploy: running {:?} in a one-off container of the new image",
+            hook.command
+        ))
+        .await;
+        let name = format!("{}-pre", names.container);
+        let timeout = Duration::from_secs(hook.timeout_secs as u64);
+        let exit = log
+            .forward("pre-deploy", |lines| async move {
+                self.engine()
+                    .run_task(service, &name, &hook.command, timeout, &lines)
+                    .await
+            })
+            .await?;
+        if exit != 0 {
+            return Err(Failure(format!(
+                "pre-deploy command exited with status {exit}; nothing was switched, the live version keeps serving"
+            )));
+        }
+        log.info("pre-deploy command succeeded").await;
+        Ok(())
+    }
+
+    /// Runs the post-deploy command in the new container. The new version is already live:
+    /// a failure is reported in the log, not rolled back.
+    async fn run_post_deploy(&self, hook: &HookCommand, container: &str, log: &DeployLog) {
+        log.info(format!(
+            "post-deploy: running {:?} in {container}",
+            hook.command
+        ))
+        .await;
+        let timeout = Duration::from_secs(hook.timeout_secs as u64);
+        let outcome = log
+            .forward("post-deploy", |lines| async move {
+                self.engine()
+                    .exec(container, &hook.command, timeout, &lines)
+                    .await
+            })
+            .await;
+        match outcome {
+            Ok(0) => log.info("post-deploy command succeeded").await,
+            Ok(exit) => {
+                log.info(format!(
+                    "post-deploy command FAILED with status {exit}; the new version stays live"
+                ))
+                .await
+            }
+            Err(err) => {
+                log.info(format!(
+                    "post-deploy command FAILED: {err}; the new version stays live"
+                ))
+                .await
+            }
         }
     }
 

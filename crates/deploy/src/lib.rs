@@ -78,6 +78,9 @@ struct Inner {
     wake: Notify,
     /// Deployments a worker of this process is executing right now.
     running: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// One lock per app, held for a deployment's whole run including the retirement and
+    /// image cleanup after it went live, so two deployments of an app never overlap.
+    app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Deployer {
@@ -98,6 +101,7 @@ impl Deployer {
                 logs: LogHub::default(),
                 wake: Notify::new(),
                 running: Default::default(),
+                app_locks: Default::default(),
             }),
         }
     }
@@ -143,6 +147,11 @@ impl Deployer {
         } else {
             set.remove(&id);
         }
+    }
+
+    pub(crate) fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.app_locks.lock().expect("app lock map");
+        locks.entry(app.to_string()).or_default().clone()
     }
 
     /// Wakes the queue workers (a deployment was queued).

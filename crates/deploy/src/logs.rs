@@ -76,6 +76,28 @@ impl DeployLog {
         self.line("capstan", text.as_ref()).await;
     }
 
+    /// Runs `work` with a channel whose lines land in this log under `stream` as they
+    /// arrive (build output, pulls, command output), and waits until all are stored.
+    pub(crate) async fn forward<T, Fut>(
+        &self,
+        stream: &'static str,
+        work: impl FnOnce(tokio::sync::mpsc::UnboundedSender<String>) -> Fut,
+    ) -> T
+    where
+        Fut: std::future::Future<Output = T>,
+    {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let log = self.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(line) = receiver.recv().await {
+                log.line(stream, &line).await;
+            }
+        });
+        let result = work(sender).await;
+        let _ = forwarder.await;
+        result
+    }
+
     pub(crate) fn end(&self, state: DeploymentState) {
         self.deployer.logs().publish(self.id, LogEvent::End(state));
     }

@@ -61,6 +61,9 @@ impl Deployer {
     pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
         self.set_running(id, true);
+        // Wait for the app's previous deployment to finish its cleanup.
+        let app_lock = self.app_lock(deployment.app.as_str());
+        let _app_guard = app_lock.lock().await;
         let log = DeployLog::new(self, id);
         log.info(format!(
             "deployment {id} of {} ({}) started",
@@ -255,16 +258,11 @@ impl Deployer {
             labels,
             no_cache: d.no_cache,
         };
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let forward_log = log.clone();
-        let forwarder = tokio::spawn(async move {
-            while let Some(line) = receiver.recv().await {
-                forward_log.line("build", &line).await;
-            }
-        });
-        let built = self.engine().build_image(request, &sender).await;
-        drop(sender);
-        let _ = forwarder.await;
+        let built = log
+            .forward("build", |lines| async move {
+                self.engine().build_image(request, &lines).await
+            })
+            .await;
         let image_id = built?;
         log.info(format!("built {tag} ({image_id})")).await;
         self.store().set_image(d.id, &tag).await?;
@@ -284,16 +282,11 @@ impl Deployer {
     ) -> Result<Artifact, Failure> {
         if self.engine().image_id(image).await?.is_none() {
             log.info(format!("pulling {image}")).await;
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let forward_log = log.clone();
-            let forwarder = tokio::spawn(async move {
-                while let Some(line) = receiver.recv().await {
-                    forward_log.line("pull", &line).await;
-                }
-            });
-            let pulled = self.engine().pull_image(image, &sender).await;
-            drop(sender);
-            let _ = forwarder.await;
+            let pulled = log
+                .forward("pull", |lines| async move {
+                    self.engine().pull_image(image, &lines).await
+                })
+                .await;
             pulled?;
         }
         log.info(format!("using prebuilt image {image} (no build)"))

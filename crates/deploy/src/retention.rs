@@ -38,24 +38,41 @@ impl Deployer {
         }
     }
 
-    /// The live image, the newest superseded one (the default rollback target), and the
-    /// images of the newest `keep_images` successful releases.
+    /// The images of the newest `keep_images` successful releases (distinct images: a
+    /// rollback or a reused build shares its image with an earlier release), which always
+    /// include the live one and the default rollback target, plus the image of every
+    /// deployment of the app that has not finished.
     async fn images_to_keep(&self, app: &AppName) -> Result<HashSet<String>, crate::ActionError> {
-        let successful: Vec<String> = self
-            .store()
-            .deployments_of(app, 1000)
-            .await?
-            .into_iter()
-            .filter(|d| matches!(d.state, DeploymentState::Live | DeploymentState::Superseded))
-            .filter_map(|d| d.image)
-            .collect();
-        let mut keep: HashSet<String> = successful
-            .iter()
-            .take(self.settings().keep_images.max(2))
-            .cloned()
-            .collect();
-        // Queued rollbacks and restarts need their release's image too.
-        for d in self.store().deployments_of(app, 1000).await? {
+        let deployments = self.store().deployments_of(app, 1000).await?;
+        let mut newest_distinct: Vec<String> = Vec::new();
+        for d in &deployments {
+            let successful = matches!(d.state, DeploymentState::Live | DeploymentState::Superseded);
+            let Some(image) = d.image.as_ref().filter(|_| successful) else {
+                continue;
+            };
+            let id = self
+                .engine()
+                .image_id(image)
+                .await?
+                .unwrap_or_else(|| image.clone());
+            if !newest_distinct.contains(&id) {
+                if newest_distinct.len() >= self.settings().keep_images.max(2) {
+                    break;
+                }
+                newest_distinct.push(id);
+            }
+        }
+        let mut keep = HashSet::new();
+        for d in &deployments {
+            let Some(image) = &d.image else { continue };
+            let id = self
+                .engine()
+                .image_id(image)
+                .await?
+                .unwrap_or_else(|| image.clone());
+            if newest_distinct.contains(&id) || !d.state.is_finished() {
+                keep.insert(image.clone());
+            }
             if !d.state.is_finished() {
                 if let Some(release) = d.from_release {
                     keep.insert(self.store().release(release).await?.image);

@@ -71,6 +71,31 @@ impl Engine {
     /// An existing container of the same name (a leftover of a crashed attempt) is replaced.
     pub async fn run_service(&self, service: &Service) -> Result<String, EngineError> {
         self.remove_container(&service.container_name).await?;
+        let config = self.container_config(service);
+        self.create_and_start(&service.container_name, config).await
+    }
+
+    pub(crate) async fn create_and_start(
+        &self,
+        name: &str,
+        config: Config<String>,
+    ) -> Result<String, EngineError> {
+        let options = CreateContainerOptions {
+            name: name.to_string(),
+            platform: None,
+        };
+        let created = self
+            .docker()
+            .create_container(Some(options), config)
+            .await?;
+        self.docker()
+            .start_container::<String>(&created.id, None)
+            .await?;
+        Ok(created.id)
+    }
+
+    /// The engine's container configuration for a rendered compose service.
+    pub(crate) fn container_config(&self, service: &Service) -> Config<String> {
         let mut endpoints = HashMap::new();
         for network in &service.networks {
             endpoints.insert(network.clone(), EndpointSettings::default());
@@ -115,7 +140,7 @@ impl Engine {
             .and_then(|l| l.cpus.as_deref())
             .and_then(|c| c.parse::<f64>().ok())
             .map(|cpus| (cpus * 1e9) as i64);
-        let config = Config {
+        Config {
             image: Some(service.image.clone()),
             env: Some(
                 service
@@ -143,19 +168,7 @@ impl Engine {
                 endpoints_config: endpoints,
             }),
             ..Default::default()
-        };
-        let options = CreateContainerOptions {
-            name: service.container_name.clone(),
-            platform: None,
-        };
-        let created = self
-            .docker()
-            .create_container(Some(options), config)
-            .await?;
-        self.docker()
-            .start_container::<String>(&created.id, None)
-            .await?;
-        Ok(created.id)
+        }
     }
 
     /// The container's state and health check status; a missing container is `Down`.

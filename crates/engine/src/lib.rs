@@ -6,6 +6,7 @@ pub mod containers;
 pub mod images;
 pub mod proxy;
 pub mod setup;
+pub mod tasks;
 
 use bollard::Docker;
 
@@ -24,6 +25,8 @@ pub enum EngineError {
     Build(String),
     #[error("proxy: {0}")]
     Proxy(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

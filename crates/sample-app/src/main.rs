@@ -10,6 +10,9 @@
 //!   exit) or `immediate` (exit at once on SIGTERM, dropping in-flight requests)
 //! - `EXIT_AT_START`: exit with status 1 before listening
 //!
+//! As a one-off task (pre/post-deploy commands): `capstan-sample task EXIT MESSAGE` prints
+//! MESSAGE and exits with EXIT; `capstan-sample sleep SECS`; `capstan-sample write PATH V`.
+//!
 //! Routes: `/` (version), `/health`, `/slow?ms=N` (answers after N ms), `/env/NAME`,
 //! `/file/read?path=P` and `/file/write?path=P&value=V` (for volume tests).
 
@@ -32,7 +35,40 @@ fn env_secs(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// Runs a one-off task named by the arguments, if any, and exits.
+fn run_task(args: &[String]) {
+    match args.first().map(String::as_str) {
+        Some("task") => {
+            let code = args.get(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            println!("{}", args.get(2).cloned().unwrap_or_default());
+            std::process::exit(code);
+        }
+        Some("sleep") => {
+            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+            std::thread::sleep(Duration::from_secs(secs));
+            std::process::exit(0);
+        }
+        Some("write") => {
+            let (path, value) = (
+                args.get(1).cloned().unwrap_or_default(),
+                args.get(2).cloned().unwrap_or_default(),
+            );
+            match std::fs::write(&path, value) {
+                Ok(()) => println!("wrote {path}"),
+                Err(e) => {
+                    eprintln!("cannot write {path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run_task(&args);
     if std::env::var("EXIT_AT_START").is_ok() {
         eprintln!("EXIT_AT_START is set: exiting with status 1");
         std::process::exit(1);

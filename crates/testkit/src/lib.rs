@@ -240,6 +240,24 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The log once the worker has written its last line (post-deploy output, retirement
+    /// and cleanup come after the state is already final).
+    pub async fn final_log(&self, id: i64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log(id).await;
+            let last = log.lines().last().unwrap_or_default();
+            if last.contains("deployment is live") || last.contains("deployment failed") {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} never wrote its last line:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Deploys and asserts the outcome, returning the deployment.
     pub async fn deploy_expect(&self, app: &str, body: Option<Value>, state: &str) -> Value {
         let id = self.deploy(app, body).await;

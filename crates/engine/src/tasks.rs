@@ -1,0 +1,121 @@
+//! Commands around a cutover: a one-off container of a deployment's image (pre-deploy)
+//! and an exec in a running container (post-deploy), both argv-only, bounded in time, with
+//! every output line sent to the deployment log.
+
+use crate::{Engine, EngineError};
+use bollard::container::{LogOutput, LogsOptions};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use capstan_compose::Service;
+use futures::{Stream, StreamExt};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Sends each line of a container output stream to `log` until the stream ends.
+async fn forward_output(
+    mut stream: impl Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
+    log: &UnboundedSender<String>,
+) -> Result<(), EngineError> {
+    while let Some(item) = stream.next().await {
+        match item? {
+            LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message } => {
+                for line in String::from_utf8_lossy(&message).lines() {
+                    let _ = log.send(line.to_string());
+                }
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Runs `argv` in a one-off container made like `service` (same image, env, volumes,
+    /// network, limits; no proxy labels, no health check, no restart) and returns its exit
+    /// code. The container is removed afterwards, also on timeout.
+    pub async fn run_task(
+        &self,
+        service: &Service,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+        log: &UnboundedSender<String>,
+    ) -> Result<i64, EngineError> {
+        let mut task = service.clone();
+        task.container_name = name.to_string();
+        task.labels.retain(|key, _| !key.starts_with("traefik."));
+        task.labels.insert("traefik.enable".into(), "false".into());
+        task.healthcheck = None;
+        task.restart = "no".into();
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| EngineError::Build("empty command".into()))?;
+        self.remove_container(name).await?;
+        let mut config = self.container_config(&task);
+        config.entrypoint = Some(vec![program.clone()]);
+        config.cmd = Some(args.to_vec());
+        self.create_and_start(name, config).await?;
+        let options = LogsOptions::<String> {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let output = forward_output(self.docker().logs(name, Some(options)), log);
+        let finished = tokio::time::timeout(timeout, output).await;
+        let exit = match finished {
+            Ok(result) => {
+                result?;
+                let info = self.docker().inspect_container(name, None).await?;
+                Ok(info.state.and_then(|s| s.exit_code).unwrap_or(-1))
+            }
+            Err(_) => Err(EngineError::Timeout(format!(
+                "{} did not finish within {}s",
+                argv.join(" "),
+                timeout.as_secs()
+            ))),
+        };
+        self.remove_container(name).await?;
+        exit
+    }
+
+    /// Runs `argv` inside a running container and returns its exit code.
+    pub async fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+        log: &UnboundedSender<String>,
+    ) -> Result<i64, EngineError> {
+        let exec = self
+            .docker()
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let run = async {
+            if let StartExecResults::Attached { output, .. } =
+                self.docker().start_exec(&exec.id, None).await?
+            {
+                forward_output(output, log).await?;
+            }
+            Ok::<_, EngineError>(())
+        };
+        tokio::time::timeout(timeout, run).await.map_err(|_| {
+            EngineError::Timeout(format!(
+                "{} did not finish within {}s",
+                argv.join(" "),
+                timeout.as_secs()
+            ))
+        })??;
+        let info = self.docker().inspect_exec(&exec.id).await?;
+        Ok(info.exit_code.unwrap_or(-1))
+    }
+}

@@ -5,6 +5,7 @@ pub mod app;
 pub mod deployment;
 pub mod error;
 pub mod name;
+mod validate;
 
 pub use app::{AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec};
 pub use deployment::{DeploymentState, Trigger};

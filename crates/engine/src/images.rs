@@ -113,20 +113,8 @@ impl Engine {
         app: &str,
         build_key: &str,
     ) -> Result<Option<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("capstan.instance={}", self.instance()),
-                format!("capstan.app={app}"),
-                format!("capstan.build-key={build_key}"),
-            ],
-        )]);
         let images = self
-            .docker()
-            .list_images(Some(ListImagesOptions {
-                filters,
-                ..Default::default()
-            }))
+            .images_labelled(app, Some(&format!("capstan.build-key={build_key}")))
             .await?;
         Ok(images.into_iter().next().map(|i| i.id))
     }
@@ -148,21 +136,26 @@ impl Engine {
 
     /// Image references (`repo:tag`) this instance built for `app`.
     pub async fn app_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("capstan.instance={}", self.instance()),
-                format!("capstan.app={app}"),
-            ],
-        )]);
-        let images = self
-            .docker()
-            .list_images(Some(ListImagesOptions {
-                filters,
-                ..Default::default()
-            }))
-            .await?;
+        let images = self.images_labelled(app, None).await?;
         Ok(images.into_iter().flat_map(|i| i.repo_tags).collect())
+    }
+
+    /// Images this instance built for `app`, optionally with one more label filter.
+    async fn images_labelled(
+        &self,
+        app: &str,
+        extra: Option<&str>,
+    ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
+        let mut labels = vec![
+            format!("capstan.instance={}", self.instance()),
+            format!("capstan.app={app}"),
+        ];
+        labels.extend(extra.map(str::to_string));
+        let options = ListImagesOptions {
+            filters: HashMap::from([("label".to_string(), labels)]),
+            ..Default::default()
+        };
+        Ok(self.docker().list_images(Some(options)).await?)
     }
 
     /// Removes an image reference; a missing image is not an error.

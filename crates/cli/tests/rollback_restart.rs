@@ -218,6 +218,8 @@ async fn retention_keeps_the_newest_images_and_never_piles_up_containers() {
     for n in 1..=4 {
         repo.commit_version(&format!("v{n}"), &[]);
         let d = daemon.deploy_expect("web", None, "live").await;
+        // Old images are pruned just after the deployment is recorded live.
+        daemon.final_log(d["id"].as_i64().unwrap()).await;
         images.push(d["image"].as_str().unwrap().to_string());
     }
     let present = |image: &str| {

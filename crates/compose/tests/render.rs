@@ -7,10 +7,9 @@ use capstan_compose::routes::{render_routes, Backend};
 use capstan_core::{AppName, AppSpec};
 
 fn schema_validator() -> jsonschema::Validator {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/compose-spec.json"
-    );
+    // The official compose JSON schema (compose-spec/compose-spec, Apache-2.0), vendored
+    // so the test does not depend on where the checkout sits.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/compose-spec.json");
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("the compose schema must be at {path}: {e}"));
     let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -40,6 +39,10 @@ fn spec(json: &str) -> AppSpec {
 }
 
 fn render(json: &str) -> String {
+    render_with_secrets(json, &[])
+}
+
+fn render_with_secrets(json: &str, secrets: &[String]) -> String {
     let app = AppName::parse("shop").unwrap();
     let spec = spec(json);
     let (_, text) = render_deployment(&RenderInput {
@@ -48,9 +51,24 @@ fn render(json: &str) -> String {
         deployment: 42,
         image: "capstan/shop:42",
         spec: &spec,
+        secrets,
     })
     .unwrap();
     text
+}
+
+#[test]
+fn secrets_appear_only_as_placeholders() {
+    let text = render_with_secrets(
+        r#"{"source":{"path":"/s"},"env":{"MODE":"prod"}}"#,
+        &["DB_PASSWORD".to_string()],
+    );
+    assert_valid_compose(&text);
+    assert!(
+        text.contains(r#""DB_PASSWORD":"${DB_PASSWORD}""#),
+        "{text}"
+    );
+    assert!(text.contains(r#""MODE":"prod""#), "{text}");
 }
 
 #[test]

@@ -1,12 +1,17 @@
 //! Turning an app's source into something the engine can build: fetching git sources with
-//! the `git` CLI (argv only), detecting the build plan, and packing the build context.
+//! the `git` CLI (argv only), reading the repo's `capstan.toml`, detecting the build plan,
+//! and packing the build context.
 
+pub mod compose_file;
 pub mod context;
+pub mod nixpacks_plan;
 pub mod plan;
+pub mod repo_config;
 pub mod source;
 
-pub use context::pack_context;
-pub use plan::{detect_plan, Plan};
+pub use context::{pack_context, GeneratedFile};
+pub use plan::{prepare, Plan, Recipe};
+pub use repo_config::{apply_repo_config, load_repo_config, RepoSettings};
 pub use source::{fetch_git, local_commit, Checkout};
 
 /// A source that cannot be fetched, planned or packed; the message is for the user.
@@ -20,6 +25,8 @@ pub enum BuildError {
     NoPlan(String),
     #[error("source: {0}")]
     Source(String),
+    #[error("{0}")]
+    RepoConfig(#[from] capstan_core::RepoConfigError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,39 +1,332 @@
-//! Build plan detection: what kind of build a source tree needs, or a clear error that
-//! says what was looked for.
+//! Build plan detection: which kind of build a source tree needs, the Dockerfile that
+//! build runs, and a clear error that says what was looked for when nothing fits.
+//!
+//! Order for `type = "auto"`: a Dockerfile, a compose file, a nixpacks provider, a static
+//! site. Every plan ends as a Dockerfile plus a context, so all of them build through the
+//! same code path.
 
+use crate::compose_file::check_compose_file;
+use crate::context::GeneratedFile;
+use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
 use crate::BuildError;
+use capstan_core::build_spec::{BuildKind, BuildSpec};
 use std::path::{Path, PathBuf};
 
-/// How a source tree will be turned into an image.
+/// Compose file names looked for, in order, when none is configured.
+pub const COMPOSE_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// Directories looked in, in order, for a static site's `index.html`.
+pub const PUBLISH_DIRS: [&str; 6] = [".", "dist", "build", "public", "_site", "out"];
+
+/// Where generated Dockerfiles are placed in the context.
+const GENERATED_DOCKERFILE: &str = ".capstan/Dockerfile";
+
+/// What kind of build was chosen, with the detail that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Build the given Dockerfile (path relative to the context root).
-    Dockerfile { path: String },
+    Dockerfile {
+        path: String,
+        target: Option<String>,
+    },
+    Compose {
+        file: String,
+        services: Vec<String>,
+    },
+    Nixpacks {
+        providers: Vec<String>,
+    },
+    Static {
+        publish_dir: String,
+        image: String,
+    },
 }
 
 impl Plan {
+    pub fn kind(&self) -> BuildKind {
+        match self {
+            Plan::Dockerfile { .. } => BuildKind::Dockerfile,
+            Plan::Compose { .. } => BuildKind::Compose,
+            Plan::Nixpacks { .. } => BuildKind::Nixpacks,
+            Plan::Static { .. } => BuildKind::Static,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
-            Plan::Dockerfile { path } => format!("dockerfile ({path})"),
+            Plan::Dockerfile { path, target } => match target {
+                Some(target) => format!("dockerfile ({path}, stage {target})"),
+                None => format!("dockerfile ({path})"),
+            },
+            Plan::Compose { file, services } => {
+                format!("compose ({file}: services {})", services.join(", "))
+            }
+            Plan::Nixpacks { providers } => format!("nixpacks ({})", providers.join(", ")),
+            Plan::Static { publish_dir, image } => {
+                format!("static site ({publish_dir}/ served by httpd from {image})")
+            }
         }
     }
 }
 
-/// Detects the plan for the tree at `root`. `dockerfile` is the configured Dockerfile path
-/// (already validated as relative); it must resolve to a file inside `root`, symlinks
+/// A plan made concrete: the context directory and the Dockerfile to build in it.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub plan: Plan,
+    /// Why this plan was chosen, for the deployment log and `capstan plan`.
+    pub reason: String,
+    /// The build context (the source root joined with `base_dir`, canonical).
+    pub context_dir: PathBuf,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    /// The Dockerfile's text, as it will be built.
+    pub dockerfile_text: String,
+    pub target: Option<String>,
+    /// Files the plan generated, added to the context.
+    pub generated: Vec<GeneratedFile>,
+}
+
+/// Resolves `build.base_dir` inside `root`; it must exist and stay inside, symlinks
 /// included.
-pub fn detect_plan(root: &Path, dockerfile: &str) -> Result<Plan, BuildError> {
-    let candidate = root.join(dockerfile);
-    if candidate.is_file() {
-        ensure_inside(root, &candidate, dockerfile)?;
-        return Ok(Plan::Dockerfile {
-            path: dockerfile.to_string(),
-        });
+pub fn context_dir(root: &Path, build: &BuildSpec) -> Result<PathBuf, BuildError> {
+    let dir = root.join(&build.base_dir);
+    if !dir.is_dir() {
+        return Err(BuildError::Source(format!(
+            "the base directory {:?} does not exist in the source",
+            build.base_dir
+        )));
+    }
+    ensure_inside(root, &dir, &build.base_dir)
+}
+
+/// Chooses and prepares the build for the tree at `root`. `port` is the app's port (the
+/// static server listens on it).
+pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
+    let context = context_dir(root, build)?;
+    match build.kind {
+        BuildKind::Dockerfile => dockerfile_recipe(&context, build)?
+            .map(|r| with_reason(r, "build type set to dockerfile"))
+            .ok_or_else(|| missing_dockerfile(build)),
+        BuildKind::Compose => compose_recipe(&context, build)?
+            .map(|r| with_reason(r, "build type set to compose"))
+            .ok_or_else(|| missing_compose(build)),
+        BuildKind::Nixpacks => nixpacks_recipe(&context, build, true)?
+            .map(|r| with_reason(r, "build type set to nixpacks"))
+            .ok_or_else(|| {
+                BuildError::NoPlan(
+                    "build type is nixpacks, but no nixpacks provider recognised the source \
+                     (Node needs package.json, Python requirements.txt or pyproject.toml, Go \
+                     go.mod, Rust Cargo.toml, ...)"
+                        .into(),
+                )
+            }),
+        BuildKind::Static => static_recipe(&context, build, port)?
+            .map(|r| with_reason(r, "build type set to static"))
+            .ok_or_else(|| missing_static(build)),
+        BuildKind::Auto => detect(&context, build, port),
+    }
+}
+
+fn with_reason(mut recipe: Recipe, reason: &str) -> Recipe {
+    recipe.reason = reason.to_string();
+    recipe
+}
+
+fn detect(context: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
+    if let Some(r) = dockerfile_recipe(context, build)? {
+        let reason = format!("found a Dockerfile at {}", build.dockerfile);
+        return Ok(with_reason(r, &reason));
+    }
+    if let Some(r) = compose_recipe(context, build)? {
+        return Ok(with_reason(r, "no Dockerfile; found a compose file"));
+    }
+    if let Some(r) = nixpacks_recipe(context, build, false)? {
+        return Ok(with_reason(
+            r,
+            "no Dockerfile or compose file; nixpacks recognised the source",
+        ));
+    }
+    if let Some(r) = static_recipe(context, build, port)? {
+        return Ok(with_reason(
+            r,
+            "no Dockerfile, compose file or language nixpacks knows; found an index.html",
+        ));
     }
     Err(BuildError::NoPlan(format!(
-        "looked for a Dockerfile at {dockerfile:?} in the source and found none; add one, \
-         or set the app's \"dockerfile\" setting to where it is"
+        "looked for (1) a Dockerfile at {:?}, (2) a compose file ({}), (3) a language \
+         nixpacks recognises (package.json, requirements.txt, pyproject.toml, go.mod, \
+         Cargo.toml, composer.json, Gemfile, pom.xml, ...), (4) an index.html in {}; found \
+         none in {:?}. Add one of them, or set build.type (and build.dockerfile or \
+         build.publish_dir) to say where the app is",
+        build.dockerfile,
+        COMPOSE_FILES.join(", "),
+        PUBLISH_DIRS.join(", "),
+        build.base_dir
     )))
+}
+
+fn missing_dockerfile(build: &BuildSpec) -> BuildError {
+    BuildError::NoPlan(format!(
+        "build type is dockerfile, but there is no Dockerfile at {:?} in {:?}; add one, or set \
+         build.dockerfile to where it is",
+        build.dockerfile, build.base_dir
+    ))
+}
+
+fn missing_compose(build: &BuildSpec) -> BuildError {
+    BuildError::NoPlan(format!(
+        "build type is compose, but there is no {} in {:?}; add one, or set \
+         build.compose_file",
+        build
+            .compose_file
+            .clone()
+            .unwrap_or_else(|| COMPOSE_FILES.join(" or ")),
+        build.base_dir
+    ))
+}
+
+fn missing_static(build: &BuildSpec) -> BuildError {
+    BuildError::NoPlan(format!(
+        "build type is static, but no index.html was found in {}; build the site first, or \
+         set build.publish_dir to the directory that holds it",
+        match &build.publish_dir {
+            Some(dir) => format!("{dir:?}"),
+            None => PUBLISH_DIRS.join(", "),
+        }
+    ))
+}
+
+fn dockerfile_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, BuildError> {
+    let candidate = context.join(&build.dockerfile);
+    if !candidate.is_file() {
+        return Ok(None);
+    }
+    let real = ensure_inside(context, &candidate, &build.dockerfile)?;
+    let text = std::fs::read_to_string(&real)
+        .map_err(|e| BuildError::Source(format!("cannot read {}: {e}", build.dockerfile)))?;
+    Ok(Some(Recipe {
+        plan: Plan::Dockerfile {
+            path: build.dockerfile.clone(),
+            target: build.target.clone(),
+        },
+        reason: String::new(),
+        context_dir: context.to_path_buf(),
+        dockerfile: build.dockerfile.clone(),
+        dockerfile_text: text,
+        target: build.target.clone(),
+        generated: Vec::new(),
+    }))
+}
+
+fn compose_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, BuildError> {
+    let names: Vec<&str> = match &build.compose_file {
+        Some(file) => vec![file.as_str()],
+        None => COMPOSE_FILES.to_vec(),
+    };
+    let Some(file) = names.into_iter().find(|n| context.join(n).is_file()) else {
+        return Ok(None);
+    };
+    let real = ensure_inside(context, &context.join(file), file)?;
+    let text = std::fs::read_to_string(&real)
+        .map_err(|e| BuildError::Source(format!("cannot read {file}: {e}")))?;
+    let services = check_compose_file(&text, file)?;
+    Ok(Some(Recipe {
+        plan: Plan::Compose {
+            file: file.to_string(),
+            services,
+        },
+        reason: String::new(),
+        context_dir: context.to_path_buf(),
+        dockerfile: String::new(),
+        dockerfile_text: String::new(),
+        target: None,
+        generated: Vec::new(),
+    }))
+}
+
+fn nixpacks_recipe(
+    context: &Path,
+    build: &BuildSpec,
+    include_staticfile: bool,
+) -> Result<Option<Recipe>, BuildError> {
+    let providers = detect_providers(context, &build.args)?;
+    let languages: Vec<String> = providers
+        .into_iter()
+        .filter(|p| include_staticfile || p != "staticfile")
+        .collect();
+    if languages.is_empty() {
+        return Ok(None);
+    }
+    let generated = generate_nixpacks(context, &build.args)?;
+    Ok(Some(Recipe {
+        plan: Plan::Nixpacks {
+            providers: languages,
+        },
+        reason: String::new(),
+        context_dir: context.to_path_buf(),
+        dockerfile: generated.dockerfile_path,
+        dockerfile_text: generated.dockerfile_text,
+        target: None,
+        generated: generated.files,
+    }))
+}
+
+fn static_recipe(
+    context: &Path,
+    build: &BuildSpec,
+    port: u16,
+) -> Result<Option<Recipe>, BuildError> {
+    let candidates: Vec<&str> = match &build.publish_dir {
+        Some(dir) => vec![dir.as_str()],
+        None => PUBLISH_DIRS.to_vec(),
+    };
+    let Some(dir) = candidates
+        .into_iter()
+        .find(|d| context.join(d).join("index.html").is_file())
+    else {
+        return Ok(None);
+    };
+    ensure_inside(context, &context.join(dir), dir)?;
+    let text = static_dockerfile(&build.static_image, dir, port);
+    Ok(Some(Recipe {
+        plan: Plan::Static {
+            publish_dir: dir.to_string(),
+            image: build.static_image.clone(),
+        },
+        reason: String::new(),
+        context_dir: context.to_path_buf(),
+        dockerfile: GENERATED_DOCKERFILE.into(),
+        dockerfile_text: text.clone(),
+        target: None,
+        generated: vec![GeneratedFile {
+            path: GENERATED_DOCKERFILE.into(),
+            contents: text.into_bytes(),
+        }],
+    }))
+}
+
+/// The Dockerfile for a static site: the publish directory copied into the base image and
+/// served by busybox's httpd on the app's port. Values are JSON strings (the exec and
+/// JSON forms of Dockerfile instructions), so no path can add an instruction.
+pub fn static_dockerfile(image: &str, publish_dir: &str, port: u16) -> String {
+    let source = if publish_dir == "." {
+        "./".to_string()
+    } else {
+        format!("{}/", publish_dir.trim_end_matches('/'))
+    };
+    let json = |s: &str| format!("{s:?}");
+    format!(
+        "# Generated by Capstan for a static site.\n\
+         FROM {image}\n\
+         COPY [{}, \"/srv/www/\"]\n\
+         EXPOSE {port}\n\
+         CMD [\"httpd\", \"-f\", \"-v\", \"-p\", \"{port}\", \"-h\", \"/srv/www\"]\n",
+        json(&source)
+    )
 }
 
 fn ensure_inside(root: &Path, path: &Path, shown: &str) -> Result<PathBuf, BuildError> {
@@ -45,41 +338,4 @@ fn ensure_inside(root: &Path, path: &Path, shown: &str) -> Result<PathBuf, Build
         )));
     }
     Ok(real)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_a_dockerfile_and_explains_when_there_is_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = detect_plan(dir.path(), "Dockerfile")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("looked for a Dockerfile"), "{err}");
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        assert_eq!(
-            detect_plan(dir.path(), "Dockerfile").unwrap(),
-            Plan::Dockerfile {
-                path: "Dockerfile".into()
-            }
-        );
-    }
-
-    #[test]
-    fn refuses_a_dockerfile_symlinked_outside_the_tree() {
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(
-            outside.path().join("Dockerfile"),
-            dir.path().join("Dockerfile"),
-        )
-        .unwrap();
-        let err = detect_plan(dir.path(), "Dockerfile")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("outside the source tree"), "{err}");
-    }
 }

@@ -29,7 +29,7 @@ impl Connection {
         Ok(token.trim().to_string())
     }
 
-    fn client(&self) -> anyhow::Result<(reqwest::Client, String, String)> {
+    pub(crate) fn client(&self) -> anyhow::Result<(reqwest::Client, String, String)> {
         Ok((
             reqwest::Client::new(),
             self.url.trim_end_matches('/').to_string(),
@@ -60,7 +60,7 @@ pub struct LogsArgs {
     connection: Connection,
 }
 
-async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if response.status().is_success() {
         return Ok(response);
     }

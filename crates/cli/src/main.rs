@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod plan;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,9 @@ enum Command {
     Deploy(client::DeployArgs),
     /// Print a deployment's log, or follow it live.
     Logs(client::LogsArgs),
+    /// Show the build plan, the Dockerfile and the compose spec of a directory or an app,
+    /// without deploying.
+    Plan(plan::PlanArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Deploy(args) => client::deploy(args).await,
             Command::Logs(args) => client::logs(args).await,
+            Command::Plan(args) => plan::plan(args).await,
         }
     });
     match result {

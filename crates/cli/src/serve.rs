@@ -78,6 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.instance
     );
 
+    let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
     let deployer = Deployer::new(
         store,
         engine,
@@ -87,6 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             workspace_dir: data_dir.join("workspaces"),
             build_slots: config.build_slots,
             keep_images: config.keep_images,
+            secret_key,
         },
     );
     deployer.recover().await;

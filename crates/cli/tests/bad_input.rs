@@ -114,7 +114,7 @@ async fn api_rejects_bad_requests_with_clear_messages() {
         &daemon,
         Method::POST,
         "/apps",
-        Some(json!({"name": "x", "source": {"path": "/x"}, "dockerfile": "../../etc/passwd"})),
+        Some(json!({"name": "x", "source": {"path": "/x"}, "build": {"dockerfile": "../../etc/passwd"}})),
         422,
         "dockerfile",
     )

@@ -53,7 +53,7 @@ async fn same_source_reuses_the_image_and_no_cache_rebuilds() {
         .call(
             reqwest::Method::PATCH,
             "/apps/web",
-            Some(json!({"dockerfile": "Dockerfile.alt"})),
+            Some(json!({"build": {"dockerfile": "Dockerfile.alt"}})),
         )
         .await;
     assert_eq!(status, 200);

@@ -65,6 +65,9 @@ pub struct RenderInput<'a> {
     pub deployment: i64,
     pub image: &'a str,
     pub spec: &'a AppSpec,
+    /// Names of the app's runtime secrets. The stored spec holds `${NAME}` for each; the
+    /// deployment puts the values into the container's environment only when it creates it.
+    pub secrets: &'a [String],
 }
 
 /// Renders the compose spec for one deployment and reads it back into the typed model,
@@ -104,6 +107,10 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
     if let Some(cpus) = spec.limits.cpus {
         limits.insert("cpus", format!("{cpus}"));
     }
+    let mut environment = spec.env.clone();
+    for name in input.secrets {
+        environment.insert(name.clone(), format!("${{{name}}}"));
+    }
     let ctx = context! {
         volumes => volumes,
         limits => if limits.is_empty() { None } else { Some(limits) },
@@ -112,7 +119,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         image => input.image,
         container_name => names.container,
         stop_grace_period => format!("{}s", spec.stop_grace_secs),
-        environment => spec.env,
+        environment => environment,
         labels => all_labels,
         health_test => vec!["CMD".to_string(), PROBE_PATH.to_string(), url, format!("{}", health.timeout_secs)],
         health => context! {

@@ -64,10 +64,7 @@ fn secrets_appear_only_as_placeholders() {
         &["DB_PASSWORD".to_string()],
     );
     assert_valid_compose(&text);
-    assert!(
-        text.contains(r#""DB_PASSWORD":"${DB_PASSWORD}""#),
-        "{text}"
-    );
+    assert!(text.contains(r#""DB_PASSWORD":"${DB_PASSWORD}""#), "{text}");
     assert!(text.contains(r#""MODE":"prod""#), "{text}");
 }
 

@@ -2,10 +2,14 @@
 //! health-checked. Everything a user sends through the API is validated here.
 
 use crate::validate::{
-    check_domain, check_env_key, check_git_url, check_health, check_hook, check_image_ref,
-    check_limits, check_no_control, check_volumes,
+    check_domain, check_git_url, check_health, check_hook, check_image_ref, check_limits,
+    check_no_control, check_volumes,
 };
-pub use crate::validate::{check_git_ref, check_relative_path};
+pub use crate::validate::{check_env_key, check_git_ref};
+
+/// The most containers one app may run.
+pub const MAX_REPLICAS: u32 = 20;
+use crate::build_spec::BuildSpec;
 use crate::ValidationError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -138,9 +142,12 @@ pub struct AppSpec {
     /// Runs in the new container after cutover; failure is reported, not rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_deploy: Option<HookCommand>,
-    /// Dockerfile path, relative to the source root.
-    #[serde(default = "default_dockerfile")]
-    pub dockerfile: String,
+    /// How the source is built (ignored for image sources).
+    #[serde(default)]
+    pub build: BuildSpec,
+    /// How many containers serve the app; all of them must be healthy before cutover.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
     /// How long the old version may keep finishing in-flight requests after cutover.
     #[serde(default = "default_drain")]
     pub drain_secs: u32,
@@ -152,8 +159,8 @@ pub struct AppSpec {
 fn default_port() -> u16 {
     8080
 }
-fn default_dockerfile() -> String {
-    "Dockerfile".into()
+fn default_replicas() -> u32 {
+    1
 }
 fn default_drain() -> u32 {
     2
@@ -179,7 +186,8 @@ pub struct AppSpecPatch {
     pub pre_deploy: Option<Option<HookCommand>>,
     #[serde(default, deserialize_with = "present")]
     pub post_deploy: Option<Option<HookCommand>>,
-    pub dockerfile: Option<String>,
+    pub build: Option<BuildSpec>,
+    pub replicas: Option<u32>,
     pub drain_secs: Option<u32>,
     pub stop_grace_secs: Option<u32>,
 }
@@ -218,8 +226,11 @@ impl AppSpec {
         if let Some(v) = patch.post_deploy {
             next.post_deploy = v;
         }
-        if let Some(v) = patch.dockerfile {
-            next.dockerfile = v;
+        if let Some(v) = patch.build {
+            next.build = v;
+        }
+        if let Some(v) = patch.replicas {
+            next.replicas = v;
         }
         if let Some(v) = patch.drain_secs {
             next.drain_secs = v;
@@ -260,7 +271,13 @@ impl AppSpec {
                 check_hook(field, hook)?;
             }
         }
-        check_relative_path("dockerfile", &self.dockerfile)?;
+        self.build.validate()?;
+        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+            return Err(ValidationError::new(
+                "replicas",
+                format!("must be between 1 and {MAX_REPLICAS}"),
+            ));
+        }
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
                 "drain_secs/stop_grace_secs",
@@ -347,11 +364,12 @@ mod tests {
                 "domains",
             ),
             (
-                r#"{"source":{"path":"/a"},"dockerfile":"../../etc/passwd"}"#,
-                "dockerfile",
+                r#"{"source":{"path":"/a"},"build":{"dockerfile":"../../etc/passwd"}}"#,
+                "build.dockerfile",
             ),
             (r#"{"source":{"path":"/a"},"env":{"A B":"1"}}"#, "env"),
             (r#"{"source":{"path":"/a"},"port":0}"#, "port"),
+            (r#"{"source":{"path":"/a"},"replicas":0}"#, "replicas"),
             (
                 r#"{"source":{"path":"/a"},"health":{"path":"x"}}"#,
                 "health.path",

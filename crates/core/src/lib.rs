@@ -2,12 +2,16 @@
 //! state machine. Pure data and validation; no IO lives here.
 
 pub mod app;
+pub mod build_spec;
 pub mod deployment;
 pub mod error;
 pub mod name;
+pub mod repo_config;
 mod validate;
 
 pub use app::{AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec};
+pub use build_spec::{BuildKind, BuildSpec};
 pub use deployment::{DeploymentState, Trigger};
 pub use error::ValidationError;
 pub use name::AppName;
+pub use repo_config::{RepoConfig, RepoConfigError, REPO_CONFIG_FILE};

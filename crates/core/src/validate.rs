@@ -216,7 +216,7 @@ pub(crate) fn check_limits(limits: &Limits) -> Result<(), ValidationError> {
     Ok(())
 }
 
-pub(crate) fn check_env_key(key: &str) -> Result<(), ValidationError> {
+pub fn check_env_key(key: &str) -> Result<(), ValidationError> {
     let mut chars = key.chars();
     let first_ok = chars
         .next()

@@ -7,9 +7,11 @@ mod actions;
 mod cutover;
 pub mod logs;
 mod pipeline;
+pub mod planning;
 mod queue;
 mod recovery;
 mod retention;
+mod secrets;
 
 pub use actions::{AppView, RollbackTarget};
 pub use logs::{LogEvent, LogHub};
@@ -60,6 +62,8 @@ pub struct DeploySettings {
     pub build_slots: usize,
     /// How many images to keep per app for rollback (the live one always stays).
     pub keep_images: usize,
+    /// The key app secrets are encrypted with.
+    pub secret_key: capstan_store::SecretKey,
 }
 
 /// Everything a deployment needs, shared by the API handlers and the workers.

@@ -1,10 +1,11 @@
-//! Deployment logs: every line is stored first, then fanned out live to followers.
+//! Deployment logs: every line is masked (secret values become `****`), stored, then
+//! fanned out live to followers.
 
 use crate::Deployer;
 use capstan_core::DeploymentState;
 use capstan_store::LogLine;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::broadcast;
 
 /// What a follower of a deployment's log receives.
@@ -43,11 +44,46 @@ impl LogHub {
     }
 }
 
+/// Replaces every occurrence of a secret value with `****`. Multi-line values are masked
+/// line by line (logs arrive a line at a time); the longest values go first, so a secret
+/// that contains another is masked whole.
+#[derive(Debug, Default, Clone)]
+pub struct Masker {
+    needles: Vec<String>,
+}
+
+/// Shorter values are refused as secrets: masking them would blank ordinary text.
+pub const MIN_SECRET_LEN: usize = 4;
+
+impl Masker {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| v.lines().map(str::trim).map(str::to_string))
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .collect();
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        needles.dedup();
+        Self { needles }
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), "****");
+            }
+        }
+        out
+    }
+}
+
 /// A writer for one deployment's log.
 #[derive(Clone)]
 pub(crate) struct DeployLog {
     deployer: Deployer,
     id: i64,
+    masker: Arc<RwLock<Masker>>,
 }
 
 impl DeployLog {
@@ -55,16 +91,28 @@ impl DeployLog {
         Self {
             deployer: deployer.clone(),
             id,
+            masker: Arc::default(),
         }
+    }
+
+    /// From now on, these values never reach the stored log or a follower.
+    pub(crate) fn mask_values<'a>(&self, values: impl IntoIterator<Item = &'a str>) {
+        *self.masker.write().expect("masker lock") = Masker::new(values);
+    }
+
+    /// The text with every secret value masked (for error messages stored elsewhere).
+    pub(crate) fn masked(&self, text: &str) -> String {
+        self.masker.read().expect("masker lock").mask(text)
     }
 
     /// Stores a line and sends it to followers. A store failure is logged, never fatal:
     /// losing a log line must not fail a deployment.
     pub(crate) async fn line(&self, stream: &str, text: &str) {
+        let text = self.masked(text);
         match self
             .deployer
             .store()
-            .append_log(self.id, stream, text)
+            .append_log(self.id, stream, &text)
             .await
         {
             Ok(line) => self.deployer.logs().publish(self.id, LogEvent::Line(line)),
@@ -100,5 +148,26 @@ impl DeployLog {
 
     pub(crate) fn end(&self, state: DeploymentState) {
         self.deployer.logs().publish(self.id, LogEvent::End(state));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_occurrence_longest_first_and_line_by_line() {
+        let masker = Masker::new([
+            "s3cr3t-token",
+            "s3cr3t",
+            "ab",
+            "-----BEGIN-----\nKEYLINE1\n",
+        ]);
+        assert_eq!(
+            masker.mask("got s3cr3t-token and s3cr3t, ab stays"),
+            "got **** and ****, ab stays"
+        );
+        assert_eq!(masker.mask("  KEYLINE1  "), "  ****  ");
+        assert_eq!(Masker::default().mask("plain"), "plain");
     }
 }

@@ -2,12 +2,13 @@
 //! release's, render and store the release, then hand over to the cutover.
 
 use crate::logs::DeployLog;
+use crate::planning::plan_tree;
 use crate::Deployer;
-use capstan_build::{detect_plan, fetch_git, local_commit, pack_context};
+use capstan_build::{apply_repo_config, fetch_git, local_commit, pack_context, Plan};
 use capstan_compose::render::{render_deployment, DeploymentNames, RenderInput};
 use capstan_core::{AppSpec, DeploymentState, Source, Trigger};
 use capstan_engine::images::BuildRequest;
-use capstan_store::DeploymentRecord;
+use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ macro_rules! failure_from {
     )*};
 }
 failure_from!(
+    capstan_core::RepoConfigError,
     capstan_store::StoreError,
     capstan_engine::EngineError,
     capstan_build::BuildError,
@@ -38,13 +40,29 @@ failure_from!(
     std::io::Error
 );
 
-/// A key for "the same build": the hash of the (deterministic) context tar and the
-/// Dockerfile path. Equal keys build equal images, so the earlier one can be reused.
-fn build_key(context: &[u8], dockerfile: &str) -> String {
+/// A key for "the same build": the hash of the (deterministic) context tar, the
+/// Dockerfile path, the stage and the build arguments. Equal keys build equal images, so
+/// the earlier one can be reused.
+fn build_key(
+    context: &[u8],
+    dockerfile: &str,
+    target: Option<&str>,
+    args: &HashMap<String, String>,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     hash.update(dockerfile.as_bytes());
     hash.update([0]);
+    hash.update(target.unwrap_or("").as_bytes());
+    hash.update([0]);
+    let mut sorted: Vec<_> = args.iter().collect();
+    sorted.sort();
+    for (key, value) in sorted {
+        hash.update(key.as_bytes());
+        hash.update([0]);
+        hash.update(value.as_bytes());
+        hash.update([0]);
+    }
     hash.update(context);
     hex::encode(&hash.finalize()[..16])
 }
@@ -53,7 +71,10 @@ fn build_key(context: &[u8], dockerfile: &str) -> String {
 pub(crate) struct Artifact {
     pub image: String,
     pub commit: Option<String>,
+    /// The effective settings: the app's, with the repo's `capstan.toml` applied.
     pub spec: AppSpec,
+    /// The repo's `capstan.toml` (file name, text), if it had one.
+    pub repo_config: Option<(String, String)>,
 }
 
 impl Deployer {
@@ -85,9 +106,10 @@ impl Deployer {
             }
             Err(failure) => {
                 log.info(format!("deployment failed: {failure}")).await;
+                let reason = log.masked(&failure.0);
                 if let Err(err) = self
                     .store()
-                    .transition(id, DeploymentState::Failed, Some(&failure.0))
+                    .transition(id, DeploymentState::Failed, Some(&reason))
                     .await
                 {
                     tracing::error!(deployment = id, %err, "cannot record failure");
@@ -106,8 +128,13 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<(), Failure> {
         let app = self.store().app(&d.app).await?;
+        let secrets = self.secret_values(&d.app).await?;
+        log.mask_values(secrets.iter().map(|s| s.value.as_str()));
         let artifact = match d.trigger {
-            Trigger::Deploy => self.produce_image(d, &app.spec, workspace, log).await?,
+            Trigger::Deploy => {
+                self.produce_image(d, &app.spec, &secrets, workspace, log)
+                    .await?
+            }
             Trigger::Rollback | Trigger::Restart => {
                 let release_id = d
                     .from_release
@@ -120,10 +147,11 @@ impl Deployer {
                     )));
                 }
                 // A rollback runs the old release as it was; a restart runs the live image
-                // with the app's current settings.
-                let spec = match d.trigger {
-                    Trigger::Rollback => release.app_spec,
-                    _ => app.spec.clone(),
+                // with the app's current settings and the release's capstan.toml.
+                let spec = match (d.trigger, &release.repo_config) {
+                    (Trigger::Rollback, _) => release.app_spec,
+                    (_, Some((file, text))) => apply_repo_config(&app.spec, file, text)?.0,
+                    (_, None) => app.spec.clone(),
                 };
                 log.info(format!(
                     "reusing image {} from deployment {} (no fetch, no build)",
@@ -138,9 +166,11 @@ impl Deployer {
                     image: release.image,
                     commit: release.commit_sha,
                     spec,
+                    repo_config: release.repo_config,
                 }
             }
         };
+        let runtime_secrets: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
@@ -150,78 +180,109 @@ impl Deployer {
             deployment: d.id,
             image: &artifact.image,
             spec: &artifact.spec,
+            secrets: &runtime_secrets,
         })?;
         self.store()
-            .save_release(
-                &d.app,
-                d.id,
-                &artifact.image,
-                artifact.commit.as_deref(),
-                &text,
-                &artifact.spec,
-            )
+            .save_release(&NewRelease {
+                app: &d.app,
+                deployment_id: d.id,
+                image: &artifact.image,
+                commit_sha: artifact.commit.as_deref(),
+                compose_spec: &text,
+                app_spec: &artifact.spec,
+                repo_config: artifact
+                    .repo_config
+                    .as_ref()
+                    .map(|(f, t)| (f.as_str(), t.as_str())),
+            })
             .await?;
         log.info("release recorded (compose spec stored with the deployment)")
             .await;
         let (_, service) = compose
             .main_service()
             .ok_or_else(|| Failure("rendered spec has no service".into()))?;
+        // The stored spec holds `${NAME}`; only the container gets the values.
+        let mut service = service.clone();
+        for secret in &secrets {
+            service
+                .environment
+                .insert(secret.name.clone(), secret.value.clone());
+        }
+        let service = &service;
         let names = DeploymentNames::new(self.engine().instance(), &d.app, d.id);
         self.cutover(d, &artifact.spec, &compose, service, &names, log)
             .await
     }
 
-    /// Preparing and building: fetch the source, detect the plan, build and tag the image.
+    /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the
+    /// plan, build and tag the image.
     async fn produce_image(
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
+        secrets: &[SecretValue],
         workspace: &Path,
         log: &DeployLog,
     ) -> Result<Artifact, Failure> {
-        let (root, commit): (PathBuf, Option<String>) = match &spec.source {
-            Source::Image(image) => return self.use_prebuilt(d, spec, image, log).await,
-            Source::Git { url, reference } => {
-                let reference = d.git_ref.as_deref().unwrap_or(reference);
-                log.info(format!("fetching {url} at {reference}")).await;
-                let checkout = fetch_git(url, reference, &workspace.join("src")).await?;
-                log.info(format!("checked out commit {}", checkout.commit))
-                    .await;
-                (checkout.dir, Some(checkout.commit))
-            }
-            Source::Path(path) => {
-                let root = PathBuf::from(path);
-                if !root.is_dir() {
-                    return Err(Failure(format!("source directory {path} does not exist")));
-                }
-                let commit = local_commit(&root).await;
-                log.info(format!(
-                    "using local directory {path}{}",
-                    commit
-                        .as_deref()
-                        .map(|c| format!(" at commit {c}"))
-                        .unwrap_or_default()
-                ))
-                .await;
-                (root, commit)
-            }
-        };
+        if let Source::Image(image) = &spec.source {
+            return self.use_prebuilt(d, spec, image, log).await;
+        }
+        let (root, commit) = self.fetch_source(d, spec, workspace, log).await?;
         if let Some(commit) = &commit {
             self.store().set_commit(d.id, commit).await?;
         }
-        let plan = detect_plan(&root, &spec.dockerfile)?;
-        log.info(format!("build plan: {}", plan.describe())).await;
+        let (settings, recipe) = {
+            let (root, spec) = (root.clone(), spec.clone());
+            tokio::task::spawn_blocking(move || plan_tree(&root, &spec))
+                .await
+                .map_err(|e| Failure(format!("planning the build panicked: {e}")))??
+        };
+        for line in &settings.applied {
+            log.info(format!("setting {line}")).await;
+        }
+        log.info(format!(
+            "build plan: {} ({})",
+            recipe.plan.describe(),
+            recipe.reason
+        ))
+        .await;
+        if let Plan::Compose { file, .. } = &recipe.plan {
+            return Err(Failure(format!(
+                "{file} was found and checked, but deploying compose apps is not supported \
+                 yet; add a Dockerfile or set build.type to dockerfile, nixpacks or static"
+            )));
+        }
+        let spec = settings.spec;
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;
-        let dockerfile = spec.dockerfile.clone();
-        let context = tokio::task::spawn_blocking(move || pack_context(&root, &dockerfile))
+        let mut build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
+        for secret in secrets.iter().filter(|s| s.build) {
+            build_args.insert(secret.name.clone(), secret.value.clone());
+        }
+        let context = {
+            let recipe = recipe.clone();
+            tokio::task::spawn_blocking(move || {
+                pack_context(&recipe.context_dir, &recipe.dockerfile, &recipe.generated)
+            })
             .await
-            .map_err(|e| Failure(format!("packing the build context panicked: {e}")))??;
+            .map_err(|e| Failure(format!("packing the build context panicked: {e}")))??
+        };
         log.info(format!("build context: {} KiB", context.len() / 1024))
             .await;
         let tag = format!("{}/{}:{}", self.engine().instance(), d.app, d.id);
-        let build_key = build_key(&context, &spec.dockerfile);
+        let build_key = build_key(
+            &context,
+            &recipe.dockerfile,
+            recipe.target.as_deref(),
+            &build_args,
+        );
+        let artifact = |image: String| Artifact {
+            image,
+            commit: commit.clone(),
+            spec: spec.clone(),
+            repo_config: settings.file.clone(),
+        };
         if d.no_cache {
             log.info("clean build requested: no image reuse, no layer cache")
                 .await;
@@ -232,11 +293,7 @@ impl Deployer {
             ))
             .await;
             self.store().set_image(d.id, &tag).await?;
-            return Ok(Artifact {
-                image: tag,
-                commit,
-                spec: spec.clone(),
-            });
+            return Ok(artifact(tag));
         }
         let labels = HashMap::from([
             (
@@ -253,7 +310,9 @@ impl Deployer {
         ]);
         let request = BuildRequest {
             context_tar: context,
-            dockerfile: spec.dockerfile.clone(),
+            dockerfile: recipe.dockerfile.clone(),
+            target: recipe.target.clone(),
+            build_args,
             tag: tag.clone(),
             labels,
             no_cache: d.no_cache,
@@ -266,11 +325,44 @@ impl Deployer {
         let image_id = built?;
         log.info(format!("built {tag} ({image_id})")).await;
         self.store().set_image(d.id, &tag).await?;
-        Ok(Artifact {
-            image: tag,
-            commit,
-            spec: spec.clone(),
-        })
+        Ok(artifact(tag))
+    }
+
+    /// Fetches a git source into the workspace, or checks a local directory.
+    async fn fetch_source(
+        &self,
+        d: &DeploymentRecord,
+        spec: &AppSpec,
+        workspace: &Path,
+        log: &DeployLog,
+    ) -> Result<(PathBuf, Option<String>), Failure> {
+        match &spec.source {
+            Source::Git { url, reference } => {
+                let reference = d.git_ref.as_deref().unwrap_or(reference);
+                log.info(format!("fetching {url} at {reference}")).await;
+                let checkout = fetch_git(url, reference, &workspace.join("src")).await?;
+                log.info(format!("checked out commit {}", checkout.commit))
+                    .await;
+                Ok((checkout.dir, Some(checkout.commit)))
+            }
+            Source::Path(path) => {
+                let root = PathBuf::from(path);
+                if !root.is_dir() {
+                    return Err(Failure(format!("source directory {path} does not exist")));
+                }
+                let commit = local_commit(&root).await;
+                log.info(format!(
+                    "using local directory {path}{}",
+                    commit
+                        .as_deref()
+                        .map(|c| format!(" at commit {c}"))
+                        .unwrap_or_default()
+                ))
+                .await;
+                Ok((root, commit))
+            }
+            Source::Image(image) => Err(Failure(format!("image {image} has no source to fetch"))),
+        }
     }
 
     async fn use_prebuilt(
@@ -296,6 +388,7 @@ impl Deployer {
             image: image.to_string(),
             commit: None,
             spec: spec.clone(),
+            repo_config: None,
         })
     }
 }

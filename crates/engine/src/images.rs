@@ -12,6 +12,10 @@ pub struct BuildRequest {
     pub context_tar: Vec<u8>,
     /// Dockerfile path inside the context.
     pub dockerfile: String,
+    /// The Dockerfile stage to build; the last one when `None`.
+    pub target: Option<String>,
+    /// `ARG` values, secrets included: the caller masks them in what it logs.
+    pub build_args: HashMap<String, String>,
     pub tag: String,
     pub labels: HashMap<String, String>,
     pub no_cache: bool,
@@ -32,6 +36,8 @@ impl Engine {
             rm: true,
             forcerm: true,
             nocache: request.no_cache,
+            target: request.target.clone().unwrap_or_default(),
+            buildargs: request.build_args.clone(),
             ..Default::default()
         };
         let mut stream = self

@@ -1,18 +1,20 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases and hashed API tokens. Only this crate
+//! per-phase timestamps, log lines, releases, encrypted secrets and hashed API tokens. Only this crate
 //! speaks SQL.
 
 mod apps;
 mod deployments;
 mod logs;
 mod releases;
+mod secrets;
 mod tokens;
 pub use tokens::hash_token;
 
 pub use apps::AppRecord;
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
-pub use releases::ReleaseRecord;
+pub use releases::{NewRelease, ReleaseRecord};
+pub use secrets::{SecretInfo, SecretKey, SecretValue};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -29,6 +31,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("illegal state change {from} -> {to} for deployment {id}")]
     IllegalTransition { id: i64, from: String, to: String },
+    #[error("secret key: {0}")]
+    SecretKey(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]

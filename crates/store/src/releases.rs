@@ -13,7 +13,20 @@ pub struct ReleaseRecord {
     pub commit_sha: Option<String>,
     pub compose_spec: String,
     pub app_spec: AppSpec,
+    /// The repo's `capstan.toml` (file name, text) the release was built with.
+    pub repo_config: Option<(String, String)>,
     pub created_at: i64,
+}
+
+/// What a deployment is about to put live.
+pub struct NewRelease<'a> {
+    pub app: &'a AppName,
+    pub deployment_id: i64,
+    pub image: &'a str,
+    pub commit_sha: Option<&'a str>,
+    pub compose_spec: &'a str,
+    pub app_spec: &'a AppSpec,
+    pub repo_config: Option<(&'a str, &'a str)>,
 }
 
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
@@ -27,6 +40,13 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
         commit_sha: row.try_get("commit_sha")?,
         compose_spec: row.try_get("compose_spec")?,
         app_spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        repo_config: match (
+            row.try_get::<Option<String>, _>("repo_config_file")?,
+            row.try_get::<Option<String>, _>("repo_config")?,
+        ) {
+            (Some(file), Some(text)) => Some((file, text)),
+            _ => None,
+        },
         created_at: row.try_get("created_at")?,
     })
 }
@@ -34,30 +54,26 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
 impl Store {
     /// Records the release a deployment is about to start (before its containers exist),
     /// replacing an earlier one for the same deployment.
-    pub async fn save_release(
-        &self,
-        app: &AppName,
-        deployment_id: i64,
-        image: &str,
-        commit_sha: Option<&str>,
-        compose_spec: &str,
-        app_spec: &AppSpec,
-    ) -> Result<ReleaseRecord, StoreError> {
-        let spec = serde_json::to_string(app_spec).expect("an AppSpec always serializes");
+    pub async fn save_release(&self, new: &NewRelease<'_>) -> Result<ReleaseRecord, StoreError> {
+        let spec = serde_json::to_string(new.app_spec).expect("an AppSpec always serializes");
         let row = sqlx::query(
-            "INSERT INTO releases (app, deployment_id, image, commit_sha, compose_spec, app_spec, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO releases (app, deployment_id, image, commit_sha, compose_spec, app_spec,
+                repo_config_file, repo_config, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(deployment_id) DO UPDATE SET image = excluded.image,
                 commit_sha = excluded.commit_sha, compose_spec = excluded.compose_spec,
-                app_spec = excluded.app_spec
+                app_spec = excluded.app_spec, repo_config_file = excluded.repo_config_file,
+                repo_config = excluded.repo_config
              RETURNING *",
         )
-        .bind(app.as_str())
-        .bind(deployment_id)
-        .bind(image)
-        .bind(commit_sha)
-        .bind(compose_spec)
+        .bind(new.app.as_str())
+        .bind(new.deployment_id)
+        .bind(new.image)
+        .bind(new.commit_sha)
+        .bind(new.compose_spec)
         .bind(spec)
+        .bind(new.repo_config.map(|c| c.0))
+        .bind(new.repo_config.map(|c| c.1))
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?;

@@ -5,9 +5,11 @@ mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod plan;
+mod secrets;
 mod views;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use capstan_deploy::Deployer;
 
@@ -33,6 +35,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/apps/{app}/rollback", post(deployments::rollback))
         .route("/apps/{app}/restart", post(deployments::restart))
+        .route("/apps/{app}/plan", post(plan::plan))
+        .route("/apps/{app}/secrets", get(secrets::list))
+        .route(
+            "/apps/{app}/secrets/{name}",
+            put(secrets::put).delete(secrets::delete),
+        )
         .route("/deployments/{id}", get(deployments::show))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/spec", get(deployments::spec))

@@ -1,0 +1,165 @@
+//! The nixpacks plan, through the `nixpacks` library: which providers recognise a source,
+//! and the Dockerfile plus Nix files nixpacks generates for it, captured as files to add
+//! to the build context so the build runs through the same bollard path as a Dockerfile.
+//!
+//! Guards: the library's `create_docker_image` exits the process when it finds no plan,
+//! so it is never called; a plan with no phases or no start command becomes an error here;
+//! the library runs inside `catch_unwind`, so a panic in it fails the deployment, never the
+//! daemon; build arguments with empty values are dropped, because nixpacks would fill
+//! them from the daemon's own environment.
+
+use crate::context::GeneratedFile;
+use crate::BuildError;
+use nixpacks::nixpacks::builder::docker::docker_image_builder::DockerImageBuilder;
+use nixpacks::nixpacks::builder::docker::DockerBuilderOptions;
+use nixpacks::nixpacks::builder::ImageBuilder;
+use nixpacks::nixpacks::environment::Environment;
+use nixpacks::nixpacks::logger::Logger;
+use nixpacks::nixpacks::plan::generator::GeneratePlanOptions;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+/// Where nixpacks puts its Dockerfile and supporting files, relative to its output dir.
+const NIXPACKS_DIR: &str = ".nixpacks";
+
+/// The Dockerfile nixpacks generated and the files it needs.
+#[derive(Debug, Clone)]
+pub struct NixpacksOutput {
+    pub dockerfile_path: String,
+    pub dockerfile_text: String,
+    pub files: Vec<GeneratedFile>,
+}
+
+fn env_pairs(args: &BTreeMap<String, String>) -> Vec<String> {
+    args.iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, BuildError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(BuildError::NoPlan(format!("nixpacks {what}: {err}"))),
+        Err(_) => Err(BuildError::NoPlan(format!(
+            "nixpacks panicked while {what}; the source was not changed"
+        ))),
+    }
+}
+
+/// The library reports `anyhow` errors; `{:#}` prints their whole chain.
+fn text<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, String> {
+    result.map_err(|e| format!("{e:#}"))
+}
+
+fn path_str(dir: &Path) -> Result<&str, BuildError> {
+    dir.to_str()
+        .ok_or_else(|| BuildError::Source(format!("{} is not UTF-8", dir.display())))
+}
+
+/// The nixpacks providers that recognise the source at `dir` (e.g. `node`, `python`,
+/// `staticfile`); empty when none does.
+pub fn detect_providers(
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+) -> Result<Vec<String>, BuildError> {
+    let path = path_str(dir)?;
+    let envs = env_pairs(args);
+    guarded("detecting providers", || {
+        text(nixpacks::get_plan_providers(
+            path,
+            envs.iter().map(String::as_str).collect(),
+            &GeneratePlanOptions::default(),
+        ))
+    })
+}
+
+/// Generates the build for `dir`: nixpacks' Dockerfile and its Nix files, read back from a
+/// scratch output directory. The source tree itself is not written to.
+pub fn generate(dir: &Path, args: &BTreeMap<String, String>) -> Result<NixpacksOutput, BuildError> {
+    let path = path_str(dir)?;
+    let envs = env_pairs(args);
+    let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let plan = guarded("planning", || {
+        text(nixpacks::generate_build_plan(
+            path,
+            env_refs.clone(),
+            &GeneratePlanOptions::default(),
+        ))
+    })?;
+    if plan.phases.as_ref().is_none_or(|p| p.is_empty()) {
+        return Err(BuildError::NoPlan(
+            "nixpacks could not make a build plan for this source".into(),
+        ));
+    }
+    let has_start = plan
+        .start_phase
+        .as_ref()
+        .and_then(|s| s.cmd.as_ref())
+        .is_some_and(|c| !c.trim().is_empty());
+    if !has_start {
+        return Err(BuildError::NoPlan(
+            "nixpacks found no start command; add one (a \"start\" script in package.json, \
+             a Procfile, or [start] cmd in nixpacks.toml), or use a Dockerfile"
+                .into(),
+        ));
+    }
+    let out = tempfile::tempdir()?;
+    let options = DockerBuilderOptions {
+        out_dir: Some(path_str(out.path())?.to_string()),
+        quiet: true,
+        ..Default::default()
+    };
+    let environment = guarded("reading the environment", || {
+        text(Environment::from_envs(env_refs.clone()))
+    })?;
+    guarded("writing the Dockerfile", || {
+        let builder = DockerImageBuilder::new(Logger::new(), options);
+        text(futures::executor::block_on(builder.create_image(
+            path,
+            &plan,
+            &environment,
+        )))
+    })?;
+    read_output(out.path())
+}
+
+fn read_output(out: &Path) -> Result<NixpacksOutput, BuildError> {
+    let mut files = Vec::new();
+    let mut stack = vec![out.join(NIXPACKS_DIR)];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(out)
+                .expect("walk stays under the output dir")
+                .to_string_lossy()
+                .into_owned();
+            // build.sh is nixpacks' `docker build` command line: not part of the build.
+            if relative == format!("{NIXPACKS_DIR}/build.sh") {
+                continue;
+            }
+            files.push(GeneratedFile {
+                path: relative,
+                contents: std::fs::read(&path)?,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let dockerfile_path = format!("{NIXPACKS_DIR}/Dockerfile");
+    let dockerfile = files
+        .iter()
+        .find(|f| f.path == dockerfile_path)
+        .ok_or_else(|| BuildError::NoPlan("nixpacks wrote no Dockerfile".into()))?;
+    Ok(NixpacksOutput {
+        dockerfile_text: String::from_utf8_lossy(&dockerfile.contents).into_owned(),
+        dockerfile_path,
+        files,
+    })
+}

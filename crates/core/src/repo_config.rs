@@ -1,0 +1,215 @@
+//! The per-repo `capstan.toml`: build and runtime settings versioned with the code, and how
+//! they merge with the app's settings made through the API.
+//!
+//! Merge rule: a field the file sets wins over the app's setting (the file travels with
+//! the commit, so a rollback brings its settings back), except `env`, whose entries are
+//! defaults that the app's own variables override. Every field the file changed is
+//! reported, so the deployment log says where each setting came from.
+
+use crate::app::{AppSpec, HealthSpec, HookCommand, VolumeSpec};
+use crate::build_spec::BuildKind;
+use crate::ValidationError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The file name looked for in the build's base directory.
+pub const REPO_CONFIG_FILE: &str = "capstan.toml";
+
+/// `[build]` in `capstan.toml`: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoBuild {
+    #[serde(rename = "type")]
+    pub kind: Option<BuildKind>,
+    pub dockerfile: Option<String>,
+    pub target: Option<String>,
+    pub compose_file: Option<String>,
+    pub publish_dir: Option<String>,
+    pub static_image: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+/// The whole file. Unknown keys are refused, naming the key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    pub build: Option<RepoBuild>,
+    pub port: Option<u16>,
+    pub replicas: Option<u32>,
+    pub health: Option<HealthSpec>,
+    pub pre_deploy: Option<HookCommand>,
+    pub post_deploy: Option<HookCommand>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub volumes: Option<Vec<VolumeSpec>>,
+}
+
+/// A `capstan.toml` that cannot be used; the message names the file and the key or field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct RepoConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl RepoConfig {
+    /// Parses the file's text; `file` is how the file is named in errors.
+    pub fn parse(text: &str, file: &str) -> Result<RepoConfig, RepoConfigError> {
+        toml::from_str(text).map_err(|e| RepoConfigError {
+            file: file.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Applies the file to the app's settings and validates the result. Returns the merged
+    /// settings and a line for each field the file set.
+    pub fn apply(
+        &self,
+        base: &AppSpec,
+        file: &str,
+    ) -> Result<(AppSpec, Vec<String>), RepoConfigError> {
+        let mut spec = base.clone();
+        let mut changed = Vec::new();
+        let mut note = |field: &str| changed.push(format!("{field} (from {file})"));
+        if let Some(build) = &self.build {
+            if let Some(v) = build.kind {
+                spec.build.kind = v;
+                note("build.type");
+            }
+            if let Some(v) = &build.dockerfile {
+                spec.build.dockerfile = v.clone();
+                note("build.dockerfile");
+            }
+            if let Some(v) = &build.target {
+                spec.build.target = Some(v.clone());
+                note("build.target");
+            }
+            if let Some(v) = &build.compose_file {
+                spec.build.compose_file = Some(v.clone());
+                note("build.compose_file");
+            }
+            if let Some(v) = &build.publish_dir {
+                spec.build.publish_dir = Some(v.clone());
+                note("build.publish_dir");
+            }
+            if let Some(v) = &build.static_image {
+                spec.build.static_image = v.clone();
+                note("build.static_image");
+            }
+            for (key, value) in &build.args {
+                spec.build.args.entry(key.clone()).or_insert(value.clone());
+                note(&format!("build.args.{key}"));
+            }
+        }
+        if let Some(v) = self.port {
+            spec.port = v;
+            note("port");
+        }
+        if let Some(v) = self.replicas {
+            spec.replicas = v;
+            note("replicas");
+        }
+        if let Some(v) = &self.health {
+            spec.health = v.clone();
+            note("health");
+        }
+        if let Some(v) = &self.pre_deploy {
+            spec.pre_deploy = Some(v.clone());
+            note("pre_deploy");
+        }
+        if let Some(v) = &self.post_deploy {
+            spec.post_deploy = Some(v.clone());
+            note("post_deploy");
+        }
+        for (key, value) in &self.env {
+            if !spec.env.contains_key(key) {
+                spec.env.insert(key.clone(), value.clone());
+                note(&format!("env.{key}"));
+            }
+        }
+        if let Some(v) = &self.volumes {
+            spec.volumes = v.clone();
+            note("volumes");
+        }
+        spec.validate()
+            .map_err(|e: ValidationError| RepoConfigError {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok((spec, changed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> AppSpec {
+        serde_json::from_str(r#"{"source":{"path":"/srv/a"},"env":{"MODE":"panel"}}"#).unwrap()
+    }
+
+    #[test]
+    fn file_settings_win_and_env_entries_are_defaults() {
+        let config = RepoConfig::parse(
+            r#"
+port = 3000
+replicas = 2
+[build]
+type = "static"
+publish_dir = "dist"
+[health]
+path = "/healthz"
+[env]
+MODE = "file"
+EXTRA = "1"
+[[volumes]]
+source = "data"
+target = "/data"
+"#,
+            "capstan.toml",
+        )
+        .unwrap();
+        let (spec, changed) = config.apply(&base(), "capstan.toml").unwrap();
+        assert_eq!(spec.port, 3000);
+        assert_eq!(spec.replicas, 2);
+        assert_eq!(spec.build.kind, BuildKind::Static);
+        assert_eq!(spec.build.publish_dir.as_deref(), Some("dist"));
+        assert_eq!(spec.health.path, "/healthz");
+        assert_eq!(spec.env["MODE"], "panel");
+        assert_eq!(spec.env["EXTRA"], "1");
+        assert_eq!(spec.volumes.len(), 1);
+        assert!(changed.contains(&"port (from capstan.toml)".to_string()));
+        assert!(!changed.iter().any(|c| c.starts_with("env.MODE")));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
+        let err = RepoConfig::parse("prot = 1\n", "sub/capstan.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("sub/capstan.toml:"), "{text}");
+        assert!(text.contains("prot"), "{text}");
+        let err = RepoConfig::parse("[build]\ndokerfile = \"x\"\n", "capstan.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dokerfile"), "{err}");
+        let err = RepoConfig::parse("port = \"http\"\n", "capstan.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+        let err = RepoConfig::parse("port = [\n", "capstan.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capstan.toml"), "{err}");
+        let config = RepoConfig::parse(
+            "[build]\ndockerfile = \"../../etc/passwd\"\n",
+            "capstan.toml",
+        )
+        .unwrap();
+        let err = config
+            .apply(&base(), "capstan.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("build.dockerfile"), "{err}");
+    }
+}

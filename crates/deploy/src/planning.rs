@@ -1,0 +1,161 @@
+//! Planning without deploying: read the repo's `capstan.toml`, detect the build plan, and
+//! render the compose spec a deployment would run. The pipeline, the API's plan endpoint
+//! and `capstan plan <dir>` all go through here, so a dry run shows exactly what a deploy
+//! will do.
+
+use capstan_build::{load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings};
+use capstan_compose::render::{render_deployment, RenderInput};
+use capstan_core::{AppName, AppSpec, Source};
+use serde::Serialize;
+use std::path::Path;
+
+/// The settings (with the repo's file applied) and the build recipe for a source tree.
+/// Blocking: nixpacks reads the tree synchronously.
+pub fn plan_tree(root: &Path, spec: &AppSpec) -> Result<(RepoSettings, Recipe), BuildError> {
+    let settings = load_repo_config(root, spec)?;
+    let recipe = prepare(root, &settings.spec.build, settings.spec.port)?;
+    Ok((settings, recipe))
+}
+
+/// What `capstan plan` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// `dockerfile`, `compose`, `nixpacks`, `static` or `image`.
+    pub build_type: String,
+    pub plan: String,
+    pub reason: String,
+    /// Settings the repo's `capstan.toml` supplied.
+    pub settings_from_file: Vec<String>,
+    /// The Dockerfile's path in the build context and its text (empty for images).
+    pub dockerfile_path: String,
+    pub dockerfile: String,
+    /// The compose spec a deployment would store and run (the user's file for compose).
+    pub compose_spec: String,
+    /// The effective settings.
+    pub settings: AppSpec,
+}
+
+/// Builds the report for `app` whose source tree is at `root` (`None` for image sources).
+/// `secrets` are the names of the app's runtime secrets.
+pub fn plan_report(
+    instance: &str,
+    app: &AppName,
+    spec: &AppSpec,
+    root: Option<&Path>,
+    secrets: &[String],
+) -> Result<PlanReport, String> {
+    let (settings, recipe, image) = match (&spec.source, root) {
+        (Source::Image(image), _) => (
+            RepoSettings {
+                spec: spec.clone(),
+                applied: Vec::new(),
+                file: None,
+            },
+            None,
+            image.clone(),
+        ),
+        (_, Some(root)) => {
+            let (settings, recipe) = plan_tree(root, spec).map_err(|e| e.to_string())?;
+            (
+                settings,
+                Some(recipe),
+                format!("{instance}/{app}:<deployment>"),
+            )
+        }
+        (_, None) => return Err("a source tree is needed to plan a build".into()),
+    };
+    let compose_spec = match recipe.as_ref().map(|r| &r.plan) {
+        Some(Plan::Compose { file, .. }) => std::fs::read_to_string(
+            recipe
+                .as_ref()
+                .map(|r| r.context_dir.join(file))
+                .expect("a compose plan has a recipe"),
+        )
+        .map_err(|e| format!("cannot read {file}: {e}"))?,
+        _ => {
+            render_deployment(&RenderInput {
+                instance,
+                app,
+                deployment: 0,
+                image: &image,
+                spec: &settings.spec,
+                secrets,
+            })
+            .map_err(|e| e.to_string())?
+            .1
+        }
+    };
+    Ok(match recipe {
+        Some(recipe) => PlanReport {
+            build_type: recipe.plan.kind().as_str().to_string(),
+            plan: recipe.plan.describe(),
+            reason: recipe.reason,
+            settings_from_file: settings.applied,
+            dockerfile_path: recipe.dockerfile,
+            dockerfile: recipe.dockerfile_text,
+            compose_spec,
+            settings: settings.spec,
+        },
+        None => PlanReport {
+            build_type: "image".into(),
+            plan: format!("prebuilt image {image} (no build)"),
+            reason: "the app's source is an image".into(),
+            settings_from_file: Vec::new(),
+            dockerfile_path: String::new(),
+            dockerfile: String::new(),
+            compose_spec,
+            settings: settings.spec,
+        },
+    })
+}
+
+impl crate::Deployer {
+    /// A dry run for an existing app: fetch its source (at `git_ref` or the app's ref) into
+    /// a scratch workspace, plan it and render its spec. Nothing is built or started.
+    pub async fn plan_app(
+        &self,
+        app: &AppName,
+        git_ref: Option<&str>,
+    ) -> Result<PlanReport, crate::ActionError> {
+        use crate::ActionError;
+        let record = self.store().app(app).await?;
+        let spec = record.spec;
+        if let Some(reference) = git_ref {
+            capstan_core::app::check_git_ref(reference)
+                .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        }
+        let secrets: Vec<String> = self
+            .store()
+            .secret_infos(app)
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        std::fs::create_dir_all(&self.settings().workspace_dir)
+            .map_err(|e| ActionError::Internal(format!("cannot make the workspace dir: {e}")))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("plan-")
+            .tempdir_in(&self.settings().workspace_dir)
+            .map_err(|e| ActionError::Internal(format!("cannot make a scratch dir: {e}")))?;
+        let root = match &spec.source {
+            Source::Image(_) => None,
+            Source::Path(path) => Some(std::path::PathBuf::from(path)),
+            Source::Git { url, reference } => {
+                let reference = git_ref.unwrap_or(reference);
+                let checkout =
+                    capstan_build::fetch_git(url, reference, &scratch.path().join("src"))
+                        .await
+                        .map_err(|e| ActionError::Invalid(e.to_string()))?;
+                Some(checkout.dir)
+            }
+        };
+        let instance = self.engine().instance().to_string();
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || {
+            plan_report(&instance, &app, &spec, root.as_deref(), &secrets)
+        })
+        .await
+        .map_err(|e| ActionError::Internal(format!("planning panicked: {e}")))?
+        .map_err(ActionError::Invalid)
+    }
+}

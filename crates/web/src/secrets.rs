@@ -1,0 +1,65 @@
+//! `/api/v1/apps/{app}/secrets`: set, list and delete an app's secrets. Values go in and
+//! never come out: listings show names, whether the build sees them, and when they changed.
+
+use crate::apps::app_name;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use capstan_store::SecretInfo;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The body of `PUT /apps/{app}/secrets/{name}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretBody {
+    value: String,
+    /// Also pass the secret to the build as a build argument.
+    #[serde(default)]
+    build: bool,
+}
+
+fn view(info: &SecretInfo) -> Value {
+    json!({
+        "name": info.name,
+        "build": info.build,
+        "updated_at": info.updated_at,
+        "value": "****",
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let infos = state.deployer.secrets(&app_name(&app)?).await?;
+    Ok(Json(Value::Array(infos.iter().map(view).collect())))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+    body: Result<Json<SecretBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let app = app_name(&app)?;
+    let Json(body) = body?;
+    let info = state
+        .deployer
+        .set_secret(&app, &name, &body.value, body.build)
+        .await?;
+    Ok(Json(view(&info)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .deployer
+        .delete_secret(&app_name(&app)?, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

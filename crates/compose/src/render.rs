@@ -36,6 +36,20 @@ impl DeploymentNames {
             app_service: app_service_name(instance, app),
         }
     }
+
+    /// The container names of a deployment with `replicas` containers: the first keeps the
+    /// deployment's name, the others add `-r2`, `-r3`, ...
+    pub fn replica_containers(&self, replicas: u32) -> Vec<String> {
+        (1..=replicas.max(1))
+            .map(|k| {
+                if k == 1 {
+                    self.container.clone()
+                } else {
+                    format!("{}-r{k}", self.container)
+                }
+            })
+            .collect()
+    }
 }
 
 /// The engine name of an app's named volume.
@@ -112,6 +126,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         environment.insert(name.clone(), format!("${{{name}}}"));
     }
     let ctx = context! {
+        replicas => if spec.replicas > 1 { Some(spec.replicas) } else { None },
         volumes => volumes,
         limits => if limits.is_empty() { None } else { Some(limits) },
         project => names.project,

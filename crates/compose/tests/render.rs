@@ -58,6 +58,16 @@ fn render_with_secrets(json: &str, secrets: &[String]) -> String {
 }
 
 #[test]
+fn replicas_render_as_deploy_replicas() {
+    let text = render(r#"{"source":{"path":"/s"},"replicas":3,"limits":{"memory_mb":64}}"#);
+    assert_valid_compose(&text);
+    assert!(text.contains("replicas: 3"), "{text}");
+    assert!(text.contains("limits:"), "{text}");
+    let single = render(r#"{"source":{"path":"/s"}}"#);
+    assert!(!single.contains("replicas"), "{single}");
+}
+
+#[test]
 fn secrets_appear_only_as_placeholders() {
     let text = render_with_secrets(
         r#"{"source":{"path":"/s"},"env":{"MODE":"prod"}}"#,

@@ -1,8 +1,8 @@
-//! The health-gated blue-green cutover: start the new container beside the live one, wait
-//! until Docker reports it healthy, point the app's route file at it, confirm through
-//! Traefik's API, watch it while the old one drains, then retire the old one. Any failure
-//! before the new version is marked live puts the route back and removes the new container,
-//! so the live version keeps serving.
+//! The health-gated blue-green cutover: start the new containers (one per replica) beside
+//! the live ones, wait until Docker reports every one healthy, point the app's route file
+//! at them, confirm through Traefik's API, watch them while the old ones drain, then retire
+//! the old ones. Any failure before the new version is marked live puts the route back and
+//! removes the new containers, so the live version keeps serving.
 
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
@@ -29,21 +29,34 @@ impl Deployer {
         names: &DeploymentNames,
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        let container = &names.container;
         if let Some(hook) = &spec.pre_deploy {
             self.run_pre_deploy(hook, service, names, log).await?;
         }
-        self.engine().run_spec(compose, service).await?;
-        log.info(format!("started container {container}")).await;
-        let outcome = self.switch_to_new(d, spec, names, log).await;
+        let containers = names.replica_containers(spec.replicas);
+        for (index, name) in containers.iter().enumerate() {
+            let mut replica = service.clone();
+            replica.container_name = name.clone();
+            let started = if index == 0 {
+                self.engine().run_spec(compose, &replica).await
+            } else {
+                self.engine().run_service(&replica).await
+            };
+            if let Err(err) = started {
+                self.remove_failed(&containers, log).await;
+                return Err(err.into());
+            }
+            log.info(format!("started container {name}")).await;
+        }
+        let outcome = self.switch_to_new(d, spec, names, &containers, log).await;
         if let Err(failure) = outcome {
-            self.remove_failed(container, log).await;
+            self.remove_failed(&containers, log).await;
             return Err(failure);
         }
         if let Some(hook) = &spec.post_deploy {
-            self.run_post_deploy(hook, container, log).await;
+            // Once per deployment, like a migration: in the first replica.
+            self.run_post_deploy(hook, &containers[0], log).await;
         }
-        self.retire_others(&d.app, container, spec, log).await;
+        self.retire_others(&d.app, &containers, spec, log).await;
         self.prune_images(&d.app, log).await;
         Ok(())
     }
@@ -53,22 +66,26 @@ impl Deployer {
         d: &DeploymentRecord,
         spec: &AppSpec,
         names: &DeploymentNames,
+        containers: &[String],
         log: &DeployLog,
     ) -> Result<(), Failure> {
         self.store()
             .transition(d.id, DeploymentState::HealthChecking, None)
             .await?;
-        self.wait_healthy(&names.container, spec, log).await?;
+        for container in containers {
+            self.wait_healthy(container, spec, log).await?;
+        }
         self.store()
             .transition(d.id, DeploymentState::Switching, None)
             .await?;
-        self.wait_proxy_sees(&names.traefik_service, log).await?;
+        self.wait_proxy_sees(&names.traefik_service, containers.len(), log)
+            .await?;
         let previous = self
             .live_backend(&d.app)
             .await?
             .filter(|p| p != &names.traefik_service);
         let switched = self
-            .switch_and_settle(d, spec, names, previous.as_deref(), log)
+            .switch_and_settle(d, spec, names, containers, previous.as_deref(), log)
             .await;
         if let Err(failure) = switched {
             // Whatever failed after the flip, the route goes back to the live version
@@ -86,17 +103,18 @@ impl Deployer {
         d: &DeploymentRecord,
         spec: &AppSpec,
         names: &DeploymentNames,
+        containers: &[String],
         previous: Option<&str>,
         log: &DeployLog,
     ) -> Result<(), Failure> {
         self.point_route(&d.app, &names.traefik_service).await?;
-        log.info(format!("traffic switched to {}", names.container))
+        log.info(format!("traffic switched to {}", containers.join(", ")))
             .await;
         if previous.is_some() {
             // The old version stays up while in-flight requests finish; if the new one
             // falls over in that window, traffic goes straight back.
             let drain = Duration::from_secs(spec.drain_secs as u64);
-            if let Err(failure) = self.watch_while_draining(&names.container, drain).await {
+            if let Err(failure) = self.watch_while_draining(containers, drain).await {
                 log.info(format!("{failure}; switching traffic back")).await;
                 return Err(failure);
             }
@@ -260,19 +278,28 @@ impl Deployer {
         }
     }
 
-    /// Waits until Traefik's docker provider lists the deployment's service with a server.
-    async fn wait_proxy_sees(&self, traefik_service: &str, log: &DeployLog) -> Result<(), Failure> {
+    /// Waits until Traefik's docker provider lists the deployment's service with all of
+    /// its replicas as servers.
+    async fn wait_proxy_sees(
+        &self,
+        traefik_service: &str,
+        replicas: usize,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
         let name = format!("{traefik_service}@docker");
         let deadline = Instant::now() + PROXY_TIMEOUT;
+        let mut seen = 0;
         while Instant::now() < deadline {
-            if self.proxy().has_service(&name).await {
-                log.info(format!("proxy has picked up {name}")).await;
+            seen = self.proxy().server_count(&name).await;
+            if seen >= replicas {
+                log.info(format!("proxy has picked up {name} ({seen} servers)"))
+                    .await;
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(Failure(format!(
-            "the proxy did not pick up {name} within {}s",
+            "the proxy did not pick up {name} with {replicas} servers within {}s (it sees {seen})",
             PROXY_TIMEOUT.as_secs()
         )))
     }
@@ -321,28 +348,15 @@ impl Deployer {
         )))
     }
 
-    async fn watch_while_draining(&self, container: &str, drain: Duration) -> Result<(), Failure> {
+    async fn watch_while_draining(
+        &self,
+        containers: &[String],
+        drain: Duration,
+    ) -> Result<(), Failure> {
         let until = Instant::now() + drain;
         loop {
-            let report = self.engine().health(container).await?;
-            match report.health {
-                Health::Down(detail) => {
-                    return Err(Failure(format!(
-                        "{container} crashed after passing its health check: {detail}"
-                    )))
-                }
-                Health::Unhealthy => {
-                    return Err(Failure(format!(
-                        "{container} turned unhealthy after passing its health check: {}",
-                        report.last_probe.unwrap_or_default()
-                    )))
-                }
-                _ if report.restart_count > 0 => {
-                    return Err(Failure(format!(
-                        "{container} restarted after passing its health check"
-                    )))
-                }
-                _ => {}
+            for container in containers {
+                self.check_still_healthy(container).await?;
             }
             if Instant::now() >= until {
                 return Ok(());
@@ -351,20 +365,45 @@ impl Deployer {
         }
     }
 
-    async fn remove_failed(&self, container: &str, log: &DeployLog) {
-        match self.engine().remove_container(container).await {
-            Ok(()) => {
-                log.info(format!(
-                    "removed {container}; the live version keeps serving"
-                ))
-                .await
+    /// Fails when a container that passed its health check has since crashed, turned
+    /// unhealthy or been restarted by Docker.
+    async fn check_still_healthy(&self, container: &str) -> Result<(), Failure> {
+        let report = self.engine().health(container).await?;
+        let problem = match report.health {
+            Health::Down(detail) => {
+                Some(format!("crashed after passing its health check: {detail}"))
             }
-            Err(err) => log.info(format!("cannot remove {container}: {err}")).await,
+            Health::Unhealthy => Some(format!(
+                "turned unhealthy after passing its health check: {}",
+                report.last_probe.unwrap_or_default()
+            )),
+            _ if report.restart_count > 0 => {
+                Some("restarted after passing its health check".to_string())
+            }
+            _ => None,
+        };
+        match problem {
+            Some(problem) => Err(Failure(format!("{container} {problem}"))),
+            None => Ok(()),
+        }
+    }
+
+    async fn remove_failed(&self, containers: &[String], log: &DeployLog) {
+        for container in containers {
+            match self.engine().remove_container(container).await {
+                Ok(()) => {
+                    log.info(format!(
+                        "removed {container}; the live version keeps serving"
+                    ))
+                    .await
+                }
+                Err(err) => log.info(format!("cannot remove {container}: {err}")).await,
+            }
         }
     }
 
     /// Stops (SIGTERM, grace period, SIGKILL) and removes every other container of the app.
-    async fn retire_others(&self, app: &AppName, keep: &str, spec: &AppSpec, log: &DeployLog) {
+    async fn retire_others(&self, app: &AppName, keep: &[String], spec: &AppSpec, log: &DeployLog) {
         let containers = match self.engine().owned_containers(Some(app.as_str())).await {
             Ok(list) => list,
             Err(err) => {
@@ -372,7 +411,7 @@ impl Deployer {
                 return;
             }
         };
-        for old in containers.into_iter().filter(|c| c.name != keep) {
+        for old in containers.into_iter().filter(|c| !keep.contains(&c.name)) {
             let stopped = self
                 .engine()
                 .stop_container(&old.id, spec.stop_grace_secs)

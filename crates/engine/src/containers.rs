@@ -130,7 +130,11 @@ impl Engine {
             "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
             _ => RestartPolicyNameEnum::UNLESS_STOPPED,
         };
-        let limits = service.deploy.as_ref().map(|d| &d.resources.limits);
+        let limits = service
+            .deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .map(|r| &r.limits);
         let memory = limits
             .and_then(|l| l.memory.as_deref())
             .and_then(|m| m.strip_suffix('M'))

@@ -293,15 +293,20 @@ impl ProxyApi {
     /// (`serverStatus` only fills in once a router uses the service, so the configured
     /// servers are what tells.)
     pub async fn has_service(&self, name: &str) -> bool {
+        self.server_count(name).await > 0
+    }
+
+    /// How many servers Traefik's load balancer for service `name` has (0 if unknown).
+    pub async fn server_count(&self, name: &str) -> usize {
         self.get_json(&format!("/api/http/services/{name}"))
             .await
             .and_then(|v| {
                 v.get("loadBalancer")?
                     .get("servers")?
                     .as_array()
-                    .map(|s| !s.is_empty())
+                    .map(Vec::len)
             })
-            .unwrap_or(false)
+            .unwrap_or(0)
     }
 
     /// The backends the weighted service `name` (e.g. `x@file`) currently sends to.

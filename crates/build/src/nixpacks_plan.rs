@@ -26,6 +26,9 @@ const NIXPACKS_DIR: &str = ".nixpacks";
 /// The Dockerfile nixpacks generated and the files it needs.
 #[derive(Debug, Clone)]
 pub struct NixpacksOutput {
+    /// The plan's variables (`NODE_ENV`, ...): its Dockerfile declares them as `ARG`s, so
+    /// they must be passed as build arguments.
+    pub variables: BTreeMap<String, String>,
     pub dockerfile_path: String,
     pub dockerfile_text: String,
     pub files: Vec<GeneratedFile>,
@@ -122,10 +125,19 @@ pub fn generate(dir: &Path, args: &BTreeMap<String, String>) -> Result<NixpacksO
             &environment,
         )))
     })?;
-    read_output(out.path())
+    let variables = plan
+        .variables
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    read_output(out.path(), variables)
 }
 
-fn read_output(out: &Path) -> Result<NixpacksOutput, BuildError> {
+fn read_output(
+    out: &Path,
+    variables: BTreeMap<String, String>,
+) -> Result<NixpacksOutput, BuildError> {
     let mut files = Vec::new();
     let mut stack = vec![out.join(NIXPACKS_DIR)];
     while let Some(dir) = stack.pop() {
@@ -158,6 +170,7 @@ fn read_output(out: &Path) -> Result<NixpacksOutput, BuildError> {
         .find(|f| f.path == dockerfile_path)
         .ok_or_else(|| BuildError::NoPlan("nixpacks wrote no Dockerfile".into()))?;
     Ok(NixpacksOutput {
+        variables,
         dockerfile_text: String::from_utf8_lossy(&dockerfile.contents).into_owned(),
         dockerfile_path,
         files,

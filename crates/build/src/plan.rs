@@ -10,6 +10,7 @@ use crate::context::GeneratedFile;
 use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
 use crate::BuildError;
 use capstan_core::build_spec::{BuildKind, BuildSpec};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Compose file names looked for, in order, when none is configured.
@@ -86,6 +87,9 @@ pub struct Recipe {
     /// The Dockerfile's text, as it will be built.
     pub dockerfile_text: String,
     pub target: Option<String>,
+    /// Build arguments the plan needs (nixpacks' variables); the app's own arguments
+    /// override them.
+    pub build_args: BTreeMap<String, String>,
     /// Files the plan generated, added to the context.
     pub generated: Vec<GeneratedFile>,
 }
@@ -218,6 +222,7 @@ fn dockerfile_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>
         dockerfile: build.dockerfile.clone(),
         dockerfile_text: text,
         target: build.target.clone(),
+        build_args: BTreeMap::new(),
         generated: Vec::new(),
     }))
 }
@@ -244,6 +249,7 @@ fn compose_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, B
         dockerfile: String::new(),
         dockerfile_text: String::new(),
         target: None,
+        build_args: BTreeMap::new(),
         generated: Vec::new(),
     }))
 }
@@ -271,6 +277,7 @@ fn nixpacks_recipe(
         dockerfile: generated.dockerfile_path,
         dockerfile_text: generated.dockerfile_text,
         target: None,
+        build_args: generated.variables,
         generated: generated.files,
     }))
 }
@@ -302,6 +309,7 @@ fn static_recipe(
         dockerfile: GENERATED_DOCKERFILE.into(),
         dockerfile_text: text.clone(),
         target: None,
+        build_args: BTreeMap::new(),
         generated: vec![GeneratedFile {
             path: GENERATED_DOCKERFILE.into(),
             contents: text.into_bytes(),

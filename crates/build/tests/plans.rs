@@ -58,6 +58,12 @@ fn nixpacks_dockerfile(name: &str, provider: &str) -> String {
 fn node_with_a_lockfile_installs_with_npm_ci() {
     let text = nixpacks_dockerfile("node-lockfile", "node");
     assert!(text.contains("npm ci"), "{text}");
+    let recipe = prepare(&repo("node-lockfile"), &auto(), 8080).unwrap();
+    assert_eq!(
+        recipe.build_args.get("NODE_ENV").map(String::as_str),
+        Some("production"),
+        "the Dockerfile's ARGs get nixpacks' values"
+    );
     assert!(
         text.contains("npm run start") || text.contains("node server.js"),
         "{text}"

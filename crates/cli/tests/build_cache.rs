@@ -20,6 +20,15 @@ async fn same_source_reuses_the_image_and_no_cache_rebuilds() {
         .await
         .contains("[build] Step 1/"));
 
+    // A change that leaves the app's files alone rebuilds, reusing the cached layers.
+    repo.commit_file("NOTES.md", "not part of the image\n", "notes");
+    let layered = daemon.deploy_expect("web", None, "live").await;
+    let log = daemon.log(layered["id"].as_i64().unwrap()).await;
+    assert!(
+        log.contains("[build] Step 1/") && log.contains("Using cache"),
+        "{log}"
+    );
+
     let again = daemon.deploy_expect("web", None, "live").await;
     let log = daemon.log(again["id"].as_i64().unwrap()).await;
     assert!(

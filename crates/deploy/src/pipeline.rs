@@ -256,7 +256,9 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;
-        let mut build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
+        let mut build_args: HashMap<String, String> =
+            recipe.build_args.clone().into_iter().collect();
+        build_args.extend(spec.build.args.clone());
         for secret in secrets.iter().filter(|s| s.build) {
             build_args.insert(secret.name.clone(), secret.value.clone());
         }

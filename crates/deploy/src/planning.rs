@@ -56,11 +56,7 @@ pub fn plan_report(
         ),
         (_, Some(root)) => {
             let (settings, recipe) = plan_tree(root, spec).map_err(|e| e.to_string())?;
-            (
-                settings,
-                Some(recipe),
-                format!("{instance}/{app}:<deployment>"),
-            )
+            (settings, Some(recipe), format!("{instance}/{app}:plan"))
         }
         (_, None) => return Err("a source tree is needed to plan a build".into()),
     };

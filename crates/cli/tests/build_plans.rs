@@ -149,102 +149,68 @@ async fn capstan_plan_shows_a_directory_and_an_app_without_deploying() {
             "planned.test",
         ))
         .await;
-    let binary = env!("CARGO_BIN_EXE_capstan");
-
-    let static_dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../build/tests/repos/static-dist"
-    );
-    let out = std::process::Command::new(binary)
-        .args(["plan", static_dir, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repos = concat!(env!("CARGO_MANIFEST_DIR"), "/../build/tests/repos");
+    let report = plan_json(&[&format!("{repos}/static-dist")]);
     assert_eq!(report["build_type"], "static");
-    assert!(report["dockerfile"]
-        .as_str()
-        .unwrap()
-        .contains("FROM busybox:stable"));
-    assert!(report["compose_spec"]
-        .as_str()
-        .unwrap()
-        .contains("services:"));
+    let dockerfile = report["dockerfile"].as_str().unwrap();
+    assert!(dockerfile.contains("FROM busybox:stable"), "{dockerfile}");
+    let compose = report["compose_spec"].as_str().unwrap();
+    assert!(compose.contains("services:"), "{compose}");
 
-    let node_dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../build/tests/repos/node-lockfile"
-    );
-    let out = std::process::Command::new(binary)
-        .args(["plan", node_dir])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, stderr) = capstan(&["plan", &format!("{repos}/node-lockfile")]);
+    assert!(ok, "{stderr}");
     assert!(text.contains("build plan: nixpacks (node)"), "{text}");
     assert!(
         text.contains("--- Dockerfile (.nixpacks/Dockerfile) ---"),
         "{text}"
     );
 
-    let out = std::process::Command::new(binary)
-        .args([
-            "plan",
-            "planned",
-            "--json",
-            "--url",
-            &daemon.api,
-            "--token",
-            &daemon.token,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = plan_json(&["planned", "--url", &daemon.api, "--token", &daemon.token]);
     assert_eq!(report["build_type"], "dockerfile");
     assert_eq!(
         report["settings_from_file"],
         json!(["port (from capstan.toml)"])
     );
-    assert!(report["dockerfile"]
-        .as_str()
-        .unwrap()
-        .contains("ENV VERSION=v1"));
+    let dockerfile = report["dockerfile"].as_str().unwrap();
+    assert!(dockerfile.contains("ENV VERSION=v1"), "{dockerfile}");
     let (_, deployments) = daemon
         .call(reqwest::Method::GET, "/apps/planned/deployments", None)
         .await;
     assert_eq!(deployments, json!([]), "planning deploys nothing");
 
-    let out = std::process::Command::new(binary)
-        .args([
-            "plan",
-            "nosuchapp",
-            "--url",
-            &daemon.api,
-            "--token",
-            &daemon.token,
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    let (ok, _, stderr) = capstan(&[
+        "plan",
+        "nosuchapp",
+        "--url",
+        &daemon.api,
+        "--token",
+        &daemon.token,
+    ]);
+    assert!(!ok && stderr.contains("404"), "{stderr}");
     let empty = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(binary)
-        .args(["plan", empty.path().to_str().unwrap()])
+    let (ok, _, stderr) = capstan(&["plan", empty.path().to_str().unwrap()]);
+    assert!(!ok && stderr.contains("looked for"), "{stderr}");
+}
+
+/// Runs the `capstan` binary: (success, stdout, stderr).
+fn capstan(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(args)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("looked for"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `capstan plan <args> --json`, parsed; fails the test if the command fails.
+fn plan_json(args: &[&str]) -> Value {
+    let mut all = vec!["plan"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (ok, stdout, stderr) = capstan(&all);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

@@ -101,16 +101,7 @@ async fn secrets_reach_build_and_container_but_never_the_log_api_or_disk() {
     assert!(log.contains("post sees ****"), "{log}");
 
     let (_, listed) = daemon.call(Method::GET, "/apps/vault/secrets", None).await;
-    let spec_text = daemon
-        .http
-        .get(daemon.url(&format!("/deployments/{id}/spec")))
-        .bearer_auth(&daemon.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let spec_text = daemon.text(&format!("/deployments/{id}/spec")).await;
     assert!(spec_text.contains("${API_KEY}"), "{spec_text}");
     for value in [RUNTIME_VALUE, BUILD_VALUE] {
         assert!(!log.contains(value), "log leaks {value}");

@@ -229,8 +229,13 @@ impl Daemon {
     }
 
     pub async fn log(&self, id: i64) -> String {
+        self.text(&format!("/deployments/{id}/logs")).await
+    }
+
+    /// GET an API path with the admin token and return the body as text.
+    pub async fn text(&self, path: &str) -> String {
         self.http
-            .get(self.url(&format!("/deployments/{id}/logs")))
+            .get(self.url(path))
             .bearer_auth(&self.token)
             .send()
             .await

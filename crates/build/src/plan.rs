@@ -5,7 +5,7 @@
 //! site. Every plan ends as a Dockerfile plus a context, so all of them build through the
 //! same code path.
 
-use crate::compose_file::check_compose_file;
+use crate::compose_file::{parse_compose_file, UserCompose, UserService};
 use crate::context::GeneratedFile;
 use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
 use crate::BuildError;
@@ -37,6 +37,8 @@ pub enum Plan {
     Compose {
         file: String,
         services: Vec<String>,
+        /// The service that gets the app's domains, port, health check and replicas.
+        web: String,
     },
     Nixpacks {
         providers: Vec<String>,
@@ -63,9 +65,14 @@ impl Plan {
                 Some(target) => format!("dockerfile ({path}, stage {target})"),
                 None => format!("dockerfile ({path})"),
             },
-            Plan::Compose { file, services } => {
-                format!("compose ({file}: services {})", services.join(", "))
-            }
+            Plan::Compose {
+                file,
+                services,
+                web,
+            } => format!(
+                "compose ({file}: services {}; {web} serves the app's domains)",
+                services.join(", ")
+            ),
             Plan::Nixpacks { providers } => format!("nixpacks ({})", providers.join(", ")),
             Plan::Static { publish_dir, image } => {
                 format!("static site ({publish_dir}/ served by httpd from {image})")
@@ -92,6 +99,16 @@ pub struct Recipe {
     pub build_args: BTreeMap<String, String>,
     /// Files the plan generated, added to the context.
     pub generated: Vec<GeneratedFile>,
+    /// For the compose plan: the user's file, read and checked, and the directory it is in
+    /// (service build contexts are relative to it).
+    pub compose: Option<(UserCompose, PathBuf)>,
+}
+
+impl Recipe {
+    /// Whether there is anything to build (a compose web service may be an image).
+    pub fn builds(&self) -> bool {
+        !self.dockerfile.is_empty()
+    }
 }
 
 /// Resolves `build.base_dir` inside `root`; it must exist and stay inside, symlinks
@@ -224,6 +241,7 @@ fn dockerfile_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>
         target: build.target.clone(),
         build_args: BTreeMap::new(),
         generated: Vec::new(),
+        compose: None,
     }))
 }
 
@@ -238,19 +256,113 @@ fn compose_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, B
     let real = ensure_inside(context, &context.join(file), file)?;
     let text = std::fs::read_to_string(&real)
         .map_err(|e| BuildError::Source(format!("cannot read {file}: {e}")))?;
-    let services = check_compose_file(&text, file)?;
+    let compose = parse_compose_file(&text, file)?;
+    let web = pick_web_service(&compose, build.compose_service.as_deref())?;
+    let dir = real
+        .parent()
+        .expect("a file has a parent directory")
+        .to_path_buf();
+    let service = &compose.services[&web];
+    let mut recipe = match service_recipe(&dir, service)? {
+        Some(recipe) => recipe,
+        None => Recipe {
+            plan: Plan::Dockerfile {
+                path: String::new(),
+                target: None,
+            },
+            reason: String::new(),
+            context_dir: dir.clone(),
+            dockerfile: String::new(),
+            dockerfile_text: String::new(),
+            target: None,
+            build_args: BTreeMap::new(),
+            generated: Vec::new(),
+            compose: None,
+        },
+    };
+    recipe.plan = Plan::Compose {
+        file: file.to_string(),
+        services: compose.names(),
+        web,
+    };
+    recipe.compose = Some((compose, dir));
+    Ok(Some(recipe))
+}
+
+/// The compose service that serves the app's domains.
+fn pick_web_service(compose: &UserCompose, configured: Option<&str>) -> Result<String, BuildError> {
+    let names = compose.names();
+    if let Some(name) = configured {
+        return if compose.services.contains_key(name) {
+            Ok(name.to_string())
+        } else {
+            Err(BuildError::Source(format!(
+                "{}: build.compose_service is {name:?}, but the services are {}",
+                compose.file,
+                names.join(", ")
+            )))
+        };
+    }
+    let built: Vec<&String> = compose
+        .services
+        .values()
+        .filter(|s| s.build.is_some())
+        .map(|s| &s.name)
+        .collect();
+    if let [only] = built.as_slice() {
+        return Ok((*only).clone());
+    }
+    for name in ["web", "app"] {
+        if compose.services.contains_key(name) {
+            return Ok(name.to_string());
+        }
+    }
+    if let [only] = names.as_slice() {
+        return Ok(only.clone());
+    }
+    Err(BuildError::Source(format!(
+        "{}: cannot tell which service serves the app's domains (services: {}); set \
+         build.compose_service",
+        compose.file,
+        names.join(", ")
+    )))
+}
+
+/// The build of one compose service (`None` when it runs an image). Its context must stay
+/// inside the source tree.
+pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe>, BuildError> {
+    let Some(build) = &service.build else {
+        return Ok(None);
+    };
+    let shown = format!("service {} build context {:?}", service.name, build.context);
+    let context = dir.join(&build.context);
+    if !context.is_dir() {
+        return Err(BuildError::Source(format!("{shown} does not exist")));
+    }
+    let context = ensure_inside(dir, &context, &shown)?;
+    let dockerfile = context.join(&build.dockerfile);
+    if !dockerfile.is_file() {
+        return Err(BuildError::Source(format!(
+            "service {} has no Dockerfile at {:?} in its build context",
+            service.name, build.dockerfile
+        )));
+    }
+    let real = ensure_inside(&context, &dockerfile, &build.dockerfile)?;
+    let text = std::fs::read_to_string(&real)
+        .map_err(|e| BuildError::Source(format!("cannot read {}: {e}", build.dockerfile)))?;
     Ok(Some(Recipe {
-        plan: Plan::Compose {
-            file: file.to_string(),
-            services,
+        plan: Plan::Dockerfile {
+            path: build.dockerfile.clone(),
+            target: build.target.clone(),
         },
         reason: String::new(),
-        context_dir: context.to_path_buf(),
-        dockerfile: String::new(),
-        dockerfile_text: String::new(),
-        target: None,
-        build_args: BTreeMap::new(),
+        context_dir: context,
+        dockerfile: build.dockerfile.clone(),
+        dockerfile_text: text,
+        target: build.target.clone(),
+        build_args: build.args.clone(),
         generated: Vec::new(),
+        compose: None,
     }))
 }
 
@@ -279,6 +391,7 @@ fn nixpacks_recipe(
         target: None,
         build_args: generated.variables,
         generated: generated.files,
+        compose: None,
     }))
 }
 
@@ -314,6 +427,7 @@ fn static_recipe(
             path: GENERATED_DOCKERFILE.into(),
             contents: text.into_bytes(),
         }],
+        compose: None,
     }))
 }
 

@@ -164,8 +164,24 @@ fn compose_files_are_found_and_checked() {
         recipe.plan,
         Plan::Compose {
             file: "compose.yaml".into(),
-            services: vec!["cache".into(), "web".into()]
+            services: vec!["cache".into(), "web".into()],
+            web: "web".into()
         }
+    );
+    assert!(recipe.builds(), "web's build is the recipe");
+    assert_eq!(recipe.dockerfile, "Dockerfile");
+    let (compose, _) = recipe.compose.as_ref().unwrap();
+    assert_eq!(compose.services["cache"].image.as_deref(), Some("redis:7"));
+    let unknown = BuildSpec {
+        compose_service: Some("api".into()),
+        ..auto()
+    };
+    let err = prepare(&repo("compose-app"), &unknown, 8080)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"api\", but the services are cache, web"),
+        "{err}"
     );
     let err = prepare(&repo("compose-missing-build"), &auto(), 8080)
         .unwrap_err()

@@ -296,15 +296,41 @@ async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
     );
     assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
 
-    // A source with no Dockerfile.
+    // A symlink in the build context that points out of it.
+    repo.commit_version("v3", &[]);
+    std::os::unix::fs::symlink("/etc/passwd", repo.path().join("passwd")).unwrap();
+    repo.commit_file("README", "with a link out\n", "link out");
+    let d = daemon.deploy_expect("web", None, "failed").await;
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("the symlink passwd points outside the build context"),
+        "{d}"
+    );
+    assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
+    std::fs::remove_file(repo.path().join("passwd")).unwrap();
+
+    // A compose file with a service that has neither an image nor a build.
     std::fs::remove_file(repo.path().join("Dockerfile")).unwrap();
+    repo.commit_file(
+        "compose.yaml",
+        "services:\n  web:\n    image: busybox:stable\n  worker:\n    command: [run]\n",
+        "broken compose",
+    );
+    let d = daemon.deploy_expect("web", None, "failed").await;
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("compose.yaml: service \"worker\" has neither an image nor a build"),
+        "{d}"
+    );
+    assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
+
+    // A source with nothing Capstan knows how to build.
+    std::fs::remove_file(repo.path().join("compose.yaml")).unwrap();
     repo.commit_file("README", "no dockerfile here\n", "no dockerfile");
     let d = daemon.deploy_expect("web", None, "failed").await;
+    let error = d["error"].as_str().unwrap();
     assert!(
-        d["error"]
-            .as_str()
-            .unwrap()
-            .contains("looked for a Dockerfile"),
+        error.contains("looked for (1) a Dockerfile") && error.contains("index.html"),
         "{d}"
     );
     assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
@@ -340,5 +366,6 @@ async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
     let (status, _) = daemon.call(Method::DELETE, "/apps/web", None).await;
     assert_eq!(status, 204);
     assert!(daemon.containers("web").is_empty());
-    assert_eq!(daemon.via_proxy("web.test", "/").await.0, 404);
+    let answer = daemon.via_proxy("web.test", "/").await;
+    assert_eq!(answer.0, 404, "{answer:?}");
 }

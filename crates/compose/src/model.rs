@@ -24,13 +24,53 @@ pub struct Service {
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     #[serde(default)]
-    pub networks: Vec<String>,
+    pub networks: Networks,
+}
+
+/// A service's networks: compose's list form, or its mapping form with DNS aliases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Networks {
+    List(Vec<String>),
+    Aliased(BTreeMap<String, NetworkAttachment>),
+}
+
+impl Default for Networks {
+    fn default() -> Self {
+        Networks::List(Vec::new())
+    }
+}
+
+/// How a service joins one network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl Networks {
+    /// Each network with the aliases the service has on it, in a stable order (the list's
+    /// order, or sorted names).
+    pub fn attachments(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            Networks::List(names) => names.iter().map(|n| (n.clone(), Vec::new())).collect(),
+            Networks::Aliased(map) => map
+                .iter()
+                .map(|(n, a)| (n.clone(), a.aliases.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// `deploy:` of a service: the replica count and the resource limits.

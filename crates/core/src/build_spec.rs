@@ -54,6 +54,10 @@ pub struct BuildSpec {
     /// The compose file for the compose build type, relative to `base_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose_file: Option<String>,
+    /// The compose service that gets the app's domains, port, health check and replicas;
+    /// when unset, the one service with a `build`, else `web` or `app`, else the only one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose_service: Option<String>,
     /// The directory a static site is served from, relative to `base_dir`; when unset the
     /// first of `.`, `dist`, `build`, `public`, `_site`, `out` holding an `index.html`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ impl Default for BuildSpec {
             dockerfile: "Dockerfile".into(),
             target: None,
             compose_file: None,
+            compose_service: None,
             publish_dir: None,
             static_image: DEFAULT_STATIC_IMAGE.into(),
             args: BTreeMap::new(),
@@ -99,6 +104,10 @@ impl BuildSpec {
         }
         if let Some(file) = &self.compose_file {
             check_relative_path("build.compose_file", file)?;
+        }
+        if let Some(service) = &self.compose_service {
+            crate::AppName::parse(service)
+                .map_err(|e| ValidationError::new("build.compose_service", e.to_string()))?;
         }
         if let Some(dir) = &self.publish_dir {
             check_relative_path("build.publish_dir", dir)?;

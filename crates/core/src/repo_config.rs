@@ -24,6 +24,7 @@ pub struct RepoBuild {
     pub dockerfile: Option<String>,
     pub target: Option<String>,
     pub compose_file: Option<String>,
+    pub compose_service: Option<String>,
     pub publish_dir: Option<String>,
     pub static_image: Option<String>,
     #[serde(default)]
@@ -88,6 +89,10 @@ impl RepoConfig {
             if let Some(v) = &build.compose_file {
                 spec.build.compose_file = Some(v.clone());
                 note("build.compose_file");
+            }
+            if let Some(v) = &build.compose_service {
+                spec.build.compose_service = Some(v.clone());
+                note("build.compose_service");
             }
             if let Some(v) = &build.publish_dir {
                 spec.build.publish_dir = Some(v.clone());

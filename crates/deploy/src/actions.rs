@@ -78,6 +78,14 @@ impl Deployer {
         for container in self.engine().owned_containers(Some(name.as_str())).await? {
             self.engine().remove_container(&container.id).await?;
         }
+        for container in self
+            .engine()
+            .companion_containers(Some(name.as_str()))
+            .await?
+        {
+            self.engine().remove_container(&container.id).await?;
+        }
+        self.engine().remove_app_network(name.as_str()).await?;
         for image in self.engine().app_images(name.as_str()).await? {
             if let Err(err) = self.engine().remove_image(&image).await {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");

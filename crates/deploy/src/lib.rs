@@ -4,6 +4,8 @@
 //! through `capstan-store`.
 
 mod actions;
+mod building;
+mod companions;
 mod cutover;
 pub mod logs;
 mod pipeline;

@@ -1,13 +1,18 @@
 //! One deployment from claim to finish: produce the image (source, plan, build) or reuse a
 //! release's, render and store the release, then hand over to the cutover.
 
+use crate::companions::{
+    add_to_spec, apply_web_template, companions_for, companions_in, stored_web_template,
+    web_template,
+};
 use crate::logs::DeployLog;
 use crate::planning::plan_tree;
 use crate::Deployer;
-use capstan_build::{apply_repo_config, fetch_git, local_commit, pack_context, Plan};
+use capstan_build::plan::service_recipe;
+use capstan_build::{apply_repo_config, fetch_git, local_commit, Plan};
+use capstan_compose::model::{ComposeSpec, Service};
 use capstan_compose::render::{render_deployment, DeploymentNames, RenderInput};
 use capstan_core::{AppSpec, DeploymentState, Source, Trigger};
-use capstan_engine::images::BuildRequest;
 use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,33 +45,6 @@ failure_from!(
     std::io::Error
 );
 
-/// A key for "the same build": the hash of the (deterministic) context tar, the
-/// Dockerfile path, the stage and the build arguments. Equal keys build equal images, so
-/// the earlier one can be reused.
-fn build_key(
-    context: &[u8],
-    dockerfile: &str,
-    target: Option<&str>,
-    args: &HashMap<String, String>,
-) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update(dockerfile.as_bytes());
-    hash.update([0]);
-    hash.update(target.unwrap_or("").as_bytes());
-    hash.update([0]);
-    let mut sorted: Vec<_> = args.iter().collect();
-    sorted.sort();
-    for (key, value) in sorted {
-        hash.update(key.as_bytes());
-        hash.update([0]);
-        hash.update(value.as_bytes());
-        hash.update([0]);
-    }
-    hash.update(context);
-    hex::encode(&hash.finalize()[..16])
-}
-
 /// The image a deployment will run and where it came from.
 pub(crate) struct Artifact {
     pub image: String,
@@ -75,6 +53,9 @@ pub(crate) struct Artifact {
     pub spec: AppSpec,
     /// The repo's `capstan.toml` (file name, text), if it had one.
     pub repo_config: Option<(String, String)>,
+    /// Compose apps: what the web service adds to the rendered one, and the companions.
+    pub web_template: Option<Service>,
+    pub companions: Vec<Service>,
 }
 
 impl Deployer {
@@ -140,6 +121,11 @@ impl Deployer {
                     .from_release
                     .ok_or_else(|| Failure("no release to reuse was recorded".into()))?;
                 let release = self.store().release(release_id).await?;
+                let stored = ComposeSpec::from_yaml(&release.compose_spec).map_err(|e| {
+                    Failure(format!(
+                        "the stored spec of release {release_id} does not parse: {e}"
+                    ))
+                })?;
                 if self.engine().image_id(&release.image).await?.is_none() {
                     return Err(Failure(format!(
                         "image {} of release {} is gone from the engine",
@@ -167,6 +153,8 @@ impl Deployer {
                     commit: release.commit_sha,
                     spec,
                     repo_config: release.repo_config,
+                    web_template: stored_web_template(&stored),
+                    companions: companions_in(&stored),
                 }
             }
         };
@@ -174,7 +162,7 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
-        let (compose, text) = render_deployment(&RenderInput {
+        let (mut compose, mut text) = render_deployment(&RenderInput {
             instance: self.engine().instance(),
             app: &d.app,
             deployment: d.id,
@@ -182,6 +170,22 @@ impl Deployer {
             spec: &artifact.spec,
             secrets: &runtime_secrets,
         })?;
+        if let Some(template) = &artifact.web_template {
+            let web = compose
+                .services
+                .get_mut(d.app.as_str())
+                .ok_or_else(|| Failure("rendered spec has no web service".into()))?;
+            apply_web_template(template, web);
+            add_to_spec(
+                self.engine().instance(),
+                &d.app,
+                &mut compose,
+                &artifact.companions,
+            );
+            text = compose
+                .to_yaml()
+                .map_err(|e| Failure(format!("cannot write the compose spec: {e}")))?;
+        }
         self.store()
             .save_release(&NewRelease {
                 app: &d.app,
@@ -198,8 +202,9 @@ impl Deployer {
             .await?;
         log.info("release recorded (compose spec stored with the deployment)")
             .await;
-        let (_, service) = compose
-            .main_service()
+        let service = compose
+            .services
+            .get(d.app.as_str())
             .ok_or_else(|| Failure("rendered spec has no service".into()))?;
         // The stored spec holds `${NAME}`; only the container gets the values.
         let mut service = service.clone();
@@ -210,8 +215,19 @@ impl Deployer {
         }
         let service = &service;
         let names = DeploymentNames::new(self.engine().instance(), &d.app, d.id);
+        if artifact.web_template.is_some() {
+            self.ensure_companions(&d.app, &compose, &artifact.companions, &secrets, log)
+                .await?;
+        }
         self.cutover(d, &artifact.spec, &compose, service, &names, log)
-            .await
+            .await?;
+        let keep: Vec<String> = artifact
+            .companions
+            .iter()
+            .map(|c| c.container_name.clone())
+            .collect();
+        self.remove_stale_companions(&d.app, &keep, log).await;
+        Ok(())
     }
 
     /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the
@@ -246,88 +262,65 @@ impl Deployer {
             recipe.reason
         ))
         .await;
-        if let Plan::Compose { file, .. } = &recipe.plan {
-            return Err(Failure(format!(
-                "{file} was found and checked, but deploying compose apps is not supported \
-                 yet; add a Dockerfile or set build.type to dockerfile, nixpacks or static"
-            )));
-        }
         let spec = settings.spec;
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;
-        let mut build_args: HashMap<String, String> =
-            recipe.build_args.clone().into_iter().collect();
-        build_args.extend(spec.build.args.clone());
+        let mut build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
         for secret in secrets.iter().filter(|s| s.build) {
             build_args.insert(secret.name.clone(), secret.value.clone());
         }
-        let context = {
-            let recipe = recipe.clone();
-            tokio::task::spawn_blocking(move || {
-                pack_context(&recipe.context_dir, &recipe.dockerfile, &recipe.generated)
-            })
-            .await
-            .map_err(|e| Failure(format!("packing the build context panicked: {e}")))??
+        let instance = self.engine().instance().to_string();
+        let image = match (&recipe.plan, &recipe.compose) {
+            (Plan::Compose { web, .. }, Some((compose, _))) if !recipe.builds() => {
+                let image = compose.services[web].image.clone().unwrap_or_default();
+                self.ensure_image(&image, log).await?;
+                image
+            }
+            _ => {
+                let tag = format!("{instance}/{}:{}", d.app, d.id);
+                self.build_recipe(d, &recipe, &tag, &build_args, commit.as_deref(), log)
+                    .await?;
+                tag
+            }
         };
-        log.info(format!("build context: {} KiB", context.len() / 1024))
-            .await;
-        let tag = format!("{}/{}:{}", self.engine().instance(), d.app, d.id);
-        let build_key = build_key(
-            &context,
-            &recipe.dockerfile,
-            recipe.target.as_deref(),
-            &build_args,
-        );
-        let artifact = |image: String| Artifact {
+        self.store().set_image(d.id, &image).await?;
+        let (web_template, companions) = match (&recipe.plan, &recipe.compose) {
+            (Plan::Compose { web, .. }, Some((compose, dir))) => {
+                let mut images = std::collections::BTreeMap::new();
+                for service in compose.services.values().filter(|s| &s.name != web) {
+                    let image = match service_recipe(dir, service)? {
+                        Some(sub) => {
+                            let tag = format!("{instance}/{}-{}:{}", d.app, service.name, d.id);
+                            log.info(format!("building companion {}", service.name))
+                                .await;
+                            self.build_recipe(d, &sub, &tag, &build_args, commit.as_deref(), log)
+                                .await?;
+                            tag
+                        }
+                        None => {
+                            let image = service.image.clone().unwrap_or_default();
+                            self.ensure_image(&image, log).await?;
+                            image
+                        }
+                    };
+                    images.insert(service.name.clone(), image);
+                }
+                (
+                    Some(web_template(&instance, &d.app, &compose.services[web])),
+                    companions_for(&instance, &d.app, compose, web, &images),
+                )
+            }
+            _ => (None, Vec::new()),
+        };
+        Ok(Artifact {
             image,
-            commit: commit.clone(),
-            spec: spec.clone(),
-            repo_config: settings.file.clone(),
-        };
-        if d.no_cache {
-            log.info("clean build requested: no image reuse, no layer cache")
-                .await;
-        } else if let Some(existing) = self.engine().find_build(d.app.as_str(), &build_key).await? {
-            self.engine().tag_image(&existing, &tag).await?;
-            log.info(format!(
-                "reusing image {existing} built from the same source and settings; build skipped"
-            ))
-            .await;
-            self.store().set_image(d.id, &tag).await?;
-            return Ok(artifact(tag));
-        }
-        let labels = HashMap::from([
-            (
-                "capstan.instance".to_string(),
-                self.engine().instance().to_string(),
-            ),
-            ("capstan.app".to_string(), d.app.to_string()),
-            ("capstan.deployment".to_string(), d.id.to_string()),
-            (
-                "capstan.commit".to_string(),
-                commit.clone().unwrap_or_default(),
-            ),
-            ("capstan.build-key".to_string(), build_key),
-        ]);
-        let request = BuildRequest {
-            context_tar: context,
-            dockerfile: recipe.dockerfile.clone(),
-            target: recipe.target.clone(),
-            build_args,
-            tag: tag.clone(),
-            labels,
-            no_cache: d.no_cache,
-        };
-        let built = log
-            .forward("build", |lines| async move {
-                self.engine().build_image(request, &lines).await
-            })
-            .await;
-        let image_id = built?;
-        log.info(format!("built {tag} ({image_id})")).await;
-        self.store().set_image(d.id, &tag).await?;
-        Ok(artifact(tag))
+            commit,
+            spec,
+            repo_config: settings.file,
+            web_template,
+            companions,
+        })
     }
 
     /// Fetches a git source into the workspace, or checks a local directory.
@@ -365,32 +358,5 @@ impl Deployer {
             }
             Source::Image(image) => Err(Failure(format!("image {image} has no source to fetch"))),
         }
-    }
-
-    async fn use_prebuilt(
-        &self,
-        d: &DeploymentRecord,
-        spec: &AppSpec,
-        image: &str,
-        log: &DeployLog,
-    ) -> Result<Artifact, Failure> {
-        if self.engine().image_id(image).await?.is_none() {
-            log.info(format!("pulling {image}")).await;
-            let pulled = log
-                .forward("pull", |lines| async move {
-                    self.engine().pull_image(image, &lines).await
-                })
-                .await;
-            pulled?;
-        }
-        log.info(format!("using prebuilt image {image} (no build)"))
-            .await;
-        self.store().set_image(d.id, image).await?;
-        Ok(Artifact {
-            image: image.to_string(),
-            commit: None,
-            spec: spec.clone(),
-            repo_config: None,
-        })
     }
 }

@@ -3,10 +3,12 @@
 //! and `capstan plan <dir>` all go through here, so a dry run shows exactly what a deploy
 //! will do.
 
+use crate::companions::{add_to_spec, apply_web_template, companions_for, web_template};
 use capstan_build::{load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings};
 use capstan_compose::render::{render_deployment, RenderInput};
 use capstan_core::{AppName, AppSpec, Source};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The settings (with the repo's file applied) and the build recipe for a source tree.
@@ -29,7 +31,8 @@ pub struct PlanReport {
     /// The Dockerfile's path in the build context and its text (empty for images).
     pub dockerfile_path: String,
     pub dockerfile: String,
-    /// The compose spec a deployment would store and run (the user's file for compose).
+    /// The compose spec a deployment would store and run (with the companions of a
+    /// compose app).
     pub compose_spec: String,
     /// The effective settings.
     pub settings: AppSpec,
@@ -60,27 +63,41 @@ pub fn plan_report(
         }
         (_, None) => return Err("a source tree is needed to plan a build".into()),
     };
-    let compose_spec = match recipe.as_ref().map(|r| &r.plan) {
-        Some(Plan::Compose { file, .. }) => std::fs::read_to_string(
-            recipe
-                .as_ref()
-                .map(|r| r.context_dir.join(file))
-                .expect("a compose plan has a recipe"),
-        )
-        .map_err(|e| format!("cannot read {file}: {e}"))?,
-        _ => {
-            render_deployment(&RenderInput {
-                instance,
-                app,
-                deployment: 0,
-                image: &image,
-                spec: &settings.spec,
-                secrets,
+    let (mut compose, mut compose_spec) = render_deployment(&RenderInput {
+        instance,
+        app,
+        deployment: 0,
+        image: &image,
+        spec: &settings.spec,
+        secrets,
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some((Plan::Compose { web, .. }, Some((user, _)))) =
+        recipe.as_ref().map(|r| (&r.plan, &r.compose))
+    {
+        let images: BTreeMap<String, String> = user
+            .services
+            .values()
+            .map(|s| {
+                let image = match (&s.build, &s.image) {
+                    (None, Some(image)) => image.clone(),
+                    _ => format!("{instance}/{app}-{}:plan", s.name),
+                };
+                (s.name.clone(), image)
             })
-            .map_err(|e| e.to_string())?
-            .1
+            .collect();
+        let companions = companions_for(instance, app, user, web, &images);
+        let service = compose
+            .services
+            .get_mut(app.as_str())
+            .ok_or("rendered spec has no web service")?;
+        if user.services[web].build.is_none() {
+            service.image = images[web].clone();
         }
-    };
+        apply_web_template(&web_template(instance, app, &user.services[web]), service);
+        add_to_spec(instance, app, &mut compose, &companions);
+        compose_spec = compose.to_yaml().map_err(|e| e.to_string())?;
+    }
     Ok(match recipe {
         Some(recipe) => PlanReport {
             build_type: recipe.plan.kind().as_str().to_string(),

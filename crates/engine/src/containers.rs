@@ -55,6 +55,13 @@ impl Engine {
         spec: &ComposeSpec,
         service: &Service,
     ) -> Result<String, EngineError> {
+        self.ensure_volumes(spec).await?;
+        self.run_service(service).await
+    }
+
+    /// Creates the spec's own (non-external) volumes with their labels; existing ones are
+    /// left as they are.
+    pub async fn ensure_volumes(&self, spec: &ComposeSpec) -> Result<(), EngineError> {
         for volume in spec.volumes.values().filter(|v| !v.external) {
             self.docker()
                 .create_volume(bollard::volume::CreateVolumeOptions {
@@ -64,7 +71,7 @@ impl Engine {
                 })
                 .await?;
         }
-        self.run_service(service).await
+        Ok(())
     }
 
     /// Creates and starts the container described by a rendered compose `service`.
@@ -72,13 +79,20 @@ impl Engine {
     pub async fn run_service(&self, service: &Service) -> Result<String, EngineError> {
         self.remove_container(&service.container_name).await?;
         let config = self.container_config(service);
-        self.create_and_start(&service.container_name, config).await
+        let attachments = service.networks.attachments();
+        self.create_and_start(
+            &service.container_name,
+            config,
+            attachments.get(1..).unwrap_or_default(),
+        )
+        .await
     }
 
     pub(crate) async fn create_and_start(
         &self,
         name: &str,
         config: Config<String>,
+        extra_networks: &[(String, Vec<String>)],
     ) -> Result<String, EngineError> {
         let options = CreateContainerOptions {
             name: name.to_string(),
@@ -88,6 +102,17 @@ impl Engine {
             .docker()
             .create_container(Some(options), config)
             .await?;
+        for (network, aliases) in extra_networks {
+            self.docker()
+                .connect_network(
+                    network,
+                    bollard::network::ConnectNetworkOptions {
+                        container: created.id.clone(),
+                        endpoint_config: endpoint(aliases),
+                    },
+                )
+                .await?;
+        }
         self.docker()
             .start_container::<String>(&created.id, None)
             .await?;
@@ -96,11 +121,13 @@ impl Engine {
 
     /// The engine's container configuration for a rendered compose service.
     pub(crate) fn container_config(&self, service: &Service) -> Config<String> {
+        // API 1.41 attaches one network at create; the others are connected before start.
+        let attachments = service.networks.attachments();
         let mut endpoints = HashMap::new();
-        for network in &service.networks {
-            endpoints.insert(network.clone(), EndpointSettings::default());
+        if let Some((network, aliases)) = attachments.first() {
+            endpoints.insert(network.clone(), endpoint(aliases));
         }
-        let network_mode = service.networks.first().cloned();
+        let network_mode = attachments.first().map(|(n, _)| n.clone());
         let health = service.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
             interval: parse_duration(&h.interval).map(nanos),
@@ -146,6 +173,8 @@ impl Engine {
             .map(|cpus| (cpus * 1e9) as i64);
         Config {
             image: Some(service.image.clone()),
+            cmd: service.command.clone(),
+            entrypoint: service.entrypoint.clone(),
             env: Some(
                 service
                     .environment
@@ -306,9 +335,25 @@ impl Engine {
         &self,
         app: Option<&str>,
     ) -> Result<Vec<OwnedContainer>, EngineError> {
+        self.owned_with_role(app, "app").await
+    }
+
+    /// The companion containers (a compose app's services other than the routed one).
+    pub async fn companion_containers(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
+        self.owned_with_role(app, "companion").await
+    }
+
+    async fn owned_with_role(
+        &self,
+        app: Option<&str>,
+        role: &str,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
         let mut label_filters = vec![
             format!("capstan.instance={}", self.instance()),
-            "capstan.role=app".to_string(),
+            format!("capstan.role={role}"),
         ];
         if let Some(app) = app {
             label_filters.push(format!("capstan.app={app}"));
@@ -333,5 +378,12 @@ impl Engine {
                 running: c.state.as_deref() == Some("running"),
             })
             .collect())
+    }
+}
+
+fn endpoint(aliases: &[String]) -> EndpointSettings {
+    EndpointSettings {
+        aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+        ..Default::default()
     }
 }

@@ -19,6 +19,36 @@ impl Engine {
     /// Creates the instance's bridge network (named after the instance) if missing.
     pub async fn ensure_network(&self) -> Result<(), EngineError> {
         let name = self.instance().to_string();
+        self.create_network_if_missing(&name, self.owned_labels("network"))
+            .await
+    }
+
+    /// The private network of a compose app (`<instance>-<app>`), where its services find
+    /// each other by service name. Created if missing.
+    pub async fn ensure_app_network(&self, app: &str) -> Result<String, EngineError> {
+        let name = format!("{}-{app}", self.instance());
+        let mut labels = self.owned_labels("network");
+        labels.insert("capstan.app".into(), app.to_string());
+        self.create_network_if_missing(&name, labels).await?;
+        Ok(name)
+    }
+
+    /// Removes a compose app's private network, if it exists.
+    pub async fn remove_app_network(&self, app: &str) -> Result<(), EngineError> {
+        let name = format!("{}-{app}", self.instance());
+        match self.docker().remove_network(&name).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn create_network_if_missing(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let name = name.to_string();
         match self.docker().inspect_network::<String>(&name, None).await {
             Ok(_) => return Ok(()),
             Err(err) if is_not_found(&err) => {}
@@ -27,7 +57,7 @@ impl Engine {
         let options = CreateNetworkOptions {
             name: name.clone(),
             driver: "bridge".to_string(),
-            labels: self.owned_labels("network"),
+            labels,
             ..Default::default()
         };
         match self.docker().create_network(options).await {

@@ -55,7 +55,9 @@ impl Engine {
         let mut config = self.container_config(&task);
         config.entrypoint = Some(vec![program.clone()]);
         config.cmd = Some(args.to_vec());
-        self.create_and_start(name, config).await?;
+        let attachments = task.networks.attachments();
+        self.create_and_start(name, config, attachments.get(1..).unwrap_or_default())
+            .await?;
         let options = LogsOptions::<String> {
             follow: true,
             stdout: true,

@@ -29,7 +29,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn docker(args: &[&str]) -> String {
+/// Runs the docker CLI (test set-up and inspection only) and returns its stdout.
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -278,12 +279,14 @@ impl Daemon {
 
     /// GET through the proxy with a Host header: (status, body).
     pub async fn via_proxy(&self, host: &str, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("http://127.0.0.1:{}{path}", self.proxy_port))
-            .header("Host", host)
-            .send()
-            .await;
+        let url = format!("http://127.0.0.1:{}{path}", self.proxy_port);
+        let mut response = self.http.get(&url).header("Host", host).send().await;
+        if response.is_err() {
+            // A pooled keep-alive connection the proxy closed (it does on a config reload)
+            // fails before any request is sent; a fresh connection tells the real answer.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            response = self.http.get(&url).header("Host", host).send().await;
+        }
         match response {
             Ok(r) => {
                 let status = r.status().as_u16();

@@ -1,0 +1,356 @@
+//! Compose apps: the routed ("web") service goes through the blue-green cutover like any
+//! app; every other service is a companion (database, cache, worker) that runs once per
+//! app as `<instance>-<app>-<service>` on the app's private network, reachable by its
+//! service name. A deploy leaves a companion running when its definition is unchanged,
+//! replaces it when it changed, and removes the ones the compose file no longer lists, so
+//! a database is never run twice on the same volume.
+
+use crate::logs::DeployLog;
+use crate::pipeline::Failure;
+use crate::Deployer;
+use capstan_build::compose_file::{UserCompose, UserService};
+use capstan_compose::labels;
+use capstan_compose::model::{
+    ComposeSpec, ExternalRef, Healthcheck, NetworkAttachment, Networks, Service, VolumeMount,
+};
+use capstan_compose::render::app_volume_name;
+use capstan_core::AppName;
+use capstan_engine::containers::Health;
+use capstan_store::SecretValue;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The label holding a hash of a companion's definition (secrets included).
+const DEFINITION: &str = "capstan.definition";
+/// The label naming a companion's compose service.
+const SERVICE: &str = "capstan.service";
+/// How long a companion with a health check may take to become healthy.
+const COMPANION_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The private network of a compose app.
+pub(crate) fn app_network(instance: &str, app: &AppName) -> String {
+    format!("{instance}-{app}")
+}
+
+/// Compose's default health timings where the user's file leaves them out.
+fn duration_or(value: &Option<String>, default: &str) -> String {
+    value.clone().unwrap_or_else(|| default.to_string())
+}
+
+/// Volume mounts of a compose service: its named volumes, as the app's volumes.
+fn mounts(instance: &str, app: &AppName, service: &UserService) -> Vec<VolumeMount> {
+    service
+        .volumes
+        .iter()
+        .map(|v| VolumeMount {
+            kind: "volume".into(),
+            source: app_volume_name(instance, app, &v.name),
+            target: v.target.clone(),
+            read_only: v.read_only,
+        })
+        .collect()
+}
+
+/// The typed service for a companion, with `image` as its image.
+pub(crate) fn companion_service(
+    instance: &str,
+    app: &AppName,
+    service: &UserService,
+    image: &str,
+) -> Service {
+    let network = app_network(instance, app);
+    Service {
+        image: image.to_string(),
+        container_name: format!("{instance}-{app}-{}", service.name),
+        restart: "unless-stopped".into(),
+        stop_grace_period: "10s".into(),
+        environment: service.environment.clone(),
+        labels: BTreeMap::from([
+            (labels::INSTANCE.to_string(), instance.to_string()),
+            (labels::APP.to_string(), app.to_string()),
+            (labels::ROLE.to_string(), "companion".to_string()),
+            (SERVICE.to_string(), service.name.clone()),
+        ]),
+        healthcheck: service.healthcheck.as_ref().map(|h| Healthcheck {
+            test: h.test.clone(),
+            interval: duration_or(&h.interval, "30s"),
+            timeout: duration_or(&h.timeout, "30s"),
+            retries: h.retries.unwrap_or(3),
+            start_period: duration_or(&h.start_period, "0s"),
+        }),
+        deploy: None,
+        command: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        volumes: mounts(instance, app, service),
+        networks: Networks::Aliased(BTreeMap::from([(
+            network,
+            NetworkAttachment {
+                aliases: vec![service.name.clone()],
+            },
+        )])),
+    }
+}
+
+/// What the compose web service adds to the rendered web service: its command,
+/// entrypoint, environment, named volumes, and the app network with its service name as
+/// alias. Kept as a partial service so rollbacks can carry it from the stored spec.
+pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> Service {
+    Service {
+        image: String::new(),
+        container_name: String::new(),
+        restart: String::new(),
+        stop_grace_period: String::new(),
+        environment: web.environment.clone(),
+        labels: BTreeMap::new(),
+        healthcheck: None,
+        deploy: None,
+        command: web.command.clone(),
+        entrypoint: web.entrypoint.clone(),
+        volumes: mounts(instance, app, web),
+        networks: Networks::Aliased(BTreeMap::from([(
+            app_network(instance, app),
+            NetworkAttachment {
+                aliases: vec![web.name.clone()],
+            },
+        )])),
+    }
+}
+
+/// Applies a web template to the rendered web service: the app's own variables and
+/// volumes win over the template's.
+pub(crate) fn apply_web_template(template: &Service, service: &mut Service) {
+    if template.command.is_some() {
+        service.command = template.command.clone();
+    }
+    if template.entrypoint.is_some() {
+        service.entrypoint = template.entrypoint.clone();
+    }
+    for (key, value) in &template.environment {
+        service
+            .environment
+            .entry(key.clone())
+            .or_insert(value.clone());
+    }
+    for volume in &template.volumes {
+        if !service.volumes.iter().any(|v| v.target == volume.target) {
+            service.volumes.push(volume.clone());
+        }
+    }
+    let mut networks: BTreeMap<String, NetworkAttachment> = service
+        .networks
+        .attachments()
+        .into_iter()
+        .map(|(name, aliases)| (name, NetworkAttachment { aliases }))
+        .collect();
+    for (name, aliases) in template.networks.attachments() {
+        networks
+            .entry(name)
+            .or_insert(NetworkAttachment { aliases });
+    }
+    service.networks = Networks::Aliased(networks);
+}
+
+/// The rendered web service of a stored compose-app spec, used as the template when the
+/// release is run again.
+pub(crate) fn stored_web_template(spec: &ComposeSpec) -> Option<Service> {
+    let uses_app_network = |s: &Service| s.networks.attachments().len() > 1;
+    spec.services
+        .values()
+        .find(|s| {
+            s.labels.get(labels::ROLE).map(String::as_str) == Some("app") && uses_app_network(s)
+        })
+        .cloned()
+}
+
+/// Adds the companions, the app network and the app's volumes to a deployment's spec, so
+/// the stored spec describes everything the app runs.
+pub(crate) fn add_to_spec(
+    instance: &str,
+    app: &AppName,
+    spec: &mut ComposeSpec,
+    companions: &[Service],
+) {
+    let network = app_network(instance, app);
+    spec.networks.insert(
+        network.clone(),
+        ExternalRef {
+            name: network,
+            external: true,
+            labels: BTreeMap::new(),
+        },
+    );
+    for companion in companions {
+        let name = companion
+            .labels
+            .get(SERVICE)
+            .cloned()
+            .unwrap_or_else(|| companion.container_name.clone());
+        spec.services.insert(name, companion.clone());
+    }
+    let prefix = format!("{instance}-{app}-");
+    let volumes: Vec<String> = spec
+        .services
+        .values()
+        .flat_map(|s| s.volumes.iter())
+        .filter(|v| v.kind == "volume" && v.source.starts_with(&prefix))
+        .map(|v| v.source.clone())
+        .collect();
+    for name in volumes {
+        spec.volumes.entry(name.clone()).or_insert(ExternalRef {
+            name,
+            external: false,
+            labels: labels::volume(instance, app.as_str()),
+        });
+    }
+}
+
+/// The companions recorded in a stored spec (for rollbacks and restarts).
+pub(crate) fn companions_in(spec: &ComposeSpec) -> Vec<Service> {
+    spec.services
+        .values()
+        .filter(|s| s.labels.get(labels::ROLE).map(String::as_str) == Some("companion"))
+        .cloned()
+        .collect()
+}
+
+/// `${NAME}` values become the secret's value (the stored spec keeps the placeholder).
+fn with_secrets(service: &Service, secrets: &[SecretValue]) -> Service {
+    let mut service = service.clone();
+    for value in service.environment.values_mut() {
+        let name = value
+            .strip_prefix("${")
+            .and_then(|v| v.strip_suffix('}'))
+            .map(str::to_string);
+        if let Some(secret) = name.and_then(|n| secrets.iter().find(|s| s.name == n)) {
+            *value = secret.value.clone();
+        }
+    }
+    service
+}
+
+fn definition_hash(service: &Service) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(service).expect("a service always serializes");
+    hex::encode(&Sha256::digest(json)[..16])
+}
+
+impl Deployer {
+    /// Starts or replaces the companions whose definition changed, in order, waiting for
+    /// those with a health check to be healthy. Unchanged ones keep running untouched.
+    pub(crate) async fn ensure_companions(
+        &self,
+        app: &AppName,
+        spec: &ComposeSpec,
+        companions: &[Service],
+        secrets: &[SecretValue],
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        self.engine().ensure_app_network(app.as_str()).await?;
+        self.engine().ensure_volumes(spec).await?;
+        let existing = self
+            .engine()
+            .companion_containers(Some(app.as_str()))
+            .await?;
+        for companion in companions {
+            let mut service = with_secrets(companion, secrets);
+            let hash = definition_hash(&service);
+            service.labels.insert(DEFINITION.into(), hash.clone());
+            let name = service.container_name.clone();
+            let current = existing.iter().find(|c| c.name == name);
+            if let Some(current) = current {
+                if current.running && current.labels.get(DEFINITION) == Some(&hash) {
+                    log.info(format!("companion {name} is unchanged; left running"))
+                        .await;
+                    continue;
+                }
+                log.info(format!("companion {name} changed; replacing it"))
+                    .await;
+                self.engine().stop_container(&current.id, 10).await?;
+                self.engine().remove_container(&current.id).await?;
+            }
+            self.engine().run_service(&service).await?;
+            log.info(format!("started companion {name}")).await;
+            if service.healthcheck.is_some() {
+                self.wait_companion_healthy(&name, log).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_companion_healthy(&self, name: &str, log: &DeployLog) -> Result<(), Failure> {
+        let deadline = Instant::now() + COMPANION_DEADLINE;
+        loop {
+            let report = self.engine().health(name).await?;
+            match report.health {
+                Health::Healthy => {
+                    log.info(format!("companion {name} is healthy")).await;
+                    return Ok(());
+                }
+                Health::Unhealthy | Health::Down(_) => {
+                    return Err(Failure(format!(
+                        "companion {name} is not healthy: {:?}; last result: {}",
+                        report.health,
+                        report.last_probe.unwrap_or_default()
+                    )))
+                }
+                Health::Starting if Instant::now() >= deadline => {
+                    return Err(Failure(format!(
+                        "companion {name} not healthy after {}s",
+                        COMPANION_DEADLINE.as_secs()
+                    )))
+                }
+                Health::Starting => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Removes the app's companions that are not in `keep` (container names).
+    pub(crate) async fn remove_stale_companions(
+        &self,
+        app: &AppName,
+        keep: &[String],
+        log: &DeployLog,
+    ) {
+        let existing = match self.engine().companion_containers(Some(app.as_str())).await {
+            Ok(list) => list,
+            Err(err) => {
+                log.info(format!("cannot list companions: {err}")).await;
+                return;
+            }
+        };
+        for old in existing.into_iter().filter(|c| !keep.contains(&c.name)) {
+            let stopped = self.engine().stop_container(&old.id, 10).await;
+            let removed = self.engine().remove_container(&old.id).await;
+            match stopped.and(removed) {
+                Ok(()) => {
+                    log.info(format!(
+                        "removed companion {} (no longer in the compose file)",
+                        old.name
+                    ))
+                    .await
+                }
+                Err(err) => log.info(format!("cannot remove {}: {err}", old.name)).await,
+            }
+        }
+    }
+}
+
+/// Builds the companion services of a compose plan from each one's image.
+pub(crate) fn companions_for(
+    instance: &str,
+    app: &AppName,
+    compose: &UserCompose,
+    web: &str,
+    images: &BTreeMap<String, String>,
+) -> Vec<Service> {
+    compose
+        .start_order()
+        .into_iter()
+        .filter(|s| s.name != web)
+        .filter_map(|s| {
+            images
+                .get(&s.name)
+                .map(|image| companion_service(instance, app, s, image))
+        })
+        .collect()
+}

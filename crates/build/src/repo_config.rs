@@ -83,5 +83,21 @@ mod tests {
         );
         spec.build.base_dir = ".".into();
         assert!(load_repo_config(dir.path(), &spec).unwrap().file.is_none());
+
+        // A root file may point the build into the monorepo.
+        std::fs::write(
+            dir.path().join("capstan.toml"),
+            "[build]\nbase_dir = \"api\"\n",
+        )
+        .unwrap();
+        let got = load_repo_config(dir.path(), &spec).unwrap();
+        assert_eq!(got.spec.build.base_dir, "api");
+        std::fs::write(
+            dir.path().join("capstan.toml"),
+            "[build]\nbase_dir = \"../elsewhere\"\n",
+        )
+        .unwrap();
+        let err = load_repo_config(dir.path(), &spec).unwrap_err().to_string();
+        assert!(err.contains("build.base_dir"), "{err}");
     }
 }

@@ -21,6 +21,9 @@ pub const REPO_CONFIG_FILE: &str = "capstan.toml";
 pub struct RepoBuild {
     #[serde(rename = "type")]
     pub kind: Option<BuildKind>,
+    /// Relative to the source root; the file itself is read from the app's base dir (the
+    /// root unless the app sets one), so a root `capstan.toml` can point into a monorepo.
+    pub base_dir: Option<String>,
     pub dockerfile: Option<String>,
     pub target: Option<String>,
     pub compose_file: Option<String>,
@@ -77,6 +80,10 @@ impl RepoConfig {
             if let Some(v) = build.kind {
                 spec.build.kind = v;
                 note("build.type");
+            }
+            if let Some(v) = &build.base_dir {
+                spec.build.base_dir = v.clone();
+                note("build.base_dir");
             }
             if let Some(v) = &build.dockerfile {
                 spec.build.dockerfile = v.clone();

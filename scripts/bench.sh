@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the performance figures in README.md: builds release binaries and the images
 # the engine cannot pull, then runs capstan-bench (real daemon, real Traefik, real engine)
-# and writes bench-results.json. Extra arguments go to capstan-bench (see --help).
+# and writes docs/bench-results.json. Extra arguments go to capstan-bench (see --help).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

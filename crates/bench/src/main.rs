@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value = "graceful,immediate,slow-start")]
     variants: String,
     /// Where to write the JSON results.
-    #[arg(long, default_value = "bench-results.json")]
+    #[arg(long, default_value = "docs/bench-results.json")]
     out: PathBuf,
 }
 

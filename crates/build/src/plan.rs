@@ -222,27 +222,43 @@ fn missing_static(build: &BuildSpec) -> BuildError {
 }
 
 fn dockerfile_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, BuildError> {
-    let candidate = context.join(&build.dockerfile);
-    if !candidate.is_file() {
+    if !context.join(&build.dockerfile).is_file() {
         return Ok(None);
     }
-    let real = ensure_inside(context, &candidate, &build.dockerfile)?;
+    dockerfile_in(
+        context,
+        &build.dockerfile,
+        build.target.clone(),
+        BTreeMap::new(),
+    )
+    .map(Some)
+}
+
+/// A recipe that builds the Dockerfile at `dockerfile` (relative to `context`, which it
+/// must not leave, symlinks included).
+fn dockerfile_in(
+    context: &Path,
+    dockerfile: &str,
+    target: Option<String>,
+    build_args: BTreeMap<String, String>,
+) -> Result<Recipe, BuildError> {
+    let real = ensure_inside(context, &context.join(dockerfile), dockerfile)?;
     let text = std::fs::read_to_string(&real)
-        .map_err(|e| BuildError::Source(format!("cannot read {}: {e}", build.dockerfile)))?;
-    Ok(Some(Recipe {
+        .map_err(|e| BuildError::Source(format!("cannot read {dockerfile}: {e}")))?;
+    Ok(Recipe {
         plan: Plan::Dockerfile {
-            path: build.dockerfile.clone(),
-            target: build.target.clone(),
+            path: dockerfile.to_string(),
+            target: target.clone(),
         },
         reason: String::new(),
         context_dir: context.to_path_buf(),
-        dockerfile: build.dockerfile.clone(),
+        dockerfile: dockerfile.to_string(),
         dockerfile_text: text,
-        target: build.target.clone(),
-        build_args: BTreeMap::new(),
+        target,
+        build_args,
         generated: Vec::new(),
         compose: None,
-    }))
+    })
 }
 
 fn compose_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, BuildError> {
@@ -347,23 +363,13 @@ pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe
             service.name, build.dockerfile
         )));
     }
-    let real = ensure_inside(&context, &dockerfile, &build.dockerfile)?;
-    let text = std::fs::read_to_string(&real)
-        .map_err(|e| BuildError::Source(format!("cannot read {}: {e}", build.dockerfile)))?;
-    Ok(Some(Recipe {
-        plan: Plan::Dockerfile {
-            path: build.dockerfile.clone(),
-            target: build.target.clone(),
-        },
-        reason: String::new(),
-        context_dir: context,
-        dockerfile: build.dockerfile.clone(),
-        dockerfile_text: text,
-        target: build.target.clone(),
-        build_args: build.args.clone(),
-        generated: Vec::new(),
-        compose: None,
-    }))
+    dockerfile_in(
+        &context,
+        &build.dockerfile,
+        build.target.clone(),
+        build.args.clone(),
+    )
+    .map(Some)
 }
 
 fn nixpacks_recipe(

@@ -60,6 +60,14 @@ pub struct LogsArgs {
     connection: Connection,
 }
 
+/// A request body that names a git ref, or an empty object.
+pub(crate) fn ref_body(git_ref: Option<&str>) -> Value {
+    match git_ref {
+        Some(r) => serde_json::json!({ "ref": r }),
+        None => serde_json::json!({}),
+    }
+}
+
 pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if response.status().is_success() {
         return Ok(response);
@@ -75,10 +83,7 @@ pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest
 
 pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let (http, base, token) = args.connection.client()?;
-    let body = match &args.git_ref {
-        Some(r) => serde_json::json!({ "ref": r }),
-        None => serde_json::json!({}),
-    };
+    let body = ref_body(args.git_ref.as_deref());
     let response = http
         .post(format!("{base}/api/v1/apps/{}/deployments", args.app))
         .bearer_auth(&token)

@@ -118,7 +118,7 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
 
 /// Applies a web template to the rendered web service: the app's own variables and
 /// volumes win over the template's.
-pub(crate) fn apply_web_template(template: &Service, service: &mut Service) {
+fn apply_web_template(template: &Service, service: &mut Service) {
     if template.command.is_some() {
         service.command = template.command.clone();
     }
@@ -164,12 +164,7 @@ pub(crate) fn stored_web_template(spec: &ComposeSpec) -> Option<Service> {
 
 /// Adds the companions, the app network and the app's volumes to a deployment's spec, so
 /// the stored spec describes everything the app runs.
-pub(crate) fn add_to_spec(
-    instance: &str,
-    app: &AppName,
-    spec: &mut ComposeSpec,
-    companions: &[Service],
-) {
+fn add_to_spec(instance: &str, app: &AppName, spec: &mut ComposeSpec, companions: &[Service]) {
     let network = app_network(instance, app);
     spec.networks.insert(
         network.clone(),
@@ -202,6 +197,26 @@ pub(crate) fn add_to_spec(
             labels: labels::volume(instance, app.as_str()),
         });
     }
+}
+
+/// Completes a rendered single-service spec into a compose app's spec: the web template
+/// applied to the app's service, the companions, network and volumes added. Returns the
+/// YAML that is stored with the deployment.
+pub(crate) fn complete_compose_spec(
+    instance: &str,
+    app: &AppName,
+    spec: &mut ComposeSpec,
+    template: &Service,
+    companions: &[Service],
+) -> Result<String, String> {
+    let web = spec
+        .services
+        .get_mut(app.as_str())
+        .ok_or("the rendered spec has no web service")?;
+    apply_web_template(template, web);
+    add_to_spec(instance, app, spec, companions);
+    spec.to_yaml()
+        .map_err(|e| format!("cannot write the compose spec: {e}"))
 }
 
 /// The companions recorded in a stored spec (for rollbacks and restarts).

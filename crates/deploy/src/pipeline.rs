@@ -2,8 +2,7 @@
 //! release's, render and store the release, then hand over to the cutover.
 
 use crate::companions::{
-    add_to_spec, apply_web_template, companions_for, companions_in, stored_web_template,
-    web_template,
+    companions_for, companions_in, complete_compose_spec, stored_web_template, web_template,
 };
 use crate::logs::DeployLog;
 use crate::planning::plan_tree;
@@ -171,20 +170,14 @@ impl Deployer {
             secrets: &runtime_secrets,
         })?;
         if let Some(template) = &artifact.web_template {
-            let web = compose
-                .services
-                .get_mut(d.app.as_str())
-                .ok_or_else(|| Failure("rendered spec has no web service".into()))?;
-            apply_web_template(template, web);
-            add_to_spec(
+            text = complete_compose_spec(
                 self.engine().instance(),
                 &d.app,
                 &mut compose,
+                template,
                 &artifact.companions,
-            );
-            text = compose
-                .to_yaml()
-                .map_err(|e| Failure(format!("cannot write the compose spec: {e}")))?;
+            )
+            .map_err(Failure)?;
         }
         self.store()
             .save_release(&NewRelease {

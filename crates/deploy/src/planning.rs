@@ -3,7 +3,7 @@
 //! and `capstan plan <dir>` all go through here, so a dry run shows exactly what a deploy
 //! will do.
 
-use crate::companions::{add_to_spec, apply_web_template, companions_for, web_template};
+use crate::companions::{companions_for, complete_compose_spec, web_template};
 use capstan_build::{load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings};
 use capstan_compose::render::{render_deployment, RenderInput};
 use capstan_core::{AppName, AppSpec, Source};
@@ -87,16 +87,13 @@ pub fn plan_report(
             })
             .collect();
         let companions = companions_for(instance, app, user, web, &images);
-        let service = compose
-            .services
-            .get_mut(app.as_str())
-            .ok_or("rendered spec has no web service")?;
         if user.services[web].build.is_none() {
-            service.image = images[web].clone();
+            if let Some(service) = compose.services.get_mut(app.as_str()) {
+                service.image = images[web].clone();
+            }
         }
-        apply_web_template(&web_template(instance, app, &user.services[web]), service);
-        add_to_spec(instance, app, &mut compose, &companions);
-        compose_spec = compose.to_yaml().map_err(|e| e.to_string())?;
+        let template = web_template(instance, app, &user.services[web]);
+        compose_spec = complete_compose_spec(instance, app, &mut compose, &template, &companions)?;
     }
     Ok(match recipe {
         Some(recipe) => PlanReport {

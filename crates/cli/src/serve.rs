@@ -32,7 +32,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ensure_admin_token(&store, &data_dir).await?;
 
     let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
-    engine.ensure_network().await?;
+    engine.ensure_control_network().await?;
     let probe_path = config.probe_path()?;
     let probe = std::fs::read(&probe_path).with_context(|| {
         format!(
@@ -65,7 +65,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             https_port: config.proxy_https_port,
             routes_dir: routes.dir().to_path_buf(),
             routes_mount: DYNAMIC_DIR.to_string(),
-            docker_socket: docker_socket_path(config.docker_host.as_deref()),
         })
         .await?;
     let proxy = ProxyApi::new(proxy_url);
@@ -138,14 +137,6 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     store.add_token("admin", &token, "admin").await?;
     tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
     Ok(())
-}
-
-fn docker_socket_path(docker_host: Option<&str>) -> String {
-    match docker_host {
-        Some(host) if host.starts_with("unix://") => host.trim_start_matches("unix://").to_string(),
-        Some(host) if host.starts_with('/') => host.to_string(),
-        _ => "/var/run/docker.sock".to_string(),
-    }
 }
 
 async fn wait_for_proxy(proxy: &ProxyApi) -> anyhow::Result<()> {

@@ -78,7 +78,7 @@ async fn compose_app_with_a_companion_across_deploys_and_a_rollback() {
     let mut app = support::sample_app("cmp", &repo, "main", "cmp.test");
     app["health"]["interval_secs"] = json!(0.5);
     daemon.create_app(app).await;
-    let store = format!("{}-cmp-store", daemon.instance);
+    let store = format!("{}_cmp_svc_store", daemon.instance);
 
     let first = daemon.deploy_expect("cmp", None, "live").await;
     let first_id = first["id"].as_i64().unwrap();
@@ -98,7 +98,7 @@ async fn compose_app_with_a_companion_across_deploys_and_a_rollback() {
         daemon.via_proxy("cmp.test", "/env/STORE_URL").await.1,
         "http://store:8080/\n"
     );
-    let web1 = format!("{}-cmp-d{first_id}", daemon.instance);
+    let web1 = format!("{}_cmp_d{first_id}", daemon.instance);
     assert_eq!(store_seen_from_web(&web1), "store-one");
     let spec = daemon.text(&format!("/deployments/{first_id}/spec")).await;
     assert!(
@@ -128,7 +128,7 @@ async fn compose_app_with_a_companion_across_deploys_and_a_rollback() {
         "{log}"
     );
     assert_eq!(
-        store_seen_from_web(&format!("{}-cmp-d{third_id}", daemon.instance)),
+        store_seen_from_web(&format!("{}_cmp_d{third_id}", daemon.instance)),
         "store-two"
     );
 
@@ -154,7 +154,7 @@ async fn compose_app_with_a_companion_across_deploys_and_a_rollback() {
     daemon.final_log(rollback_id).await;
     assert_eq!(daemon.via_proxy("cmp.test", "/").await.1, "version: v1\n");
     assert_eq!(
-        store_seen_from_web(&format!("{}-cmp-d{rollback_id}", daemon.instance)),
+        store_seen_from_web(&format!("{}_cmp_d{rollback_id}", daemon.instance)),
         "store-one"
     );
 
@@ -166,7 +166,7 @@ async fn compose_app_with_a_companion_across_deploys_and_a_rollback() {
     assert!(
         !networks
             .lines()
-            .any(|n| n == format!("{}-cmp", daemon.instance)),
+            .any(|n| n == format!("{}_cmp", daemon.instance)),
         "{networks}"
     );
 }

@@ -25,7 +25,7 @@ async fn recovers_after_a_kill_mid_deployment() {
         assert!(Instant::now() < deadline, "never reached health_checking");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let half_made = format!("{}-web-d{id}", daemon.instance);
+    let half_made = format!("{}_web_d{id}", daemon.instance);
     assert!(daemon.containers("web").contains(&half_made));
     daemon.kill();
 
@@ -40,7 +40,7 @@ async fn recovers_after_a_kill_mid_deployment() {
     assert_eq!(d["state"], "failed", "{d}");
     assert!(d["error"].as_str().unwrap().contains("interrupted"), "{d}");
     assert!(daemon.log(id).await.contains("interrupted"));
-    let live = format!("{}-web-d{}", daemon.instance, d1["id"]);
+    let live = format!("{}_web_d{}", daemon.instance, d1["id"]);
     assert_eq!(
         daemon.containers("web"),
         vec![live],

@@ -38,7 +38,7 @@ async fn a_changed_domain_moves_traffic_without_dropping_the_router() {
         (200, "version: v2\n".into())
     );
     daemon
-        .wait_containers("web", &[format!("{}-web-d{}", daemon.instance, d2["id"])])
+        .wait_containers("web", &[format!("{}_web_d{}", daemon.instance, d2["id"])])
         .await;
     // Once the old version is retired, its domain is no longer routed.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -43,14 +43,18 @@ async fn deploys_replaces_and_survives_broken_versions() {
         "build output is in the log:\n{log}"
     );
 
-    // The compose spec is stored with the deployment.
+    // The compose spec is stored with the deployment; it carries no Traefik labels: the
+    // route lives in the proxy's file for the app, which the daemon writes.
     let spec = daemon
         .text(&format!("/deployments/{}/spec", d1["id"]))
         .await;
     assert!(
-        spec.contains("traefik.http.routers") && spec.contains("Host(`web.test`)"),
+        spec.contains("capstan.role") && !spec.contains("traefik"),
         "{spec}"
     );
+    let route =
+        std::fs::read_to_string(daemon.data_dir.path().join("proxy/dynamic/web.yml")).unwrap();
+    assert!(route.contains("Host(`web.test`)"), "{route}");
 
     repo.commit_version("v2", &[]);
     let d2 = daemon.deploy_expect("web", None, "live").await;
@@ -62,7 +66,7 @@ async fn deploys_replaces_and_survives_broken_versions() {
         daemon.deployment(d1["id"].as_i64().unwrap()).await["state"],
         "superseded"
     );
-    let name_v2 = format!("{}-web-d{}", daemon.instance, d2["id"]);
+    let name_v2 = format!("{}_web_d{}", daemon.instance, d2["id"]);
     daemon
         .wait_containers("web", std::slice::from_ref(&name_v2))
         .await;

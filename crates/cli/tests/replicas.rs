@@ -23,11 +23,11 @@ async fn replicas_all_serve_and_a_redeploy_replaces_them_all() {
         3,
         "each replica is health-gated:\n{log}"
     );
-    let base = format!("{}-many-d{id}", daemon.instance);
+    let base = format!("{}_many_d{id}", daemon.instance);
     daemon
         .wait_containers(
             "many",
-            &[base.clone(), format!("{base}-r2"), format!("{base}-r3")],
+            &[base.clone(), format!("{base}_r2"), format!("{base}_r3")],
         )
         .await;
     // Docker sets HOSTNAME to the container id: the proxy spreads requests over all three.
@@ -51,9 +51,9 @@ async fn replicas_all_serve_and_a_redeploy_replaces_them_all() {
     let second = daemon.deploy_expect("many", None, "live").await;
     let id2 = second["id"].as_i64().unwrap();
     daemon.final_log(id2).await;
-    let base2 = format!("{}-many-d{id2}", daemon.instance);
+    let base2 = format!("{}_many_d{id2}", daemon.instance);
     daemon
-        .wait_containers("many", &[base2.clone(), format!("{base2}-r2")])
+        .wait_containers("many", &[base2.clone(), format!("{base2}_r2")])
         .await;
     assert_eq!(daemon.via_proxy("many.test", "/").await.1, "version: v2\n");
 

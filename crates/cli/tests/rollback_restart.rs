@@ -244,7 +244,7 @@ async fn retention_keeps_the_newest_images_and_never_piles_up_containers() {
         .as_i64()
         .unwrap();
     daemon
-        .wait_containers("web", &[format!("{}-web-d{live}", daemon.instance)])
+        .wait_containers("web", &[format!("{}_web_d{live}", daemon.instance)])
         .await;
 }
 

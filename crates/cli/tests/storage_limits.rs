@@ -31,7 +31,7 @@ async fn data_survives_redeploys_rollbacks_and_restarts() {
     daemon.create_app(app).await;
     let d1 = daemon.deploy_expect("web", None, "live").await;
 
-    let container = format!("{}-web-d{}", daemon.instance, d1["id"]);
+    let container = format!("{}_web_d{}", daemon.instance, d1["id"]);
     assert_eq!(
         inspect(&container, "{{.HostConfig.Memory}}"),
         (64 * 1024 * 1024).to_string()
@@ -101,7 +101,7 @@ async fn data_survives_redeploys_rollbacks_and_restarts() {
         "kept"
     );
 
-    let volume = format!("{}-web-data", daemon.instance);
+    let volume = format!("{}_web_data", daemon.instance);
     let labels = std::process::Command::new("docker")
         .args(["volume", "inspect", "--format", "{{json .Labels}}", &volume])
         .output()

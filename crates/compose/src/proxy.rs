@@ -15,16 +15,19 @@ pub struct ProxySettings<'a> {
     pub throttle: &'a str,
 }
 
-/// Renders `traefik.yml`: docker provider limited to this instance's containers, file
-/// provider for the per-app routes, HTTP and HTTPS entrypoints, ACME HTTP-01 resolver.
+/// The port of Traefik's API entrypoint inside the proxy container.
+pub const API_PORT: u16 = 8080;
+
+/// Renders `traefik.yml`: the file provider for the per-app routes (the only source of
+/// routes), HTTP and HTTPS entrypoints, the API entrypoint bound to the control network,
+/// ACME HTTP-01 resolver.
 pub fn render_static_config(settings: &ProxySettings<'_>) -> Result<String, RenderError> {
-    let constraint = format!("Label(`capstan.instance`,`{}`)", settings.instance);
+    let api_alias = capstan_core::InstanceNames::new(settings.instance).proxy_api_alias();
     let text = render_template(
         "traefik.yml.j2",
         PROXY_TEMPLATE,
         context! {
-            network => settings.instance,
-            constraint => constraint,
+            api_address => format!("{api_alias}:{API_PORT}"),
             dynamic_dir => DYNAMIC_DIR,
             throttle => settings.throttle,
             acme_email => settings.acme_email,

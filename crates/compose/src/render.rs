@@ -1,7 +1,7 @@
 //! Rendering one deployment's compose spec from `compose-templates/app.yml.j2`.
 
 use crate::{labels, model::ComposeSpec, render_template, RenderError};
-use capstan_core::{AppName, AppSpec};
+use capstan_core::{AppName, AppSpec, InstanceNames};
 use minijinja::context;
 
 const APP_TEMPLATE: &str = include_str!("../../../compose-templates/app.yml.j2");
@@ -11,55 +11,46 @@ pub const PROBE_MOUNT: &str = "/.capstan";
 /// The probe binary inside that mount.
 pub const PROBE_PATH: &str = "/.capstan/capstan-probe";
 
-/// The Docker and Traefik names of one deployment, all derived from the instance, the app
-/// and the deployment id so they never clash across daemons sharing one engine.
+/// The Docker names of one deployment, all derived from the instance, the app and the
+/// deployment id by `capstan_core::names`, so they never clash across apps or daemons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentNames {
     pub project: String,
     pub container: String,
+    /// The app's private network (the proxy is on it too).
     pub network: String,
     pub probe_volume: String,
-    /// Traefik service (and router) name of this deployment's container.
-    pub traefik_service: String,
-    /// The app's file-provider service name that routers point at.
-    pub app_service: String,
+    objects: capstan_core::names::DeploymentObjectNames,
 }
 
 impl DeploymentNames {
     pub fn new(instance: &str, app: &AppName, deployment: i64) -> Self {
+        let daemon = InstanceNames::new(instance);
+        let names = daemon.app(app);
+        let objects = names.deployment(deployment);
         Self {
-            project: format!("{instance}-{app}"),
-            container: format!("{instance}-{app}-d{deployment}"),
-            network: instance.to_string(),
-            probe_volume: format!("{instance}-probe"),
-            traefik_service: format!("{instance}-{app}-d{deployment}"),
-            app_service: app_service_name(instance, app),
+            project: names.project(),
+            container: objects.container().to_string(),
+            network: names.network(),
+            probe_volume: daemon.probe_volume(),
+            objects,
         }
     }
 
-    /// The container names of a deployment with `replicas` containers: the first keeps the
-    /// deployment's name, the others add `-r2`, `-r3`, ...
+    /// The container names of a deployment with `replicas` containers.
     pub fn replica_containers(&self, replicas: u32) -> Vec<String> {
-        (1..=replicas.max(1))
-            .map(|k| {
-                if k == 1 {
-                    self.container.clone()
-                } else {
-                    format!("{}-r{k}", self.container)
-                }
-            })
-            .collect()
+        self.objects.replicas(replicas)
+    }
+
+    /// The one-off container of the pre-deploy command.
+    pub fn pre_deploy_container(&self) -> String {
+        self.objects.pre_deploy()
     }
 }
 
 /// The engine name of an app's named volume.
 pub fn app_volume_name(instance: &str, app: &AppName, volume: &str) -> String {
-    format!("{instance}-{app}-{volume}")
-}
-
-/// The file-provider service an app's routers use.
-pub fn app_service_name(instance: &str, app: &AppName) -> String {
-    format!("{instance}-{app}")
+    InstanceNames::new(instance).app(app).volume(volume)
 }
 
 /// A compose duration: whole seconds as `"2s"`, anything finer in milliseconds.
@@ -89,8 +80,7 @@ pub struct RenderInput<'a> {
 pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String), RenderError> {
     let names = DeploymentNames::new(input.instance, input.app, input.deployment);
     let spec = input.spec;
-    let mut all_labels = labels::ownership(input.instance, input.app.as_str(), input.deployment);
-    all_labels.extend(labels::traefik(&names, spec));
+    let all_labels = labels::ownership(input.instance, input.app.as_str(), input.deployment);
     let health = &spec.health;
     let url = format!("http://127.0.0.1:{}{}", spec.port, health.path);
     let volumes: Vec<_> = spec

@@ -3,8 +3,8 @@
 
 use capstan_compose::proxy::{render_static_config, ProxySettings};
 use capstan_compose::render::{render_deployment, RenderInput};
-use capstan_compose::routes::{render_routes, Backend};
-use capstan_core::{AppName, AppSpec};
+use capstan_compose::routes::{render_routes, RouteTarget};
+use capstan_core::{AppName, AppSpec, InstanceNames};
 
 fn schema_validator() -> jsonschema::Validator {
     // The official compose JSON schema (compose-spec/compose-spec, Apache-2.0), vendored
@@ -129,17 +129,49 @@ fn hostile_env_values_stay_values() {
     assert_eq!(svc.environment["X"], "\nservices:\n  evil:\n    image: x");
 }
 
+fn shop_route(domains: &[&str], tls: bool, containers: &[&str]) -> String {
+    let names = InstanceNames::new("capstan").app(&AppName::parse("shop").unwrap());
+    render_routes(
+        &names,
+        &RouteTarget {
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            tls,
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+            port: 8080,
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn route_file_points_at_one_deployment() {
-    let text = render_routes(
-        "capstan-shop",
-        &[Backend {
-            name: "capstan-shop-d42".into(),
-            weight: 1,
-        }],
-    )
-    .unwrap();
-    insta::assert_snapshot!(text);
+    insta::assert_snapshot!(shop_route(
+        &["Shop.test", "www.shop.test"],
+        false,
+        &["capstan_shop_d42"]
+    ));
+}
+
+#[test]
+fn tls_route_has_an_https_router_with_acme_and_a_redirect() {
+    insta::assert_snapshot!(shop_route(
+        &["shop.test"],
+        true,
+        &["capstan_shop_d42", "capstan_shop_d42_r2"]
+    ));
+}
+
+#[test]
+fn route_without_domains_has_no_router() {
+    let text = shop_route(&[], false, &["capstan_shop_d42"]);
+    assert!(!text.contains("  routers:"), "{text}");
+    assert!(text.contains("http://capstan_shop_d42:8080"), "{text}");
+}
+
+#[test]
+fn containers_carry_no_traefik_labels() {
+    let text = render(r#"{"source":{"path":"/s"},"domains":["a.test"],"tls":true}"#);
+    assert!(!text.contains("traefik"), "{text}");
 }
 
 #[test]

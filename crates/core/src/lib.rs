@@ -6,6 +6,7 @@ pub mod build_spec;
 pub mod deployment;
 pub mod error;
 pub mod name;
+pub mod names;
 pub mod repo_config;
 mod validate;
 
@@ -14,4 +15,5 @@ pub use build_spec::{BuildKind, BuildSpec};
 pub use deployment::{DeploymentState, Trigger};
 pub use error::ValidationError;
 pub use name::AppName;
+pub use names::{AppNames, InstanceNames};
 pub use repo_config::{RepoConfig, RepoConfigError, REPO_CONFIG_FILE};

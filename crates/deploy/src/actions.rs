@@ -2,7 +2,6 @@
 //! rollbacks and restarts. Input is validated here; errors carry a kind for the status code.
 
 use crate::{ActionError, Deployer};
-use capstan_compose::render::app_service_name;
 use capstan_core::app::check_git_ref;
 use capstan_core::{AppName, AppSpec, AppSpecPatch, DeploymentState, Trigger};
 use capstan_store::{AppRecord, DeploymentRecord, NewDeployment};
@@ -73,8 +72,8 @@ impl Deployer {
                 "app {name} has a deployment queued or running; wait for it to finish"
             )));
         }
-        let service = app_service_name(self.engine().instance(), name);
-        self.routes().remove(&service)?;
+        self.remove_route(name)
+            .map_err(|e| ActionError::Internal(e.to_string()))?;
         for container in self.engine().owned_containers(Some(name.as_str())).await? {
             self.engine().remove_container(&container.id).await?;
         }
@@ -85,7 +84,7 @@ impl Deployer {
         {
             self.engine().remove_container(&container.id).await?;
         }
-        self.engine().remove_app_network(name.as_str()).await?;
+        self.engine().remove_app_network(name).await?;
         for image in self.engine().app_images(name.as_str()).await? {
             if let Err(err) = self.engine().remove_image(&image).await {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");

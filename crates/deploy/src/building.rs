@@ -58,7 +58,7 @@ impl Deployer {
                 pack_context(&recipe.context_dir, &recipe.dockerfile, &recipe.generated)
             })
             .await
-            .map_err(|e| Failure(format!("packing the build context panicked: {e}")))??
+            .map_err(|e| Failure::msg(format!("packing the build context panicked: {e}")))??
         };
         log.info(format!("build context: {} KiB", context.len() / 1024))
             .await;

@@ -27,9 +27,11 @@ const SERVICE: &str = "capstan.service";
 /// How long a companion with a health check may take to become healthy.
 const COMPANION_DEADLINE: Duration = Duration::from_secs(120);
 
-/// The private network of a compose app.
+/// The private network of an app.
 pub(crate) fn app_network(instance: &str, app: &AppName) -> String {
-    format!("{instance}-{app}")
+    capstan_core::InstanceNames::new(instance)
+        .app(app)
+        .network()
 }
 
 /// Compose's default health timings where the user's file leaves them out.
@@ -61,7 +63,9 @@ pub(crate) fn companion_service(
     let network = app_network(instance, app);
     Service {
         image: image.to_string(),
-        container_name: format!("{instance}-{app}-{}", service.name),
+        container_name: capstan_core::InstanceNames::new(instance)
+            .app(app)
+            .companion(&service.name),
         restart: "unless-stopped".into(),
         stop_grace_period: "10s".into(),
         environment: service.environment.clone(),
@@ -143,9 +147,12 @@ fn apply_web_template(template: &Service, service: &mut Service) {
         .map(|(name, aliases)| (name, NetworkAttachment { aliases }))
         .collect();
     for (name, aliases) in template.networks.attachments() {
-        networks
-            .entry(name)
-            .or_insert(NetworkAttachment { aliases });
+        let attachment = networks.entry(name).or_default();
+        for alias in aliases {
+            if !attachment.aliases.contains(&alias) {
+                attachment.aliases.push(alias);
+            }
+        }
     }
     service.networks = Networks::Aliased(networks);
 }
@@ -153,11 +160,17 @@ fn apply_web_template(template: &Service, service: &mut Service) {
 /// The rendered web service of a stored compose-app spec, used as the template when the
 /// release is run again.
 pub(crate) fn stored_web_template(spec: &ComposeSpec) -> Option<Service> {
-    let uses_app_network = |s: &Service| s.networks.attachments().len() > 1;
+    // Only a compose app's web service has a DNS alias (its service name).
+    let has_service_alias = |s: &Service| {
+        s.networks
+            .attachments()
+            .iter()
+            .any(|(_, aliases)| !aliases.is_empty())
+    };
     spec.services
         .values()
         .find(|s| {
-            s.labels.get(labels::ROLE).map(String::as_str) == Some("app") && uses_app_network(s)
+            s.labels.get(labels::ROLE).map(String::as_str) == Some("app") && has_service_alias(s)
         })
         .cloned()
 }
@@ -182,7 +195,9 @@ fn add_to_spec(instance: &str, app: &AppName, spec: &mut ComposeSpec, companions
             .unwrap_or_else(|| companion.container_name.clone());
         spec.services.insert(name, companion.clone());
     }
-    let prefix = format!("{instance}-{app}-");
+    let prefix = capstan_core::InstanceNames::new(instance)
+        .app(app)
+        .volume("");
     let volumes: Vec<String> = spec
         .services
         .values()
@@ -260,7 +275,7 @@ impl Deployer {
         secrets: &[SecretValue],
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        self.engine().ensure_app_network(app.as_str()).await?;
+        self.engine().ensure_app_network(app).await?;
         self.engine().ensure_volumes(spec).await?;
         let existing = self
             .engine()
@@ -302,14 +317,14 @@ impl Deployer {
                     return Ok(());
                 }
                 Health::Unhealthy | Health::Down(_) => {
-                    return Err(Failure(format!(
+                    return Err(Failure::msg(format!(
                         "companion {name} is not healthy: {:?}; last result: {}",
                         report.health,
                         report.last_probe.unwrap_or_default()
                     )))
                 }
                 Health::Starting if Instant::now() >= deadline => {
-                    return Err(Failure(format!(
+                    return Err(Failure::msg(format!(
                         "companion {name} not healthy after {}s",
                         COMPANION_DEADLINE.as_secs()
                     )))

@@ -6,9 +6,9 @@
 
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
+use crate::routing::route_target;
 use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
-use capstan_compose::routes::{render_routes, Backend};
 use capstan_compose::{ComposeSpec, Service};
 use capstan_core::{AppName, AppSpec, DeploymentState, HookCommand};
 use capstan_engine::containers::Health;
@@ -16,8 +16,8 @@ use capstan_store::DeploymentRecord;
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(100);
-/// How long Traefik may take to pick up a container or a route file change.
-const PROXY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The last line of a deployment that went live, once the version it replaced is retired.
+pub(crate) const CLEANUP_DONE: &str = "cleanup done (old containers retired, old images pruned)";
 
 impl Deployer {
     pub(crate) async fn cutover(
@@ -29,6 +29,7 @@ impl Deployer {
         names: &DeploymentNames,
         log: &DeployLog,
     ) -> Result<(), Failure> {
+        self.engine().ensure_app_network(&d.app).await?;
         if let Some(hook) = &spec.pre_deploy {
             self.run_pre_deploy(hook, service, names, log).await?;
         }
@@ -47,7 +48,7 @@ impl Deployer {
             }
             log.info(format!("started container {name}")).await;
         }
-        let outcome = self.switch_to_new(d, spec, names, &containers, log).await;
+        let outcome = self.switch_to_new(d, spec, &containers, log).await;
         if let Err(failure) = outcome {
             self.remove_failed(&containers, log).await;
             return Err(failure);
@@ -56,8 +57,7 @@ impl Deployer {
             // Once per deployment, like a migration: in the first replica.
             self.run_post_deploy(hook, &containers[0], log).await;
         }
-        self.retire_others(&d.app, &containers, spec, log).await;
-        self.prune_images(&d.app, log).await;
+        self.retire_in_background(d, &containers, spec, log).await;
         Ok(())
     }
 
@@ -65,7 +65,6 @@ impl Deployer {
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
-        names: &DeploymentNames,
         containers: &[String],
         log: &DeployLog,
     ) -> Result<(), Failure> {
@@ -78,19 +77,19 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Switching, None)
             .await?;
-        self.wait_proxy_sees(&names.traefik_service, containers.len(), log)
-            .await?;
         let previous = self
-            .live_backend(&d.app)
+            .store()
+            .app(&d.app)
             .await?
-            .filter(|p| p != &names.traefik_service);
+            .live_deployment_id
+            .filter(|p| *p != d.id);
         let switched = self
-            .switch_and_settle(d, spec, names, containers, previous.as_deref(), log)
+            .switch_and_settle(d, spec, containers, previous, log)
             .await;
         if let Err(failure) = switched {
             // Whatever failed after the flip, the route goes back to the live version
             // before the new container is removed.
-            self.restore_route(&d.app, previous.as_deref(), log).await;
+            self.restore_route(&d.app, previous, log).await;
             return Err(failure);
         }
         Ok(())
@@ -102,12 +101,12 @@ impl Deployer {
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
-        names: &DeploymentNames,
         containers: &[String],
-        previous: Option<&str>,
+        previous: Option<i64>,
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        self.point_route(&d.app, &names.traefik_service).await?;
+        self.point_route(&d.app, &route_target(spec, containers))
+            .await?;
         log.info(format!("traffic switched to {}", containers.join(", ")))
             .await;
         if previous.is_some() {
@@ -124,14 +123,13 @@ impl Deployer {
     }
 
     /// Points the route back at the previous deployment, or removes it if there was none.
-    async fn restore_route(&self, app: &AppName, previous: Option<&str>, log: &DeployLog) {
+    async fn restore_route(&self, app: &AppName, previous: Option<i64>, log: &DeployLog) {
         let restored = match previous {
-            Some(previous) => self.point_route(app, previous).await,
-            None => {
-                let service =
-                    capstan_compose::render::app_service_name(self.engine().instance(), app);
-                self.routes().remove(&service).map_err(Failure::from)
-            }
+            Some(previous) => match self.route_of_deployment(app, previous).await {
+                Ok(target) => self.point_route(app, &target).await,
+                Err(failure) => Err(failure),
+            },
+            None => self.remove_route(app),
         };
         match restored {
             Ok(()) => log.info("route restored to the live version").await,
@@ -153,7 +151,7 @@ impl Deployer {
             hook.command
         ))
         .await;
-        let name = format!("{}-pre", names.container);
+        let name = names.pre_deploy_container();
         let timeout = Duration::from_secs(hook.timeout_secs as u64);
         let exit = log
             .forward("pre-deploy", |lines| async move {
@@ -163,7 +161,7 @@ impl Deployer {
             })
             .await?;
         if exit != 0 {
-            return Err(Failure(format!(
+            return Err(Failure::msg(format!(
                 "pre-deploy command exited with status {exit}; nothing was switched, the live version keeps serving"
             )));
         }
@@ -237,18 +235,18 @@ impl Deployer {
                     return Ok(());
                 }
                 Health::Unhealthy => {
-                    return Err(Failure(format!(
+                    return Err(Failure::msg(format!(
                         "health check failed {} times in a row; last result: {last}",
                         spec.health.retries
                     )));
                 }
                 Health::Down(detail) => {
                     self.copy_container_logs(container, log).await;
-                    return Err(Failure(format!("{container} stopped before it was healthy: {detail}; last health result: {last}")));
+                    return Err(Failure::msg(format!("{container} stopped before it was healthy: {detail}; last health result: {last}")));
                 }
                 Health::Starting if Instant::now() >= deadline => {
                     self.copy_container_logs(container, log).await;
-                    return Err(Failure(format!(
+                    return Err(Failure::msg(format!(
                         "not healthy after {}s; last health result: {last}",
                         spec.health.deadline_secs
                     )));
@@ -276,76 +274,6 @@ impl Deployer {
                     .await
             }
         }
-    }
-
-    /// Waits until Traefik's docker provider lists the deployment's service with all of
-    /// its replicas as servers.
-    async fn wait_proxy_sees(
-        &self,
-        traefik_service: &str,
-        replicas: usize,
-        log: &DeployLog,
-    ) -> Result<(), Failure> {
-        let name = format!("{traefik_service}@docker");
-        let deadline = Instant::now() + PROXY_TIMEOUT;
-        let mut seen = 0;
-        while Instant::now() < deadline {
-            seen = self.proxy().server_count(&name).await;
-            if seen >= replicas {
-                log.info(format!("proxy has picked up {name} ({seen} servers)"))
-                    .await;
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(Failure(format!(
-            "the proxy did not pick up {name} with {replicas} servers within {}s (it sees {seen})",
-            PROXY_TIMEOUT.as_secs()
-        )))
-    }
-
-    /// The deployment service the app's route currently sends to, if any.
-    async fn live_backend(&self, app: &AppName) -> Result<Option<String>, Failure> {
-        let record = self.store().app(app).await?;
-        Ok(record
-            .live_deployment_id
-            .map(|id| DeploymentNames::new(self.engine().instance(), app, id).traefik_service))
-    }
-
-    /// Rewrites the app's route file to send everything to `traefik_service` and waits
-    /// until Traefik's API shows the change in force.
-    pub(crate) async fn point_route(
-        &self,
-        app: &AppName,
-        traefik_service: &str,
-    ) -> Result<(), Failure> {
-        let app_service = capstan_compose::render::app_service_name(self.engine().instance(), app);
-        let text = render_routes(
-            &app_service,
-            &[Backend {
-                name: traefik_service.to_string(),
-                weight: 1,
-            }],
-        )?;
-        self.routes().write(&app_service, &text)?;
-        let expected = vec![format!("{traefik_service}@docker")];
-        let deadline = Instant::now() + PROXY_TIMEOUT;
-        while Instant::now() < deadline {
-            if self
-                .proxy()
-                .weighted_backends(&format!("{app_service}@file"))
-                .await
-                .as_ref()
-                == Some(&expected)
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(Failure(format!(
-            "the proxy did not apply the route change to {traefik_service} within {}s",
-            PROXY_TIMEOUT.as_secs()
-        )))
     }
 
     async fn watch_while_draining(
@@ -383,7 +311,7 @@ impl Deployer {
             _ => None,
         };
         match problem {
-            Some(problem) => Err(Failure(format!("{container} {problem}"))),
+            Some(problem) => Err(Failure::msg(format!("{container} {problem}"))),
             None => Ok(()),
         }
     }
@@ -402,25 +330,45 @@ impl Deployer {
         }
     }
 
-    /// Stops (SIGTERM, grace period, SIGKILL) and removes every other container of the app.
-    async fn retire_others(&self, app: &AppName, keep: &[String], spec: &AppSpec, log: &DeployLog) {
-        let containers = match self.engine().owned_containers(Some(app.as_str())).await {
-            Ok(list) => list,
+    /// Retires the app's other containers (the version that served until now, and any
+    /// leftover) and prunes old images in a task of its own: they are no longer routed,
+    /// so the next deployment of the app (a rollback right after this deploy, say) never
+    /// waits behind an old container's stop grace period. The list is taken now, so the
+    /// task never touches containers a later deployment starts.
+    async fn retire_in_background(
+        &self,
+        d: &DeploymentRecord,
+        keep: &[String],
+        spec: &AppSpec,
+        log: &DeployLog,
+    ) {
+        let old = match self.engine().owned_containers(Some(d.app.as_str())).await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|c| !keep.contains(&c.name))
+                .collect::<Vec<_>>(),
             Err(err) => {
                 log.info(format!("cannot list old containers: {err}")).await;
                 return;
             }
         };
-        for old in containers.into_iter().filter(|c| !keep.contains(&c.name)) {
-            let stopped = self
-                .engine()
-                .stop_container(&old.id, spec.stop_grace_secs)
-                .await;
-            let removed = self.engine().remove_container(&old.id).await;
-            match stopped.and(removed) {
-                Ok(()) => log.info(format!("retired {}", old.name)).await,
-                Err(err) => log.info(format!("cannot retire {}: {err}", old.name)).await,
+        let deployer = self.clone();
+        let (app, grace, log) = (d.app.clone(), spec.stop_grace_secs, log.clone());
+        let retirement = async move {
+            for container in old {
+                let stopped = deployer.engine().stop_container(&container.id, grace).await;
+                let removed = deployer.engine().remove_container(&container.id).await;
+                match stopped.and(removed) {
+                    Ok(()) => log.info(format!("retired {}", container.name)).await,
+                    Err(err) => {
+                        log.info(format!("cannot retire {}: {err}", container.name))
+                            .await
+                    }
+                }
             }
-        }
+            deployer.prune_images(&app, &log).await;
+            log.info(CLEANUP_DONE).await;
+        };
+        self.track_retirement(d.id, retirement);
     }
 }

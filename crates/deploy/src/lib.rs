@@ -13,6 +13,7 @@ pub mod planning;
 mod queue;
 mod recovery;
 mod retention;
+mod routing;
 mod secrets;
 
 pub use actions::{AppView, RollbackTarget};
@@ -84,10 +85,15 @@ struct Inner {
     wake: Notify,
     /// Deployments a worker of this process is executing right now.
     running: std::sync::Mutex<std::collections::HashSet<i64>>,
-    /// One lock per app, held for a deployment's whole run including the retirement and
-    /// image cleanup after it went live, so two deployments of an app never overlap.
+    /// One lock per app, held for a deployment's run up to live or failed (not during the
+    /// retirement of the version it replaced), so two deployments of an app never overlap.
     app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Retirement work a deployment that went live leaves for after its app is free.
+    retirements: std::sync::Mutex<std::collections::HashMap<i64, Retirement>>,
 }
+
+/// The retirement of the containers a deployment replaced, run after the deployment.
+pub(crate) type Retirement = futures::future::BoxFuture<'static, ()>;
 
 impl Deployer {
     pub fn new(
@@ -108,6 +114,7 @@ impl Deployer {
                 wake: Notify::new(),
                 running: Default::default(),
                 app_locks: Default::default(),
+                retirements: Default::default(),
             }),
         }
     }
@@ -158,6 +165,28 @@ impl Deployer {
     pub(crate) fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.app_locks.lock().expect("app lock map");
         locks.entry(app.to_string()).or_default().clone()
+    }
+
+    /// Leaves `work` to run once deployment `id` has released its app.
+    pub(crate) fn track_retirement(
+        &self,
+        id: i64,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        use futures::FutureExt;
+        self.inner
+            .retirements
+            .lock()
+            .expect("retirements lock")
+            .insert(id, work.boxed());
+    }
+
+    pub(crate) fn take_retirement(&self, id: i64) -> Option<Retirement> {
+        self.inner
+            .retirements
+            .lock()
+            .expect("retirements lock")
+            .remove(&id)
     }
 
     /// Wakes the queue workers (a deployment was queued).

@@ -16,33 +16,31 @@ use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Why a deployment failed, in words for its log and its `error` field.
-#[derive(Debug)]
-pub(crate) struct Failure(pub String);
+/// Why a deployment failed: a typed cause, shown in words in its log and `error` field.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error(transparent)]
+    RepoConfig(#[from] capstan_core::RepoConfigError),
+    #[error(transparent)]
+    Store(#[from] capstan_store::StoreError),
+    #[error(transparent)]
+    Engine(#[from] capstan_engine::EngineError),
+    #[error(transparent)]
+    Source(#[from] capstan_build::BuildError),
+    #[error(transparent)]
+    Render(#[from] capstan_compose::RenderError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A phase of the deployment itself did not work out (health, hooks, proxy, ...).
+    #[error("{0}")]
+    Phase(String),
+}
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Failure {
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
+        Failure::Phase(message.into())
     }
 }
-
-macro_rules! failure_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Failure {
-            fn from(err: $t) -> Self {
-                Failure(err.to_string())
-            }
-        }
-    )*};
-}
-failure_from!(
-    capstan_core::RepoConfigError,
-    capstan_store::StoreError,
-    capstan_engine::EngineError,
-    capstan_build::BuildError,
-    capstan_compose::RenderError,
-    std::io::Error
-);
 
 /// The image a deployment will run and where it came from.
 pub(crate) struct Artifact {
@@ -58,14 +56,25 @@ pub(crate) struct Artifact {
 }
 
 impl Deployer {
-    /// Runs a claimed deployment to its end and records the outcome.
+    /// Runs a claimed deployment to its end and records the outcome. The retirement of
+    /// the version it replaced goes on in a task of its own after the app is free for its
+    /// next deployment; the deployment's log ends when that is done.
     pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
         self.set_running(id, true);
-        // Wait for the app's previous deployment to finish its cleanup.
-        let app_lock = self.app_lock(deployment.app.as_str());
-        let _app_guard = app_lock.lock().await;
         let log = DeployLog::new(self, id);
+        let app_lock = self.app_lock(deployment.app.as_str());
+        let app_guard = match app_lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                log.info(format!(
+                    "waiting for the previous deployment of {} to finish",
+                    deployment.app
+                ))
+                .await;
+                app_lock.lock_owned().await
+            }
+        };
         log.info(format!(
             "deployment {id} of {} ({}) started",
             deployment.app,
@@ -73,7 +82,22 @@ impl Deployer {
         ))
         .await;
         let workspace = self.settings().workspace_dir.join(id.to_string());
-        let outcome = self.execute(&deployment, &workspace, &log).await;
+        // A panic inside one deployment fails that deployment and frees its app.
+        let outcome = {
+            use futures::FutureExt;
+            std::panic::AssertUnwindSafe(self.execute(&deployment, &workspace, &log))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(deployment = id, %what, "deployment panicked");
+                    Err(Failure::msg(format!("internal error (panic): {what}")))
+                })
+        };
         if workspace.exists() {
             if let Err(err) = tokio::fs::remove_dir_all(&workspace).await {
                 tracing::warn!(deployment = id, %err, "cannot remove workspace");
@@ -86,7 +110,7 @@ impl Deployer {
             }
             Err(failure) => {
                 log.info(format!("deployment failed: {failure}")).await;
-                let reason = log.masked(&failure.0);
+                let reason = log.masked(&failure.to_string());
                 if let Err(err) = self
                     .store()
                     .transition(id, DeploymentState::Failed, Some(&reason))
@@ -97,8 +121,17 @@ impl Deployer {
                 DeploymentState::Failed
             }
         };
-        self.set_running(id, false);
-        log.end(final_state);
+        drop(app_guard);
+        let retirement = self.take_retirement(id);
+        let deployer = self.clone();
+        let finish = async move {
+            if let Some(retirement) = retirement {
+                retirement.await;
+            }
+            deployer.set_running(id, false);
+            log.end(final_state);
+        };
+        tokio::spawn(finish);
     }
 
     async fn execute(
@@ -118,15 +151,15 @@ impl Deployer {
             Trigger::Rollback | Trigger::Restart => {
                 let release_id = d
                     .from_release
-                    .ok_or_else(|| Failure("no release to reuse was recorded".into()))?;
+                    .ok_or_else(|| Failure::msg("no release to reuse was recorded"))?;
                 let release = self.store().release(release_id).await?;
                 let stored = ComposeSpec::from_yaml(&release.compose_spec).map_err(|e| {
-                    Failure(format!(
+                    Failure::msg(format!(
                         "the stored spec of release {release_id} does not parse: {e}"
                     ))
                 })?;
                 if self.engine().image_id(&release.image).await?.is_none() {
-                    return Err(Failure(format!(
+                    return Err(Failure::msg(format!(
                         "image {} of release {} is gone from the engine",
                         release.image, release.id
                     )));
@@ -177,7 +210,7 @@ impl Deployer {
                 template,
                 &artifact.companions,
             )
-            .map_err(Failure)?;
+            .map_err(Failure::msg)?;
         }
         self.store()
             .save_release(&NewRelease {
@@ -198,7 +231,7 @@ impl Deployer {
         let service = compose
             .services
             .get(d.app.as_str())
-            .ok_or_else(|| Failure("rendered spec has no service".into()))?;
+            .ok_or_else(|| Failure::msg("rendered spec has no service"))?;
         // The stored spec holds `${NAME}`; only the container gets the values.
         let mut service = service.clone();
         for secret in &secrets {
@@ -244,7 +277,7 @@ impl Deployer {
             let (root, spec) = (root.clone(), spec.clone());
             tokio::task::spawn_blocking(move || plan_tree(&root, &spec))
                 .await
-                .map_err(|e| Failure(format!("planning the build panicked: {e}")))??
+                .map_err(|e| Failure::msg(format!("planning the build panicked: {e}")))??
         };
         for line in &settings.applied {
             log.info(format!("setting {line}")).await;
@@ -264,6 +297,17 @@ impl Deployer {
             build_args.insert(secret.name.clone(), secret.value.clone());
         }
         let instance = self.engine().instance().to_string();
+        let names = self.engine().names().app(&d.app);
+        if let Some((compose, _)) = &recipe.compose {
+            // A service name is a DNS alias on the app network, which the proxy shares:
+            // it must never look like the name of a container of this instance.
+            let reserved = format!("{instance}_");
+            if let Some(name) = compose.services.keys().find(|n| n.starts_with(&reserved)) {
+                return Err(Failure::msg(format!(
+                    "compose service name {name:?} starts with {reserved:?}, which is reserved for Capstan's containers; rename the service"
+                )));
+            }
+        }
         let image = match (&recipe.plan, &recipe.compose) {
             (Plan::Compose { web, .. }, Some((compose, _))) if !recipe.builds() => {
                 let image = compose.services[web].image.clone().unwrap_or_default();
@@ -271,7 +315,7 @@ impl Deployer {
                 image
             }
             _ => {
-                let tag = format!("{instance}/{}:{}", d.app, d.id);
+                let tag = names.image(&d.id.to_string());
                 self.build_recipe(d, &recipe, &tag, &build_args, commit.as_deref(), log)
                     .await?;
                 tag
@@ -284,7 +328,7 @@ impl Deployer {
                 for service in compose.services.values().filter(|s| &s.name != web) {
                     let image = match service_recipe(dir, service)? {
                         Some(sub) => {
-                            let tag = format!("{instance}/{}-{}:{}", d.app, service.name, d.id);
+                            let tag = names.companion_image(&service.name, &d.id.to_string());
                             log.info(format!("building companion {}", service.name))
                                 .await;
                             self.build_recipe(d, &sub, &tag, &build_args, commit.as_deref(), log)
@@ -336,7 +380,9 @@ impl Deployer {
             Source::Path(path) => {
                 let root = PathBuf::from(path);
                 if !root.is_dir() {
-                    return Err(Failure(format!("source directory {path} does not exist")));
+                    return Err(Failure::msg(format!(
+                        "source directory {path} does not exist"
+                    )));
                 }
                 let commit = local_commit(&root).await;
                 log.info(format!(
@@ -349,7 +395,9 @@ impl Deployer {
                 .await;
                 Ok((root, commit))
             }
-            Source::Image(image) => Err(Failure(format!("image {image} has no source to fetch"))),
+            Source::Image(image) => Err(Failure::msg(format!(
+                "image {image} has no source to fetch"
+            ))),
         }
     }
 }

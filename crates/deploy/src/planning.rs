@@ -59,7 +59,13 @@ pub fn plan_report(
         ),
         (_, Some(root)) => {
             let (settings, recipe) = plan_tree(root, spec).map_err(|e| e.to_string())?;
-            (settings, Some(recipe), format!("{instance}/{app}:plan"))
+            (
+                settings,
+                Some(recipe),
+                capstan_core::InstanceNames::new(instance)
+                    .app(app)
+                    .image("plan"),
+            )
         }
         (_, None) => return Err("a source tree is needed to plan a build".into()),
     };
@@ -81,7 +87,9 @@ pub fn plan_report(
             .map(|s| {
                 let image = match (&s.build, &s.image) {
                     (None, Some(image)) => image.clone(),
-                    _ => format!("{instance}/{app}-{}:plan", s.name),
+                    _ => capstan_core::InstanceNames::new(instance)
+                        .app(app)
+                        .companion_image(&s.name, "plan"),
                 };
                 (s.name.clone(), image)
             })

@@ -4,7 +4,6 @@
 
 use crate::Deployer;
 use capstan_compose::labels;
-use capstan_compose::render::DeploymentNames;
 
 impl Deployer {
     /// Reconciles state and engine. Errors are logged; a partial recovery never stops the
@@ -53,14 +52,7 @@ impl Deployer {
         }
         // Point each route at the live deployment again (a crash mid-switch may have left
         // it pointing at a container that is now gone).
-        for app in &apps {
-            if let Some(id) = app.live_deployment_id {
-                let names = DeploymentNames::new(self.engine().instance(), &app.name, id);
-                if let Err(failure) = self.point_route(&app.name, &names.traefik_service).await {
-                    tracing::warn!(app = %app.name, %failure, "cannot confirm the live route");
-                }
-            }
-        }
+        self.reapply_routes().await;
         Ok(())
     }
 }

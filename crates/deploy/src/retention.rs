@@ -23,7 +23,7 @@ impl Deployer {
                 return;
             }
         };
-        let ours = format!("{}/{}:", self.engine().instance(), app);
+        let ours = self.engine().names().app(app).image_prefix();
         for image in built
             .into_iter()
             .filter(|i| i.starts_with(&ours) && !keep.contains(i))

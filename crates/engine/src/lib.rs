@@ -36,7 +36,7 @@ pub enum EngineError {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
-    instance: String,
+    names: capstan_core::InstanceNames,
 }
 
 impl Engine {
@@ -63,12 +63,17 @@ impl Engine {
         docker.ping().await.map_err(connect_err)?;
         Ok(Self {
             docker,
-            instance: instance.to_string(),
+            names: capstan_core::InstanceNames::new(instance),
         })
     }
 
     pub fn instance(&self) -> &str {
-        &self.instance
+        self.names.instance()
+    }
+
+    /// The names of every object this instance owns.
+    pub fn names(&self) -> &capstan_core::InstanceNames {
+        &self.names
     }
 
     pub(crate) fn docker(&self) -> &Docker {

@@ -8,6 +8,7 @@ use bollard::container::{Config, CreateContainerOptions, UploadToContainerOption
 use bollard::models::{
     HostConfig, Mount, MountTypeEnum, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
+use capstan_compose::proxy::API_PORT;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,6 @@ pub struct ProxySpec {
     pub routes_dir: PathBuf,
     /// Where the file provider watches inside the container.
     pub routes_mount: String,
-    /// The engine's socket on the proxy's host, for the docker provider.
-    pub docker_socket: String,
 }
 
 impl ProxySpec {
@@ -37,7 +36,6 @@ impl ProxySpec {
             &self.https_port.to_string(),
             &self.routes_dir.to_string_lossy(),
             self.routes_mount.as_str(),
-            self.docker_socket.as_str(),
         ] {
             hash.update(part.as_bytes());
             hash.update([0]);
@@ -48,7 +46,45 @@ impl ProxySpec {
 
 impl Engine {
     pub fn proxy_container_name(&self) -> String {
-        format!("{}-proxy", self.instance())
+        self.names().proxy_container()
+    }
+
+    /// Whether the proxy container exists and runs.
+    pub async fn proxy_running(&self) -> Result<bool, EngineError> {
+        match self
+            .docker()
+            .inspect_container(&self.proxy_container_name(), None)
+            .await
+        {
+            Ok(info) => Ok(info.state.and_then(|s| s.running) == Some(true)),
+            Err(err) if is_not_found(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Connects the proxy to a network (an app's), so it can reach the app's containers
+    /// by name. Already connected, or no proxy yet (it joins every app network when it is
+    /// created), is fine.
+    pub async fn connect_proxy(&self, network: &str) -> Result<(), EngineError> {
+        let options = bollard::network::ConnectNetworkOptions {
+            container: self.proxy_container_name(),
+            endpoint_config: bollard::models::EndpointSettings::default(),
+        };
+        match self.docker().connect_network(network, options).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            // "endpoint ... already exists in network"
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 403 | 409,
+                ..
+            }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Makes sure the proxy runs with exactly `spec`: an existing proxy with the same
@@ -67,6 +103,9 @@ impl Engine {
                     == Some(&fingerprint);
                 let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
                 if same {
+                    for network in self.app_networks().await? {
+                        self.connect_proxy(&network).await?;
+                    }
                     if !running {
                         self.docker().start_container::<String>(&name, None).await?;
                     }
@@ -95,6 +134,7 @@ impl Engine {
         spec: &ProxySpec,
         fingerprint: &str,
     ) -> Result<(), EngineError> {
+        let api_port = format!("{API_PORT}/tcp");
         let binding = |ip: &str, port: u16| {
             Some(vec![PortBinding {
                 host_ip: Some(ip.to_string()),
@@ -105,9 +145,9 @@ impl Engine {
             ("80/tcp".to_string(), binding("0.0.0.0", spec.http_port)),
             ("443/tcp".to_string(), binding("0.0.0.0", spec.https_port)),
             // Traefik's API stays on loopback, on a port the engine picks.
-            ("8080/tcp".to_string(), binding("127.0.0.1", 0)),
+            (api_port.clone(), binding("127.0.0.1", 0)),
         ]);
-        let exposed = ["80/tcp", "443/tcp", "8080/tcp"]
+        let exposed = ["80/tcp", "443/tcp", api_port.as_str()]
             .into_iter()
             .map(|p| (p.to_string(), HashMap::new()))
             .collect();
@@ -134,14 +174,10 @@ impl Engine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                network_mode: Some(self.instance().to_string()),
+                // The control network first: it carries the API alias and the published
+                // ports; app networks are connected before the proxy starts.
+                network_mode: Some(self.names().control_network()),
                 mounts: Some(vec![
-                    mount(
-                        spec.docker_socket.clone(),
-                        "/var/run/docker.sock",
-                        MountTypeEnum::BIND,
-                        true,
-                    ),
                     mount(
                         spec.routes_dir.to_string_lossy().into_owned(),
                         &spec.routes_mount,
@@ -156,6 +192,15 @@ impl Engine {
                     ),
                 ]),
                 ..Default::default()
+            }),
+            networking_config: Some(bollard::container::NetworkingConfig {
+                endpoints_config: HashMap::from([(
+                    self.names().control_network(),
+                    bollard::models::EndpointSettings {
+                        aliases: Some(vec![self.names().proxy_api_alias()]),
+                        ..Default::default()
+                    },
+                )]),
             }),
             ..Default::default()
         };
@@ -183,6 +228,9 @@ impl Engine {
                 archive.into(),
             )
             .await?;
+        for network in self.app_networks().await? {
+            self.connect_proxy(&network).await?;
+        }
         self.docker().start_container::<String>(name, None).await?;
         Ok(())
     }
@@ -195,7 +243,7 @@ impl Engine {
             let port = info
                 .network_settings
                 .and_then(|n| n.ports)
-                .and_then(|p| p.get("8080/tcp").cloned().flatten())
+                .and_then(|p| p.get(&format!("{API_PORT}/tcp")).cloned().flatten())
                 .and_then(|b| b.into_iter().find_map(|b| b.host_port))
                 .filter(|p| !p.is_empty());
             if let Some(port) = port {
@@ -251,10 +299,11 @@ impl RouteFiles {
     }
 }
 
-/// A client of Traefik's API entrypoint.
+/// A client of Traefik's API entrypoint. Clones share the address, which changes when the
+/// proxy is recreated (its loopback port is picked by the engine).
 #[derive(Debug, Clone)]
 pub struct ProxyApi {
-    base: String,
+    base: std::sync::Arc<std::sync::RwLock<String>>,
     http: reqwest::Client,
 }
 
@@ -264,22 +313,30 @@ impl ProxyApi {
             .timeout(Duration::from_secs(3))
             .build()
             .expect("a reqwest client with a timeout builds");
-        Self { base, http }
+        Self {
+            base: std::sync::Arc::new(std::sync::RwLock::new(base)),
+            http,
+        }
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    pub fn base(&self) -> String {
+        self.base.read().expect("proxy address lock").clone()
+    }
+
+    /// Points this client (and its clones) at a new address.
+    pub fn set_base(&self, base: String) {
+        *self.base.write().expect("proxy address lock") = base;
     }
 
     /// Whether Traefik answers its ping.
     pub async fn is_up(&self) -> bool {
-        matches!(self.http.get(format!("{}/ping", self.base)).send().await, Ok(r) if r.status().is_success())
+        matches!(self.http.get(format!("{}/ping", self.base())).send().await, Ok(r) if r.status().is_success())
     }
 
     async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.base()))
             .send()
             .await
             .ok()?;
@@ -289,35 +346,24 @@ impl ProxyApi {
         response.json().await.ok()
     }
 
-    /// Whether Traefik knows the service `name` (e.g. `x-d4@docker`) with a server in it.
-    /// (`serverStatus` only fills in once a router uses the service, so the configured
-    /// servers are what tells.)
-    pub async fn has_service(&self, name: &str) -> bool {
-        self.server_count(name).await > 0
-    }
-
-    /// How many servers Traefik's load balancer for service `name` has (0 if unknown).
-    pub async fn server_count(&self, name: &str) -> usize {
-        self.get_json(&format!("/api/http/services/{name}"))
-            .await
-            .and_then(|v| {
-                v.get("loadBalancer")?
-                    .get("servers")?
-                    .as_array()
-                    .map(Vec::len)
-            })
-            .unwrap_or(0)
-    }
-
-    /// The backends the weighted service `name` (e.g. `x@file`) currently sends to.
-    pub async fn weighted_backends(&self, name: &str) -> Option<Vec<String>> {
+    /// The server URLs of the load-balanced service `name` (e.g. `web@file`), as Traefik
+    /// has them in force; `None` when Traefik does not know the service.
+    pub async fn server_urls(&self, name: &str) -> Option<Vec<String>> {
         let value = self.get_json(&format!("/api/http/services/{name}")).await?;
-        let services = value.get("weighted")?.get("services")?.as_array()?;
+        let servers = value.get("loadBalancer")?.get("servers")?.as_array()?;
         Some(
-            services
+            servers
                 .iter()
-                .filter_map(|s| s.get("name")?.as_str().map(str::to_string))
+                .filter_map(|s| s.get("url")?.as_str().map(str::to_string))
                 .collect(),
         )
+    }
+
+    /// Whether Traefik has the router `name` (e.g. `web_http@file`) enabled.
+    pub async fn router_enabled(&self, name: &str) -> bool {
+        self.get_json(&format!("/api/http/routers/{name}"))
+            .await
+            .and_then(|v| v.get("status")?.as_str().map(|s| s == "enabled"))
+            .unwrap_or(false)
     }
 }

@@ -6,7 +6,11 @@ use bollard::container::{Config, CreateContainerOptions, UploadToContainerOption
 use bollard::models::{HostConfig, Mount, MountTypeEnum};
 use bollard::network::CreateNetworkOptions;
 use bollard::volume::CreateVolumeOptions;
+use capstan_core::AppName;
 use std::collections::HashMap;
+
+/// The `capstan.role` of an app's private network.
+const APP_NETWORK_ROLE: &str = "app-network";
 
 impl Engine {
     fn owned_labels(&self, role: &str) -> HashMap<String, String> {
@@ -16,26 +20,54 @@ impl Engine {
         ])
     }
 
-    /// Creates the instance's bridge network (named after the instance) if missing.
-    pub async fn ensure_network(&self) -> Result<(), EngineError> {
-        let name = self.instance().to_string();
-        self.create_network_if_missing(&name, self.owned_labels("network"))
+    /// Creates the instance's control network (only the proxy is on it) if missing.
+    pub async fn ensure_control_network(&self) -> Result<(), EngineError> {
+        let name = self.names().control_network();
+        self.create_network_if_missing(&name, self.owned_labels("control-network"))
             .await
     }
 
-    /// The private network of a compose app (`<instance>-<app>`), where its services find
-    /// each other by service name. Created if missing.
-    pub async fn ensure_app_network(&self, app: &str) -> Result<String, EngineError> {
-        let name = format!("{}-{app}", self.instance());
-        let mut labels = self.owned_labels("network");
+    /// The private network of an app, where its containers (and a compose app's services,
+    /// by service name) find each other and the proxy reaches them; no other app is on
+    /// it. Created if missing, and the proxy is connected to it.
+    pub async fn ensure_app_network(&self, app: &AppName) -> Result<String, EngineError> {
+        let name = self.names().app(app).network();
+        let mut labels = self.owned_labels(APP_NETWORK_ROLE);
         labels.insert("capstan.app".into(), app.to_string());
         self.create_network_if_missing(&name, labels).await?;
+        self.connect_proxy(&name).await?;
         Ok(name)
     }
 
-    /// Removes a compose app's private network, if it exists.
-    pub async fn remove_app_network(&self, app: &str) -> Result<(), EngineError> {
-        let name = format!("{}-{app}", self.instance());
+    /// The app networks of this instance.
+    pub(crate) async fn app_networks(&self) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("capstan.instance={}", self.instance()),
+                format!("capstan.role={APP_NETWORK_ROLE}"),
+            ],
+        )]);
+        let list = self
+            .docker()
+            .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
+            .await?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    /// Removes an app's private network, if it exists (the proxy is disconnected first).
+    pub async fn remove_app_network(&self, app: &AppName) -> Result<(), EngineError> {
+        let name = self.names().app(app).network();
+        let _ = self
+            .docker()
+            .disconnect_network(
+                &name,
+                bollard::network::DisconnectNetworkOptions {
+                    container: self.names().proxy_container(),
+                    force: true,
+                },
+            )
+            .await;
         match self.docker().remove_network(&name).await {
             Ok(()) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
@@ -70,16 +102,11 @@ impl Engine {
         }
     }
 
-    /// Name of the volume that holds the static probe binary.
-    pub fn probe_volume(&self) -> String {
-        format!("{}-probe", self.instance())
-    }
-
     /// Creates the probe volume and (re)writes `capstan-probe` into it, using a container of
     /// `helper_image` that is created but never started, so only the Docker API is needed
     /// (the same works against a remote engine).
     pub async fn install_probe(&self, probe: &[u8], helper_image: &str) -> Result<(), EngineError> {
-        let volume = self.probe_volume();
+        let volume = self.names().probe_volume();
         self.docker()
             .create_volume(CreateVolumeOptions {
                 name: volume.clone(),
@@ -87,7 +114,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let helper = format!("{}-probe-installer", self.instance());
+        let helper = self.names().probe_installer();
         self.remove_container(&helper).await?;
         let config = Config {
             image: Some(helper_image.to_string()),

@@ -246,14 +246,14 @@ impl Daemon {
             .unwrap()
     }
 
-    /// The log once the worker has written its last line (post-deploy output, retirement
-    /// and cleanup come after the state is already final).
+    /// The log once the deployment has written its last line (retirement of the old
+    /// version and image cleanup come after the state is already final).
     pub async fn final_log(&self, id: i64) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let log = self.log(id).await;
             let last = log.lines().last().unwrap_or_default();
-            if last.contains("deployment is live") || last.contains("deployment failed") {
+            if last.contains("cleanup done") || last.contains("deployment failed") {
                 return log;
             }
             assert!(
@@ -348,7 +348,15 @@ impl Drop for Daemon {
             args.extend(ids.iter().map(String::as_str));
             docker(&args);
         }
-        docker(&["network", "rm", &self.instance]);
+        let networks: Vec<String> = docker(&["network", "ls", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !networks.is_empty() {
+            let mut args = vec!["network", "rm"];
+            args.extend(networks.iter().map(String::as_str));
+            docker(&args);
+        }
         let volumes: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter])
             .lines()
             .map(str::to_string)

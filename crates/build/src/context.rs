@@ -113,7 +113,7 @@ impl Walk<'_> {
 /// A link in the context must stay inside it: Docker copies links as links, so one that
 /// points out of the tree would be dangling at best and a way to read the build host's
 /// files at worst. The check is lexical (the target need not exist).
-fn check_link(relative: &Path, target: &Path) -> Result<(), BuildError> {
+pub(crate) fn check_link(relative: &Path, target: &Path) -> Result<(), BuildError> {
     let outside = || {
         BuildError::Source(format!(
             "the symlink {} points outside the build context (to {}); replace it with the \

@@ -8,11 +8,13 @@ pub mod nixpacks_plan;
 pub mod plan;
 pub mod repo_config;
 pub mod source;
+pub mod tree;
 
 pub use context::{pack_context, GeneratedFile};
 pub use plan::{prepare, Plan, Recipe};
 pub use repo_config::{apply_repo_config, load_repo_config, RepoSettings};
 pub use source::{fetch_git, local_commit, Checkout};
+pub use tree::check_tree_links;
 
 /// A source that cannot be fetched, planned or packed; the message is for the user.
 #[derive(Debug, thiserror::Error)]
@@ -29,4 +31,30 @@ pub enum BuildError {
     RepoConfig(#[from] capstan_core::RepoConfigError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl BuildError {
+    /// Whether a git failure is the remote's or the network's (unreachable host, refused
+    /// or timed-out connection), not the request's.
+    pub fn is_network(&self) -> bool {
+        let BuildError::Git { detail, .. } = self else {
+            return false;
+        };
+        let detail = detail.to_ascii_lowercase();
+        [
+            "could not resolve host",
+            "connection refused",
+            "connection timed out",
+            "timed out",
+            "no progress",
+            "network is unreachable",
+            "could not read from remote repository",
+            "unable to access",
+            "connection reset",
+            "early eof",
+            "the remote end hung up",
+        ]
+        .iter()
+        .any(|needle| detail.contains(needle))
+    }
 }

@@ -5,9 +5,25 @@ use crate::BuildError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-const GIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long git may run and how long it may go without printing anything (progress
+/// included) before it is killed with every process it started (ssh, remote helpers).
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits {
+    pub total: Duration,
+    pub idle: Duration,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            total: Duration::from_secs(300),
+            idle: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A checked-out source tree at a resolved commit.
 #[derive(Debug, Clone)]
@@ -16,8 +32,31 @@ pub struct Checkout {
     pub commit: String,
 }
 
-/// Runs `git <args>` in `cwd`, returning stdout; stderr becomes the error detail.
-async fn git(cwd: &Path, action: &str, args: &[&str]) -> Result<String, BuildError> {
+fn git_error(action: &str, detail: impl Into<String>) -> BuildError {
+    BuildError::Git {
+        action: action.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// Kills a whole process group (git and the ssh or helper it started).
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: killpg only sends a signal; the group is the one git leads.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Runs `git <args>` in `cwd` in a process group of its own, returning stdout; stderr
+/// becomes the error detail. Past `limits`, the group is killed.
+async fn git(
+    cwd: &Path,
+    action: &str,
+    args: &[&str],
+    limits: FetchLimits,
+) -> Result<String, BuildError> {
     let mut command = Command::new("git");
     command
         .args([
@@ -34,40 +73,119 @@ async fn git(cwd: &Path, action: &str, args: &[&str]) -> Result<String, BuildErr
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
-    let output = tokio::time::timeout(GIT_TIMEOUT, command.output())
-        .await
-        .map_err(|_| BuildError::Git {
-            action: action.to_string(),
-            detail: format!("timed out after {}s", GIT_TIMEOUT.as_secs()),
-        })?
-        .map_err(|e| BuildError::Git {
-            action: action.to_string(),
-            detail: format!("cannot run git: {e}"),
-        })?;
-    if !output.status.success() {
-        let detail = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        return Err(BuildError::Git {
-            action: action.to_string(),
-            detail: if detail.is_empty() {
-                format!("exit status {}", output.status)
-            } else {
-                detail
-            },
-        });
+    let mut child = command
+        .spawn()
+        .map_err(|e| git_error(action, format!("cannot run git: {e}")))?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let collect_stdout = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out).await;
+        out
+    });
+    let deadline = tokio::time::Instant::now() + limits.total;
+    let mut errors = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let wait = limits
+            .idle
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, stderr.read(&mut chunk)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => errors.extend_from_slice(&chunk[..n]),
+            Ok(Err(_)) => break,
+            Err(_) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                let why = if tokio::time::Instant::now() >= deadline {
+                    format!("timed out after {}s", limits.total.as_secs())
+                } else {
+                    format!(
+                        "no progress for {}s (the remote accepted but did not answer)",
+                        limits.idle.as_secs()
+                    )
+                };
+                return Err(git_error(action, why));
+            }
+        }
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(status) => status.map_err(|e| git_error(action, format!("git: {e}")))?,
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.wait().await;
+            return Err(git_error(
+                action,
+                format!("timed out after {}s", limits.total.as_secs()),
+            ));
+        }
+    };
+    // Whatever git left running in its group (an ssh that outlived it) goes too.
+    kill_group(pid);
+    let stdout = collect_stdout.await.unwrap_or_default();
+    if !status.success() {
+        let detail = String::from_utf8_lossy(&errors).trim().to_string();
+        return Err(git_error(
+            action,
+            if detail.is_empty() {
+                format!("exit status {status}")
+            } else {
+                redact_urls(&detail)
+            },
+        ));
+    }
+    Ok(String::from_utf8_lossy(&stdout).trim().to_string())
+}
+
+/// A URL with any credentials in it (`https://user:token@host/...`) replaced by `****`,
+/// for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}****@{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// Every URL in `text` with its credentials redacted (git repeats the URL in errors).
+pub fn redact_urls(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        .map(|word| {
+            let trimmed =
+                word.trim_end_matches(|c: char| c.is_whitespace() || c == '\'' || c == '"');
+            let tail = &word[trimmed.len()..];
+            format!("{}{tail}", redact_url(trimmed))
+        })
+        .collect()
 }
 
 /// Clones `url` into `dest` (which must not exist) and checks out `reference`, which may
 /// be a branch, a tag or a commit id. Submodules are fetched when the tree has any.
-pub async fn fetch_git(url: &str, reference: &str, dest: &Path) -> Result<Checkout, BuildError> {
+pub async fn fetch_git(
+    url: &str,
+    reference: &str,
+    dest: &Path,
+    limits: FetchLimits,
+) -> Result<Checkout, BuildError> {
     let parent = dest
         .parent()
         .ok_or_else(|| BuildError::Source(format!("{} has no parent", dest.display())))?;
     tokio::fs::create_dir_all(parent).await?;
     let dest_str = dest.to_string_lossy().into_owned();
-    git(parent, "clone", &["clone", "--quiet", "--", url, &dest_str]).await?;
+    git(
+        parent,
+        "clone",
+        &["clone", "--progress", "--", url, &dest_str],
+        limits,
+    )
+    .await?;
     let candidates = [
         format!("refs/remotes/origin/{reference}"),
         format!("refs/tags/{reference}"),
@@ -86,6 +204,7 @@ pub async fn fetch_git(url: &str, reference: &str, dest: &Path) -> Result<Checko
                 "--end-of-options",
                 &spec,
             ],
+            limits,
         )
         .await
         {
@@ -95,19 +214,21 @@ pub async fn fetch_git(url: &str, reference: &str, dest: &Path) -> Result<Checko
     }
     let commit = commit.ok_or_else(|| BuildError::UnknownRef {
         reference: reference.to_string(),
-        url: url.to_string(),
+        url: redact_url(url),
     })?;
     git(
         dest,
         "checkout",
         &["checkout", "--quiet", "--detach", &commit],
+        limits,
     )
     .await?;
     if dest.join(".gitmodules").exists() {
         git(
             dest,
             "submodule update",
-            &["submodule", "update", "--init", "--recursive", "--quiet"],
+            &["submodule", "update", "--init", "--recursive", "--progress"],
+            limits,
         )
         .await?;
     }
@@ -122,5 +243,68 @@ pub async fn local_commit(dir: &Path) -> Option<String> {
     if !dir.join(".git").exists() {
         return None;
     }
-    git(dir, "rev-parse", &["rev-parse", "HEAD"]).await.ok()
+    git(
+        dir,
+        "rev-parse",
+        &["rev-parse", "HEAD"],
+        FetchLimits::default(),
+    )
+    .await
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://user:s3cret@git.example/r.git"),
+            "https://****@git.example/r.git"
+        );
+        assert_eq!(
+            redact_url("https://git.example/r.git"),
+            "https://git.example/r.git"
+        );
+        assert_eq!(
+            redact_url("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+        assert_eq!(
+            redact_urls("fatal: unable to access 'https://x:tok@h/r/': 403"),
+            "fatal: unable to access 'https://****@h/r/': 403"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_remote_that_never_answers_is_given_up_on_quickly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and holds connections without a word.
+        let _hold = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().take(4) {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let dest = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let limits = FetchLimits {
+            total: Duration::from_secs(60),
+            idle: Duration::from_secs(2),
+        };
+        let url = format!("http://127.0.0.1:{port}/repo.git");
+        let err = fetch_git(&url, "main", &dest.path().join("src"), limits)
+            .await
+            .unwrap_err();
+        assert!(err.is_network(), "{err}");
+        assert!(err.to_string().contains("no progress"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

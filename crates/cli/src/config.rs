@@ -30,6 +30,28 @@ pub struct Config {
     pub acme_email: Option<String>,
     /// How long the proxy batches configuration changes.
     pub proxy_throttle: String,
+    /// Directories under which an admin may deploy local source directories
+    /// (`{"source": {"path": ...}}`); none by default. In the environment, `:`-separated.
+    #[serde(deserialize_with = "paths_or_list")]
+    pub source_dirs: Vec<PathBuf>,
+    /// A git fetch that prints nothing for this long is killed (with its ssh).
+    pub fetch_idle_secs: u64,
+}
+
+/// A list of paths, or one `:`-separated string of them (as an environment variable).
+fn paths_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Paths {
+        One(String),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Paths::deserialize(d)? {
+        Paths::One(text) => std::env::split_paths(&text)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        Paths::Many(list) => list,
+    })
 }
 
 impl Default for Config {
@@ -47,6 +69,8 @@ impl Default for Config {
             keep_images: 5,
             acme_email: None,
             proxy_throttle: "200ms".into(),
+            source_dirs: Vec::new(),
+            fetch_idle_secs: 30,
         }
     }
 }
@@ -91,9 +115,16 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_email: Option<String>,
+    /// A directory under which local sources may be deployed (repeat for several).
+    #[arg(long = "source-dir")]
+    #[serde(rename = "source_dirs", skip_serializing_if = "Vec::is_empty")]
+    pub source_dirs: Vec<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_idle_secs: Option<u64>,
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 14] = [
     "data_dir",
     "listen",
     "proxy_http_port",
@@ -106,6 +137,8 @@ const KEYS: [&str; 12] = [
     "keep_images",
     "acme_email",
     "proxy_throttle",
+    "source_dirs",
+    "fetch_idle_secs",
 ];
 
 impl Config {
@@ -137,6 +170,12 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("instance: {}", e.reason))?;
         if self.build_slots == 0 {
             bail!("build_slots must be at least 1");
+        }
+        if self.fetch_idle_secs == 0 {
+            bail!("fetch_idle_secs must be at least 1");
+        }
+        if let Some(dir) = self.source_dirs.iter().find(|d| !d.is_absolute()) {
+            bail!("source_dirs: {} must be an absolute path", dir.display());
         }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");

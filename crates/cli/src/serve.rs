@@ -57,16 +57,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         acme_email: config.acme_email.as_deref(),
         throttle: &config.proxy_throttle,
     })?;
-    let proxy_url = engine
-        .ensure_proxy(&ProxySpec {
-            image: config.proxy_image.clone(),
-            static_config,
-            http_port: config.proxy_http_port,
-            https_port: config.proxy_https_port,
-            routes_dir: routes.dir().to_path_buf(),
-            routes_mount: DYNAMIC_DIR.to_string(),
-        })
-        .await?;
+    let proxy_spec = ProxySpec {
+        image: config.proxy_image.clone(),
+        static_config,
+        http_port: config.proxy_http_port,
+        https_port: config.proxy_https_port,
+        routes_dir: routes.dir().to_path_buf(),
+        routes_mount: DYNAMIC_DIR.to_string(),
+    };
+    let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
     let proxy = ProxyApi::new(proxy_url);
     wait_for_proxy(&proxy).await?;
     tracing::info!(
@@ -88,6 +87,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             build_slots: config.build_slots,
             keep_images: config.keep_images,
             secret_key,
+            fetch_limits: capstan_deploy::FetchLimits {
+                total: Duration::from_secs(300),
+                idle: Duration::from_secs(config.fetch_idle_secs),
+            },
+            protected_paths: capstan_deploy::protected_host_paths(
+                &data_dir,
+                docker_socket_path(config.docker_host.as_deref()).as_deref(),
+            ),
+            source_dirs: config.source_dirs.clone(),
         },
     );
     deployer.recover().await;
@@ -95,7 +103,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = {
         let deployer = deployer.clone();
+        let stop_rx = stop_rx.clone();
         tokio::spawn(async move { deployer.run_workers(stop_rx, Duration::from_secs(20)).await })
+    };
+    let proxy_watch = {
+        let deployer = deployer.clone();
+        tokio::spawn(async move { deployer.watch_proxy(proxy_spec, stop_rx).await })
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -110,6 +123,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down: no new deployments are started");
     let _ = stop_tx.send(true);
     let _ = workers.await;
+    let _ = proxy_watch.await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -137,6 +151,18 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     store.add_token("admin", &token, "admin").await?;
     tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
     Ok(())
+}
+
+/// The engine's socket on this host, when the daemon talks to a local socket.
+fn docker_socket_path(docker_host: Option<&str>) -> Option<std::path::PathBuf> {
+    match docker_host {
+        Some(host) if host.starts_with("unix://") => {
+            Some(host.trim_start_matches("unix://").into())
+        }
+        Some(host) if host.starts_with('/') => Some(host.into()),
+        Some(_) => None,
+        None => Some("/var/run/docker.sock".into()),
+    }
 }
 
 async fn wait_for_proxy(proxy: &ProxyApi) -> anyhow::Result<()> {

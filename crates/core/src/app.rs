@@ -2,10 +2,10 @@
 //! health-checked. Everything a user sends through the API is validated here.
 
 use crate::validate::{
-    check_domain, check_git_url, check_health, check_hook, check_image_ref, check_limits,
-    check_no_control, check_volumes,
+    check_count, check_domain, check_git_url, check_health, check_hook, check_image_ref, check_len,
+    check_limits, check_no_control, check_volumes, limits,
 };
-pub use crate::validate::{check_env_key, check_git_ref};
+pub use crate::validate::{check_env_key, check_git_ref, check_host_path, normalize_host_path};
 
 /// The most containers one app may run.
 pub const MAX_REPLICAS: u32 = 20;
@@ -248,6 +248,7 @@ impl AppSpec {
         if self.port == 0 {
             return Err(ValidationError::new("port", "must be between 1 and 65535"));
         }
+        check_count("domains", self.domains.len(), limits::DOMAINS)?;
         for domain in &self.domains {
             check_domain(domain)?;
         }
@@ -258,8 +259,16 @@ impl AppSpec {
             ));
         }
         check_health(&self.health)?;
-        for key in self.env.keys() {
+        check_count("env", self.env.len(), limits::ENV_ENTRIES)?;
+        for (key, value) in &self.env {
             check_env_key(key)?;
+            check_len(&format!("env.{key}"), value, limits::ENV_VALUE)?;
+            if value.contains('\0') {
+                return Err(ValidationError::new(
+                    format!("env.{key}"),
+                    "must not contain NUL bytes",
+                ));
+            }
         }
         check_volumes(&self.volumes)?;
         check_limits(&self.limits)?;
@@ -302,6 +311,7 @@ impl Source {
                         format!("{path:?} must be an absolute path"),
                     ));
                 }
+                check_len("source.path", path, limits::PATH)?;
                 check_no_control("source.path", path)
             }
             Source::Image(image) => check_image_ref(image),
@@ -357,6 +367,13 @@ mod tests {
         let cases = [
             (r#"{"source":{"git":{"url":"--upload-pack=x"}}}"#, "url"),
             (r#"{"source":{"git":{"url":"ext::sh -c x"}}}"#, "url"),
+            (r#"{"source":{"git":{"url":"a@ext::sh -c x"}}}"#, "url"),
+            (r#"{"source":{"git":{"url":"git@host:fd::17"}}}"#, "url"),
+            (
+                r#"{"source":{"git":{"url":"x@-oProxyCommand=y:r"}}}"#,
+                "url",
+            ),
+            (r#"{"source":{"git":{"url":"git@host:"}}}"#, "url"),
             (r#"{"source":{"git":{"url":"/r","ref":"-x"}}}"#, "ref"),
             (r#"{"source":{"path":"relative"}}"#, "source.path"),
             (
@@ -379,6 +396,31 @@ mod tests {
             let err = spec(json).unwrap_err();
             assert!(err.contains(field), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn scp_like_urls_that_git_hosts_use_pass() {
+        for url in [
+            "git@github.com:owner/repo.git",
+            "deploy@git.example.com:team/app",
+            "git@10.0.0.2:repo.git",
+        ] {
+            let json = format!(r#"{{"source":{{"git":{{"url":"{url}"}}}}}}"#);
+            assert!(spec(&json).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn free_text_is_capped() {
+        let long_ref = "a".repeat(256);
+        let json = format!(r#"{{"source":{{"git":{{"url":"/r","ref":"{long_ref}"}}}}}}"#);
+        assert!(spec(&json).unwrap_err().contains("ref"));
+        let long_value = "v".repeat(33 * 1024);
+        let json = format!(r#"{{"source":{{"path":"/a"}},"env":{{"A":"{long_value}"}}}}"#);
+        assert!(spec(&json).unwrap_err().contains("env.A"));
+        let long_url = format!("https://x/{}", "p".repeat(3000));
+        let json = format!(r#"{{"source":{{"git":{{"url":"{long_url}"}}}}}}"#);
+        assert!(spec(&json).unwrap_err().contains("url"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod error;
 pub mod name;
 pub mod names;
 pub mod repo_config;
-mod validate;
+pub mod validate;
 
 pub use app::{AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec};
 pub use build_spec::{BuildKind, BuildSpec};

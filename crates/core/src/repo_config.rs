@@ -141,6 +141,16 @@ impl RepoConfig {
             }
         }
         if let Some(v) = &self.volumes {
+            // The repo is less trusted than the app's owner: named volumes only.
+            if let Some((index, volume)) = v.iter().enumerate().find(|(_, v)| v.is_host_path()) {
+                return Err(RepoConfigError {
+                    file: file.to_string(),
+                    message: format!(
+                        "volumes[{index}].source: {:?} is a host path; a repository may only use named volumes (host paths are set by an admin through the API)",
+                        volume.source
+                    ),
+                });
+            }
             spec.volumes = v.clone();
             note("volumes");
         }
@@ -223,5 +233,21 @@ target = "/data"
             .unwrap_err()
             .to_string();
         assert!(err.contains("build.dockerfile"), "{err}");
+    }
+
+    #[test]
+    fn a_repo_cannot_mount_host_paths() {
+        for source in ["/var/run/docker.sock", "/var/lib/capstan", "/", "/srv/x"] {
+            let text = format!("[[volumes]]\nsource = {source:?}\ntarget = \"/x\"\n");
+            let config = RepoConfig::parse(&text, "capstan.toml").unwrap();
+            let err = config
+                .apply(&base(), "capstan.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("capstan.toml:") && err.contains("volumes[0].source"),
+                "{err}"
+            );
+        }
     }
 }

@@ -5,6 +5,42 @@ use crate::app::{HealthSpec, HookCommand, Limits, VolumeSpec};
 use crate::name::check_dns_label;
 use crate::ValidationError;
 
+/// Caps on what the API stores, so no field can grow the database or a log without bound.
+pub mod limits {
+    pub const URL: usize = 2048;
+    pub const GIT_REF: usize = 255;
+    pub const PATH: usize = 4096;
+    pub const ENV_KEY: usize = 255;
+    pub const ENV_VALUE: usize = 32 * 1024;
+    pub const ENV_ENTRIES: usize = 1000;
+    pub const DOMAINS: usize = 100;
+    pub const VOLUMES: usize = 100;
+    pub const ARGV_ITEMS: usize = 256;
+    pub const ARGV_BYTES: usize = 64 * 1024;
+}
+
+/// `value` is at most `max` bytes long.
+pub(crate) fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.len() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("is {} bytes long; at most {max} are allowed", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// `count` items at most `max`.
+pub(crate) fn check_count(field: &str, count: usize, max: usize) -> Result<(), ValidationError> {
+    if count > max {
+        return Err(ValidationError::new(
+            field,
+            format!("has {count} entries; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_no_control(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.chars().any(|c| c.is_control()) {
         return Err(ValidationError::new(
@@ -19,6 +55,7 @@ pub(crate) fn check_no_control(field: &str, value: &str) -> Result<(), Validatio
 /// paths. Never anything git could read as an option or as the `ext::` transport.
 pub(crate) fn check_git_url(url: &str) -> Result<(), ValidationError> {
     let field = "source.git.url";
+    check_len(field, url, limits::URL)?;
     check_no_control(field, url)?;
     if url.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
@@ -30,8 +67,7 @@ pub(crate) fn check_git_url(url: &str) -> Result<(), ValidationError> {
         ));
     }
     let allowed = ["https://", "http://", "ssh://", "git://", "file://", "/"];
-    let scp_like = url.contains('@') && url.contains(':') && !url.contains("://");
-    if !(allowed.iter().any(|p| url.starts_with(p)) || scp_like) {
+    if !(allowed.iter().any(|p| url.starts_with(p)) || is_scp_like(url)) {
         return Err(ValidationError::new(
             field,
             format!("{url:?} must be an https, http, ssh, git or file URL, or an absolute path"),
@@ -40,10 +76,39 @@ pub(crate) fn check_git_url(url: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Real scp-like syntax, `[user@]host:path`: a user of `[A-Za-z0-9._-]`, a host name, a
+/// path that is not empty and cannot be read as an option. Never git's
+/// `transport::address` remote-helper form (`ext::…`, `fd::…`).
+fn is_scp_like(url: &str) -> bool {
+    let Some((authority, path)) = url.split_once(':') else {
+        return false;
+    };
+    let (user, host) = match authority.split_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, authority),
+    };
+    let user_ok = user.is_none_or(|u| {
+        !u.is_empty()
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    });
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['-', '.'])
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+    let path_ok = !path.is_empty()
+        && !path.starts_with([':', '-'])
+        && !path.contains("::")
+        && !path.chars().any(char::is_whitespace);
+    user.is_some() && user_ok && host_ok && path_ok
+}
+
 /// Branch, tag or commit names: what `git check-ref-format` would refuse, plus anything
 /// that could be read as an option.
 pub fn check_git_ref(reference: &str) -> Result<(), ValidationError> {
     let field = "ref";
+    check_len(field, reference, limits::GIT_REF)?;
     let bad = reference.is_empty()
         || reference.starts_with('-')
         || reference.contains("..")
@@ -95,6 +160,7 @@ pub(crate) fn check_domain(domain: &str) -> Result<(), ValidationError> {
 }
 
 pub(crate) fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
+    check_len("health.path", &health.path, limits::PATH)?;
     if !health.path.starts_with('/')
         || health
             .path
@@ -135,8 +201,11 @@ pub(crate) fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
 }
 
 pub(crate) fn check_volumes(volumes: &[VolumeSpec]) -> Result<(), ValidationError> {
+    check_count("volumes", volumes.len(), limits::VOLUMES)?;
     let mut targets = std::collections::HashSet::new();
     for volume in volumes {
+        check_len("volumes.source", &volume.source, limits::PATH)?;
+        check_len("volumes.target", &volume.target, limits::PATH)?;
         let bad_path = |p: &str| {
             !p.starts_with('/')
                 || p.split('/').any(|part| part == "..")
@@ -181,6 +250,17 @@ pub(crate) fn check_hook(field: &str, hook: &HookCommand) -> Result<(), Validati
             "command must name a program (argv, no shell string)",
         ));
     }
+    check_count(field, hook.command.len(), limits::ARGV_ITEMS)?;
+    let bytes: usize = hook.command.iter().map(String::len).sum();
+    if bytes > limits::ARGV_BYTES {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "command is {bytes} bytes long; at most {} are allowed",
+                limits::ARGV_BYTES
+            ),
+        ));
+    }
     if hook.command.iter().any(|a| a.contains('\0')) {
         return Err(ValidationError::new(
             field,
@@ -217,6 +297,7 @@ pub(crate) fn check_limits(limits: &Limits) -> Result<(), ValidationError> {
 }
 
 pub fn check_env_key(key: &str) -> Result<(), ValidationError> {
+    check_len("env", key, limits::ENV_KEY)?;
     let mut chars = key.chars();
     let first_ok = chars
         .next()
@@ -232,6 +313,7 @@ pub fn check_env_key(key: &str) -> Result<(), ValidationError> {
 
 /// A path inside the source tree: relative, and never climbing out of it.
 pub fn check_relative_path(field: &str, path: &str) -> Result<(), ValidationError> {
+    check_len(field, path, limits::PATH)?;
     check_no_control(field, path)?;
     let escapes = path.starts_with('/')
         || path.is_empty()
@@ -243,4 +325,98 @@ pub fn check_relative_path(field: &str, path: &str) -> Result<(), ValidationErro
         ));
     }
     Ok(())
+}
+
+/// A host path with `.`, `..` and repeated `/` resolved lexically (`/./..` and `//` are
+/// `/`). Symlinks are the caller's to resolve (this is pure).
+pub fn normalize_host_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Whether `a` is `b` or a directory above or below it (both normalized).
+fn overlaps(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        inner == outer || outer == "/" || inner.starts_with(&format!("{outer}/"))
+    };
+    within(a, b) || within(b, a)
+}
+
+/// A host path an app may mount: never `/` in any spelling, and never one of `protected`
+/// (the daemon's data dir, the Docker socket, ...), a directory inside one, or a directory
+/// that contains one. `field` names the setting in the error.
+pub fn check_host_path(
+    field: &str,
+    path: &str,
+    protected: &[String],
+) -> Result<(), ValidationError> {
+    let normalized = normalize_host_path(path);
+    if normalized == "/" {
+        return Err(ValidationError::new(
+            field,
+            format!("{path:?} is the host's root directory, which is never mounted"),
+        ));
+    }
+    for guarded in protected {
+        let guarded = normalize_host_path(guarded);
+        if overlaps(&normalized, &guarded) {
+            return Err(ValidationError::new(
+                field,
+                format!("{path:?} overlaps {guarded}, which Capstan never mounts into an app"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod host_path_tests {
+    use super::*;
+
+    #[test]
+    fn root_in_any_spelling_is_refused() {
+        for root in ["/", "/.", "//", "/./..", "/../../", "/a/..", "///./"] {
+            assert!(
+                check_host_path("volumes.source", root, &[]).is_err(),
+                "{root}"
+            );
+        }
+    }
+
+    #[test]
+    fn protected_paths_their_parents_and_children_are_refused() {
+        let protected = vec![
+            "/var/lib/capstan".to_string(),
+            "/var/run/docker.sock".into(),
+        ];
+        for bad in [
+            "/var/lib/capstan",
+            "/var/lib/capstan/",
+            "/var/lib/./capstan/secret.key",
+            "/var/lib",
+            "/var",
+            "/var/run/docker.sock",
+            "/var/run//docker.sock",
+            "/var/run",
+            "/srv/../var/lib/capstan",
+        ] {
+            let err = check_host_path("volumes.source", bad, &protected).unwrap_err();
+            assert_eq!(err.field, "volumes.source", "{bad}");
+        }
+        for ok in ["/srv/data", "/var/lib/capstan-other", "/var/runx"] {
+            assert!(
+                check_host_path("volumes.source", ok, &protected).is_ok(),
+                "{ok}"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! What the API can ask of the deployer: app CRUD with its side effects, queueing deploys,
 //! rollbacks and restarts. Input is validated here; errors carry a kind for the status code.
 
-use crate::{ActionError, Deployer};
+use crate::{ActionError, Caller, Deployer};
 use capstan_core::app::check_git_ref;
 use capstan_core::{AppName, AppSpec, AppSpecPatch, DeploymentState, Trigger};
 use capstan_store::{AppRecord, DeploymentRecord, NewDeployment};
@@ -20,9 +20,16 @@ pub enum RollbackTarget {
 }
 
 impl Deployer {
-    pub async fn create_app(&self, name: &AppName, spec: AppSpec) -> Result<AppView, ActionError> {
+    pub async fn create_app(
+        &self,
+        name: &AppName,
+        spec: AppSpec,
+        caller: &Caller,
+    ) -> Result<AppView, ActionError> {
         spec.validate()
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let _settings = self.inner.settings_lock.lock().await;
+        self.check_trust(name, &spec, caller).await?;
         let app = self.store().create_app(name, &spec).await?;
         Ok(AppView { app, live: None })
     }
@@ -53,21 +60,26 @@ impl Deployer {
         &self,
         name: &AppName,
         patch: AppSpecPatch,
+        caller: &Caller,
     ) -> Result<AppView, ActionError> {
+        let _settings = self.inner.settings_lock.lock().await;
         let current = self.store().app(name).await?;
         let next = current
             .spec
             .patched(patch)
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        self.check_trust(name, &next, caller).await?;
         self.store().update_app_spec(name, &next).await?;
         self.app_view(name).await
     }
 
     /// Deletes an app with its containers, route and images. Refused while a deployment
-    /// of it is queued or running, so nothing is half-removed.
+    /// of it is queued or running, so nothing is half-removed; queueing waits while a
+    /// delete runs (and then finds no app), so the two never both succeed.
     pub async fn delete_app(&self, name: &AppName) -> Result<(), ActionError> {
+        let _settings = self.inner.settings_lock.lock().await;
         self.store().app(name).await?;
-        if self.store().has_pending(name).await? {
+        if self.store().has_pending(name).await? || self.has_running(name) {
             return Err(ActionError::Conflict(format!(
                 "app {name} has a deployment queued or running; wait for it to finish"
             )));
@@ -190,6 +202,7 @@ impl Deployer {
         from_release: Option<i64>,
         no_cache: bool,
     ) -> Result<DeploymentRecord, ActionError> {
+        let _settings = self.inner.settings_lock.lock().await;
         let record = self
             .store()
             .enqueue(NewDeployment {

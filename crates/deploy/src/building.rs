@@ -92,6 +92,7 @@ impl Deployer {
             ),
             ("capstan.build-key".to_string(), build_key),
         ]);
+        let _slot = self.build_slot(log).await;
         let request = BuildRequest {
             context_tar: context,
             dockerfile: recipe.dockerfile.clone(),

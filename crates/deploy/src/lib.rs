@@ -10,14 +10,19 @@ mod cutover;
 pub mod logs;
 mod pipeline;
 pub mod planning;
+mod proxy_watch;
 mod queue;
 mod recovery;
 mod retention;
 mod routing;
 mod secrets;
+mod trust;
 
 pub use actions::{AppView, RollbackTarget};
+pub use capstan_build::source::FetchLimits;
 pub use logs::{LogEvent, LogHub};
+pub use proxy_watch::ProxyState;
+pub use trust::{protected_host_paths, Caller};
 
 use capstan_engine::proxy::{ProxyApi, RouteFiles};
 use capstan_engine::Engine;
@@ -26,15 +31,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// Why an API-level action was refused or failed; web maps the kind to a status code.
+/// Why an API-level action was refused or failed. The variant is the kind, which the web
+/// layer maps to a status code; the message says what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
+    /// The request's input is wrong (422).
     #[error("{0}")]
     Invalid(String),
+    /// The caller's token lacks what the action needs (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The action collides with the state of things (409).
     #[error("{0}")]
     Conflict(String),
+    /// Something the daemon depends on (the Docker engine, the proxy) is not reachable
+    /// now (503): the environment's fault, worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A remote the request named (a git server) failed or did not answer (502).
+    #[error("{0}")]
+    Upstream(String),
+    /// A bug or a broken installation (500).
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,7 +71,25 @@ impl From<capstan_store::StoreError> for ActionError {
 
 impl From<capstan_engine::EngineError> for ActionError {
     fn from(err: capstan_engine::EngineError) -> Self {
-        Self::Internal(err.to_string())
+        use capstan_engine::EngineError as E;
+        match &err {
+            E::Connect { .. } | E::Proxy(_) | E::Timeout(_) => Self::Unavailable(err.to_string()),
+            E::Docker(inner) if capstan_engine::is_unreachable(inner) => {
+                Self::Unavailable(format!("the Docker engine is not reachable: {inner}"))
+            }
+            _ => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<capstan_build::BuildError> for ActionError {
+    fn from(err: capstan_build::BuildError) -> Self {
+        use capstan_build::BuildError as E;
+        match &err {
+            E::Git { .. } if err.is_network() => Self::Upstream(err.to_string()),
+            E::Io(_) => Self::Internal(err.to_string()),
+            _ => Self::Invalid(err.to_string()),
+        }
     }
 }
 
@@ -67,6 +104,12 @@ pub struct DeploySettings {
     pub keep_images: usize,
     /// The key app secrets are encrypted with.
     pub secret_key: capstan_store::SecretKey,
+    /// Limits on each git command of a fetch (overall, and without any output).
+    pub fetch_limits: capstan_build::source::FetchLimits,
+    /// Host paths no app may mount (see `trust::protected_host_paths`).
+    pub protected_paths: Vec<String>,
+    /// Directories under which an admin may deploy local source directories.
+    pub source_dirs: Vec<PathBuf>,
 }
 
 /// Everything a deployment needs, shared by the API handlers and the workers.
@@ -84,13 +127,25 @@ struct Inner {
     logs: LogHub,
     wake: Notify,
     /// Deployments a worker of this process is executing right now.
-    running: std::sync::Mutex<std::collections::HashSet<i64>>,
+    running: std::sync::Mutex<std::collections::HashMap<i64, String>>,
     /// One lock per app, held for a deployment's run up to live or failed (not during the
     /// retirement of the version it replaced), so two deployments of an app never overlap.
     app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Retirement work a deployment that went live leaves for after its app is free.
     retirements: std::sync::Mutex<std::collections::HashMap<i64, Retirement>>,
+    /// Serialises changes to app settings and app deletion against queueing, so checks
+    /// across apps (domains) and delete-versus-deploy never race.
+    settings_lock: tokio::sync::Mutex<()>,
+    /// Image builds at once (`build_slots`): only the build holds one, so a slow fetch
+    /// never keeps another app's build waiting.
+    build_slots: Arc<tokio::sync::Semaphore>,
+    /// Source fetches at once (deployments and plans together).
+    fetch_slots: Arc<tokio::sync::Semaphore>,
+    proxy_state: std::sync::Mutex<ProxyState>,
 }
+
+/// How many git fetches may run at once.
+const FETCH_SLOTS: usize = 4;
 
 /// The retirement of the containers a deployment replaced, run after the deployment.
 pub(crate) type Retirement = futures::future::BoxFuture<'static, ()>;
@@ -103,6 +158,7 @@ impl Deployer {
         proxy: ProxyApi,
         settings: DeploySettings,
     ) -> Self {
+        let build_slots = settings.build_slots.max(1);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -115,6 +171,10 @@ impl Deployer {
                 running: Default::default(),
                 app_locks: Default::default(),
                 retirements: Default::default(),
+                settings_lock: Default::default(),
+                build_slots: Arc::new(tokio::sync::Semaphore::new(build_slots)),
+                fetch_slots: Arc::new(tokio::sync::Semaphore::new(FETCH_SLOTS)),
+                proxy_state: std::sync::Mutex::new(ProxyState::Running),
             }),
         }
     }
@@ -150,21 +210,67 @@ impl Deployer {
             .running
             .lock()
             .expect("running set lock")
-            .contains(&id)
+            .contains_key(&id)
     }
 
-    pub(crate) fn set_running(&self, id: i64, running: bool) {
+    /// Whether a worker of this process is still executing a deployment of `app`
+    /// (retiring the version it replaced, say).
+    pub(crate) fn has_running(&self, app: &capstan_core::AppName) -> bool {
+        self.inner
+            .running
+            .lock()
+            .expect("running set lock")
+            .values()
+            .any(|a| a == app.as_str())
+    }
+
+    /// Records that deployment `id` of `app` runs (`Some`) or has finished (`None`).
+    pub(crate) fn set_running(&self, id: i64, app: Option<&capstan_core::AppName>) {
         let mut set = self.inner.running.lock().expect("running set lock");
-        if running {
-            set.insert(id);
-        } else {
-            set.remove(&id);
-        }
+        match app {
+            Some(app) => set.insert(id, app.to_string()),
+            None => set.remove(&id),
+        };
     }
 
     pub(crate) fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.app_locks.lock().expect("app lock map");
         locks.entry(app.to_string()).or_default().clone()
+    }
+
+    /// How many deployments may run at once: every build slot can be busy while as
+    /// many others fetch, start or health-check.
+    pub(crate) fn deployment_slots(&self) -> usize {
+        self.settings().build_slots.max(1) * 2 + FETCH_SLOTS
+    }
+
+    /// Waits for a build slot, saying so in the log when it has to wait.
+    pub(crate) async fn build_slot(
+        &self,
+        log: &logs::DeployLog,
+    ) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = self.inner.build_slots.clone();
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return permit;
+        }
+        log.info("waiting for a build slot (other builds are running)")
+            .await;
+        slots.acquire_owned().await.expect("semaphore never closes")
+    }
+
+    /// A fetch slot if one is free right now.
+    pub(crate) fn inner_fetch_slot_now(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.fetch_slots.clone().try_acquire_owned().ok()
+    }
+
+    /// A fetch slot (deployments and plans share them).
+    pub(crate) async fn fetch_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.inner
+            .fetch_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes")
     }
 
     /// Leaves `work` to run once deployment `id` has released its app.

@@ -61,7 +61,7 @@ impl Deployer {
     /// next deployment; the deployment's log ends when that is done.
     pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
-        self.set_running(id, true);
+        self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);
         let app_lock = self.app_lock(deployment.app.as_str());
         let app_guard = match app_lock.clone().try_lock_owned() {
@@ -128,7 +128,7 @@ impl Deployer {
             if let Some(retirement) = retirement {
                 retirement.await;
             }
-            deployer.set_running(id, false);
+            deployer.set_running(id, None);
             log.end(final_state);
         };
         tokio::spawn(finish);
@@ -190,6 +190,11 @@ impl Deployer {
                 }
             }
         };
+        // The settings this deployment runs (the app's, the repo's file, or an old
+        // release's) cross the same trust boundary as when they were saved.
+        self.check_trust(&d.app, &artifact.spec, &crate::Caller::daemon())
+            .await
+            .map_err(|e| Failure::msg(e.to_string()))?;
         let runtime_secrets: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
@@ -295,6 +300,11 @@ impl Deployer {
         let mut build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
         for secret in secrets.iter().filter(|s| s.build) {
             build_args.insert(secret.name.clone(), secret.value.clone());
+            log.info(format!(
+                "warning: build secret {} is passed as a build argument; the image's history (docker history) keeps its value",
+                secret.name
+            ))
+            .await;
         }
         let instance = self.engine().instance().to_string();
         let names = self.engine().names().app(&d.app);
@@ -371,8 +381,23 @@ impl Deployer {
         match &spec.source {
             Source::Git { url, reference } => {
                 let reference = d.git_ref.as_deref().unwrap_or(reference);
-                log.info(format!("fetching {url} at {reference}")).await;
-                let checkout = fetch_git(url, reference, &workspace.join("src")).await?;
+                let shown = capstan_build::source::redact_url(url);
+                let _slot = match self.inner_fetch_slot_now() {
+                    Some(slot) => slot,
+                    None => {
+                        log.info("waiting for a fetch slot (other sources are being fetched)")
+                            .await;
+                        self.fetch_slot().await
+                    }
+                };
+                log.info(format!("fetching {shown} at {reference}")).await;
+                let checkout = fetch_git(
+                    url,
+                    reference,
+                    &workspace.join("src"),
+                    self.settings().fetch_limits,
+                )
+                .await?;
                 log.info(format!("checked out commit {}", checkout.commit))
                     .await;
                 Ok((checkout.dir, Some(checkout.commit)))

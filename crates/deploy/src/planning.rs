@@ -4,7 +4,9 @@
 //! will do.
 
 use crate::companions::{companions_for, complete_compose_spec, web_template};
-use capstan_build::{load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings};
+use capstan_build::{
+    check_tree_links, load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings,
+};
 use capstan_compose::render::{render_deployment, RenderInput};
 use capstan_core::{AppName, AppSpec, Source};
 use serde::Serialize;
@@ -14,6 +16,8 @@ use std::path::Path;
 /// The settings (with the repo's file applied) and the build recipe for a source tree.
 /// Blocking: nixpacks reads the tree synchronously.
 pub fn plan_tree(root: &Path, spec: &AppSpec) -> Result<(RepoSettings, Recipe), BuildError> {
+    // Before anything in the tree is read: no symlink may lead out of it.
+    check_tree_links(root)?;
     let settings = load_repo_config(root, spec)?;
     let recipe = prepare(root, &settings.spec.build, settings.spec.port)?;
     Ok((settings, recipe))
@@ -157,13 +161,17 @@ impl crate::Deployer {
             .map_err(|e| ActionError::Internal(format!("cannot make a scratch dir: {e}")))?;
         let root = match &spec.source {
             Source::Image(_) => None,
-            Source::Path(path) => Some(std::path::PathBuf::from(path)),
+            Source::Path(path) => Some(self.check_source_dir(path)?),
             Source::Git { url, reference } => {
                 let reference = git_ref.unwrap_or(reference);
-                let checkout =
-                    capstan_build::fetch_git(url, reference, &scratch.path().join("src"))
-                        .await
-                        .map_err(|e| ActionError::Invalid(e.to_string()))?;
+                let _fetch = self.fetch_slot().await;
+                let checkout = capstan_build::fetch_git(
+                    url,
+                    reference,
+                    &scratch.path().join("src"),
+                    self.settings().fetch_limits,
+                )
+                .await?;
                 Some(checkout.dir)
             }
         };

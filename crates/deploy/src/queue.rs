@@ -1,5 +1,6 @@
 //! The worker pool: claims queued deployments from the store (the table is the queue) and
-//! runs them, at most `build_slots` at once and one per app.
+//! runs them, a bounded number at once and one per app (image builds have slots of
+//! their own, so fetching or health-checking never holds one).
 
 use crate::Deployer;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ impl Deployer {
     /// Runs the queue until `shutdown` turns true, then waits up to `grace` for running
     /// deployments to finish. Ones still running then are left to crash recovery.
     pub async fn run_workers(&self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
-        let slots = Arc::new(Semaphore::new(self.settings().build_slots.max(1)));
+        let slots = Arc::new(Semaphore::new(self.deployment_slots()));
         let mut running = JoinSet::new();
         loop {
             let permit = tokio::select! {

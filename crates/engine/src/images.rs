@@ -44,12 +44,13 @@ impl Engine {
             .docker()
             .build_image(options, None, Some(request.context_tar.into()));
         let mut last_error = None;
+        let mut output = crate::lines::LineAssembler::default();
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream {
-                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                            let _ = log.send(line.to_string());
+                        for line in output.push(text.as_bytes()) {
+                            let _ = log.send(line);
                         }
                     }
                     if let Some(status) = info.status {
@@ -66,6 +67,9 @@ impl Engine {
                 }
                 Err(err) => return Err(EngineError::Build(err.to_string())),
             }
+        }
+        if let Some(rest) = output.finish() {
+            let _ = log.send(rest);
         }
         if let Some(error) = last_error {
             return Err(EngineError::Build(error.trim().to_string()));

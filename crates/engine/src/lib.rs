@@ -4,6 +4,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod lines;
 pub mod proxy;
 pub mod setup;
 pub mod tasks;
@@ -89,5 +90,18 @@ pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
             status_code: 404,
             ..
         }
+    )
+}
+
+/// Whether a bollard error means the engine could not be reached at all (socket gone,
+/// connection refused or reset, timeout), as opposed to the engine refusing a request.
+pub fn is_unreachable(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        err,
+        E::HyperResponseError { .. }
+            | E::IOError { .. }
+            | E::RequestTimeoutError
+            | E::SocketNotFoundError(_)
     )
 }

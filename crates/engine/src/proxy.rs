@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How this instance's proxy should run.
+#[derive(Debug, Clone)]
 pub struct ProxySpec {
     pub image: String,
     pub static_config: String,

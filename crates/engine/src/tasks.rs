@@ -15,24 +15,28 @@ async fn forward_output(
     mut stream: impl Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
     log: &UnboundedSender<String>,
 ) -> Result<(), EngineError> {
+    // One assembler per stream, so stdout and stderr never interleave within a line.
+    let mut stdout = crate::lines::LineAssembler::default();
+    let mut stderr = crate::lines::LineAssembler::default();
     while let Some(item) = stream.next().await {
-        match item? {
-            LogOutput::StdOut { message }
-            | LogOutput::StdErr { message }
-            | LogOutput::Console { message } => {
-                for line in String::from_utf8_lossy(&message).lines() {
-                    let _ = log.send(line.to_string());
-                }
-            }
-            LogOutput::StdIn { .. } => {}
+        let lines = match item? {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
+            LogOutput::StdErr { message } => stderr.push(&message),
+            LogOutput::StdIn { .. } => Vec::new(),
+        };
+        for line in lines {
+            let _ = log.send(line);
         }
+    }
+    for line in [stdout.finish(), stderr.finish()].into_iter().flatten() {
+        let _ = log.send(line);
     }
     Ok(())
 }
 
 impl Engine {
     /// Runs `argv` in a one-off container made like `service` (same image, env, volumes,
-    /// network, limits; no proxy labels, no health check, no restart) and returns its exit
+    /// network, limits; no health check, no restart) and returns its exit
     /// code. The container is removed afterwards, also on timeout.
     pub async fn run_task(
         &self,
@@ -44,8 +48,6 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         let mut task = service.clone();
         task.container_name = name.to_string();
-        task.labels.retain(|key, _| !key.starts_with("traefik."));
-        task.labels.insert("traefik.enable".into(), "false".into());
         task.healthcheck = None;
         task.restart = "no".into();
         let (program, args) = argv

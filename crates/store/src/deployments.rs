@@ -72,6 +72,16 @@ impl Store {
     pub async fn enqueue(&self, new: NewDeployment<'_>) -> Result<DeploymentRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        // In the same write transaction as the insert: an app deleted a moment ago is
+        // not found, rather than given a deployment nobody can see.
+        let exists = sqlx::query("SELECT 1 FROM apps WHERE name = ?")
+            .bind(new.app.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound(format!("app {}", new.app)));
+        }
         let id: i64 = sqlx::query(
             "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at)
              VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",

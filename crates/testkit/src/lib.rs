@@ -99,6 +99,10 @@ impl Daemon {
             .args(["--proxy-https-port", &self.https_port.to_string()])
             .arg("--probe-bin")
             .arg(assets_dir().join("capstan-probe"))
+            // Sample repos live in the temporary directory; deploying them as local
+            // directories is what the operator allows here.
+            .arg("--source-dir")
+            .arg(std::env::temp_dir())
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))

@@ -5,8 +5,10 @@ use crate::{views, AppState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use capstan_core::{AppName, AppSpec, AppSpecPatch};
+use capstan_deploy::Caller;
 use serde_json::Value;
 
 /// Parses an app name from the path, with the same rules as creation.
@@ -16,6 +18,7 @@ pub fn app_name(raw: &str) -> Result<AppName, ApiError> {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(mut body) = body?;
@@ -45,7 +48,7 @@ pub async fn create(
             format!("invalid app settings: {e}"),
         )
     })?;
-    let view = state.deployer.create_app(&name, spec).await?;
+    let view = state.deployer.create_app(&name, spec, &caller).await?;
     Ok((StatusCode::CREATED, Json(views::app(&view))))
 }
 
@@ -64,12 +67,13 @@ pub async fn show(
 
 pub async fn patch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     body: Result<Json<AppSpecPatch>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = app_name(&app)?;
     let Json(patch) = body?;
-    let view = state.deployer.patch_app(&name, patch).await?;
+    let view = state.deployer.patch_app(&name, patch, &caller).await?;
     Ok(Json(views::app(&view)))
 }
 

@@ -6,10 +6,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use capstan_deploy::Caller;
 
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let header = request
@@ -33,7 +34,14 @@ pub async fn require_token(
             )
         })?;
     match state.deployer.store().token_scopes(token).await? {
-        Some(_) => Ok(next.run(request).await),
+        Some(scopes) => {
+            let caller = Caller {
+                name: "token".into(),
+                admin: scopes.split([',', ' ']).any(|s| s == "admin"),
+            };
+            request.extensions_mut().insert(caller);
+            Ok(next.run(request).await)
+        }
         None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token")),
     }
 }

@@ -38,8 +38,11 @@ impl From<ActionError> for ApiError {
     fn from(err: ActionError) -> Self {
         let status = match &err {
             ActionError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ActionError::Forbidden(_) => StatusCode::FORBIDDEN,
             ActionError::NotFound(_) => StatusCode::NOT_FOUND,
             ActionError::Conflict(_) => StatusCode::CONFLICT,
+            ActionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ActionError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ActionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, err.to_string())

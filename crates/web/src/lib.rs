@@ -59,9 +59,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
+/// Liveness with the proxy's state: `ok` when the proxy serves, `degraded` while it is
+/// being brought back (the daemon does that by itself).
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    let proxy = state.deployer.proxy_state();
     axum::Json(serde_json::json!({
-        "status": "ok",
+        "status": if proxy == capstan_deploy::ProxyState::Running { "ok" } else { "degraded" },
+        "proxy": proxy.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }

@@ -22,6 +22,10 @@ pub struct SecretBody {
     build: bool,
 }
 
+/// Said wherever a secret is marked `build`: the engine's classic builder only takes build
+/// arguments, which the image keeps in its history.
+pub const BUILD_SECRET_WARNING: &str = "a build secret is passed to the build as a build argument: anyone who can read the image (docker history, a registry it is pushed to) can read the value; use a runtime secret unless the build itself needs it";
+
 fn view(info: &SecretInfo) -> Value {
     json!({
         "name": info.name,
@@ -50,7 +54,11 @@ pub async fn put(
         .deployer
         .set_secret(&app, &name, &body.value, body.build)
         .await?;
-    Ok(Json(view(&info)))
+    let mut answer = view(&info);
+    if info.build {
+        answer["warning"] = json!(BUILD_SECRET_WARNING);
+    }
+    Ok(Json(answer))
 }
 
 pub async fn delete(

@@ -1,0 +1,151 @@
+//! The trust boundary around an app's settings: what only an admin may set (host paths,
+//! local source directories), what nobody may set (the daemon's data dir, the Docker
+//! socket, `/`), and what one app may not take from another (its domains). Checked when
+//! settings are saved and again when a deployment runs them.
+
+use crate::{ActionError, Deployer};
+use capstan_core::app::{check_host_path, normalize_host_path};
+use capstan_core::{AppName, AppSpec, Source};
+use std::path::{Path, PathBuf};
+
+/// Who asks for an action, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's (later: user's) name, for the record.
+    pub name: String,
+    /// Holds the `admin` scope: may mount host paths and deploy local directories.
+    pub admin: bool,
+}
+
+impl Caller {
+    /// The daemon itself (deployments it runs, recovery).
+    pub fn daemon() -> Self {
+        Self {
+            name: "capstan".into(),
+            admin: true,
+        }
+    }
+}
+
+/// Host paths no app may mount, whoever asks: the data dir, the Docker socket and the
+/// engine's own state, and the kernel's views of the host.
+pub fn protected_host_paths(data_dir: &Path, docker_socket: Option<&Path>) -> Vec<String> {
+    let mut paths = vec![
+        data_dir.to_string_lossy().into_owned(),
+        "/var/run/docker.sock".into(),
+        "/run/docker.sock".into(),
+        "/var/lib/docker".into(),
+        "/run/containerd".into(),
+        "/proc".into(),
+        "/sys".into(),
+        "/etc/capstan".into(),
+    ];
+    if let Some(socket) = docker_socket {
+        paths.push(socket.to_string_lossy().into_owned());
+    }
+    paths
+}
+
+impl Deployer {
+    /// Checks settings that cross a trust boundary, for `caller`; the error says what and
+    /// why. `app` is the app the settings are for (its own domains are fine).
+    pub(crate) async fn check_trust(
+        &self,
+        app: &AppName,
+        spec: &AppSpec,
+        caller: &Caller,
+    ) -> Result<(), ActionError> {
+        for volume in spec.volumes.iter().filter(|v| v.is_host_path()) {
+            if !caller.admin {
+                return Err(ActionError::Forbidden(format!(
+                    "volumes.source: {:?} is a host path, which needs a token with the admin scope",
+                    volume.source
+                )));
+            }
+            self.check_host_path("volumes.source", &volume.source)?;
+        }
+        if let Source::Path(dir) = &spec.source {
+            if !caller.admin {
+                return Err(ActionError::Forbidden(
+                    "source.path: deploying a directory of the daemon's host needs a token with the admin scope".into(),
+                ));
+            }
+            self.check_source_dir(dir)?;
+        }
+        self.check_domains_free(app, spec).await
+    }
+
+    /// A host path passes the lexical check and, if it exists, so does its real path
+    /// (`/var/run` is a link to `/run` on most hosts).
+    fn check_host_path(&self, field: &str, path: &str) -> Result<(), ActionError> {
+        let protected = &self.settings().protected_paths;
+        let invalid = |e: capstan_core::ValidationError| ActionError::Invalid(e.to_string());
+        check_host_path(field, path, protected).map_err(invalid)?;
+        let real_protected: Vec<String> = protected
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if let Ok(real) = std::fs::canonicalize(normalize_host_path(path)) {
+            let real = real.to_string_lossy().into_owned();
+            check_host_path(field, &real, protected).map_err(invalid)?;
+            check_host_path(field, &real, &real_protected).map_err(invalid)?;
+        }
+        Ok(())
+    }
+
+    /// A local source directory must lie inside one of the directories the operator
+    /// allowed (`source_dirs`; none by default) and never touch the daemon's own paths.
+    pub(crate) fn check_source_dir(&self, dir: &str) -> Result<PathBuf, ActionError> {
+        self.check_host_path("source.path", dir)?;
+        let allowed = &self.settings().source_dirs;
+        let real = std::fs::canonicalize(normalize_host_path(dir)).map_err(|_| {
+            ActionError::Invalid(format!("source.path: directory {dir} does not exist"))
+        })?;
+        let inside = allowed
+            .iter()
+            .filter_map(|a| std::fs::canonicalize(a).ok())
+            .any(|a| real.starts_with(&a));
+        if !inside {
+            return Err(ActionError::Forbidden(format!(
+                "source.path: {dir} is not inside a directory the operator allows for local sources ({}); set source_dirs in the daemon's configuration",
+                if allowed.is_empty() {
+                    "none are allowed".to_string()
+                } else {
+                    allowed
+                        .iter()
+                        .map(|a| a.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        }
+        Ok(real)
+    }
+
+    /// No two apps route the same host name: the first one keeps it.
+    async fn check_domains_free(&self, app: &AppName, spec: &AppSpec) -> Result<(), ActionError> {
+        if spec.domains.is_empty() {
+            return Ok(());
+        }
+        for other in self.store().apps().await? {
+            if &other.name == app {
+                continue;
+            }
+            for domain in &spec.domains {
+                let taken = other
+                    .spec
+                    .domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(domain));
+                if taken {
+                    return Err(ActionError::Conflict(format!(
+                        "domains: {domain} is already routed to app {}",
+                        other.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -269,7 +269,22 @@ fn parse_service(name: &str, service: &Value) -> Result<UserService, String> {
                 v["test"] =
                     Value::Sequence(vec![Value::String("CMD-SHELL".into()), Value::String(test)]);
             }
-            serde_norway::from_value::<ServiceHealth>(v).map_err(|e| format!("healthcheck: {e}"))
+            let health = serde_norway::from_value::<ServiceHealth>(v)
+                .map_err(|e| format!("healthcheck: {e}"))?;
+            for (key, value) in [
+                ("interval", &health.interval),
+                ("timeout", &health.timeout),
+                ("start_period", &health.start_period),
+            ] {
+                if let Some(value) = value {
+                    if capstan_core::duration::parse_duration(value).is_none() {
+                        return Err(format!(
+                            "healthcheck.{key}: {value:?} is not a duration (e.g. 30s, 1m30s, 1.5s, 500ms)"
+                        ));
+                    }
+                }
+            }
+            Ok(health)
         })
         .transpose()?;
     Ok(UserService {
@@ -414,7 +429,9 @@ services:
       - {type: volume, source: pgdata, target: /var/lib/postgresql/data}
     healthcheck:
       test: pg_isready
-      interval: 1s
+      interval: 1m30s
+      timeout: 1.5s
+      start_period: 500ms
 "#;
         let compose = parse_compose_file(text, "compose.yaml").unwrap();
         let web = &compose.services["web"];
@@ -455,6 +472,8 @@ services:
             ("services:\n  web:\n    image: x\n    depends_on: [db]\n", "\"db\", which is not a service"),
             ("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n", "cycle"),
             ("services:\n  Web_1:\n    image: x\n", "service name"),
+            ("services:\n  web:\n    image: x\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: \"10\"\n", "healthcheck.interval"),
+            ("services:\n  web:\n    image: x\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      timeout: 1x\n", "healthcheck.timeout"),
         ] {
             let err = parse_compose_file(text, "compose.yaml").unwrap_err().to_string();
             assert!(err.starts_with("source: compose.yaml:"), "{text}: {err}");

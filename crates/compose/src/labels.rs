@@ -8,6 +8,21 @@ pub const INSTANCE: &str = "capstan.instance";
 pub const APP: &str = "capstan.app";
 pub const DEPLOYMENT: &str = "capstan.deployment";
 pub const ROLE: &str = "capstan.role";
+/// The commit an image was built from.
+pub const COMMIT: &str = "capstan.commit";
+/// The content key of a build (context, Dockerfile, stage, arguments).
+pub const BUILD_KEY: &str = "capstan.build-key";
+/// A hash of the proxy's settings, to tell when it must be recreated.
+pub const FINGERPRINT: &str = "capstan.fingerprint";
+/// A hash of a companion's definition (secrets included).
+pub const DEFINITION: &str = "capstan.definition";
+/// The compose service a companion runs.
+pub const SERVICE: &str = "capstan.service";
+
+/// `key=value`, as Docker's label filters take it.
+pub fn filter(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
 /// The ACME resolver defined in `proxy/traefik.yml.j2`.
 pub const CERT_RESOLVER: &str = "letsencrypt";
 

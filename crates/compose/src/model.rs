@@ -140,14 +140,4 @@ impl ComposeSpec {
     }
 }
 
-/// Parses a compose duration as Capstan renders it (`"5s"` or `"250ms"`).
-pub fn parse_duration(duration: &str) -> Option<std::time::Duration> {
-    if let Some(ms) = duration.strip_suffix("ms") {
-        return ms.parse().ok().map(std::time::Duration::from_millis);
-    }
-    duration
-        .strip_suffix('s')?
-        .parse()
-        .ok()
-        .map(std::time::Duration::from_secs)
-}
+pub use capstan_core::duration::parse_duration;

@@ -193,51 +193,42 @@ pub struct AppSpecPatch {
 }
 
 impl AppSpec {
-    /// Applies a patch and validates the result; on error `self` is unchanged.
+    /// Applies a patch and validates the result; on error `self` is unchanged. Both
+    /// structs are spelled out whole (no `..`), so a new field cannot be forgotten here.
     pub fn patched(&self, patch: AppSpecPatch) -> Result<AppSpec, ValidationError> {
-        let mut next = self.clone();
-        if let Some(v) = patch.source {
-            next.source = v;
-        }
-        if let Some(v) = patch.port {
-            next.port = v;
-        }
-        if let Some(v) = patch.domains {
-            next.domains = v;
-        }
-        if let Some(v) = patch.tls {
-            next.tls = v;
-        }
-        if let Some(v) = patch.health {
-            next.health = v;
-        }
-        if let Some(v) = patch.env {
-            next.env = v;
-        }
-        if let Some(v) = patch.volumes {
-            next.volumes = v;
-        }
-        if let Some(v) = patch.limits {
-            next.limits = v;
-        }
-        if let Some(v) = patch.pre_deploy {
-            next.pre_deploy = v;
-        }
-        if let Some(v) = patch.post_deploy {
-            next.post_deploy = v;
-        }
-        if let Some(v) = patch.build {
-            next.build = v;
-        }
-        if let Some(v) = patch.replicas {
-            next.replicas = v;
-        }
-        if let Some(v) = patch.drain_secs {
-            next.drain_secs = v;
-        }
-        if let Some(v) = patch.stop_grace_secs {
-            next.stop_grace_secs = v;
-        }
+        let AppSpecPatch {
+            source,
+            port,
+            domains,
+            tls,
+            health,
+            env,
+            volumes,
+            limits,
+            pre_deploy,
+            post_deploy,
+            build,
+            replicas,
+            drain_secs,
+            stop_grace_secs,
+        } = patch;
+        let current = self.clone();
+        let next = AppSpec {
+            source: source.unwrap_or(current.source),
+            port: port.unwrap_or(current.port),
+            domains: domains.unwrap_or(current.domains),
+            tls: tls.unwrap_or(current.tls),
+            health: health.unwrap_or(current.health),
+            env: env.unwrap_or(current.env),
+            volumes: volumes.unwrap_or(current.volumes),
+            limits: limits.unwrap_or(current.limits),
+            pre_deploy: pre_deploy.unwrap_or(current.pre_deploy),
+            post_deploy: post_deploy.unwrap_or(current.post_deploy),
+            build: build.unwrap_or(current.build),
+            replicas: replicas.unwrap_or(current.replicas),
+            drain_secs: drain_secs.unwrap_or(current.drain_secs),
+            stop_grace_secs: stop_grace_secs.unwrap_or(current.stop_grace_secs),
+        };
         next.validate()?;
         Ok(next)
     }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod build_spec;
 pub mod deployment;
+pub mod duration;
 pub mod error;
 pub mod name;
 pub mod names;

@@ -76,71 +76,93 @@ impl RepoConfig {
         let mut spec = base.clone();
         let mut changed = Vec::new();
         let mut note = |field: &str| changed.push(format!("{field} (from {file})"));
-        if let Some(build) = &self.build {
-            if let Some(v) = build.kind {
-                spec.build.kind = v;
+        // Spelled out whole (no `..`), so a field added to the file cannot be forgotten.
+        let RepoConfig {
+            build,
+            port,
+            replicas,
+            health,
+            pre_deploy,
+            post_deploy,
+            env,
+            volumes,
+        } = self;
+        if let Some(build) = build {
+            let RepoBuild {
+                kind,
+                base_dir,
+                dockerfile,
+                target,
+                compose_file,
+                compose_service,
+                publish_dir,
+                static_image,
+                args,
+            } = build;
+            if let Some(v) = kind {
+                spec.build.kind = *v;
                 note("build.type");
             }
-            if let Some(v) = &build.base_dir {
+            if let Some(v) = base_dir {
                 spec.build.base_dir = v.clone();
                 note("build.base_dir");
             }
-            if let Some(v) = &build.dockerfile {
+            if let Some(v) = dockerfile {
                 spec.build.dockerfile = v.clone();
                 note("build.dockerfile");
             }
-            if let Some(v) = &build.target {
+            if let Some(v) = target {
                 spec.build.target = Some(v.clone());
                 note("build.target");
             }
-            if let Some(v) = &build.compose_file {
+            if let Some(v) = compose_file {
                 spec.build.compose_file = Some(v.clone());
                 note("build.compose_file");
             }
-            if let Some(v) = &build.compose_service {
+            if let Some(v) = compose_service {
                 spec.build.compose_service = Some(v.clone());
                 note("build.compose_service");
             }
-            if let Some(v) = &build.publish_dir {
+            if let Some(v) = publish_dir {
                 spec.build.publish_dir = Some(v.clone());
                 note("build.publish_dir");
             }
-            if let Some(v) = &build.static_image {
+            if let Some(v) = static_image {
                 spec.build.static_image = v.clone();
                 note("build.static_image");
             }
-            for (key, value) in &build.args {
+            for (key, value) in args {
                 spec.build.args.entry(key.clone()).or_insert(value.clone());
                 note(&format!("build.args.{key}"));
             }
         }
-        if let Some(v) = self.port {
+        if let Some(v) = *port {
             spec.port = v;
             note("port");
         }
-        if let Some(v) = self.replicas {
+        if let Some(v) = *replicas {
             spec.replicas = v;
             note("replicas");
         }
-        if let Some(v) = &self.health {
+        if let Some(v) = health {
             spec.health = v.clone();
             note("health");
         }
-        if let Some(v) = &self.pre_deploy {
+        if let Some(v) = pre_deploy {
             spec.pre_deploy = Some(v.clone());
             note("pre_deploy");
         }
-        if let Some(v) = &self.post_deploy {
+        if let Some(v) = post_deploy {
             spec.post_deploy = Some(v.clone());
             note("post_deploy");
         }
-        for (key, value) in &self.env {
+        for (key, value) in env {
             if !spec.env.contains_key(key) {
                 spec.env.insert(key.clone(), value.clone());
                 note(&format!("env.{key}"));
             }
         }
-        if let Some(v) = &self.volumes {
+        if let Some(v) = volumes {
             // The repo is less trusted than the app's owner: named volumes only.
             if let Some((index, volume)) = v.iter().enumerate().find(|(_, v)| v.is_host_path()) {
                 return Err(RepoConfigError {

@@ -81,16 +81,19 @@ impl Deployer {
         }
         let labels = HashMap::from([
             (
-                "capstan.instance".to_string(),
+                capstan_compose::labels::INSTANCE.to_string(),
                 self.engine().instance().to_string(),
             ),
-            ("capstan.app".to_string(), d.app.to_string()),
-            ("capstan.deployment".to_string(), d.id.to_string()),
+            (capstan_compose::labels::APP.to_string(), d.app.to_string()),
             (
-                "capstan.commit".to_string(),
+                capstan_compose::labels::DEPLOYMENT.to_string(),
+                d.id.to_string(),
+            ),
+            (
+                capstan_compose::labels::COMMIT.to_string(),
                 commit.unwrap_or_default().to_string(),
             ),
-            ("capstan.build-key".to_string(), build_key),
+            (capstan_compose::labels::BUILD_KEY.to_string(), build_key),
         ]);
         let _slot = self.build_slot(log).await;
         let request = BuildRequest {

@@ -20,10 +20,7 @@ use capstan_store::SecretValue;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// The label holding a hash of a companion's definition (secrets included).
-const DEFINITION: &str = "capstan.definition";
-/// The label naming a companion's compose service.
-const SERVICE: &str = "capstan.service";
+use capstan_compose::labels::{DEFINITION, SERVICE};
 /// How long a companion with a health check may take to become healthy.
 const COMPANION_DEADLINE: Duration = Duration::from_secs(120);
 

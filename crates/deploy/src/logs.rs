@@ -32,6 +32,23 @@ impl LogHub {
             .subscribe()
     }
 
+    /// Drops the deployment's channel once its last follower has gone, so following a
+    /// finished deployment (for which no end event will come) leaves nothing behind.
+    pub fn release(&self, deployment: i64) {
+        let mut channels = self.channels.lock().expect("log hub lock");
+        if channels
+            .get(&deployment)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            channels.remove(&deployment);
+        }
+    }
+
+    /// How many deployments have a live channel (for tests and metrics).
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().expect("log hub lock").len()
+    }
+
     fn publish(&self, deployment: i64, event: LogEvent) {
         let mut channels = self.channels.lock().expect("log hub lock");
         let end = matches!(event, LogEvent::End(_));
@@ -169,5 +186,20 @@ mod tests {
         );
         assert_eq!(masker.mask("  KEYLINE1  "), "  ****  ");
         assert_eq!(Masker::default().mask("plain"), "plain");
+    }
+
+    #[test]
+    fn following_finished_deployments_leaves_no_channel_behind() {
+        let hub = LogHub::default();
+        for _ in 0..1000 {
+            let receiver = hub.subscribe(7);
+            drop(receiver);
+            hub.release(7);
+        }
+        assert_eq!(hub.channel_count(), 0);
+        // A follower still listening keeps its channel.
+        let _listening = hub.subscribe(8);
+        hub.release(8);
+        assert_eq!(hub.channel_count(), 1);
     }
 }

@@ -352,11 +352,14 @@ impl Engine {
         role: &str,
     ) -> Result<Vec<OwnedContainer>, EngineError> {
         let mut label_filters = vec![
-            format!("capstan.instance={}", self.instance()),
-            format!("capstan.role={role}"),
+            capstan_compose::labels::filter(capstan_compose::labels::INSTANCE, self.instance()),
+            capstan_compose::labels::filter(capstan_compose::labels::ROLE, role),
         ];
         if let Some(app) = app {
-            label_filters.push(format!("capstan.app={app}"));
+            label_filters.push(capstan_compose::labels::filter(
+                capstan_compose::labels::APP,
+                app,
+            ));
         }
         let options = ListContainersOptions {
             all: true,

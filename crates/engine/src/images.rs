@@ -124,7 +124,13 @@ impl Engine {
         build_key: &str,
     ) -> Result<Option<String>, EngineError> {
         let images = self
-            .images_labelled(app, Some(&format!("capstan.build-key={build_key}")))
+            .images_labelled(
+                app,
+                Some(&capstan_compose::labels::filter(
+                    capstan_compose::labels::BUILD_KEY,
+                    build_key,
+                )),
+            )
             .await?;
         Ok(images.into_iter().next().map(|i| i.id))
     }
@@ -157,8 +163,8 @@ impl Engine {
         extra: Option<&str>,
     ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
         let mut labels = vec![
-            format!("capstan.instance={}", self.instance()),
-            format!("capstan.app={app}"),
+            capstan_compose::labels::filter(capstan_compose::labels::INSTANCE, self.instance()),
+            capstan_compose::labels::filter(capstan_compose::labels::APP, app),
         ];
         labels.extend(extra.map(str::to_string));
         let options = ListImagesOptions {

@@ -100,7 +100,7 @@ impl Engine {
                     .config
                     .as_ref()
                     .and_then(|c| c.labels.as_ref())
-                    .and_then(|l| l.get("capstan.fingerprint"))
+                    .and_then(|l| l.get(capstan_compose::labels::FINGERPRINT))
                     == Some(&fingerprint);
                 let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
                 if same {
@@ -160,9 +160,18 @@ impl Engine {
             ..Default::default()
         };
         let labels = HashMap::from([
-            ("capstan.instance".to_string(), self.instance().to_string()),
-            ("capstan.role".to_string(), "proxy".to_string()),
-            ("capstan.fingerprint".to_string(), fingerprint.to_string()),
+            (
+                capstan_compose::labels::INSTANCE.to_string(),
+                self.instance().to_string(),
+            ),
+            (
+                capstan_compose::labels::ROLE.to_string(),
+                "proxy".to_string(),
+            ),
+            (
+                capstan_compose::labels::FINGERPRINT.to_string(),
+                fingerprint.to_string(),
+            ),
         ]);
         let config = Config {
             image: Some(spec.image.clone()),

@@ -15,8 +15,11 @@ const APP_NETWORK_ROLE: &str = "app-network";
 impl Engine {
     fn owned_labels(&self, role: &str) -> HashMap<String, String> {
         HashMap::from([
-            ("capstan.instance".to_string(), self.instance().to_string()),
-            ("capstan.role".to_string(), role.to_string()),
+            (
+                capstan_compose::labels::INSTANCE.to_string(),
+                self.instance().to_string(),
+            ),
+            (capstan_compose::labels::ROLE.to_string(), role.to_string()),
         ])
     }
 
@@ -33,7 +36,7 @@ impl Engine {
     pub async fn ensure_app_network(&self, app: &AppName) -> Result<String, EngineError> {
         let name = self.names().app(app).network();
         let mut labels = self.owned_labels(APP_NETWORK_ROLE);
-        labels.insert("capstan.app".into(), app.to_string());
+        labels.insert(capstan_compose::labels::APP.into(), app.to_string());
         self.create_network_if_missing(&name, labels).await?;
         self.connect_proxy(&name).await?;
         Ok(name)
@@ -44,8 +47,8 @@ impl Engine {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
-                format!("capstan.instance={}", self.instance()),
-                format!("capstan.role={APP_NETWORK_ROLE}"),
+                capstan_compose::labels::filter(capstan_compose::labels::INSTANCE, self.instance()),
+                capstan_compose::labels::filter(capstan_compose::labels::ROLE, APP_NETWORK_ROLE),
             ],
         )]);
         let list = self

@@ -18,7 +18,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AppRecord, StoreError> {
     let spec: String = row.try_get("spec")?;
     Ok(AppRecord {
         name: AppName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        spec: serde_json::from_str(&spec)
+        spec: crate::stored_spec::decode(&spec)
             .map_err(|e| StoreError::Corrupt(format!("app {name}: {e}")))?,
         live_deployment_id: row.try_get("live_deployment_id")?,
         created_at: row.try_get("created_at")?,
@@ -27,7 +27,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<AppRecord, StoreError> {
 }
 
 fn spec_json(spec: &AppSpec) -> String {
-    serde_json::to_string(spec).expect("an AppSpec always serializes")
+    crate::stored_spec::encode(spec)
 }
 
 impl Store {

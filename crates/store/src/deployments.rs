@@ -208,7 +208,7 @@ impl Store {
         }
         let now = now_ms();
         let finished = if next.is_finished() { Some(now) } else { None };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE deployments SET state = ?, error = COALESCE(?, error),
                 finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?",
         )
@@ -219,6 +219,15 @@ impl Store {
         .bind(current.as_str())
         .execute(self.pool())
         .await?;
+        if done.rows_affected() == 0 {
+            // Someone else moved it between the read and the write.
+            let now_state = self.deployment(id).await?.state;
+            return Err(StoreError::IllegalTransition {
+                id,
+                from: now_state.to_string(),
+                to: next.to_string(),
+            });
+        }
         self.record_phase(id, next, now).await
     }
 

@@ -7,6 +7,7 @@ mod deployments;
 mod logs;
 mod releases;
 mod secrets;
+pub mod stored_spec;
 mod tokens;
 pub use tokens::hash_token;
 

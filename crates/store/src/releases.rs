@@ -39,7 +39,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ReleaseRecord, StoreError> {
         image: row.try_get("image")?,
         commit_sha: row.try_get("commit_sha")?,
         compose_spec: row.try_get("compose_spec")?,
-        app_spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        app_spec: crate::stored_spec::decode(&spec)?,
         repo_config: match (
             row.try_get::<Option<String>, _>("repo_config_file")?,
             row.try_get::<Option<String>, _>("repo_config")?,
@@ -55,7 +55,7 @@ impl Store {
     /// Records the release a deployment is about to start (before its containers exist),
     /// replacing an earlier one for the same deployment.
     pub async fn save_release(&self, new: &NewRelease<'_>) -> Result<ReleaseRecord, StoreError> {
-        let spec = serde_json::to_string(new.app_spec).expect("an AppSpec always serializes");
+        let spec = crate::stored_spec::encode(new.app_spec);
         let row = sqlx::query(
             "INSERT INTO releases (app, deployment_id, image, commit_sha, compose_spec, app_spec,
                 repo_config_file, repo_config, created_at)

@@ -229,6 +229,16 @@ async fn send_stored(
 async fn follow(
     deployer: capstan_deploy::Deployer,
     id: i64,
+    last: i64,
+    sender: tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
+) {
+    follow_until_end(&deployer, id, last, sender).await;
+    deployer.logs().release(id);
+}
+
+async fn follow_until_end(
+    deployer: &capstan_deploy::Deployer,
+    id: i64,
     mut last: i64,
     sender: tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
 ) {

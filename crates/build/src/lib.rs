@@ -6,6 +6,7 @@ pub mod compose_file;
 pub mod context;
 pub mod nixpacks_plan;
 pub mod plan;
+pub mod python_start;
 pub mod repo_config;
 pub mod source;
 pub mod tree;

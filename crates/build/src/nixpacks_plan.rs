@@ -61,6 +61,14 @@ fn path_str(dir: &Path) -> Result<&str, BuildError> {
         .ok_or_else(|| BuildError::Source(format!("{} is not UTF-8", dir.display())))
 }
 
+/// The plan's start command, if it has a non-empty one.
+fn start_command(plan: &nixpacks::nixpacks::plan::BuildPlan) -> Option<&str> {
+    plan.start_phase
+        .as_ref()
+        .and_then(|s| s.cmd.as_deref())
+        .filter(|c| !c.trim().is_empty())
+}
+
 /// The nixpacks providers that recognise the source at `dir` (e.g. `node`, `python`,
 /// `staticfile`); empty when none does.
 pub fn detect_providers(
@@ -80,33 +88,51 @@ pub fn detect_providers(
 
 /// Generates the build for `dir`: nixpacks' Dockerfile and its Nix files, read back from a
 /// scratch output directory. The source tree itself is not written to.
-pub fn generate(dir: &Path, args: &BTreeMap<String, String>) -> Result<NixpacksOutput, BuildError> {
+pub fn generate(
+    dir: &Path,
+    args: &BTreeMap<String, String>,
+    port: u16,
+) -> Result<NixpacksOutput, BuildError> {
     let path = path_str(dir)?;
-    let envs = env_pairs(args);
+    let mut envs = env_pairs(args);
+    let plan_with = |envs: &[String]| {
+        let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+        guarded("planning", || {
+            text(nixpacks::generate_build_plan(
+                path,
+                env_refs,
+                &GeneratePlanOptions::default(),
+            ))
+        })
+    };
+    let mut plan = plan_with(&envs)?;
+    let providers = match plan.providers.clone().filter(|p| !p.is_empty()) {
+        Some(providers) => providers,
+        None => detect_providers(dir, args)?,
+    };
+    if start_command(&plan).is_none() && providers.iter().any(|p| p == "python") {
+        if let Some(cmd) = crate::python_start::python_start_command(dir, port) {
+            envs.push(format!("NIXPACKS_START_CMD={cmd}"));
+            plan = plan_with(&envs)?;
+        }
+    }
     let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
-    let plan = guarded("planning", || {
-        text(nixpacks::generate_build_plan(
-            path,
-            env_refs.clone(),
-            &GeneratePlanOptions::default(),
-        ))
-    })?;
     if plan.phases.as_ref().is_none_or(|p| p.is_empty()) {
         return Err(BuildError::NoPlan(
             "nixpacks could not make a build plan for this source".into(),
         ));
     }
-    let has_start = plan
-        .start_phase
-        .as_ref()
-        .and_then(|s| s.cmd.as_ref())
-        .is_some_and(|c| !c.trim().is_empty());
-    if !has_start {
-        return Err(BuildError::NoPlan(
-            "nixpacks found no start command; add one (a \"start\" script in package.json, \
-             a Procfile, or [start] cmd in nixpacks.toml), or use a Dockerfile"
-                .into(),
-        ));
+    if start_command(&plan).is_none() {
+        let language = if providers.is_empty() {
+            "this source".to_string()
+        } else {
+            format!("a {} app", providers.join("/"))
+        };
+        return Err(BuildError::NoPlan(format!(
+            "nixpacks detected {language} but found no start command; add one (a Procfile \
+             with a `web:` line, [start] cmd in nixpacks.toml, or a \"start\" script in \
+             package.json for Node), or use a Dockerfile"
+        )));
     }
     let out = tempfile::tempdir()?;
     let options = DockerBuilderOptions {

@@ -135,7 +135,7 @@ pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, Buil
         BuildKind::Compose => compose_recipe(&context, build)?
             .map(|r| with_reason(r, "build type set to compose"))
             .ok_or_else(|| missing_compose(build)),
-        BuildKind::Nixpacks => nixpacks_recipe(&context, build, true)?
+        BuildKind::Nixpacks => nixpacks_recipe(&context, build, port, true)?
             .map(|r| with_reason(r, "build type set to nixpacks"))
             .ok_or_else(|| {
                 BuildError::NoPlan(
@@ -165,7 +165,7 @@ fn detect(context: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildE
     if let Some(r) = compose_recipe(context, build)? {
         return Ok(with_reason(r, "no Dockerfile; found a compose file"));
     }
-    if let Some(r) = nixpacks_recipe(context, build, false)? {
+    if let Some(r) = nixpacks_recipe(context, build, port, false)? {
         return Ok(with_reason(
             r,
             "no Dockerfile or compose file; nixpacks recognised the source",
@@ -375,6 +375,7 @@ pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe
 fn nixpacks_recipe(
     context: &Path,
     build: &BuildSpec,
+    port: u16,
     include_staticfile: bool,
 ) -> Result<Option<Recipe>, BuildError> {
     let providers = detect_providers(context, &build.args)?;
@@ -385,7 +386,7 @@ fn nixpacks_recipe(
     if languages.is_empty() {
         return Ok(None);
     }
-    let generated = generate_nixpacks(context, &build.args)?;
+    let generated = generate_nixpacks(context, &build.args, port)?;
     Ok(Some(Recipe {
         plan: Plan::Nixpacks {
             providers: languages,

@@ -85,6 +85,24 @@ fn python_with_requirements_txt() {
 }
 
 #[test]
+fn python_flask_without_a_start_command_gets_gunicorn_on_the_port() {
+    let text = nixpacks_dockerfile("python-flask-gunicorn", "python");
+    assert!(
+        text.contains("gunicorn app:app --bind 0.0.0.0:${PORT:-8080}"),
+        "{text}"
+    );
+}
+
+#[test]
+fn python_without_a_start_command_says_what_it_found_and_how_to_add_one() {
+    let err = prepare(&repo("python-no-start"), &auto(), 8080)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("python"), "{err}");
+    assert!(err.contains("Procfile") && err.contains("nixpacks.toml"), "{err}");
+}
+
+#[test]
 fn python_with_pyproject() {
     let text = nixpacks_dockerfile("python-pyproject", "python");
     assert!(text.contains("pip install"), "{text}");

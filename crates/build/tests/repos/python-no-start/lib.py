@@ -1,0 +1,3 @@
+import requests
+
+print("a library, not a server")

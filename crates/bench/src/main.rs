@@ -34,8 +34,9 @@ struct Args {
     /// Pause of each client between requests, in milliseconds.
     #[arg(long, default_value_t = 2)]
     pause_ms: u64,
-    /// Which sample apps: graceful, immediate, slow-start (comma separated).
-    #[arg(long, default_value = "graceful,immediate,slow-start")]
+    /// Which sample apps: graceful, immediate, slow-start, stubborn (ignores SIGTERM; its
+    /// rollbacks come right after a deploy) (comma separated).
+    #[arg(long, default_value = "graceful,immediate,slow-start,stubborn")]
     variants: String,
     /// Where to write the JSON results.
     #[arg(long, default_value = "docs/bench-results.json")]
@@ -56,6 +57,7 @@ fn variant_env(variant: &str) -> Vec<(&'static str, &'static str)> {
     match variant {
         "immediate" => vec![("SHUTDOWN", "immediate")],
         "slow-start" => vec![("HEALTHY_AFTER_SECS", "3")],
+        "stubborn" => vec![("SHUTDOWN", "ignore")],
         _ => vec![],
     }
 }
@@ -82,7 +84,7 @@ async fn run_variant(
             "health": {"path": "/health", "interval_secs": 0.25, "timeout_secs": 2, "retries": 3,
                        "start_period_secs": if variant == "slow-start" { 10 } else { 0 }, "deadline_secs": 60},
             "drain_secs": drain_secs,
-            "stop_grace_secs": 5
+            "stop_grace_secs": if variant == "stubborn" { 10 } else { 5 }
         }))
         .await;
     daemon.deploy_expect(variant, None, "live").await;
@@ -131,6 +133,32 @@ async fn run_variant(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for i in 0..args.rollbacks {
+        if variant == "stubborn" {
+            // Right after a deploy: the container it replaced ignores SIGTERM and sits in
+            // its 10 s grace period while the rollback runs.
+            let (git_ref, version) = if current == "version: a" {
+                ("b", "version: b")
+            } else {
+                ("a", "version: a")
+            };
+            let call_ms = now_ms();
+            let id = daemon.deploy(variant, Some(json!({"ref": git_ref}))).await;
+            let deployment = daemon.wait(id).await;
+            let new_version = if deployment["state"] == "live" {
+                version.to_string()
+            } else {
+                current.clone()
+            };
+            actions.push(Action {
+                kind: "deploy",
+                call_ms,
+                deployment,
+                old_version: current.clone(),
+                new_version: new_version.clone(),
+                drain_ms,
+            });
+            current = new_version;
+        }
         let new_version = if current == "version: a" {
             "version: b"
         } else {

@@ -267,6 +267,14 @@ pub fn print(results: &Results) {
         "<= 2000 ms",
         median(&rollbacks) <= 2000,
     );
+    if let Some(stubborn) = results.variants.iter().find(|v| v.name == "stubborn") {
+        row(
+            "rollback right after a deploy (SIGTERM ignored)",
+            format!("{} ms", median(&stubborn.rollback_ms)),
+            "<= 2000 ms",
+            median(&stubborn.rollback_ms) <= 2000,
+        );
+    }
     row(
         "orchestration overhead per deploy, median",
         format!("{} ms", median(&overheads)),

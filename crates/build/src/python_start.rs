@@ -54,9 +54,11 @@ pub fn python_start_command(dir: &Path, port: u16) -> Option<String> {
             _ => format!("python manage.py runserver {bind}"),
         });
     }
-    let module = ["app", "main", "server", "wsgi", "asgi"].into_iter().find(|m| {
-        std::fs::read_to_string(dir.join(format!("{m}.py"))).is_ok_and(|s| defines_app(&s))
-    })?;
+    let module = ["app", "main", "server", "wsgi", "asgi"]
+        .into_iter()
+        .find(|m| {
+            std::fs::read_to_string(dir.join(format!("{m}.py"))).is_ok_and(|s| defines_app(&s))
+        })?;
     let asgi = depends_on(&deps, "uvicorn") || depends_on(&deps, "fastapi");
     Some(if asgi {
         format!("uvicorn {module}:app --host 0.0.0.0 --port ${{PORT:-{port}}}")
@@ -99,7 +101,10 @@ mod tests {
     fn fastapi_with_uvicorn_in_main() {
         let dir = project(&[
             ("requirements.txt", "fastapi\nuvicorn[standard]\n"),
-            ("main.py", "from fastapi import FastAPI\napp: FastAPI = FastAPI()\n"),
+            (
+                "main.py",
+                "from fastapi import FastAPI\napp: FastAPI = FastAPI()\n",
+            ),
         ]);
         assert_eq!(
             python_start_command(dir.path(), 5000).unwrap(),

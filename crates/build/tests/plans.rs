@@ -99,7 +99,10 @@ fn python_without_a_start_command_says_what_it_found_and_how_to_add_one() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("python"), "{err}");
-    assert!(err.contains("Procfile") && err.contains("nixpacks.toml"), "{err}");
+    assert!(
+        err.contains("Procfile") && err.contains("nixpacks.toml"),
+        "{err}"
+    );
 }
 
 #[test]

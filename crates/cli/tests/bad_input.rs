@@ -303,7 +303,7 @@ async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
     let d = daemon.deploy_expect("web", None, "failed").await;
     let error = d["error"].as_str().unwrap();
     assert!(
-        error.contains("the symlink passwd points outside the build context"),
+        error.contains("the symlink passwd resolves outside the source tree"),
         "{d}"
     );
     assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
@@ -347,14 +347,30 @@ async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
     );
     assert_eq!(daemon.via_proxy("web.test", "/").await, serving);
 
-    // A local directory that does not exist.
-    daemon
+    // A local directory that does not exist is refused when set; one that disappears
+    // before the deploy fails the deployment.
+    let (status, body) = daemon
         .call(
             Method::PATCH,
             "/apps/web",
             Some(json!({"source": {"path": "/nonexistent/capstan"}})),
         )
         .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
+    let vanishing = tempfile::tempdir().unwrap();
+    let (status, body) = daemon
+        .call(
+            Method::PATCH,
+            "/apps/web",
+            Some(json!({"source": {"path": vanishing.path()}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    drop(vanishing);
     let d = daemon.deploy_expect("web", None, "failed").await;
     assert!(
         d["error"].as_str().unwrap().contains("does not exist"),

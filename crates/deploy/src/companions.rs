@@ -298,6 +298,11 @@ impl Deployer {
             self.engine().run_service(&service).await?;
             log.info(format!("started companion {name}")).await;
             if service.healthcheck.is_some() {
+                log.info(format!(
+                    "waiting for companion {name} to be healthy (up to {}s)",
+                    COMPANION_DEADLINE.as_secs()
+                ))
+                .await;
                 self.wait_companion_healthy(&name, log).await?;
             }
         }

@@ -318,10 +318,17 @@ impl Deployer {
 
     async fn remove_failed(&self, containers: &[String], log: &DeployLog) {
         for container in containers {
+            let proxy_up = self.proxy_state() == crate::ProxyState::Running;
             match self.engine().remove_container(container).await {
-                Ok(()) => {
+                Ok(()) if proxy_up => {
                     log.info(format!(
                         "removed {container}; the live version keeps serving"
+                    ))
+                    .await
+                }
+                Ok(()) => {
+                    log.info(format!(
+                        "removed {container}; the proxy is down and being brought back, after which the live version serves again"
                     ))
                     .await
                 }

@@ -61,10 +61,16 @@ pub enum ActionError {
 impl From<capstan_store::StoreError> for ActionError {
     fn from(err: capstan_store::StoreError) -> Self {
         use capstan_store::StoreError as E;
-        match err {
+        match &err {
             E::NotFound(what) => Self::NotFound(format!("{what} not found")),
             E::Conflict(what) => Self::Conflict(format!("{what} already exists")),
-            other => Self::Internal(other.to_string()),
+            E::IllegalTransition { .. } => Self::Conflict(err.to_string()),
+            // The database file busy, locked or unreadable right now: the environment's
+            // fault, worth retrying.
+            _ if err.is_unavailable() => {
+                Self::Unavailable(format!("the database is not available: {err}"))
+            }
+            _ => Self::Internal(err.to_string()),
         }
     }
 }

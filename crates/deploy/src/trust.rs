@@ -140,7 +140,8 @@ impl Deployer {
                     .any(|d| d.eq_ignore_ascii_case(domain));
                 if taken {
                     return Err(ActionError::Conflict(format!(
-                        "domains: {domain} is already routed to app {}",
+                        "domains: {} is already routed to app {}",
+                        domain.to_ascii_lowercase(),
                         other.name
                     )));
                 }

@@ -44,7 +44,7 @@ fn planned_specs_are_valid_compose() {
         assert_valid_compose(&report.compose_spec);
         assert!(report.compose_spec.contains("${TOKEN}"), "{repo}");
         if repo == "compose-app" {
-            assert!(report.compose_spec.contains("capstan-shop-cache"));
+            assert!(report.compose_spec.contains("capstan_shop_svc_cache"));
             assert!(report.compose_spec.contains("redis:7"));
         }
     }

@@ -7,7 +7,8 @@
 //! - `HEALTH_STATUS`: a fixed status for `/health` (e.g. 500: never healthy)
 //! - `CRASH_AFTER_SECS`: exit with status 3 this long after start
 //! - `SHUTDOWN`: `graceful` (default; on SIGTERM stop accepting, finish in-flight requests,
-//!   exit) or `immediate` (exit at once on SIGTERM, dropping in-flight requests)
+//!   exit), `immediate` (exit at once on SIGTERM, dropping in-flight requests) or `ignore`
+//!   (SIGTERM does nothing, as for a PID 1 without a handler: only SIGKILL stops it)
 //! - `EXIT_AT_START`: exit with status 1 before listening
 //!
 //! As a one-off task (pre/post-deploy commands): `capstan-sample task EXIT MESSAGE` prints
@@ -90,8 +91,10 @@ fn main() {
         });
     }
     let stopping = Arc::new(AtomicBool::new(false));
-    let graceful = std::env::var("SHUTDOWN").as_deref() != Ok("immediate");
-    watch_signals(stopping.clone(), graceful);
+    let shutdown = std::env::var("SHUTDOWN").unwrap_or_default();
+    if shutdown != "ignore" {
+        watch_signals(stopping.clone(), shutdown != "immediate");
+    }
     let listener = TcpListener::bind(format!("0.0.0.0:{port}")).expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     println!("capstan-sample {} listening on {port}", settings.version);

@@ -42,6 +42,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// Whether the database is busy, locked or unreadable right now (the environment's
+    /// fault, worth retrying), as opposed to a bad request or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
 /// The handle every other layer uses.
 #[derive(Clone)]
 pub struct Store {

@@ -74,8 +74,20 @@ impl Daemon {
                 .build()
                 .unwrap(),
         };
-        daemon.api = format!("http://127.0.0.1:{}", daemon.listen_port);
-        daemon.spawn().await;
+        // A port picked free can be taken by the engine (which publishes the proxy's API on
+        // a port of its choosing) before the daemon binds it: pick again and retry.
+        for attempt in 1..=4 {
+            daemon.api = format!("http://127.0.0.1:{}", daemon.listen_port);
+            match daemon.try_spawn().await {
+                Ok(()) => break,
+                Err(log) if attempt < 4 && log.contains("already allocated") => {
+                    daemon.proxy_port = free_port();
+                    daemon.https_port = free_port();
+                    daemon.listen_port = free_port();
+                }
+                Err(log) => panic!("daemon did not come up:\n{log}"),
+            }
+        }
         daemon.token = std::fs::read_to_string(daemon.data_dir.path().join("admin-token"))
             .unwrap()
             .trim()
@@ -85,6 +97,13 @@ impl Daemon {
 
     /// Starts (or restarts) the daemon process on the same data dir and ports.
     pub async fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn().await {
+            panic!("daemon did not come up:\n{log}");
+        }
+    }
+
+    /// Starts the daemon; on failure, returns its log.
+    async fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -119,17 +138,19 @@ impl Daemon {
                 .await
             {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited with {status}:\n{}", self.daemon_log());
+                self.child = None;
+                return Err(format!(
+                    "daemon exited with {status}:\n{}",
+                    self.daemon_log()
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not come up:\n{}",
-                self.daemon_log()
-            );
+            if Instant::now() >= deadline {
+                return Err(self.daemon_log());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

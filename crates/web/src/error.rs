@@ -94,3 +94,39 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_failure_has_its_status() {
+        let status = |err: ActionError| ApiError::from(err).status;
+        let engine_down = capstan_engine::EngineError::Proxy("not answering".into());
+        assert_eq!(status(engine_down.into()), StatusCode::SERVICE_UNAVAILABLE);
+        let unreachable = capstan_engine::EngineError::Docker(bollard_socket_gone());
+        assert_eq!(status(unreachable.into()), StatusCode::SERVICE_UNAVAILABLE);
+        let git_down = capstan_build::BuildError::Git {
+            action: "clone".into(),
+            detail: "fatal: unable to access 'https://h/r/': Could not resolve host: h".into(),
+        };
+        assert_eq!(status(git_down.into()), StatusCode::BAD_GATEWAY);
+        let bad_ref = capstan_build::BuildError::UnknownRef {
+            reference: "nope".into(),
+            url: "https://h/r".into(),
+        };
+        assert_eq!(status(bad_ref.into()), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status(ActionError::Forbidden("x".into())),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(ActionError::Conflict("x".into())),
+            StatusCode::CONFLICT
+        );
+    }
+
+    fn bollard_socket_gone() -> bollard::errors::Error {
+        bollard::errors::Error::SocketNotFoundError("/var/run/docker.sock".into())
+    }
+}

@@ -101,63 +101,25 @@ async fn run_variant(
     let mut current = "version: a".to_string();
     let drain_ms = drain_secs * 1000;
     for i in 0..args.redeploys {
-        let (git_ref, version) = if i % 2 == 0 {
-            ("b", "version: b")
-        } else {
-            ("a", "version: a")
-        };
-        let call_ms = now_ms();
-        let id = daemon.deploy(variant, Some(json!({"ref": git_ref}))).await;
-        let deployment = daemon.wait(id).await;
+        let action = redeploy(daemon, variant, &current, drain_ms).await;
         eprintln!(
             "[{variant}] redeploy {}/{}: {} ({})",
             i + 1,
             args.redeploys,
-            deployment["state"],
-            version
+            action.deployment["state"],
+            action.new_version
         );
-        let new_version = if deployment["state"] == "live" {
-            version.to_string()
-        } else {
-            current.clone()
-        };
-        actions.push(Action {
-            kind: "deploy",
-            call_ms,
-            deployment,
-            old_version: current.clone(),
-            new_version: new_version.clone(),
-            drain_ms,
-        });
-        current = new_version;
+        current = action.new_version.clone();
+        actions.push(action);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for i in 0..args.rollbacks {
         if variant == "stubborn" {
             // Right after a deploy: the container it replaced ignores SIGTERM and sits in
             // its 10 s grace period while the rollback runs.
-            let (git_ref, version) = if current == "version: a" {
-                ("b", "version: b")
-            } else {
-                ("a", "version: a")
-            };
-            let call_ms = now_ms();
-            let id = daemon.deploy(variant, Some(json!({"ref": git_ref}))).await;
-            let deployment = daemon.wait(id).await;
-            let new_version = if deployment["state"] == "live" {
-                version.to_string()
-            } else {
-                current.clone()
-            };
-            actions.push(Action {
-                kind: "deploy",
-                call_ms,
-                deployment,
-                old_version: current.clone(),
-                new_version: new_version.clone(),
-                drain_ms,
-            });
-            current = new_version;
+            let action = redeploy(daemon, variant, &current, drain_ms).await;
+            current = action.new_version.clone();
+            actions.push(action);
         }
         let new_version = if current == "version: a" {
             "version: b"
@@ -202,6 +164,31 @@ async fn run_variant(
     }
     tokio::time::sleep(Duration::from_secs(7)).await;
     (load.stop().await, actions)
+}
+
+/// Deploys the other of the two versions (`a` <-> `b`) and waits for the deployment.
+async fn redeploy(daemon: &Daemon, app: &str, current: &str, drain_ms: i64) -> Action {
+    let (git_ref, version) = if current == "version: a" {
+        ("b", "version: b")
+    } else {
+        ("a", "version: a")
+    };
+    let call_ms = now_ms();
+    let id = daemon.deploy(app, Some(json!({"ref": git_ref}))).await;
+    let deployment = daemon.wait(id).await;
+    let new_version = if deployment["state"] == "live" {
+        version.to_string()
+    } else {
+        current.to_string()
+    };
+    Action {
+        kind: "deploy",
+        call_ms,
+        deployment,
+        old_version: current.to_string(),
+        new_version,
+        drain_ms,
+    }
 }
 
 /// Calls `POST /apps/{app}/{kind}` (rollback or restart) and waits for the deployment.

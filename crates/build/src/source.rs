@@ -140,31 +140,7 @@ async fn git(
     Ok(String::from_utf8_lossy(&stdout).trim().to_string())
 }
 
-/// A URL with any credentials in it (`https://user:token@host/...`) replaced by `****`,
-/// for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}****@{}", &url[..scheme_end + 3], &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
-/// Every URL in `text` with its credentials redacted (git repeats the URL in errors).
-pub fn redact_urls(text: &str) -> String {
-    text.split_inclusive(|c: char| c.is_whitespace() || c == '\'' || c == '"')
-        .map(|word| {
-            let trimmed =
-                word.trim_end_matches(|c: char| c.is_whitespace() || c == '\'' || c == '"');
-            let tail = &word[trimmed.len()..];
-            format!("{}{tail}", redact_url(trimmed))
-        })
-        .collect()
-}
+pub use capstan_core::redact::{redact_url, redact_urls};
 
 /// Clones `url` into `dest` (which must not exist) and checks out `reference`, which may
 /// be a branch, a tag or a commit id. Submodules are fetched when the tree has any.
@@ -256,26 +232,6 @@ pub async fn local_commit(dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_in_urls_are_redacted() {
-        assert_eq!(
-            redact_url("https://user:s3cret@git.example/r.git"),
-            "https://****@git.example/r.git"
-        );
-        assert_eq!(
-            redact_url("https://git.example/r.git"),
-            "https://git.example/r.git"
-        );
-        assert_eq!(
-            redact_url("git@github.com:o/r.git"),
-            "git@github.com:o/r.git"
-        );
-        assert_eq!(
-            redact_urls("fatal: unable to access 'https://x:tok@h/r/': 403"),
-            "fatal: unable to access 'https://****@h/r/': 403"
-        );
-    }
 
     #[tokio::test]
     async fn a_remote_that_never_answers_is_given_up_on_quickly() {

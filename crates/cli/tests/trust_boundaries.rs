@@ -336,4 +336,9 @@ async fn secrets_and_credentials_never_reach_the_log() {
         "{log}\n{d}"
     );
     assert!(log.contains("http://****@127.0.0.1:9/x.git"), "{log}");
+    let shown = daemon.call(Method::GET, "/apps/creds", None).await.1;
+    assert_eq!(
+        shown["source"]["git"]["url"], "http://****@127.0.0.1:9/x.git",
+        "{shown}"
+    );
 }

@@ -23,8 +23,6 @@ pub const SERVICE: &str = "capstan.service";
 pub fn filter(key: &str, value: &str) -> String {
     format!("{key}={value}")
 }
-/// The ACME resolver defined in `proxy/traefik.yml.j2`.
-pub const CERT_RESOLVER: &str = "letsencrypt";
 
 /// Labels that say which daemon, app and deployment own a container.
 pub fn ownership(instance: &str, app: &str, deployment: i64) -> BTreeMap<String, String> {

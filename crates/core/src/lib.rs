@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod name;
 pub mod names;
+pub mod redact;
 pub mod repo_config;
 pub mod validate;
 

@@ -63,6 +63,18 @@ impl Deployer {
         let id = deployment.id;
         self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let queued_ms = now_ms - deployment.created_at;
+        if queued_ms >= 1000 {
+            log.info(format!(
+                "waited {:.1}s in the queue (for the app's previous deployment or a free deployment slot)",
+                queued_ms as f64 / 1000.0
+            ))
+            .await;
+        }
         let app_lock = self.app_lock(deployment.app.as_str());
         let app_guard = match app_lock.clone().try_lock_owned() {
             Ok(guard) => guard,

@@ -16,6 +16,12 @@ fn opt_time(ms: Option<i64>) -> Value {
 
 pub fn app(view: &AppView) -> Value {
     let mut value = serde_json::to_value(&view.app.spec).expect("an AppSpec always serializes");
+    // Credentials in a git URL are shown as `****`, like every other secret.
+    if let Some(url) = value.pointer_mut("/source/git/url") {
+        if let Some(text) = url.as_str() {
+            *url = json!(capstan_core::redact::redact_url(text));
+        }
+    }
     let object = value.as_object_mut().expect("an AppSpec is an object");
     object.insert("name".into(), json!(view.app.name));
     object.insert("created_at".into(), json!(time(view.app.created_at)));

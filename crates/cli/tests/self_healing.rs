@@ -45,12 +45,7 @@ async fn wait_serving(daemon: &Daemon, host: &str, expected: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_is_brought_back_without_a_daemon_restart() {
     let daemon = support::start_daemon().await;
-    let repo = SampleRepo::new();
-    repo.commit_version("v1", &[]);
-    daemon
-        .create_app(sample_app("web", &repo, "main", "web.test"))
-        .await;
-    daemon.deploy_expect("web", None, "live").await;
+    let repo = daemon.live_sample("web", "web.test", &[]).await;
     assert_eq!(health(&daemon).await["proxy"], "running");
     let proxy = format!("{}-proxy", daemon.instance);
 
@@ -216,12 +211,7 @@ async fn a_source_that_hangs_is_given_up_on_and_leaves_no_process() {
 
     // So does a deployment, and another app's deploy is not held up meanwhile.
     let hung = daemon.deploy("hang", None).await;
-    let repo = SampleRepo::new();
-    repo.commit_version("v1", &[]);
-    daemon
-        .create_app(sample_app("other", &repo, "main", "other.test"))
-        .await;
-    daemon.deploy_expect("other", None, "live").await;
+    daemon.live_sample("other", "other.test", &[]).await;
     let d = daemon.wait(hung).await;
     assert_eq!(d["state"], "failed");
     assert!(d["error"].as_str().unwrap().contains("no progress"), "{d}");

@@ -65,12 +65,7 @@ async fn images_and_repos_cannot_route_mount_or_read_what_they_do_not_own() {
     let instance = daemon.instance.clone();
 
     // The victim: an ordinary app on victim.test.
-    let victim_repo = SampleRepo::new();
-    victim_repo.commit_version("v1", &[]);
-    daemon
-        .create_app(sample_app("victim", &victim_repo, "main", "victim.test"))
-        .await;
-    daemon.deploy_expect("victim", None, "live").await;
+    let victim_repo = daemon.live_sample("victim", "victim.test", &[]).await;
 
     // An image whose labels claim the victim's domain with top priority.
     let evil_repo = SampleRepo::new();

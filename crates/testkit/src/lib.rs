@@ -302,6 +302,16 @@ impl Daemon {
         d
     }
 
+    /// A new sample repo at version `v1` (with `env`), an app `name` from it on `host`,
+    /// deployed and live. Returns the repo, for later versions.
+    pub async fn live_sample(&self, name: &str, host: &str, env: &[(&str, &str)]) -> SampleRepo {
+        let repo = SampleRepo::new();
+        repo.commit_version("v1", env);
+        self.create_app(sample_app(name, &repo, "main", host)).await;
+        self.deploy_expect(name, None, "live").await;
+        repo
+    }
+
     /// GET through the proxy with a Host header: (status, body).
     pub async fn via_proxy(&self, host: &str, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.proxy_port);

@@ -19,7 +19,8 @@ stop() {
   fi
   ids=$(docker ps -aq --filter "label=capstan.instance=$instance")
   [ -n "$ids" ] && docker rm -f $ids >/dev/null
-  docker network rm "$instance" >/dev/null 2>&1 || true
+  networks=$(docker network ls -q --filter "label=capstan.instance=$instance")
+  [ -n "$networks" ] && docker network rm $networks >/dev/null
   docker volume rm -f "$instance-probe" "$instance-proxy-data" >/dev/null 2>&1 || true
   rm -rf "$demo"
   echo "demo stopped and cleaned up"

@@ -32,8 +32,21 @@ enum Command {
     Plan(plan::PlanArgs),
 }
 
+/// Client commands end quietly when what reads their output goes away (`capstan logs 7 |
+/// head`): the default SIGPIPE action, as for any Unix tool. The daemon keeps Rust's
+/// default (ignored), so a client that hangs up never takes it down.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores a signal's default disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

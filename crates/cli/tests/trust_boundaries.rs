@@ -107,6 +107,26 @@ async fn images_and_repos_cannot_route_mount_or_read_what_they_do_not_own() {
         "no router from image labels: {rawdata}"
     );
 
+    // PATCH is a JSON merge patch: a nested change keeps the object's other fields.
+    let (status, body) = daemon
+        .call(
+            Method::PATCH,
+            "/apps/victim",
+            Some(json!({"health": {"retries": 5}, "env": {"A": "1"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["health"]["path"], "/health", "{body}");
+    assert_eq!(body["health"]["retries"], 5, "{body}");
+    let (_, body) = daemon
+        .call(
+            Method::PATCH,
+            "/apps/victim",
+            Some(json!({"env": {"A": null}})),
+        )
+        .await;
+    assert_eq!(body["env"], json!({}), "{body}");
+
     // A domain another app routes is refused, in any case.
     let mut thief = sample_app("thief", &victim_repo, "main", "VICTIM.test");
     refused(

@@ -193,42 +193,30 @@ pub struct AppSpecPatch {
 }
 
 impl AppSpec {
-    /// Applies a patch and validates the result; on error `self` is unchanged. Both
-    /// structs are spelled out whole (no `..`), so a new field cannot be forgotten here.
-    pub fn patched(&self, patch: AppSpecPatch) -> Result<AppSpec, ValidationError> {
-        let AppSpecPatch {
-            source,
-            port,
-            domains,
-            tls,
-            health,
-            env,
-            volumes,
-            limits,
-            pre_deploy,
-            post_deploy,
-            build,
-            replicas,
-            drain_secs,
-            stop_grace_secs,
-        } = patch;
-        let current = self.clone();
-        let next = AppSpec {
-            source: source.unwrap_or(current.source),
-            port: port.unwrap_or(current.port),
-            domains: domains.unwrap_or(current.domains),
-            tls: tls.unwrap_or(current.tls),
-            health: health.unwrap_or(current.health),
-            env: env.unwrap_or(current.env),
-            volumes: volumes.unwrap_or(current.volumes),
-            limits: limits.unwrap_or(current.limits),
-            pre_deploy: pre_deploy.unwrap_or(current.pre_deploy),
-            post_deploy: post_deploy.unwrap_or(current.post_deploy),
-            build: build.unwrap_or(current.build),
-            replicas: replicas.unwrap_or(current.replicas),
-            drain_secs: drain_secs.unwrap_or(current.drain_secs),
-            stop_grace_secs: stop_grace_secs.unwrap_or(current.stop_grace_secs),
-        };
+    /// Applies a JSON merge patch (RFC 7396) and validates the result; on error `self`
+    /// is unchanged. Nested objects merge (`{"build": {"base_dir": "x"}}` keeps
+    /// `build.type`), `null` removes a field (its default applies), arrays and `source`
+    /// are replaced whole. The patch's keys and types are checked first, so an unknown or
+    /// misspelt field is named.
+    pub fn merge_patch(&self, patch: &serde_json::Value) -> Result<AppSpec, ValidationError> {
+        let invalid = |e: serde_json::Error| ValidationError::new("settings", e.to_string());
+        if !patch.is_object() {
+            return Err(ValidationError::new(
+                "settings",
+                "the patch must be a JSON object",
+            ));
+        }
+        // Keys and types checked on the patch without its nested `null`s (removals).
+        let mut shape = patch.clone();
+        if let Some(fields) = shape.as_object_mut() {
+            fields.values_mut().for_each(drop_nulls);
+        }
+        // With the path of the offending field (`pre_deploy.command: invalid type ...`).
+        serde_path_to_error::deserialize::<_, AppSpecPatch>(shape)
+            .map_err(|e| ValidationError::new("settings", e.to_string()))?;
+        let mut merged = serde_json::to_value(self).map_err(invalid)?;
+        merge_json(&mut merged, patch, true);
+        let next: AppSpec = serde_json::from_value(merged).map_err(invalid)?;
         next.validate()?;
         Ok(next)
     }
@@ -306,6 +294,41 @@ impl Source {
                 check_no_control("source.path", path)
             }
             Source::Image(image) => check_image_ref(image),
+        }
+    }
+}
+
+/// Removes every `null` member of the objects in `value`.
+fn drop_nulls(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(fields) = value {
+        fields.retain(|_, v| !v.is_null());
+        fields.values_mut().for_each(drop_nulls);
+    }
+}
+
+/// RFC 7396 merge of `patch` into `target`. At the top level, `source` (an enum: one key
+/// names the variant) is replaced whole rather than merged.
+fn merge_json(target: &mut serde_json::Value, patch: &serde_json::Value, top: bool) {
+    use serde_json::Value;
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let fields = target.as_object_mut().expect("made an object above");
+    for (key, value) in changes {
+        if value.is_null() {
+            fields.remove(key);
+        } else if top && key == "source" {
+            fields.insert(key.clone(), value.clone());
+        } else {
+            merge_json(
+                fields.entry(key.clone()).or_insert(Value::Null),
+                value,
+                false,
+            );
         }
     }
 }
@@ -422,13 +445,55 @@ mod tests {
     }
 
     #[test]
-    fn patch_keeps_unset_fields_and_validates() {
-        let base = spec(r#"{"source":{"path":"/a"},"domains":["a.test"]}"#).unwrap();
-        let patch: AppSpecPatch = serde_json::from_str(r#"{"port":3000}"#).unwrap();
-        let next = base.patched(patch).unwrap();
+    fn patch_keeps_unset_fields_merges_objects_and_validates() {
+        let base = spec(
+            r#"{"source":{"path":"/a"},"domains":["a.test"],"build":{"type":"dockerfile"},"env":{"A":"1","B":"2"}}"#,
+        )
+        .unwrap();
+        let patch = serde_json::json!({"port": 3000, "build": {"base_dir": "x"}, "env": {"B": null, "C": "3"}});
+        let next = base.merge_patch(&patch).unwrap();
         assert_eq!(next.port, 3000);
         assert_eq!(next.domains, vec!["a.test".to_string()]);
-        let bad: AppSpecPatch = serde_json::from_str(r#"{"domains":["no spaces"]}"#).unwrap();
-        assert!(base.patched(bad).is_err());
+        assert_eq!(
+            next.build.kind,
+            crate::BuildKind::Dockerfile,
+            "kept by the merge"
+        );
+        assert_eq!(next.build.base_dir, "x");
+        assert_eq!(next.env.get("A").map(String::as_str), Some("1"));
+        assert!(!next.env.contains_key("B"));
+        let next = next
+            .merge_patch(&serde_json::json!({"source": {"image": "x:1"}, "pre_deploy": null}))
+            .unwrap();
+        assert_eq!(next.source, Source::Image("x:1".into()));
+        for (bad, field) in [
+            (serde_json::json!({"domains": ["no spaces"]}), "domains"),
+            (serde_json::json!({"prot": 1}), "prot"),
+            (
+                serde_json::json!({"build": {"dokerfile": "x"}}),
+                "dokerfile",
+            ),
+            (serde_json::json!([1]), "object"),
+            (
+                serde_json::json!({"pre_deploy": {"command": "sh -c x"}}),
+                "pre_deploy.command",
+            ),
+        ] {
+            let err = base.merge_patch(&bad).unwrap_err().to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_setting_can_be_patched() {
+        // A field added to AppSpec but not to AppSpecPatch would be refused as unknown.
+        let full = spec(
+            r#"{"source":{"path":"/a"},"pre_deploy":{"command":["x"]},"post_deploy":{"command":["y"]}}"#,
+        )
+        .unwrap();
+        let every_key = serde_json::to_value(&full).unwrap();
+        let keys: Vec<&String> = every_key.as_object().unwrap().keys().collect();
+        assert!(keys.len() >= 14, "{keys:?}");
+        serde_json::from_value::<AppSpecPatch>(every_key.clone()).unwrap();
     }
 }

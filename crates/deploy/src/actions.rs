@@ -3,7 +3,7 @@
 
 use crate::{ActionError, Caller, Deployer};
 use capstan_core::app::check_git_ref;
-use capstan_core::{AppName, AppSpec, AppSpecPatch, DeploymentState, Trigger};
+use capstan_core::{AppName, AppSpec, DeploymentState, Trigger};
 use capstan_store::{AppRecord, DeploymentRecord, NewDeployment};
 
 /// An app with its live deployment.
@@ -55,18 +55,19 @@ impl Deployer {
         Ok(views)
     }
 
-    /// Changes settings; they take effect with the next deploy or restart.
+    /// Changes settings with a JSON merge patch; they take effect with the next deploy or
+    /// restart.
     pub async fn patch_app(
         &self,
         name: &AppName,
-        patch: AppSpecPatch,
+        patch: &serde_json::Value,
         caller: &Caller,
     ) -> Result<AppView, ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
         let current = self.store().app(name).await?;
         let next = current
             .spec
-            .patched(patch)
+            .merge_patch(patch)
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
         self.check_trust(name, &next, caller).await?;
         self.store().update_app_spec(name, &next).await?;

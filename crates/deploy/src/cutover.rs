@@ -257,7 +257,7 @@ impl Deployer {
     }
 
     async fn copy_container_logs(&self, container: &str, log: &DeployLog) {
-        match self.engine().tail_logs(container, 30).await {
+        match self.engine().tail_logs(container, 50).await {
             Ok(lines) if !lines.is_empty() => {
                 log.info(format!(
                     "last {} lines of {container}'s output:",

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
-use capstan_core::{AppName, AppSpec, AppSpecPatch};
+use capstan_core::{AppName, AppSpec};
 use capstan_deploy::Caller;
 use serde_json::Value;
 
@@ -69,11 +69,11 @@ pub async fn patch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-    body: Result<Json<AppSpecPatch>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = app_name(&app)?;
     let Json(patch) = body?;
-    let view = state.deployer.patch_app(&name, patch, &caller).await?;
+    let view = state.deployer.patch_app(&name, &patch, &caller).await?;
     Ok(Json(views::app(&view)))
 }
 

@@ -84,7 +84,9 @@ async fn run_variant(
             "health": {"path": "/health", "interval_secs": 0.25, "timeout_secs": 2, "retries": 3,
                        "start_period_secs": if variant == "slow-start" { 10 } else { 0 }, "deadline_secs": 60},
             "drain_secs": drain_secs,
-            "stop_grace_secs": if variant == "stubborn" { 10 } else { 5 }
+            "stop_grace_secs": if variant == "stubborn" { 10 } else { 5 },
+            // The stubborn app runs without an init process, as PID 1 that ignores SIGTERM.
+            "init": variant != "stubborn"
         }))
         .await;
     daemon.deploy_expect(variant, None, "live").await;

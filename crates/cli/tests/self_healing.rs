@@ -81,6 +81,8 @@ async fn rollback_right_after_a_deploy_does_not_wait_for_retirement() {
     repo.commit_version("v1", &[("SHUTDOWN", "ignore")]);
     let mut settings = sample_app("stubborn", &repo, "main", "stubborn.test");
     settings["stop_grace_secs"] = json!(15);
+    // Without an init process the app is PID 1 and SIGTERM does nothing to it.
+    settings["init"] = json!(false);
     settings["health"]["interval_secs"] = json!(0.25);
     daemon.create_app(settings).await;
     let first = daemon.deploy_expect("stubborn", None, "live").await;
@@ -124,6 +126,28 @@ async fn rollback_right_after_a_deploy_does_not_wait_for_retirement() {
         "rollback right after deploy: live {took:?} after the API call (deploy {})",
         second["id"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_init_an_app_that_ignores_sigterm_stops_at_once() {
+    let daemon = support::start_daemon().await;
+    let repo = SampleRepo::new();
+    repo.commit_version("v1", &[("SHUTDOWN", "ignore")]);
+    let mut settings = sample_app("tini", &repo, "main", "tini.test");
+    settings["stop_grace_secs"] = json!(120);
+    daemon.create_app(settings).await;
+    let first = daemon.deploy_expect("tini", None, "live").await;
+    repo.commit_version("v2", &[("SHUTDOWN", "ignore")]);
+    let second = daemon.deploy_expect("tini", None, "live").await;
+    let old = format!("{}_tini_d{}", daemon.instance, first["id"]);
+    let new = format!("{}_tini_d{}", daemon.instance, second["id"]);
+    let init = docker(&["inspect", "-f", "{{.HostConfig.Init}}", &new]);
+    assert_eq!(init.trim(), "true");
+    // The init process passes SIGTERM on, and the app (no longer PID 1) dies of it: the
+    // old container is gone long before its 120 s grace period would end (the wait
+    // below gives up after 30 s).
+    daemon.wait_containers("tini", &[new]).await;
+    println!("{old} retired well inside its grace period");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

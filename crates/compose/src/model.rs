@@ -20,6 +20,9 @@ pub struct Service {
     pub container_name: String,
     pub restart: String,
     pub stop_grace_period: String,
+    /// Run an init process as PID 1 (signals forwarded, zombies reaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     #[serde(default)]

@@ -124,6 +124,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         image => input.image,
         container_name => names.container,
         stop_grace_period => format!("{}s", spec.stop_grace_secs),
+        init => spec.init,
         environment => environment,
         labels => all_labels,
         health_test => vec!["CMD".to_string(), PROBE_PATH.to_string(), url, format!("{}", health.timeout_secs)],

@@ -154,6 +154,14 @@ pub struct AppSpec {
     /// Time between SIGTERM and SIGKILL when a container is stopped.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u32,
+    /// Run an init process as PID 1 in the app's containers (Docker's `--init`): an app
+    /// that ignores SIGTERM as PID 1 still stops at once, and zombies are reaped.
+    #[serde(default = "default_init")]
+    pub init: bool,
+}
+
+fn default_init() -> bool {
+    true
 }
 
 fn default_port() -> u16 {
@@ -190,6 +198,7 @@ pub struct AppSpecPatch {
     pub replicas: Option<u32>,
     pub drain_secs: Option<u32>,
     pub stop_grace_secs: Option<u32>,
+    pub init: Option<bool>,
 }
 
 impl AppSpec {

@@ -65,6 +65,7 @@ pub(crate) fn companion_service(
             .companion(&service.name),
         restart: "unless-stopped".into(),
         stop_grace_period: "10s".into(),
+        init: None,
         environment: service.environment.clone(),
         labels: BTreeMap::from([
             (labels::INSTANCE.to_string(), instance.to_string()),
@@ -101,6 +102,7 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
         container_name: String::new(),
         restart: String::new(),
         stop_grace_period: String::new(),
+        init: None,
         environment: web.environment.clone(),
         labels: BTreeMap::new(),
         healthcheck: None,

@@ -194,7 +194,7 @@ impl Engine {
                 memory,
                 nano_cpus,
                 network_mode,
-                init: Some(false),
+                init: Some(service.init.unwrap_or(false)),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {

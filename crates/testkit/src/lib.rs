@@ -374,45 +374,36 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
         let filter = format!("label=capstan.instance={}", self.instance);
-        let ids: Vec<String> = docker(&["ps", "-aq", "--filter", &filter])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f", "-v"];
-            args.extend(ids.iter().map(String::as_str));
-            docker(&args);
-        }
-        let networks: Vec<String> = docker(&["network", "ls", "-q", "--filter", &filter])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !networks.is_empty() {
-            let mut args = vec!["network", "rm"];
-            args.extend(networks.iter().map(String::as_str));
-            docker(&args);
-        }
-        let volumes: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        for volume in
-            volumes
-                .iter()
-                .map(String::as_str)
-                .chain([format!("{}-proxy-data", self.instance).as_str()])
-        {
-            docker(&["volume", "rm", "-f", volume]);
-        }
-        let images: Vec<String> = docker(&["images", "-q", "--filter", &filter])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !images.is_empty() {
-            let mut args = vec!["rmi", "-f"];
-            args.extend(images.iter().map(String::as_str));
-            docker(&args);
-        }
+        remove_listed(
+            &["ps", "-aq", "--filter", &filter],
+            &["rm", "-f", "-v"],
+            &[],
+        );
+        remove_listed(
+            &["network", "ls", "-q", "--filter", &filter],
+            &["network", "rm"],
+            &[],
+        );
+        // The proxy's ACME volume is created by its mount, without labels.
+        let proxy_data = format!("{}-proxy-data", self.instance);
+        remove_listed(
+            &["volume", "ls", "-q", "--filter", &filter],
+            &["volume", "rm", "-f"],
+            &[proxy_data],
+        );
+        remove_listed(&["images", "-q", "--filter", &filter], &["rmi", "-f"], &[]);
+    }
+}
+
+/// Removes, with one `docker <remove…>` call, what `docker <list…>` lists plus `extra`.
+fn remove_listed(list: &[&str], remove: &[&str], extra: &[String]) {
+    let listed = docker(list);
+    let mut args: Vec<&str> = remove.to_vec();
+    let before = args.len();
+    args.extend(listed.lines().filter(|l| !l.is_empty()));
+    args.extend(extra.iter().map(String::as_str));
+    if args.len() > before {
+        docker(&args);
     }
 }
 

@@ -22,6 +22,8 @@ stop() {
   networks=$(docker network ls -q --filter "label=capstan.instance=$instance")
   [ -n "$networks" ] && docker network rm $networks >/dev/null
   docker volume rm -f "$instance-probe" "$instance-proxy-data" >/dev/null 2>&1 || true
+  images=$(docker images -q --filter "label=capstan.instance=$instance")
+  [ -n "$images" ] && docker rmi -f $images >/dev/null
   rm -rf "$demo"
   echo "demo stopped and cleaned up"
 }

@@ -71,6 +71,22 @@ pub struct UserService {
     pub volumes: Vec<ServiceVolume>,
     pub healthcheck: Option<ServiceHealth>,
     pub depends_on: Vec<String>,
+    /// Container ports of `ports` (the host side is ignored: traffic comes through the
+    /// proxy), in the file's order.
+    pub ports: Vec<u16>,
+    /// Ports of `expose`, in the file's order.
+    pub expose: Vec<u16>,
+}
+
+impl UserService {
+    /// The port the service listens on, as its file says: the first container port of
+    /// `ports`, else the first of `expose`, with the key it came from.
+    pub fn declared_port(&self) -> Option<(u16, &'static str)> {
+        self.ports
+            .first()
+            .map(|p| (*p, "ports"))
+            .or_else(|| self.expose.first().map(|p| (*p, "expose")))
+    }
 }
 
 /// The user's compose file, services by name.
@@ -287,6 +303,22 @@ fn parse_service(name: &str, service: &Value) -> Result<UserService, String> {
             Ok(health)
         })
         .transpose()?;
+    let ports = match get("ports") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|v| container_port(v, "ports"))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("has ports that are not a list".into()),
+    };
+    let expose = match get("expose") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|v| container_port(v, "expose"))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("has expose that is not a list".into()),
+    };
     Ok(UserService {
         name: name.to_string(),
         image,
@@ -299,7 +331,33 @@ fn parse_service(name: &str, service: &Value) -> Result<UserService, String> {
         volumes,
         healthcheck,
         depends_on,
+        ports,
+        expose,
     })
+}
+
+/// The container side of one `ports` or `expose` entry: `80`, `"8080:80"`,
+/// `"127.0.0.1:8080:80/tcp"`, `"3000-3005"` (the first of a range), or the long form's
+/// `target`.
+fn container_port(value: &Value, key: &str) -> Result<u16, String> {
+    let text = match value {
+        Value::Mapping(_) => {
+            let target = value
+                .get("target")
+                .ok_or_else(|| format!("has a {key} entry without a target"))?;
+            string(target, key)?
+        }
+        other => string(other, key)?,
+    };
+    let container = text.rsplit(':').next().unwrap_or_default();
+    let container = container.split('/').next().unwrap_or_default();
+    let first = container.split('-').next().unwrap_or_default();
+    match first.trim().parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!(
+            "has a {key} entry {text:?} whose container port is not a number from 1 to 65535"
+        )),
+    }
 }
 
 fn parse_build(value: &Value) -> Result<ServiceBuild, String> {
@@ -420,7 +478,8 @@ services:
       - DB_HOST=db
       - EMPTY
     volumes: ["uploads:/srv/uploads"]
-    ports: ["8080:8080"]
+    ports: ["127.0.0.1:9000:8080/tcp", {target: 81, published: 8081}]
+    expose: [3000]
     depends_on: [db]
   db:
     image: postgres:16
@@ -445,6 +504,8 @@ services:
         );
         assert_eq!(web.environment["DB_HOST"], "db");
         assert_eq!(web.volumes[0].name, "uploads");
+        assert_eq!(web.ports, vec![8080, 81]);
+        assert_eq!(web.declared_port(), Some((8080, "ports")));
         let db = &compose.services["db"];
         assert_eq!(db.environment["PORT"], "5432");
         assert_eq!(

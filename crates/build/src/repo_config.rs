@@ -73,7 +73,7 @@ mod tests {
         let mut spec: AppSpec =
             serde_json::from_str(r#"{"source":{"path":"/x"},"build":{"base_dir":"api"}}"#).unwrap();
         let got = load_repo_config(dir.path(), &spec).unwrap();
-        assert_eq!(got.spec.port, 3000);
+        assert_eq!(got.spec.port, Some(3000));
         assert_eq!(got.file.unwrap().0, "api/capstan.toml");
         std::fs::write(dir.path().join("api/capstan.toml"), "[build]\nkind = 1\n").unwrap();
         let err = load_repo_config(dir.path(), &spec).unwrap_err().to_string();

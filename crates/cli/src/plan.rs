@@ -75,6 +75,7 @@ fn print_report(report: &Value) {
     let text = |key: &str| report[key].as_str().unwrap_or("").to_string();
     println!("build plan: {}", text("plan"));
     println!("why:        {}", text("reason"));
+    println!("port:       {}", text("port"));
     if let Some(lines) = report["settings_from_file"].as_array() {
         if !lines.is_empty() {
             println!("settings from the repo:");

@@ -73,7 +73,14 @@ pub struct RenderInput<'a> {
     /// Names of the app's runtime secrets. The stored spec holds `${NAME}` for each; the
     /// deployment puts the values into the container's environment only when it creates it.
     pub secrets: &'a [String],
+    /// The image's own `HEALTHCHECK` test, used instead of Capstan's probe when the app's
+    /// settings define no health check.
+    pub image_health: Option<&'a [String]>,
 }
+
+/// Docker runs the container's health check at least this far apart once it is up: the
+/// daemon runs the same test itself, at the app's interval, while a deployment waits.
+pub const RUNTIME_HEALTH_INTERVAL_SECS: f64 = 30.0;
 
 /// Renders the compose spec for one deployment and reads it back into the typed model,
 /// so a template that renders nonsense fails here and not at `docker create`.
@@ -82,7 +89,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
     let spec = input.spec;
     let all_labels = labels::ownership(input.instance, input.app.as_str(), input.deployment);
     let health = &spec.health;
-    let url = format!("http://127.0.0.1:{}{}", spec.port, health.path);
+    let url = format!("http://127.0.0.1:{}{}", spec.listen_port(), health.path);
     let volumes: Vec<_> = spec
         .volumes
         .iter()
@@ -115,6 +122,19 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
     for name in input.secrets {
         environment.insert(name.clone(), format!("${{{name}}}"));
     }
+    // Heroku's convention: the app learns its port from PORT, unless it sets PORT itself.
+    environment
+        .entry("PORT".to_string())
+        .or_insert_with(|| spec.listen_port().to_string());
+    let health_test = match input.image_health {
+        Some(test) => test.to_vec(),
+        None => vec![
+            "CMD".to_string(),
+            PROBE_PATH.to_string(),
+            url,
+            format!("{}", health.timeout_secs),
+        ],
+    };
     let ctx = context! {
         replicas => if spec.replicas > 1 { Some(spec.replicas) } else { None },
         volumes => volumes,
@@ -127,9 +147,9 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         init => spec.init,
         environment => environment,
         labels => all_labels,
-        health_test => vec!["CMD".to_string(), PROBE_PATH.to_string(), url, format!("{}", health.timeout_secs)],
+        health_test => health_test,
         health => context! {
-            interval => duration(health.interval_secs),
+            interval => duration(health.interval_secs.max(RUNTIME_HEALTH_INTERVAL_SECS)),
             timeout => duration(health.timeout_secs),
             retries => health.retries,
             start_period => duration(health.start_period_secs),

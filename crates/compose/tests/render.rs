@@ -52,9 +52,44 @@ fn render_with_secrets(json: &str, secrets: &[String]) -> String {
         image: "capstan/shop:42",
         spec: &spec,
         secrets,
+        image_health: None,
     })
     .unwrap();
     text
+}
+
+#[test]
+fn the_app_learns_its_port_from_port_unless_it_sets_port_itself() {
+    let text = render(r#"{"source":{"path":"/s"},"port":3000}"#);
+    assert!(text.contains(r#""PORT":"3000""#), "{text}");
+    let own = render(r#"{"source":{"path":"/s"},"port":3000,"env":{"PORT":"4000"}}"#);
+    assert!(own.contains(r#""PORT":"4000""#), "{own}");
+    // Docker's own check runs rarely once the app is up; deploys run it at the app's pace.
+    assert!(text.contains(r#"interval: "30s""#), "{text}");
+}
+
+#[test]
+fn an_image_healthcheck_replaces_the_probe() {
+    let app = AppName::parse("shop").unwrap();
+    let spec = spec(r#"{"source":{"image":"x:1"}}"#);
+    let test = vec![
+        "CMD-SHELL".to_string(),
+        "wget -q -O- localhost:5000/up".to_string(),
+    ];
+    let (parsed, _) = render_deployment(&RenderInput {
+        instance: "capstan",
+        app: &app,
+        deployment: 1,
+        image: "x:1",
+        spec: &spec,
+        secrets: &[],
+        image_health: Some(&test),
+    })
+    .unwrap();
+    assert_eq!(
+        parsed.services["shop"].healthcheck.as_ref().unwrap().test,
+        test
+    );
 }
 
 #[test]
@@ -191,6 +226,7 @@ fn sub_second_health_timings_render_in_milliseconds() {
         r#"{"source":{"path":"/s"},"health":{"path":"/up","interval_secs":0.25,"timeout_secs":1.5}}"#,
     );
     assert_valid_compose(&text);
-    assert!(text.contains("interval: \"250ms\""), "{text}");
+    // The interval is the deploy-time one; Docker's own check runs every 30s at most.
+    assert!(text.contains("interval: \"30s\""), "{text}");
     assert!(text.contains("timeout: \"1500ms\""), "{text}");
 }

@@ -114,9 +114,11 @@ pub struct Limits {
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub source: Source,
-    /// The port the app listens on inside its container.
-    #[serde(default = "default_port")]
-    pub port: u16,
+    /// The port the app listens on inside its container. Unset: found at deploy time
+    /// from `capstan.toml`, the compose service's `ports`/`expose`, the image's `EXPOSE`,
+    /// else [`DEFAULT_PORT`]; a deployment's stored settings hold the port it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Host names routed to the app by the proxy.
     #[serde(default)]
     pub domains: Vec<String>,
@@ -164,8 +166,15 @@ fn default_init() -> bool {
     true
 }
 
-fn default_port() -> u16 {
-    8080
+/// The port an app listens on when nothing names one.
+pub const DEFAULT_PORT: u16 = 8080;
+
+impl AppSpec {
+    /// The port traffic and health checks go to: the resolved or configured one, else
+    /// [`DEFAULT_PORT`].
+    pub fn listen_port(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_PORT)
+    }
 }
 fn default_replicas() -> u32 {
     1
@@ -233,7 +242,7 @@ impl AppSpec {
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.source.validate()?;
-        if self.port == 0 {
+        if self.port == Some(0) {
             return Err(ValidationError::new("port", "must be between 1 and 65535"));
         }
         check_count("domains", self.domains.len(), limits::DOMAINS)?;
@@ -371,7 +380,8 @@ mod tests {
                 reference: "main".into()
             }
         );
-        assert_eq!(git.port, 8080);
+        assert_eq!(git.port, None);
+        assert_eq!(git.listen_port(), 8080);
         assert_eq!(git.health.path, "/");
         let path = spec(r#"{"source":{"path":"/srv/app"},"port":3000}"#).unwrap();
         assert_eq!(path.source, Source::Path("/srv/app".into()));
@@ -461,7 +471,7 @@ mod tests {
         .unwrap();
         let patch = serde_json::json!({"port": 3000, "build": {"base_dir": "x"}, "env": {"B": null, "C": "3"}});
         let next = base.merge_patch(&patch).unwrap();
-        assert_eq!(next.port, 3000);
+        assert_eq!(next.port, Some(3000));
         assert_eq!(next.domains, vec!["a.test".to_string()]);
         assert_eq!(
             next.build.kind,

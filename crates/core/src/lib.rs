@@ -12,7 +12,9 @@ pub mod redact;
 pub mod repo_config;
 pub mod validate;
 
-pub use app::{AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec};
+pub use app::{
+    AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec, DEFAULT_PORT,
+};
 pub use build_spec::{BuildKind, BuildSpec};
 pub use deployment::{DeploymentState, Trigger};
 pub use error::ValidationError;

@@ -137,7 +137,7 @@ impl RepoConfig {
             }
         }
         if let Some(v) = *port {
-            spec.port = v;
+            spec.port = Some(v);
             note("port");
         }
         if let Some(v) = *replicas {
@@ -215,7 +215,7 @@ target = "/data"
         )
         .unwrap();
         let (spec, changed) = config.apply(&base(), "capstan.toml").unwrap();
-        assert_eq!(spec.port, 3000);
+        assert_eq!(spec.port, Some(3000));
         assert_eq!(spec.replicas, 2);
         assert_eq!(spec.build.kind, BuildKind::Static);
         assert_eq!(spec.build.publish_dir.as_deref(), Some("dist"));

@@ -148,6 +148,9 @@ impl Deployer {
             repo_config: None,
             web_template: None,
             companions: Vec::new(),
+            declared_port: spec
+                .port
+                .map(|port| crate::ports::DeclaredPort::new(port, "the app's settings")),
         })
     }
 }

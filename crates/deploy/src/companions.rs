@@ -120,8 +120,9 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
 }
 
 /// Applies a web template to the rendered web service: the app's own variables and
-/// volumes win over the template's.
-fn apply_web_template(template: &Service, service: &mut Service) {
+/// volumes win over the template's, and the template's `PORT` wins over the one Capstan
+/// sets by default (`app_sets_port` says whether the app's own variables set it).
+fn apply_web_template(template: &Service, service: &mut Service, app_sets_port: bool) {
     if template.command.is_some() {
         service.command = template.command.clone();
     }
@@ -129,6 +130,10 @@ fn apply_web_template(template: &Service, service: &mut Service) {
         service.entrypoint = template.entrypoint.clone();
     }
     for (key, value) in &template.environment {
+        if key == "PORT" && !app_sets_port {
+            service.environment.insert(key.clone(), value.clone());
+            continue;
+        }
         service
             .environment
             .entry(key.clone())
@@ -222,12 +227,13 @@ pub(crate) fn complete_compose_spec(
     spec: &mut ComposeSpec,
     template: &Service,
     companions: &[Service],
+    app_sets_port: bool,
 ) -> Result<String, String> {
     let web = spec
         .services
         .get_mut(app.as_str())
         .ok_or("the rendered spec has no web service")?;
-    apply_web_template(template, web);
+    apply_web_template(template, web, app_sets_port);
     add_to_spec(instance, app, spec, companions);
     spec.to_yaml()
         .map_err(|e| format!("cannot write the compose spec: {e}"))

@@ -1,5 +1,5 @@
 //! The health-gated blue-green cutover: start the new containers (one per replica) beside
-//! the live ones, wait until Docker reports every one healthy, point the app's route file
+//! the live ones, wait until every one passes its health check (`health`), point the app's route file
 //! at them, confirm through Traefik's API, watch them while the old ones drain, then retire
 //! the old ones. Any failure before the new version is marked live puts the route back and
 //! removes the new containers, so the live version keeps serving.
@@ -15,7 +15,7 @@ use capstan_engine::containers::Health;
 use capstan_store::DeploymentRecord;
 use std::time::{Duration, Instant};
 
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// The last line of a deployment that went live, once the version it replaced is retired.
 pub(crate) const CLEANUP_DONE: &str = "cleanup done (old containers retired, old images pruned)";
 
@@ -48,7 +48,7 @@ impl Deployer {
             }
             log.info(format!("started container {name}")).await;
         }
-        let outcome = self.switch_to_new(d, spec, &containers, log).await;
+        let outcome = self.switch_to_new(d, spec, service, &containers, log).await;
         if let Err(failure) = outcome {
             self.remove_failed(&containers, log).await;
             return Err(failure);
@@ -65,14 +65,16 @@ impl Deployer {
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
+        service: &Service,
         containers: &[String],
         log: &DeployLog,
     ) -> Result<(), Failure> {
         self.store()
             .transition(d.id, DeploymentState::HealthChecking, None)
             .await?;
+        let check = crate::health::GateCheck::of(service, spec);
         for container in containers {
-            self.wait_healthy(container, spec, log).await?;
+            self.wait_healthy(container, &check, log).await?;
         }
         self.store()
             .transition(d.id, DeploymentState::Switching, None)
@@ -198,80 +200,6 @@ impl Deployer {
                     "post-deploy command FAILED: {err}; the new version stays live"
                 ))
                 .await
-            }
-        }
-    }
-
-    /// Waits until Docker says the container is healthy (its probe passed), failing early
-    /// when it exits or is declared unhealthy, and at the deadline at the latest.
-    async fn wait_healthy(
-        &self,
-        container: &str,
-        spec: &AppSpec,
-        log: &DeployLog,
-    ) -> Result<(), Failure> {
-        let deadline = Instant::now() + Duration::from_secs(spec.health.deadline_secs as u64);
-        log.info(format!(
-            "waiting for {container} to be healthy (GET {} on port {}, up to {}s)",
-            spec.health.path, spec.port, spec.health.deadline_secs
-        ))
-        .await;
-        let mut last_reported = None;
-        loop {
-            let report = self.engine().health(container).await?;
-            if report.last_probe != last_reported {
-                if let Some(probe) = &report.last_probe {
-                    log.info(format!("health probe: {probe}")).await;
-                }
-                last_reported = report.last_probe.clone();
-            }
-            let last = report
-                .last_probe
-                .clone()
-                .unwrap_or_else(|| "no probe result yet".into());
-            match report.health {
-                Health::Healthy => {
-                    log.info(format!("{container} is healthy")).await;
-                    return Ok(());
-                }
-                Health::Unhealthy => {
-                    return Err(Failure::msg(format!(
-                        "health check failed {} times in a row; last result: {last}",
-                        spec.health.retries
-                    )));
-                }
-                Health::Down(detail) => {
-                    self.copy_container_logs(container, log).await;
-                    return Err(Failure::msg(format!("{container} stopped before it was healthy: {detail}; last health result: {last}")));
-                }
-                Health::Starting if Instant::now() >= deadline => {
-                    self.copy_container_logs(container, log).await;
-                    return Err(Failure::msg(format!(
-                        "not healthy after {}s; last health result: {last}",
-                        spec.health.deadline_secs
-                    )));
-                }
-                Health::Starting => tokio::time::sleep(POLL).await,
-            }
-        }
-    }
-
-    async fn copy_container_logs(&self, container: &str, log: &DeployLog) {
-        match self.engine().tail_logs(container, 50).await {
-            Ok(lines) if !lines.is_empty() => {
-                log.info(format!(
-                    "last {} lines of {container}'s output:",
-                    lines.len()
-                ))
-                .await;
-                for line in lines {
-                    log.line("container", &line).await;
-                }
-            }
-            Ok(_) => log.info(format!("{container} printed nothing")).await,
-            Err(err) => {
-                log.info(format!("cannot read {container}'s output: {err}"))
-                    .await
             }
         }
     }

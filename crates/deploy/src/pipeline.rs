@@ -6,6 +6,7 @@ use crate::companions::{
 };
 use crate::logs::DeployLog;
 use crate::planning::plan_tree;
+use crate::ports::{choose_port, DeclaredPort};
 use crate::Deployer;
 use capstan_build::plan::service_recipe;
 use capstan_build::{apply_repo_config, fetch_git, local_commit, Plan};
@@ -53,6 +54,9 @@ pub(crate) struct Artifact {
     /// Compose apps: what the web service adds to the rendered one, and the companions.
     pub web_template: Option<Service>,
     pub companions: Vec<Service>,
+    /// The port named by the settings, `capstan.toml` or the compose file, if any; else
+    /// the image's `EXPOSE` decides.
+    pub declared_port: Option<DeclaredPort>,
 }
 
 impl Deployer {
@@ -155,7 +159,7 @@ impl Deployer {
         let app = self.store().app(&d.app).await?;
         let secrets = self.secret_values(&d.app).await?;
         log.mask_values(secrets.iter().map(|s| s.value.as_str()));
-        let artifact = match d.trigger {
+        let mut artifact = match d.trigger {
             Trigger::Deploy => {
                 self.produce_image(d, &app.spec, &secrets, workspace, log)
                     .await?
@@ -179,9 +183,19 @@ impl Deployer {
                 // A rollback runs the old release as it was; a restart runs the live image
                 // with the app's current settings and the release's capstan.toml.
                 let spec = match (d.trigger, &release.repo_config) {
-                    (Trigger::Rollback, _) => release.app_spec,
+                    (Trigger::Rollback, _) => release.app_spec.clone(),
                     (_, Some((file, text))) => apply_repo_config(&app.spec, file, text)?.0,
                     (_, None) => app.spec.clone(),
+                };
+                // The release's port was resolved when it was deployed.
+                let declared_port = match spec.port {
+                    Some(port) if d.trigger == Trigger::Restart => {
+                        Some(DeclaredPort::new(port, "the app's settings"))
+                    }
+                    _ => release
+                        .app_spec
+                        .port
+                        .map(|port| DeclaredPort::new(port, "the release's settings")),
                 };
                 log.info(format!(
                     "reusing image {} from deployment {} (no fetch, no build)",
@@ -199,9 +213,11 @@ impl Deployer {
                     repo_config: release.repo_config,
                     web_template: stored_web_template(&stored),
                     companions: companions_in(&stored),
+                    declared_port,
                 }
             }
         };
+        let image_health = self.settle_port_and_health(&mut artifact, log).await?;
         // The settings this deployment runs (the app's, the repo's file, or an old
         // release's) cross the same trust boundary as when they were saved.
         self.check_trust(&d.app, &artifact.spec, &crate::Caller::daemon())
@@ -218,6 +234,7 @@ impl Deployer {
             image: &artifact.image,
             spec: &artifact.spec,
             secrets: &runtime_secrets,
+            image_health: image_health.as_deref(),
         })?;
         if let Some(template) = &artifact.web_template {
             text = complete_compose_spec(
@@ -226,6 +243,7 @@ impl Deployer {
                 &mut compose,
                 template,
                 &artifact.companions,
+                artifact.spec.env.contains_key("PORT"),
             )
             .map_err(Failure::msg)?;
         }
@@ -273,6 +291,33 @@ impl Deployer {
         Ok(())
     }
 
+    /// Settles the port the deployment uses (logged with its source) and returns the
+    /// image's own `HEALTHCHECK` test when the app's settings define no health check.
+    async fn settle_port_and_health(
+        &self,
+        artifact: &mut Artifact,
+        log: &DeployLog,
+    ) -> Result<Option<Vec<String>>, Failure> {
+        let facts = self.engine().image_facts(&artifact.image).await?;
+        let (port, why) = choose_port(artifact.declared_port.as_ref(), &facts.exposed_ports);
+        log.info(why).await;
+        artifact.spec.port = Some(port);
+        let Some(image_check) = facts.healthcheck else {
+            return Ok(None);
+        };
+        if artifact.spec.health != capstan_core::HealthSpec::default() {
+            log.info("the image has a HEALTHCHECK; the app's own health settings are used instead")
+                .await;
+            return Ok(None);
+        }
+        log.info(format!(
+            "health check: the image's HEALTHCHECK ({}), since the app's settings define none",
+            image_check.test.join(" ")
+        ))
+        .await;
+        Ok(Some(image_check.test))
+    }
+
     /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the
     /// plan, build and tag the image.
     async fn produce_image(
@@ -306,6 +351,8 @@ impl Deployer {
         ))
         .await;
         let spec = settings.spec;
+        let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
+        let declared_port = DeclaredPort::of_settings(&spec, from_file, &recipe);
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;
@@ -379,6 +426,7 @@ impl Deployer {
             repo_config: settings.file,
             web_template,
             companions,
+            declared_port,
         })
     }
 

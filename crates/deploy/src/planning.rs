@@ -19,7 +19,7 @@ pub fn plan_tree(root: &Path, spec: &AppSpec) -> Result<(RepoSettings, Recipe), 
     // Before anything in the tree is read: no symlink may lead out of it.
     check_tree_links(root)?;
     let settings = load_repo_config(root, spec)?;
-    let recipe = prepare(root, &settings.spec.build, settings.spec.port)?;
+    let recipe = prepare(root, &settings.spec.build, settings.spec.listen_port())?;
     Ok((settings, recipe))
 }
 
@@ -32,6 +32,8 @@ pub struct PlanReport {
     pub reason: String,
     /// Settings the repo's `capstan.toml` supplied.
     pub settings_from_file: Vec<String>,
+    /// The port the app will get and where it comes from.
+    pub port: String,
     /// The Dockerfile's path in the build context and its text (empty for images).
     pub dockerfile_path: String,
     pub dockerfile: String,
@@ -80,6 +82,7 @@ pub fn plan_report(
         image: &image,
         spec: &settings.spec,
         secrets,
+        image_health: None,
     })
     .map_err(|e| e.to_string())?;
     if let Some((Plan::Compose { web, .. }, Some((user, _)))) =
@@ -105,14 +108,30 @@ pub fn plan_report(
             }
         }
         let template = web_template(instance, app, &user.services[web]);
-        compose_spec = complete_compose_spec(instance, app, &mut compose, &template, &companions)?;
+        compose_spec = complete_compose_spec(
+            instance,
+            app,
+            &mut compose,
+            &template,
+            &companions,
+            settings.spec.env.contains_key("PORT"),
+        )?;
     }
+    let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
+    let port = match recipe.as_ref() {
+        Some(recipe) => crate::ports::planned_port(&settings.spec, from_file, recipe),
+        None => match settings.spec.port {
+            Some(port) => format!("{port} (from the app's settings)"),
+            None => "the image's EXPOSE at deploy time, else 8080".to_string(),
+        },
+    };
     Ok(match recipe {
         Some(recipe) => PlanReport {
             build_type: recipe.plan.kind().as_str().to_string(),
             plan: recipe.plan.describe(),
             reason: recipe.reason,
             settings_from_file: settings.applied,
+            port,
             dockerfile_path: recipe.dockerfile,
             dockerfile: recipe.dockerfile_text,
             compose_spec,
@@ -123,6 +142,7 @@ pub fn plan_report(
             plan: format!("prebuilt image {image} (no build)"),
             reason: "the app's source is an image".into(),
             settings_from_file: Vec::new(),
+            port,
             dockerfile_path: String::new(),
             dockerfile: String::new(),
             compose_spec,

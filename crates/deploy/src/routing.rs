@@ -18,7 +18,7 @@ pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget
         domains: spec.domains.clone(),
         tls: spec.tls,
         containers: containers.to_vec(),
-        port: spec.port,
+        port: spec.listen_port(),
     }
 }
 

@@ -204,6 +204,15 @@ impl Engine {
         }
     }
 
+    /// The image reference a container was created from (`None` if it is gone).
+    pub async fn container_image(&self, container: &str) -> Result<Option<String>, EngineError> {
+        match self.docker().inspect_container(container, None).await {
+            Ok(info) => Ok(info.config.and_then(|c| c.image)),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// The container's state and health check status; a missing container is `Down`.
     pub async fn health(&self, container: &str) -> Result<HealthReport, EngineError> {
         let info = match self.docker().inspect_container(container, None).await {

@@ -21,7 +21,64 @@ pub struct BuildRequest {
     pub no_cache: bool,
 }
 
+/// What an image's config declares that a deployment can use when the app's settings
+/// are silent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageFacts {
+    /// TCP ports of `EXPOSE`, ascending.
+    pub exposed_ports: Vec<u16>,
+    /// The image's `HEALTHCHECK` test (`["CMD", ...]` or `["CMD-SHELL", "..."]`), unless it
+    /// is absent or `NONE`.
+    pub healthcheck: Option<ImageHealthcheck>,
+}
+
+/// An image's `HEALTHCHECK`, durations in seconds (`None` where the image left the default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageHealthcheck {
+    pub test: Vec<String>,
+    pub interval_secs: Option<f64>,
+    pub timeout_secs: Option<f64>,
+    pub start_period_secs: Option<f64>,
+    pub retries: Option<u32>,
+}
+
 impl Engine {
+    /// The ports and health check an image declares.
+    pub async fn image_facts(&self, reference: &str) -> Result<ImageFacts, EngineError> {
+        let image = self.docker().inspect_image(reference).await?;
+        let Some(config) = image.config else {
+            return Ok(ImageFacts::default());
+        };
+        let mut exposed_ports: Vec<u16> = config
+            .exposed_ports
+            .unwrap_or_default()
+            .keys()
+            .filter_map(|key| {
+                let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+                (proto == "tcp").then(|| port.parse().ok()).flatten()
+            })
+            .collect();
+        exposed_ports.sort_unstable();
+        let secs = |nanos: Option<i64>| nanos.filter(|n| *n > 0).map(|n| n as f64 / 1e9);
+        let healthcheck = config.healthcheck.and_then(|h| {
+            let test = h.test.unwrap_or_default();
+            if test.is_empty() || test[0] == "NONE" {
+                return None;
+            }
+            Some(ImageHealthcheck {
+                test,
+                interval_secs: secs(h.interval),
+                timeout_secs: secs(h.timeout),
+                start_period_secs: secs(h.start_period),
+                retries: h.retries.filter(|r| *r > 0).map(|r| r as u32),
+            })
+        });
+        Ok(ImageFacts {
+            exposed_ports,
+            healthcheck,
+        })
+    }
+
     /// Builds an image, sending each line of build output to `log` as it arrives.
     /// Returns the image id.
     pub async fn build_image(

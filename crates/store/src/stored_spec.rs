@@ -119,7 +119,7 @@ mod tests {
                       "start_period_secs":0.0,"deadline_secs":60,"legacy_probe":"tcp"},
             "env":{"A":"1"},"volumes":[],"limits":{},"build":{"type":"auto"}}"#;
         let spec = decode(old).unwrap();
-        assert_eq!(spec.port, 5000);
+        assert_eq!(spec.port, Some(5000));
         assert_eq!(spec.health.path, "/up");
         assert_eq!(spec.domains, vec!["a.test".to_string()]);
         assert_eq!(spec.replicas, 1);

@@ -2,7 +2,8 @@
 //! `capstan` binary cargo built for this test run.
 #![allow(dead_code)]
 
-pub use capstan_testkit::{sample_app, Daemon, SampleRepo};
+#[allow(unused_imports)]
+pub use capstan_testkit::{docker, sample_app, Daemon, SampleRepo};
 
 pub async fn start_daemon() -> Daemon {
     start_daemon_with(&[]).await

@@ -53,9 +53,15 @@ pub struct DeployArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    deployment: i64,
+    /// A deployment id (its deployment log) or an app name (the running app's own output,
+    /// every replica and companion).
+    target: String,
+    /// Keep printing new lines (a deployment's until it ends, an app's until stopped).
     #[arg(long, short)]
     follow: bool,
+    /// With an app: lines per container to start with.
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
     #[command(flatten)]
     connection: Connection,
 }
@@ -109,20 +115,61 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let (http, base, token) = args.connection.client()?;
+    let Ok(deployment) = args.target.parse::<i64>() else {
+        return app_output(&http, &base, &token, &args).await;
+    };
     if args.follow {
-        let state = follow(&http, &base, &token, args.deployment).await?;
-        println!("deployment {}: {state}", args.deployment);
+        let state = follow(&http, &base, &token, deployment).await?;
+        println!("deployment {deployment}: {state}");
         return Ok(ExitCode::SUCCESS);
     }
     let response = http
-        .get(format!(
-            "{base}/api/v1/deployments/{}/logs",
-            args.deployment
-        ))
+        .get(format!("{base}/api/v1/deployments/{deployment}/logs"))
         .bearer_auth(&token)
         .send()
         .await?;
     print!("{}", check(response).await?.text().await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `capstan logs APP`: the running app's output, printed as it arrives.
+async fn app_output(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    args: &LogsArgs,
+) -> anyhow::Result<ExitCode> {
+    let response = http
+        .get(format!("{base}/api/v1/apps/{}/logs", args.target))
+        .query(&[
+            ("tail", args.tail.to_string()),
+            ("follow", args.follow.to_string()),
+        ])
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let mut stream = check(response).await?.bytes_stream();
+    let mut buffer = String::new();
+    let mut event = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = String::from_utf8_lossy(&chunk?).into_owned();
+        if !args.follow {
+            print!("{chunk}");
+            continue;
+        }
+        buffer.push_str(&chunk);
+        while let Some(pos) = buffer.find('\n') {
+            let line: String = buffer.drain(..=pos).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                if event == "log" {
+                    println!("{data}");
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

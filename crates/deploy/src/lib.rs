@@ -4,6 +4,7 @@
 //! through `capstan-store`.
 
 mod actions;
+mod app_output;
 mod building;
 mod companions;
 mod cutover;
@@ -21,6 +22,7 @@ mod secrets;
 mod trust;
 
 pub use actions::{AppView, RollbackTarget};
+pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
 pub use logs::{LogEvent, LogHub};
 pub use proxy_watch::ProxyState;

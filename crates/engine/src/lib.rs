@@ -2,6 +2,7 @@
 //! health-watching containers, and bootstrapping the proxy and its route files. Only this
 //! crate knows bollard.
 
+pub mod app_logs;
 pub mod containers;
 pub mod images;
 pub mod lines;

@@ -1,6 +1,7 @@
 //! The HTTP surface: the REST API v1 (JSON in and out, bearer-token auth, errors as
 //! `{"error": "..."}`) and server-sent log streams. Only this crate knows HTTP.
 
+mod app_output;
 mod apps;
 mod auth;
 mod deployments;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/apps/{app}/rollback", post(deployments::rollback))
         .route("/apps/{app}/restart", post(deployments::restart))
         .route("/apps/{app}/plan", post(plan::plan))
+        .route("/apps/{app}/logs", get(app_output::output))
         .route("/apps/{app}/secrets", get(secrets::list))
         .route(
             "/apps/{app}/secrets/{name}",

@@ -1,0 +1,51 @@
+//! `GET /api/v1/apps/{app}/logs`: the running app's own output (every replica and
+//! companion, each line prefixed with its container), as text or, with `follow=true`, as
+//! server-sent events.
+
+use crate::apps::app_name;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use std::convert::Infallible;
+
+/// Lines per container when `tail` is not given.
+const DEFAULT_TAIL: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    tail: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+}
+
+pub async fn output(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    query: Result<Query<OutputQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let app = app_name(&app)?;
+    let Query(query) = query?;
+    let tail = query.tail.unwrap_or(DEFAULT_TAIL);
+    let lines = state.deployer.app_output(&app, tail, query.follow).await?;
+    if !query.follow {
+        let text: String = lines.map(|line| line + "\n").collect().await;
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    let events = lines
+        .map(|line| Ok::<_, Infallible>(Event::default().event("log").data(line)))
+        .chain(futures::stream::once(async {
+            Ok(Event::default()
+                .event("end")
+                .data("every container of the app stopped"))
+        }));
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

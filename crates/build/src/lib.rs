@@ -3,9 +3,12 @@
 //! and packing the build context.
 
 pub mod compose_file;
+mod compose_plan;
 pub mod context;
+pub mod layout;
 pub mod nixpacks_plan;
 pub mod plan;
+pub mod procfile;
 pub mod python_start;
 pub mod repo_config;
 pub mod source;

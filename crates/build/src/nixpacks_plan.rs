@@ -117,6 +117,11 @@ pub fn generate(
         }
     }
     let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
+    // nixpacks runs a Procfile's `release:` while building; Capstan runs it as the
+    // pre-deploy command instead, against the live environment (see `procfile`).
+    if let Some(phases) = plan.phases.as_mut() {
+        phases.remove("release");
+    }
     if plan.phases.as_ref().is_none_or(|p| p.is_empty()) {
         return Err(BuildError::NoPlan(
             "nixpacks could not make a build plan for this source".into(),
@@ -157,7 +162,65 @@ pub fn generate(
         .unwrap_or_default()
         .into_iter()
         .collect();
-    read_output(out.path(), variables)
+    let output = read_output(out.path(), variables)?;
+    check_shell_lines(&output.dockerfile_text)?;
+    Ok(output)
+}
+
+/// Fails on a `RUN` line whose shell would read a version constraint as a redirection
+/// (`pip install flask>=2.0` writes a file named `=2.0` and installs any flask), naming the
+/// line, instead of building something else than was asked.
+fn check_shell_lines(dockerfile: &str) -> Result<(), BuildError> {
+    for (index, line) in dockerfile.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(command) = trimmed.strip_prefix("RUN ") else {
+            continue;
+        };
+        if command.trim_start().starts_with('[') {
+            continue; // exec form: no shell
+        }
+        if let Some(word) = unquoted_constraint(command) {
+            return Err(BuildError::NoPlan(format!(
+                "the generated Dockerfile's line {} runs {:?}: the shell reads the `>`/`<` in \
+                 {word:?} as a redirection; quote the version constraint (e.g. \"{word}\") \
+                 where the command is set (nixpacks.toml, package scripts or NIXPACKS_* \
+                 variables)",
+                index + 1,
+                command.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The first word like `name>=1.0` or `name<2` outside quotes.
+fn unquoted_constraint(command: &str) -> Option<String> {
+    let mut quote: Option<char> = None;
+    let chars: Vec<char> = command.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '>' | '<') if i > 0 => {
+                let before = chars[i - 1];
+                let after = chars.get(i + 1).copied().unwrap_or(' ');
+                if before.is_ascii_alphabetic() && (after == '=' || after.is_ascii_digit()) {
+                    let start = chars[..i]
+                        .iter()
+                        .rposition(|c| c.is_whitespace())
+                        .map_or(0, |p| p + 1);
+                    let end = chars[i..]
+                        .iter()
+                        .position(|c| c.is_whitespace())
+                        .map_or(chars.len(), |p| p + i);
+                    return Some(chars[start..end].iter().collect());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn read_output(
@@ -201,4 +264,24 @@ fn read_output(
         dockerfile_path,
         files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unquoted_version_constraint_in_a_run_line_is_named() {
+        assert_eq!(
+            unquoted_constraint("pip install flask>=2.0 gunicorn").as_deref(),
+            Some("flask>=2.0")
+        );
+        assert_eq!(unquoted_constraint("pip install 'flask>=2.0'"), None);
+        assert_eq!(unquoted_constraint("make 2>&1 > /dev/null"), None);
+        assert_eq!(unquoted_constraint("echo a>/tmp/x"), None);
+        let err = check_shell_lines("FROM x\nRUN  pip install django<5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("django<5"), "{err}");
+    }
 }

@@ -5,8 +5,11 @@
 //! site. Every plan ends as a Dockerfile plus a context, so all of them build through the
 //! same code path.
 
-use crate::compose_file::{parse_compose_file, UserCompose, UserService};
+use crate::compose_file::UserCompose;
+pub use crate::compose_plan::service_recipe;
+use crate::compose_plan::{builds_with_others, compose_file_name, compose_recipe};
 use crate::context::GeneratedFile;
+use crate::layout;
 use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
 use crate::BuildError;
 use capstan_core::build_spec::{BuildKind, BuildSpec};
@@ -158,13 +161,40 @@ fn with_reason(mut recipe: Recipe, reason: &str) -> Recipe {
 }
 
 fn detect(context: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
+    let compose = compose_recipe(context, build);
     if let Some(r) = dockerfile_recipe(context, build)? {
-        let reason = format!("found a Dockerfile at {}", build.dockerfile);
-        return Ok(with_reason(r, &reason));
+        let found = format!("found a Dockerfile at {}", build.dockerfile);
+        return Ok(match compose {
+            Ok(Some(c)) => match builds_with_others(&c, context, build) {
+                Some((file, others)) => {
+                    let reason = format!(
+                        "{found} and {file}, whose services build that Dockerfile and add {}: \
+                         the compose file is deployed (set build.type to dockerfile for the \
+                         Dockerfile alone)",
+                        others.join(", ")
+                    );
+                    with_reason(c, &reason)
+                }
+                None => {
+                    let file = compose_file_name(&c);
+                    let reason = format!(
+                        "{found}; {file} was found too, but it does not build that Dockerfile \
+                         beside other services, so the Dockerfile is used"
+                    );
+                    with_reason(r, &reason)
+                }
+            },
+            Err(err) => {
+                let reason = format!("{found}; a compose file was found but not used: {err}");
+                with_reason(r, &reason)
+            }
+            Ok(None) => with_reason(r, &found),
+        });
     }
-    if let Some(r) = compose_recipe(context, build)? {
+    if let Some(r) = compose? {
         return Ok(with_reason(r, "no Dockerfile; found a compose file"));
     }
+    refuse_a_tree_of_apps(context)?;
     if let Some(r) = nixpacks_recipe(context, build, port, false)? {
         return Ok(with_reason(
             r,
@@ -187,6 +217,38 @@ fn detect(context: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildE
         COMPOSE_FILES.join(", "),
         PUBLISH_DIRS.join(", "),
         build.base_dir
+    )))
+}
+
+/// A root with no app of its own but apps in subdirectories is a tree of apps: name them
+/// rather than build whatever a detector finds somewhere inside.
+fn refuse_a_tree_of_apps(context: &Path) -> Result<(), BuildError> {
+    if layout::app_marker(context).is_some() || context.join("index.html").is_file() {
+        return Ok(());
+    }
+    let candidates = layout::app_subdirectories(context);
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let root_languages = detect_providers(context, &BTreeMap::new())?
+        .into_iter()
+        .any(|p| p != "staticfile");
+    if root_languages {
+        return Ok(());
+    }
+    let listed: Vec<String> = candidates
+        .iter()
+        .map(|(dir, marker)| format!("{dir} ({marker})"))
+        .collect();
+    Err(BuildError::NoPlan(format!(
+        "there is no app at the root of the source, but {} in subdirectories: {}; set \
+         build.base_dir to the one to deploy (one Capstan app per directory)",
+        if candidates.len() == 1 {
+            "there is one"
+        } else {
+            "there are several"
+        },
+        listed.join(", ")
     )))
 }
 
@@ -236,7 +298,7 @@ fn dockerfile_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>
 
 /// A recipe that builds the Dockerfile at `dockerfile` (relative to `context`, which it
 /// must not leave, symlinks included).
-fn dockerfile_in(
+pub(crate) fn dockerfile_in(
     context: &Path,
     dockerfile: &str,
     target: Option<String>,
@@ -259,117 +321,6 @@ fn dockerfile_in(
         generated: Vec::new(),
         compose: None,
     })
-}
-
-fn compose_recipe(context: &Path, build: &BuildSpec) -> Result<Option<Recipe>, BuildError> {
-    let names: Vec<&str> = match &build.compose_file {
-        Some(file) => vec![file.as_str()],
-        None => COMPOSE_FILES.to_vec(),
-    };
-    let Some(file) = names.into_iter().find(|n| context.join(n).is_file()) else {
-        return Ok(None);
-    };
-    let real = ensure_inside(context, &context.join(file), file)?;
-    let text = std::fs::read_to_string(&real)
-        .map_err(|e| BuildError::Source(format!("cannot read {file}: {e}")))?;
-    let compose = parse_compose_file(&text, file)?;
-    let web = pick_web_service(&compose, build.compose_service.as_deref())?;
-    let dir = real
-        .parent()
-        .expect("a file has a parent directory")
-        .to_path_buf();
-    let service = &compose.services[&web];
-    let mut recipe = match service_recipe(&dir, service)? {
-        Some(recipe) => recipe,
-        None => Recipe {
-            plan: Plan::Dockerfile {
-                path: String::new(),
-                target: None,
-            },
-            reason: String::new(),
-            context_dir: dir.clone(),
-            dockerfile: String::new(),
-            dockerfile_text: String::new(),
-            target: None,
-            build_args: BTreeMap::new(),
-            generated: Vec::new(),
-            compose: None,
-        },
-    };
-    recipe.plan = Plan::Compose {
-        file: file.to_string(),
-        services: compose.names(),
-        web,
-    };
-    recipe.compose = Some((compose, dir));
-    Ok(Some(recipe))
-}
-
-/// The compose service that serves the app's domains.
-fn pick_web_service(compose: &UserCompose, configured: Option<&str>) -> Result<String, BuildError> {
-    let names = compose.names();
-    if let Some(name) = configured {
-        return if compose.services.contains_key(name) {
-            Ok(name.to_string())
-        } else {
-            Err(BuildError::Source(format!(
-                "{}: build.compose_service is {name:?}, but the services are {}",
-                compose.file,
-                names.join(", ")
-            )))
-        };
-    }
-    let built: Vec<&String> = compose
-        .services
-        .values()
-        .filter(|s| s.build.is_some())
-        .map(|s| &s.name)
-        .collect();
-    if let [only] = built.as_slice() {
-        return Ok((*only).clone());
-    }
-    for name in ["web", "app"] {
-        if compose.services.contains_key(name) {
-            return Ok(name.to_string());
-        }
-    }
-    if let [only] = names.as_slice() {
-        return Ok(only.clone());
-    }
-    Err(BuildError::Source(format!(
-        "{}: cannot tell which service serves the app's domains (services: {}); set \
-         build.compose_service",
-        compose.file,
-        names.join(", ")
-    )))
-}
-
-/// The build of one compose service (`None` when it runs an image). Its context must stay
-/// inside the source tree.
-pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe>, BuildError> {
-    let Some(build) = &service.build else {
-        return Ok(None);
-    };
-    let shown = format!("service {} build context {:?}", service.name, build.context);
-    let context = dir.join(&build.context);
-    if !context.is_dir() {
-        return Err(BuildError::Source(format!("{shown} does not exist")));
-    }
-    let context = ensure_inside(dir, &context, &shown)?;
-    let dockerfile = context.join(&build.dockerfile);
-    if !dockerfile.is_file() {
-        return Err(BuildError::Source(format!(
-            "service {} has no Dockerfile at {:?} in its build context",
-            service.name, build.dockerfile
-        )));
-    }
-    dockerfile_in(
-        &context,
-        &build.dockerfile,
-        build.target.clone(),
-        build.args.clone(),
-    )
-    .map(Some)
 }
 
 fn nixpacks_recipe(
@@ -458,7 +409,7 @@ pub fn static_dockerfile(image: &str, publish_dir: &str, port: u16) -> String {
     )
 }
 
-fn ensure_inside(root: &Path, path: &Path, shown: &str) -> Result<PathBuf, BuildError> {
+pub(crate) fn ensure_inside(root: &Path, path: &Path, shown: &str) -> Result<PathBuf, BuildError> {
     let root = root.canonicalize()?;
     let real = path.canonicalize()?;
     if !real.starts_with(&root) {

@@ -269,3 +269,100 @@ fn base_dirs_and_dockerfiles_that_leave_the_tree_are_refused() {
         .to_string();
     assert!(err.contains("\"nope\" does not exist"), "{err}");
 }
+
+#[test]
+fn a_compose_file_that_builds_the_dockerfile_beside_other_services_wins() {
+    let recipe = prepare(&repo("compose-beside-dockerfile"), &auto(), 8080).unwrap();
+    match &recipe.plan {
+        Plan::Compose { web, services, .. } => {
+            assert_eq!(web, "web");
+            assert_eq!(services, &vec!["cache".to_string(), "web".to_string()]);
+        }
+        other => panic!("expected compose, got {other:?}"),
+    }
+    assert!(
+        recipe
+            .reason
+            .contains("found a Dockerfile at Dockerfile and compose.yaml")
+            && recipe.reason.contains("add cache"),
+        "{}",
+        recipe.reason
+    );
+    // Asked for the Dockerfile alone, it is the Dockerfile.
+    let only = BuildSpec {
+        kind: BuildKind::Dockerfile,
+        ..auto()
+    };
+    let recipe = prepare(&repo("compose-beside-dockerfile"), &only, 8080).unwrap();
+    assert!(matches!(recipe.plan, Plan::Dockerfile { .. }));
+}
+
+#[test]
+fn the_service_that_publishes_ports_serves_the_app() {
+    let recipe = prepare(&repo("compose-ports"), &auto(), 8080).unwrap();
+    match &recipe.plan {
+        Plan::Compose { web, .. } => assert_eq!(web, "frontend"),
+        other => panic!("expected compose, got {other:?}"),
+    }
+    let (compose, _) = recipe.compose.as_ref().unwrap();
+    assert_eq!(
+        compose.services["api"].declared_port(),
+        Some((5000, "expose"))
+    );
+    assert_eq!(
+        compose.services["frontend"].declared_port(),
+        Some((80, "ports"))
+    );
+}
+
+#[test]
+fn a_root_without_an_app_but_apps_below_is_refused_with_the_candidates() {
+    let err = prepare(&repo("monorepo"), &auto(), 8080)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no app at the root") && err.contains("services/api (Dockerfile)"),
+        "{err}"
+    );
+    assert!(err.contains("build.base_dir"), "{err}");
+}
+
+#[test]
+fn a_procfile_gives_the_start_and_release_commands_a_dockerfile_lacks() {
+    use capstan_build::procfile::apply_procfile;
+    let root = repo("procfile-release");
+    let recipe = prepare(&root, &auto(), 8080).unwrap();
+    let mut spec: capstan_core::AppSpec =
+        serde_json::from_str(r#"{"source":{"path":"/x"}}"#).unwrap();
+    let applied = apply_procfile(&root, &recipe, &mut spec).unwrap();
+    assert_eq!(
+        spec.command,
+        Some(vec!["/bin/sh".into(), "-c".into(), "exec /app".into()])
+    );
+    assert_eq!(
+        spec.pre_deploy.as_ref().unwrap().command[2],
+        "/app task 0 \"release ran: migrations applied\""
+    );
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    // The app's own settings win; a Dockerfile with a CMD keeps it.
+    let mut own: capstan_core::AppSpec =
+        serde_json::from_str(r#"{"source":{"path":"/x"},"command":["/app","serve"]}"#).unwrap();
+    apply_procfile(&root, &recipe, &mut own).unwrap();
+    assert_eq!(own.command, Some(vec!["/app".into(), "serve".into()]));
+    let with_cmd = prepare(
+        &repo("compose-beside-dockerfile"),
+        &BuildSpec {
+            kind: BuildKind::Dockerfile,
+            ..auto()
+        },
+        8080,
+    )
+    .unwrap();
+    let mut spec: capstan_core::AppSpec =
+        serde_json::from_str(r#"{"source":{"path":"/x"}}"#).unwrap();
+    assert!(apply_procfile(&root, &with_cmd, &mut spec).unwrap().len() == 1);
+    assert_eq!(
+        spec.command, None,
+        "the Dockerfile's ENTRYPOINT is the start"
+    );
+}

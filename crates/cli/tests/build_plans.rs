@@ -80,7 +80,7 @@ async fn a_dockerfile_stage_in_a_base_dir_with_the_repos_capstan_toml() {
     let first = daemon.deploy_expect("mono", None, "live").await;
     let log = daemon.log(first["id"].as_i64().unwrap()).await;
     assert!(
-        log.contains("setting build.target (from svc/capstan.toml)"),
+        log.contains("setting build.target = \"good\" (from svc/capstan.toml)"),
         "{log}"
     );
     assert!(
@@ -169,7 +169,7 @@ async fn capstan_plan_shows_a_directory_and_an_app_without_deploying() {
     assert_eq!(report["build_type"], "dockerfile");
     assert_eq!(
         report["settings_from_file"],
-        json!(["port (from capstan.toml)"])
+        json!(["port = 8080 (from capstan.toml)"])
     );
     let dockerfile = report["dockerfile"].as_str().unwrap();
     assert!(dockerfile.contains("ENV VERSION=v1"), "{dockerfile}");

@@ -145,6 +145,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         container_name => names.container,
         stop_grace_period => format!("{}s", spec.stop_grace_secs),
         init => spec.init,
+        command => spec.command,
         environment => environment,
         labels => all_labels,
         health_test => health_test,

@@ -137,6 +137,10 @@ pub struct AppSpec {
     /// Memory and CPU limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The start command as argv, replacing the image's `CMD` (a Procfile's `web:` fills
+    /// it when the build plan has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
     /// Runs in a one-off container of the NEW image before cutover (migrations); failure
     /// aborts the deployment and the old version stays live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +202,9 @@ pub struct AppSpecPatch {
     pub env: Option<BTreeMap<String, String>>,
     pub volumes: Option<Vec<VolumeSpec>>,
     pub limits: Option<Limits>,
+    /// `null` removes the command.
+    #[serde(default, deserialize_with = "present")]
+    pub command: Option<Option<Vec<String>>>,
     /// `null` removes the command.
     #[serde(default, deserialize_with = "present")]
     pub pre_deploy: Option<Option<HookCommand>>,
@@ -269,6 +276,9 @@ impl AppSpec {
         }
         check_volumes(&self.volumes)?;
         check_limits(&self.limits)?;
+        if let Some(command) = &self.command {
+            crate::validate::check_argv("command", command)?;
+        }
         for (field, hook) in [
             ("pre_deploy", &self.pre_deploy),
             ("post_deploy", &self.post_deploy),

@@ -75,7 +75,13 @@ impl RepoConfig {
     ) -> Result<(AppSpec, Vec<String>), RepoConfigError> {
         let mut spec = base.clone();
         let mut changed = Vec::new();
-        let mut note = |field: &str| changed.push(format!("{field} (from {file})"));
+        // Each line shows the value, so the log says what the file set (secret values are
+        // masked where the line is logged).
+        let mut note =
+            |field: &str, value: String| changed.push(format!("{field} = {value} (from {file})"));
+        fn show<T: serde::Serialize>(value: &T) -> String {
+            serde_json::to_string(value).unwrap_or_default()
+        }
         // Spelled out whole (no `..`), so a field added to the file cannot be forgotten.
         let RepoConfig {
             build,
@@ -101,65 +107,65 @@ impl RepoConfig {
             } = build;
             if let Some(v) = kind {
                 spec.build.kind = *v;
-                note("build.type");
+                note("build.type", show(&v));
             }
             if let Some(v) = base_dir {
                 spec.build.base_dir = v.clone();
-                note("build.base_dir");
+                note("build.base_dir", show(&v));
             }
             if let Some(v) = dockerfile {
                 spec.build.dockerfile = v.clone();
-                note("build.dockerfile");
+                note("build.dockerfile", show(&v));
             }
             if let Some(v) = target {
                 spec.build.target = Some(v.clone());
-                note("build.target");
+                note("build.target", show(&v));
             }
             if let Some(v) = compose_file {
                 spec.build.compose_file = Some(v.clone());
-                note("build.compose_file");
+                note("build.compose_file", show(&v));
             }
             if let Some(v) = compose_service {
                 spec.build.compose_service = Some(v.clone());
-                note("build.compose_service");
+                note("build.compose_service", show(&v));
             }
             if let Some(v) = publish_dir {
                 spec.build.publish_dir = Some(v.clone());
-                note("build.publish_dir");
+                note("build.publish_dir", show(&v));
             }
             if let Some(v) = static_image {
                 spec.build.static_image = v.clone();
-                note("build.static_image");
+                note("build.static_image", show(&v));
             }
             for (key, value) in args {
                 spec.build.args.entry(key.clone()).or_insert(value.clone());
-                note(&format!("build.args.{key}"));
+                note(&format!("build.args.{key}"), show(value));
             }
         }
         if let Some(v) = *port {
             spec.port = Some(v);
-            note("port");
+            note("port", show(&v));
         }
         if let Some(v) = *replicas {
             spec.replicas = v;
-            note("replicas");
+            note("replicas", show(&v));
         }
         if let Some(v) = health {
             spec.health = v.clone();
-            note("health");
+            note("health", show(&v));
         }
         if let Some(v) = pre_deploy {
             spec.pre_deploy = Some(v.clone());
-            note("pre_deploy");
+            note("pre_deploy", show(&v));
         }
         if let Some(v) = post_deploy {
             spec.post_deploy = Some(v.clone());
-            note("post_deploy");
+            note("post_deploy", show(&v));
         }
         for (key, value) in env {
             if !spec.env.contains_key(key) {
                 spec.env.insert(key.clone(), value.clone());
-                note(&format!("env.{key}"));
+                note(&format!("env.{key}"), show(value));
             }
         }
         if let Some(v) = volumes {
@@ -174,7 +180,7 @@ impl RepoConfig {
                 });
             }
             spec.volumes = v.clone();
-            note("volumes");
+            note("volumes", show(&v));
         }
         spec.validate()
             .map_err(|e: ValidationError| RepoConfigError {
@@ -223,7 +229,7 @@ target = "/data"
         assert_eq!(spec.env["MODE"], "panel");
         assert_eq!(spec.env["EXTRA"], "1");
         assert_eq!(spec.volumes.len(), 1);
-        assert!(changed.contains(&"port (from capstan.toml)".to_string()));
+        assert!(changed.contains(&"port = 3000 (from capstan.toml)".to_string()));
         assert!(!changed.iter().any(|c| c.starts_with("env.MODE")));
     }
 
@@ -237,10 +243,12 @@ target = "/data"
             .unwrap_err()
             .to_string();
         assert!(err.contains("dokerfile"), "{err}");
-        let err = RepoConfig::parse("port = \"http\"\n", "capstan.toml")
+        assert!(err.contains("line 2, column 1"), "{err}");
+        let err = RepoConfig::parse("replicas = 2\nport = \"http\"\n", "capstan.toml")
             .unwrap_err()
             .to_string();
         assert!(err.contains("port"), "{err}");
+        assert!(err.contains("line 2, column 8"), "{err}");
         let err = RepoConfig::parse("port = [\n", "capstan.toml")
             .unwrap_err()
             .to_string();

@@ -244,14 +244,26 @@ pub(crate) fn check_volumes(volumes: &[VolumeSpec]) -> Result<(), ValidationErro
 }
 
 pub(crate) fn check_hook(field: &str, hook: &HookCommand) -> Result<(), ValidationError> {
-    if hook.command.is_empty() || hook.command[0].is_empty() {
+    check_argv(field, &hook.command)?;
+    if hook.timeout_secs == 0 || hook.timeout_secs > 3600 {
+        return Err(ValidationError::new(
+            field,
+            "timeout_secs must be between 1 and 3600",
+        ));
+    }
+    Ok(())
+}
+
+/// A command as argv: a program, bounded in size, no NUL bytes.
+pub(crate) fn check_argv(field: &str, argv: &[String]) -> Result<(), ValidationError> {
+    if argv.first().is_none_or(String::is_empty) {
         return Err(ValidationError::new(
             field,
             "command must name a program (argv, no shell string)",
         ));
     }
-    check_count(field, hook.command.len(), limits::ARGV_ITEMS)?;
-    let bytes: usize = hook.command.iter().map(String::len).sum();
+    check_count(field, argv.len(), limits::ARGV_ITEMS)?;
+    let bytes: usize = argv.iter().map(String::len).sum();
     if bytes > limits::ARGV_BYTES {
         return Err(ValidationError::new(
             field,
@@ -261,16 +273,10 @@ pub(crate) fn check_hook(field: &str, hook: &HookCommand) -> Result<(), Validati
             ),
         ));
     }
-    if hook.command.iter().any(|a| a.contains('\0')) {
+    if argv.iter().any(|a| a.contains('\0')) {
         return Err(ValidationError::new(
             field,
             "command must not contain NUL bytes",
-        ));
-    }
-    if hook.timeout_secs == 0 || hook.timeout_secs > 3600 {
-        return Err(ValidationError::new(
-            field,
-            "timeout_secs must be between 1 and 3600",
         ));
     }
     Ok(())

@@ -119,11 +119,11 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
     }
 }
 
-/// Applies a web template to the rendered web service: the app's own variables and
-/// volumes win over the template's, and the template's `PORT` wins over the one Capstan
+/// Applies a web template to the rendered web service: the app's own command, variables
+/// and volumes win over the template's, and the template's `PORT` wins over the one Capstan
 /// sets by default (`app_sets_port` says whether the app's own variables set it).
 fn apply_web_template(template: &Service, service: &mut Service, app_sets_port: bool) {
-    if template.command.is_some() {
+    if service.command.is_none() {
         service.command = template.command.clone();
     }
     if template.entrypoint.is_some() {

@@ -4,6 +4,7 @@
 //! will do.
 
 use crate::companions::{companions_for, complete_compose_spec, web_template};
+use capstan_build::procfile::apply_procfile;
 use capstan_build::{
     check_tree_links, load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings,
 };
@@ -18,8 +19,11 @@ use std::path::Path;
 pub fn plan_tree(root: &Path, spec: &AppSpec) -> Result<(RepoSettings, Recipe), BuildError> {
     // Before anything in the tree is read: no symlink may lead out of it.
     check_tree_links(root)?;
-    let settings = load_repo_config(root, spec)?;
+    let mut settings = load_repo_config(root, spec)?;
     let recipe = prepare(root, &settings.spec.build, settings.spec.listen_port())?;
+    let base_dir = capstan_build::plan::context_dir(root, &settings.spec.build)?;
+    let from_procfile = apply_procfile(&base_dir, &recipe, &mut settings.spec)?;
+    settings.applied.extend(from_procfile);
     Ok((settings, recipe))
 }
 

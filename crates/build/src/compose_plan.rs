@@ -2,7 +2,8 @@
 //! the app's domains, each service's build, and whether a compose file beside a
 //! Dockerfile is the fuller description of the app.
 
-use crate::compose_file::{parse_compose_file, UserCompose, UserService};
+use crate::compose_file::{parse_compose_file, ComposeSource, UserCompose, UserService};
+use crate::compose_vars::Variables;
 use crate::plan::{dockerfile_in, ensure_inside, Plan, Recipe, COMPOSE_FILES};
 use crate::BuildError;
 use capstan_core::build_spec::BuildSpec;
@@ -45,6 +46,7 @@ pub(crate) fn builds_with_others(
 pub(crate) fn compose_recipe(
     context: &Path,
     build: &BuildSpec,
+    vars: &Variables,
 ) -> Result<Option<Recipe>, BuildError> {
     let names: Vec<&str> = match &build.compose_file {
         Some(file) => vec![file.as_str()],
@@ -56,7 +58,12 @@ pub(crate) fn compose_recipe(
     let real = ensure_inside(context, &context.join(file), file)?;
     let text = std::fs::read_to_string(&real)
         .map_err(|e| BuildError::Source(format!("cannot read {file}: {e}")))?;
-    let compose = parse_compose_file(&text, file)?;
+    let dir = real
+        .parent()
+        .expect("a file has a parent directory")
+        .to_path_buf();
+    let source = ComposeSource { dir: &dir, vars };
+    let compose = parse_compose_file(&text, file, &source)?;
     let web = pick_web_service(&compose, build.compose_service.as_deref())?;
     let dir = real
         .parent()

@@ -3,7 +3,10 @@
 //! and packing the build context.
 
 pub mod compose_file;
+mod compose_mounts;
 mod compose_plan;
+mod compose_service;
+pub mod compose_vars;
 pub mod context;
 pub mod layout;
 pub mod nixpacks_plan;
@@ -15,7 +18,7 @@ pub mod source;
 pub mod tree;
 
 pub use context::{pack_context, GeneratedFile};
-pub use plan::{prepare, Plan, Recipe};
+pub use plan::{prepare, prepare_with, Plan, Recipe};
 pub use repo_config::{apply_repo_config, load_repo_config, RepoSettings};
 pub use source::{fetch_git, local_commit, Checkout};
 pub use tree::check_tree_links;

@@ -8,6 +8,7 @@
 use crate::compose_file::UserCompose;
 pub use crate::compose_plan::service_recipe;
 use crate::compose_plan::{builds_with_others, compose_file_name, compose_recipe};
+use crate::compose_vars::Variables;
 use crate::context::GeneratedFile;
 use crate::layout;
 use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
@@ -128,14 +129,24 @@ pub fn context_dir(root: &Path, build: &BuildSpec) -> Result<PathBuf, BuildError
 }
 
 /// Chooses and prepares the build for the tree at `root`. `port` is the app's port (the
-/// static server listens on it).
+/// static server listens on it). A compose file's variables come only from its `.env`.
 pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
+    prepare_with(root, build, port, &Variables::default())
+}
+
+/// [`prepare`], with the app's variables for a compose file's interpolation.
+pub fn prepare_with(
+    root: &Path,
+    build: &BuildSpec,
+    port: u16,
+    vars: &Variables,
+) -> Result<Recipe, BuildError> {
     let context = context_dir(root, build)?;
     match build.kind {
         BuildKind::Dockerfile => dockerfile_recipe(&context, build)?
             .map(|r| with_reason(r, "build type set to dockerfile"))
             .ok_or_else(|| missing_dockerfile(build)),
-        BuildKind::Compose => compose_recipe(&context, build)?
+        BuildKind::Compose => compose_recipe(&context, build, vars)?
             .map(|r| with_reason(r, "build type set to compose"))
             .ok_or_else(|| missing_compose(build)),
         BuildKind::Nixpacks => nixpacks_recipe(&context, build, port, true)?
@@ -151,7 +162,7 @@ pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, Buil
         BuildKind::Static => static_recipe(&context, build, port)?
             .map(|r| with_reason(r, "build type set to static"))
             .ok_or_else(|| missing_static(build)),
-        BuildKind::Auto => detect(&context, build, port),
+        BuildKind::Auto => detect(&context, build, port, vars),
     }
 }
 
@@ -160,8 +171,13 @@ fn with_reason(mut recipe: Recipe, reason: &str) -> Recipe {
     recipe
 }
 
-fn detect(context: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
-    let compose = compose_recipe(context, build);
+fn detect(
+    context: &Path,
+    build: &BuildSpec,
+    port: u16,
+    vars: &Variables,
+) -> Result<Recipe, BuildError> {
+    let compose = compose_recipe(context, build, vars);
     if let Some(r) = dockerfile_recipe(context, build)? {
         let found = format!("found a Dockerfile at {}", build.dockerfile);
         return Ok(match compose {

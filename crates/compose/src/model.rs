@@ -39,7 +39,30 @@ pub struct Service {
     pub volumes: Vec<VolumeMount>,
     #[serde(default)]
     pub networks: Networks,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Secrets mounted as files in `/run/secrets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretMount>,
+    /// The secret files' contents by file name: filled only when the container is created,
+    /// never written to the stored spec.
+    #[serde(skip)]
+    pub secret_files: BTreeMap<String, String>,
 }
+
+/// A secret as a file: compose's long form, `source` being the app's Capstan secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretMount {
+    pub source: String,
+    pub target: String,
+}
+
+/// Where secret files are mounted in a container.
+pub const SECRETS_DIR: &str = "/run/secrets";
 
 /// A service's networks: compose's list form, or its mapping form with DNS aliases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,8 @@ use crate::Deployer;
 use capstan_build::compose_file::{UserCompose, UserService};
 use capstan_compose::labels;
 use capstan_compose::model::{
-    ComposeSpec, ExternalRef, Healthcheck, NetworkAttachment, Networks, Service, VolumeMount,
+    ComposeSpec, DeploySection, ExternalRef, Healthcheck, NetworkAttachment, Networks,
+    ResourceLimits, Resources, SecretMount, Service, VolumeMount,
 };
 use capstan_compose::render::app_volume_name;
 use capstan_core::AppName;
@@ -62,17 +63,24 @@ pub(crate) fn companion_service(
         image: image.to_string(),
         container_name: capstan_core::InstanceNames::new(instance)
             .app(app)
-            .companion(&service.name),
+            .companion(&service.key),
         restart: "unless-stopped".into(),
-        stop_grace_period: "10s".into(),
-        init: None,
+        stop_grace_period: service
+            .stop_grace_period
+            .clone()
+            .unwrap_or_else(|| "10s".into()),
+        init: service.init,
         environment: service.environment.clone(),
-        labels: BTreeMap::from([
-            (labels::INSTANCE.to_string(), instance.to_string()),
-            (labels::APP.to_string(), app.to_string()),
-            (labels::ROLE.to_string(), "companion".to_string()),
-            (SERVICE.to_string(), service.name.clone()),
-        ]),
+        labels: {
+            let mut all = service.labels.clone();
+            all.extend([
+                (labels::INSTANCE.to_string(), instance.to_string()),
+                (labels::APP.to_string(), app.to_string()),
+                (labels::ROLE.to_string(), "companion".to_string()),
+                (SERVICE.to_string(), service.name.clone()),
+            ]);
+            all
+        },
         healthcheck: service.healthcheck.as_ref().map(|h| Healthcheck {
             test: h.test.clone(),
             interval: duration_or(&h.interval, "30s"),
@@ -80,7 +88,7 @@ pub(crate) fn companion_service(
             retries: h.retries.unwrap_or(3),
             start_period: duration_or(&h.start_period, "0s"),
         }),
-        deploy: None,
+        deploy: limits_section(service),
         command: service.command.clone(),
         entrypoint: service.entrypoint.clone(),
         volumes: mounts(instance, app, service),
@@ -90,7 +98,36 @@ pub(crate) fn companion_service(
                 aliases: vec![service.name.clone()],
             },
         )])),
+        stop_signal: service.stop_signal.clone(),
+        working_dir: service.working_dir.clone(),
+        user: service.user.clone(),
+        secrets: secret_mounts(service),
+        secret_files: BTreeMap::new(),
     }
+}
+
+/// A companion's `deploy.resources.limits` (its replicas stay one: it is not routed).
+fn limits_section(service: &UserService) -> Option<DeploySection> {
+    (service.memory.is_some() || service.cpus.is_some()).then(|| DeploySection {
+        replicas: None,
+        resources: Some(Resources {
+            limits: ResourceLimits {
+                memory: service.memory.clone(),
+                cpus: service.cpus.clone(),
+            },
+        }),
+    })
+}
+
+fn secret_mounts(service: &UserService) -> Vec<SecretMount> {
+    service
+        .secrets
+        .iter()
+        .map(|s| SecretMount {
+            source: s.capstan_name.clone(),
+            target: s.target.clone(),
+        })
+        .collect()
 }
 
 /// What the compose web service adds to the rendered web service: its command,
@@ -102,9 +139,9 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
         container_name: String::new(),
         restart: String::new(),
         stop_grace_period: String::new(),
-        init: None,
+        init: web.init,
         environment: web.environment.clone(),
-        labels: BTreeMap::new(),
+        labels: web.labels.clone(),
         healthcheck: None,
         deploy: None,
         command: web.command.clone(),
@@ -116,6 +153,11 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
                 aliases: vec![web.name.clone()],
             },
         )])),
+        stop_signal: web.stop_signal.clone(),
+        working_dir: web.working_dir.clone(),
+        user: web.user.clone(),
+        secrets: secret_mounts(web),
+        secret_files: BTreeMap::new(),
     }
 }
 
@@ -125,6 +167,16 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
 fn apply_web_template(template: &Service, service: &mut Service, app_sets_port: bool) {
     if service.command.is_none() {
         service.command = template.command.clone();
+    }
+    for (key, value) in &template.labels {
+        service.labels.entry(key.clone()).or_insert(value.clone());
+    }
+    service.stop_signal = template.stop_signal.clone();
+    service.working_dir = template.working_dir.clone();
+    service.user = template.user.clone();
+    service.secrets = template.secrets.clone();
+    if template.init.is_some() {
+        service.init = template.init;
     }
     if template.entrypoint.is_some() {
         service.entrypoint = template.entrypoint.clone();
@@ -248,25 +300,55 @@ pub(crate) fn companions_in(spec: &ComposeSpec) -> Vec<Service> {
         .collect()
 }
 
-/// `${NAME}` values become the secret's value (the stored spec keeps the placeholder).
-fn with_secrets(service: &Service, secrets: &[SecretValue]) -> Service {
+/// Puts the app's secrets into a service about to be created: each `${NAME}` in its
+/// environment, command and entrypoint becomes the value (the stored spec keeps the
+/// placeholder), and each secret it mounts as a file gets its contents. A mounted secret
+/// the app does not have is an error that names it.
+pub(crate) fn with_secrets(service: &Service, secrets: &[SecretValue]) -> Result<Service, String> {
     let mut service = service.clone();
-    for value in service.environment.values_mut() {
-        let name = value
-            .strip_prefix("${")
-            .and_then(|v| v.strip_suffix('}'))
-            .map(str::to_string);
-        if let Some(secret) = name.and_then(|n| secrets.iter().find(|s| s.name == n)) {
-            *value = secret.value.clone();
+    let fill = |text: &mut String| {
+        if !text.contains("${") {
+            return;
         }
+        for secret in secrets {
+            let placeholder = format!("${{{}}}", secret.name);
+            if text.contains(&placeholder) {
+                *text = text.replace(&placeholder, &secret.value);
+            }
+        }
+    };
+    service.environment.values_mut().for_each(fill);
+    for argv in [&mut service.command, &mut service.entrypoint]
+        .into_iter()
+        .flatten()
+    {
+        argv.iter_mut().for_each(fill);
     }
-    service
+    for mount in &service.secrets {
+        let secret = secrets.iter().find(|s| s.name == mount.source).ok_or_else(|| {
+            format!(
+                "the compose file mounts the secret {} as {}/{}, but the app has no secret {}; set it with the secrets API",
+                mount.source,
+                capstan_compose::model::SECRETS_DIR,
+                mount.target,
+                mount.source
+            )
+        })?;
+        service
+            .secret_files
+            .insert(mount.target.clone(), secret.value.clone());
+    }
+    Ok(service)
 }
 
 fn definition_hash(service: &Service) -> String {
     use sha2::{Digest, Sha256};
     let json = serde_json::to_vec(service).expect("a service always serializes");
-    hex::encode(&Sha256::digest(json)[..16])
+    let files = serde_json::to_vec(&service.secret_files).expect("a map always serializes");
+    let mut hash = Sha256::new();
+    hash.update(json);
+    hash.update(files);
+    hex::encode(&hash.finalize()[..16])
 }
 
 impl Deployer {
@@ -287,7 +369,7 @@ impl Deployer {
             .companion_containers(Some(app.as_str()))
             .await?;
         for companion in companions {
-            let mut service = with_secrets(companion, secrets);
+            let mut service = with_secrets(companion, secrets).map_err(Failure::msg)?;
             let hash = definition_hash(&service);
             service.labels.insert(DEFINITION.into(), hash.clone());
             let name = service.container_name.clone();

@@ -1,15 +1,12 @@
 //! One deployment from claim to finish: produce the image (source, plan, build) or reuse a
 //! release's, render and store the release, then hand over to the cutover.
 
-use crate::companions::{
-    companions_for, companions_in, complete_compose_spec, stored_web_template, web_template,
-};
+use crate::companions::{companions_in, complete_compose_spec, stored_web_template};
 use crate::logs::DeployLog;
 use crate::planning::plan_tree;
 use crate::ports::{choose_port, DeclaredPort};
 use crate::Deployer;
-use capstan_build::plan::service_recipe;
-use capstan_build::{apply_repo_config, fetch_git, local_commit, Plan};
+use capstan_build::{apply_repo_config, fetch_git, local_commit};
 use capstan_compose::model::{ComposeSpec, Service};
 use capstan_compose::render::{render_deployment, DeploymentNames, RenderInput};
 use capstan_core::{AppSpec, DeploymentState, Source, Trigger};
@@ -268,7 +265,8 @@ impl Deployer {
             .get(d.app.as_str())
             .ok_or_else(|| Failure::msg("rendered spec has no service"))?;
         // The stored spec holds `${NAME}`; only the container gets the values.
-        let mut service = service.clone();
+        let mut service =
+            crate::companions::with_secrets(service, &secrets).map_err(Failure::msg)?;
         for secret in &secrets {
             service
                 .environment
@@ -337,7 +335,8 @@ impl Deployer {
         }
         let (settings, recipe) = {
             let (root, spec) = (root.clone(), spec.clone());
-            tokio::task::spawn_blocking(move || plan_tree(&root, &spec))
+            let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+            tokio::task::spawn_blocking(move || plan_tree(&root, &spec, &names))
                 .await
                 .map_err(|e| Failure::msg(format!("planning the build panicked: {e}")))??
         };
@@ -366,59 +365,22 @@ impl Deployer {
             .await;
         }
         let instance = self.engine().instance().to_string();
-        let names = self.engine().names().app(&d.app);
         if let Some((compose, _)) = &recipe.compose {
             // A service name is a DNS alias on the app network, which the proxy shares:
             // it must never look like the name of a container of this instance.
             let reserved = format!("{instance}_");
-            if let Some(name) = compose.services.keys().find(|n| n.starts_with(&reserved)) {
+            // DNS names compare without case.
+            let reserved_like = |n: &&String| n.to_ascii_lowercase().starts_with(&reserved);
+            if let Some(name) = compose.services.keys().find(reserved_like) {
                 return Err(Failure::msg(format!(
                     "compose service name {name:?} starts with {reserved:?}, which is reserved for Capstan's containers; rename the service"
                 )));
             }
         }
-        let image = match (&recipe.plan, &recipe.compose) {
-            (Plan::Compose { web, .. }, Some((compose, _))) if !recipe.builds() => {
-                let image = compose.services[web].image.clone().unwrap_or_default();
-                self.ensure_image(&image, log).await?;
-                image
-            }
-            _ => {
-                let tag = names.image(&d.id.to_string());
-                self.build_recipe(d, &recipe, &tag, &build_args, commit.as_deref(), log)
-                    .await?;
-                tag
-            }
-        };
+        let (image, web_template, companions) = self
+            .produce_images(d, &recipe, &build_args, commit.as_deref(), log)
+            .await?;
         self.store().set_image(d.id, &image).await?;
-        let (web_template, companions) = match (&recipe.plan, &recipe.compose) {
-            (Plan::Compose { web, .. }, Some((compose, dir))) => {
-                let mut images = std::collections::BTreeMap::new();
-                for service in compose.services.values().filter(|s| &s.name != web) {
-                    let image = match service_recipe(dir, service)? {
-                        Some(sub) => {
-                            let tag = names.companion_image(&service.name, &d.id.to_string());
-                            log.info(format!("building companion {}", service.name))
-                                .await;
-                            self.build_recipe(d, &sub, &tag, &build_args, commit.as_deref(), log)
-                                .await?;
-                            tag
-                        }
-                        None => {
-                            let image = service.image.clone().unwrap_or_default();
-                            self.ensure_image(&image, log).await?;
-                            image
-                        }
-                    };
-                    images.insert(service.name.clone(), image);
-                }
-                (
-                    Some(web_template(&instance, &d.app, &compose.services[web])),
-                    companions_for(&instance, &d.app, compose, web, &images),
-                )
-            }
-            _ => (None, Vec::new()),
-        };
         Ok(Artifact {
             image,
             commit,

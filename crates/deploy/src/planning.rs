@@ -4,9 +4,11 @@
 //! will do.
 
 use crate::companions::{companions_for, complete_compose_spec, web_template};
+use capstan_build::compose_file::UserService;
+use capstan_build::compose_vars::Variables;
 use capstan_build::procfile::apply_procfile;
 use capstan_build::{
-    check_tree_links, load_repo_config, prepare, BuildError, Plan, Recipe, RepoSettings,
+    check_tree_links, load_repo_config, prepare_with, BuildError, Plan, Recipe, RepoSettings,
 };
 use capstan_compose::render::{render_deployment, RenderInput};
 use capstan_core::{AppName, AppSpec, Source};
@@ -15,16 +17,74 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The settings (with the repo's file applied) and the build recipe for a source tree.
-/// Blocking: nixpacks reads the tree synchronously.
-pub fn plan_tree(root: &Path, spec: &AppSpec) -> Result<(RepoSettings, Recipe), BuildError> {
+/// `secrets` are the names of the app's secrets (a compose file may use them as
+/// variables). Blocking: nixpacks reads the tree synchronously.
+pub fn plan_tree(
+    root: &Path,
+    spec: &AppSpec,
+    secrets: &[String],
+) -> Result<(RepoSettings, Recipe), BuildError> {
     // Before anything in the tree is read: no symlink may lead out of it.
     check_tree_links(root)?;
     let mut settings = load_repo_config(root, spec)?;
-    let recipe = prepare(root, &settings.spec.build, settings.spec.listen_port())?;
+    let vars = Variables {
+        values: settings.spec.env.clone(),
+        secrets: secrets.iter().cloned().collect(),
+    };
+    let recipe = prepare_with(
+        root,
+        &settings.spec.build,
+        settings.spec.listen_port(),
+        &vars,
+    )?;
+    if let (Plan::Compose { web, .. }, Some((compose, _))) = (&recipe.plan, &recipe.compose) {
+        settings.applied.extend(compose.all_notes());
+        let from_web = compose_web_settings(&compose.services[web], &mut settings.spec);
+        settings.applied.extend(from_web);
+    }
     let base_dir = capstan_build::plan::context_dir(root, &settings.spec.build)?;
     let from_procfile = apply_procfile(&base_dir, &recipe, &mut settings.spec)?;
     settings.applied.extend(from_procfile);
     Ok((settings, recipe))
+}
+
+/// What the compose web service's `deploy` and `stop_grace_period` give the app, where
+/// the app's own settings leave them at their defaults; a line for each, for the log.
+fn compose_web_settings(web: &UserService, spec: &mut AppSpec) -> Vec<String> {
+    let mut applied = Vec::new();
+    if let Some(replicas) = web.replicas.filter(|_| spec.replicas == 1) {
+        spec.replicas = replicas;
+        applied.push(format!(
+            "replicas = {replicas} (from the web service's deploy.replicas)"
+        ));
+    }
+    if spec.limits == capstan_core::Limits::default() {
+        let memory_mb = web
+            .memory
+            .as_deref()
+            .and_then(capstan_engine::containers::memory_bytes)
+            .map(|b| (b / (1024 * 1024)).max(6) as u64);
+        let cpus = web.cpus.as_deref().and_then(|c| c.parse::<f64>().ok());
+        if memory_mb.is_some() || cpus.is_some() {
+            spec.limits = capstan_core::Limits { memory_mb, cpus };
+            applied.push(format!(
+                "limits = {} (from the web service's deploy.resources.limits)",
+                serde_json::to_string(&spec.limits).unwrap_or_default()
+            ));
+        }
+    }
+    let grace = web
+        .stop_grace_period
+        .as_deref()
+        .and_then(capstan_core::duration::parse_duration);
+    if let Some(grace) = grace.filter(|_| spec.stop_grace_secs == 10) {
+        spec.stop_grace_secs = grace.as_secs().clamp(1, 3600) as u32;
+        applied.push(format!(
+            "stop_grace_secs = {} (from the web service's stop_grace_period)",
+            spec.stop_grace_secs
+        ));
+    }
+    applied
 }
 
 /// What `capstan plan` prints.
@@ -68,7 +128,7 @@ pub fn plan_report(
             image.clone(),
         ),
         (_, Some(root)) => {
-            let (settings, recipe) = plan_tree(root, spec).map_err(|e| e.to_string())?;
+            let (settings, recipe) = plan_tree(root, spec, secrets).map_err(|e| e.to_string())?;
             (
                 settings,
                 Some(recipe),
@@ -100,7 +160,7 @@ pub fn plan_report(
                     (None, Some(image)) => image.clone(),
                     _ => capstan_core::InstanceNames::new(instance)
                         .app(app)
-                        .companion_image(&s.name, "plan"),
+                        .companion_image(&s.key, "plan"),
                 };
                 (s.name.clone(), image)
             })

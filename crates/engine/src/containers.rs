@@ -84,15 +84,19 @@ impl Engine {
             &service.container_name,
             config,
             attachments.get(1..).unwrap_or_default(),
+            &service.secret_files,
         )
         .await
     }
 
+    /// Creates a container, writes its secret files into `/run/secrets` (through the API,
+    /// before it starts: no host path is involved), connects its other networks and starts it.
     pub(crate) async fn create_and_start(
         &self,
         name: &str,
         config: Config<String>,
         extra_networks: &[(String, Vec<String>)],
+        secret_files: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
         let options = CreateContainerOptions {
             name: name.to_string(),
@@ -102,6 +106,19 @@ impl Engine {
             .docker()
             .create_container(Some(options), config)
             .await?;
+        if !secret_files.is_empty() {
+            let archive = secrets_tar(secret_files)?;
+            self.docker()
+                .upload_to_container(
+                    &created.id,
+                    Some(bollard::container::UploadToContainerOptions {
+                        path: "/".to_string(),
+                        ..Default::default()
+                    }),
+                    archive.into(),
+                )
+                .await?;
+        }
         for (network, aliases) in extra_networks {
             self.docker()
                 .connect_network(
@@ -164,9 +181,7 @@ impl Engine {
             .map(|r| &r.limits);
         let memory = limits
             .and_then(|l| l.memory.as_deref())
-            .and_then(|m| m.strip_suffix('M'))
-            .and_then(|m| m.parse::<i64>().ok())
-            .map(|mib| mib * 1024 * 1024);
+            .and_then(memory_bytes);
         let nano_cpus = limits
             .and_then(|l| l.cpus.as_deref())
             .and_then(|c| c.parse::<f64>().ok())
@@ -185,6 +200,9 @@ impl Engine {
             labels: Some(service.labels.clone().into_iter().collect()),
             healthcheck: health,
             stop_timeout: parse_duration(&service.stop_grace_period).map(|d| d.as_secs() as i64),
+            stop_signal: service.stop_signal.clone(),
+            working_dir: service.working_dir.clone(),
+            user: service.user.clone(),
             host_config: Some(HostConfig {
                 restart_policy: Some(RestartPolicy {
                     name: Some(restart),
@@ -391,6 +409,42 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// Compose's memory notation (`256M`, `1g`, `512mb`, `1048576`) in bytes.
+pub fn memory_bytes(text: &str) -> Option<i64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let factor: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1024.0,
+        "m" | "mb" => 1024.0 * 1024.0,
+        "g" | "gb" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let value: f64 = digits.trim().parse().ok()?;
+    (value > 0.0).then_some((value * factor) as i64)
+}
+
+/// The tar that puts secret files at `run/secrets/<name>`, readable by any user of the
+/// container (its app may not run as root), as compose does.
+fn secrets_tar(files: &std::collections::BTreeMap<String, String>) -> Result<Vec<u8>, EngineError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_mtime(0);
+    builder.append_data(&mut dir, "run/secrets/", std::io::empty())?;
+    for (name, value) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(value.len() as u64);
+        header.set_mode(0o444);
+        header.set_mtime(0);
+        builder.append_data(&mut header, format!("run/secrets/{name}"), value.as_bytes())?;
+    }
+    Ok(builder.into_inner()?)
 }
 
 fn endpoint(aliases: &[String]) -> EndpointSettings {

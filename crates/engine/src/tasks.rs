@@ -58,8 +58,13 @@ impl Engine {
         config.entrypoint = Some(vec![program.clone()]);
         config.cmd = Some(args.to_vec());
         let attachments = task.networks.attachments();
-        self.create_and_start(name, config, attachments.get(1..).unwrap_or_default())
-            .await?;
+        self.create_and_start(
+            name,
+            config,
+            attachments.get(1..).unwrap_or_default(),
+            &task.secret_files,
+        )
+        .await?;
         let options = LogsOptions::<String> {
             follow: true,
             stdout: true,

@@ -119,6 +119,8 @@ impl UserService {
 pub struct UserCompose {
     pub file: String,
     pub services: BTreeMap<String, UserService>,
+    /// Service names in the file's order.
+    pub order: Vec<String>,
     /// File-level notes (skipped services, secrets mapping), for the log.
     pub notes: Vec<String>,
 }
@@ -280,9 +282,16 @@ pub fn parse_compose_file(
     if !problems.is_empty() {
         return Err(fail(problems));
     }
+    let order = services
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|n| out.contains_key(*n))
+        .map(str::to_string)
+        .collect();
     let compose = UserCompose {
         file: file.to_string(),
         services: out,
+        order,
         notes,
     };
     if compose.start_order().len() != compose.services.len() {

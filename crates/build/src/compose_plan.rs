@@ -64,7 +64,8 @@ pub(crate) fn compose_recipe(
         .to_path_buf();
     let source = ComposeSource { dir: &dir, vars };
     let compose = parse_compose_file(&text, file, &source)?;
-    let web = pick_web_service(&compose, build.compose_service.as_deref())?;
+    let mut compose = compose;
+    let web = pick_web_service(&mut compose, build.compose_service.as_deref())?;
     let dir = real
         .parent()
         .expect("a file has a parent directory")
@@ -97,7 +98,14 @@ pub(crate) fn compose_recipe(
 }
 
 /// The compose service that serves the app's domains.
-fn pick_web_service(compose: &UserCompose, configured: Option<&str>) -> Result<String, BuildError> {
+/// The compose service that serves the app's domains: the configured one, else the one
+/// that publishes ports, else (of several) the one the repo builds, then the one no other
+/// depends on (the front), then the only built one, `web` or `app`, the only service, and
+/// finally the first in the file that publishes ports (noted, with how to choose another).
+fn pick_web_service(
+    compose: &mut UserCompose,
+    configured: Option<&str>,
+) -> Result<String, BuildError> {
     let names = compose.names();
     if let Some(name) = configured {
         return if compose.services.contains_key(name) {
@@ -110,13 +118,33 @@ fn pick_web_service(compose: &UserCompose, configured: Option<&str>) -> Result<S
             )))
         };
     }
-    let publishing: Vec<&String> = compose
+    let publishing: Vec<String> = compose
         .services
         .values()
         .filter(|s| !s.ports.is_empty())
-        .map(|s| &s.name)
+        .map(|s| s.name.clone())
         .collect();
     if let [only] = publishing.as_slice() {
+        return Ok(only.clone());
+    }
+    // Several publish ports (a database's, say): the one of them the repo builds.
+    let publishing_built: Vec<&String> = publishing
+        .iter()
+        .filter(|n| compose.services[n.as_str()].build.is_some())
+        .collect();
+    if let [only] = publishing_built.as_slice() {
+        return Ok((*only).clone());
+    }
+    let front: Vec<&String> = publishing
+        .iter()
+        .filter(|n| {
+            !compose
+                .services
+                .values()
+                .any(|s| s.depends_on.iter().any(|d| d == n.as_str()))
+        })
+        .collect();
+    if let [only] = front.as_slice() {
         return Ok((*only).clone());
     }
     let built: Vec<&String> = compose
@@ -135,6 +163,20 @@ fn pick_web_service(compose: &UserCompose, configured: Option<&str>) -> Result<S
     }
     if let [only] = names.as_slice() {
         return Ok(only.clone());
+    }
+    let first_publishing = compose
+        .order
+        .iter()
+        .find(|n| publishing.contains(n))
+        .cloned();
+    if let Some(first) = first_publishing {
+        let listed: Vec<String> = publishing.iter().map(|n| n.to_string()).collect();
+        compose.notes.push(format!(
+            "several services publish ports ({}); {first}, the first in the file, serves the \
+             app's domains (set build.compose_service to choose another)",
+            listed.join(", ")
+        ));
+        return Ok(first);
     }
     Err(BuildError::Source(format!(
         "{}: cannot tell which service serves the app's domains (services: {}); set \

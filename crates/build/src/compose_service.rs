@@ -256,8 +256,16 @@ fn environment(value: Option<&Value>, env: &mut BTreeMap<String, String>) -> Res
         }
         Some(_) => return Err("has an environment that is neither a mapping nor a list".into()),
     }
+    // Docker takes any name without `=` (Elasticsearch reads `discovery.type`, say).
     for key in env.keys() {
-        capstan_core::app::check_env_key(key).map_err(|e| format!("environment: {}", e.reason))?;
+        let printable = !key.is_empty()
+            && key.len() <= 256
+            && key.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+        if !printable {
+            return Err(format!(
+                "environment: {key:?} is not a variable name (printable, no `=`, at most 256)"
+            ));
+        }
     }
     Ok(())
 }

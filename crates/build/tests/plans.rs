@@ -366,3 +366,32 @@ fn a_procfile_gives_the_start_and_release_commands_a_dockerfile_lacks() {
         "the Dockerfile's ENTRYPOINT is the start"
     );
 }
+
+#[test]
+fn of_several_services_publishing_ports_the_front_one_or_the_first_serves() {
+    let plan_web = |compose: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        for sub in ["proxy", "api"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            std::fs::write(dir.path().join(sub).join("Dockerfile"), "FROM scratch\n").unwrap();
+        }
+        let recipe = prepare(dir.path(), &auto(), 8080).unwrap();
+        let (compose, _) = recipe.compose.clone().unwrap();
+        match recipe.plan {
+            Plan::Compose { web, .. } => (web, compose.notes.join("\n")),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Both built and published: the one nothing depends on is the front.
+    let (web, _) = plan_web(
+        "services:\n  api:\n    build: api\n    ports: ['8000:8000']\n  proxy:\n    build: proxy\n    ports: ['80:80']\n    depends_on: [api]\n",
+    );
+    assert_eq!(web, "proxy");
+    // Two independent UIs: the first in the file, with a note on how to choose.
+    let (web, notes) = plan_web(
+        "services:\n  zeta:\n    image: busybox\n    ports: ['9090:9090']\n  alpha:\n    image: busybox\n    ports: ['3000:3000']\n",
+    );
+    assert_eq!(web, "zeta");
+    assert!(notes.contains("build.compose_service"), "{notes}");
+}

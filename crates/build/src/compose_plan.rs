@@ -86,6 +86,7 @@ pub(crate) fn compose_recipe(
             build_args: BTreeMap::new(),
             generated: Vec::new(),
             compose: None,
+            notes: Vec::new(),
         },
     };
     recipe.plan = Plan::Compose {
@@ -205,11 +206,11 @@ pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe
             service.name, build.dockerfile
         )));
     }
-    dockerfile_in(
+    let recipe = dockerfile_in(
         &context,
         &build.dockerfile,
         build.target.clone(),
         build.args.clone(),
-    )
-    .map(Some)
+    )?;
+    crate::dockerfile_compat::make_compatible(recipe).map(Some)
 }

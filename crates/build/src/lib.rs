@@ -8,6 +8,7 @@ mod compose_plan;
 mod compose_service;
 pub mod compose_vars;
 pub mod context;
+pub mod dockerfile_compat;
 pub mod layout;
 pub mod nixpacks_plan;
 pub mod plan;

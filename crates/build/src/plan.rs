@@ -106,6 +106,8 @@ pub struct Recipe {
     /// For the compose plan: the user's file, read and checked, and the directory it is in
     /// (service build contexts are relative to it).
     pub compose: Option<(UserCompose, PathBuf)>,
+    /// What was changed so the Dockerfile builds without BuildKit, for the log.
+    pub notes: Vec<String>,
 }
 
 impl Recipe {
@@ -136,6 +138,20 @@ pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, Buil
 
 /// [`prepare`], with the app's variables for a compose file's interpolation.
 pub fn prepare_with(
+    root: &Path,
+    build: &BuildSpec,
+    port: u16,
+    vars: &Variables,
+) -> Result<Recipe, BuildError> {
+    let recipe = choose(root, build, port, vars)?;
+    match recipe.plan {
+        // Each compose service's build was made compatible when it was read.
+        Plan::Compose { .. } => Ok(recipe),
+        _ => crate::dockerfile_compat::make_compatible(recipe),
+    }
+}
+
+fn choose(
     root: &Path,
     build: &BuildSpec,
     port: u16,
@@ -336,6 +352,7 @@ pub(crate) fn dockerfile_in(
         build_args,
         generated: Vec::new(),
         compose: None,
+        notes: Vec::new(),
     })
 }
 
@@ -366,6 +383,7 @@ fn nixpacks_recipe(
         build_args: generated.variables,
         generated: generated.files,
         compose: None,
+        notes: Vec::new(),
     }))
 }
 
@@ -402,6 +420,7 @@ fn static_recipe(
             contents: text.into_bytes(),
         }],
         compose: None,
+        notes: Vec::new(),
     }))
 }
 

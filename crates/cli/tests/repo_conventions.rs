@@ -95,3 +95,80 @@ fn plan_prefers_a_fuller_compose_file_and_names_a_monorepos_apps() {
     let err = plan(&repos.join("monorepo")).unwrap_err();
     assert!(err.contains("services/api (Dockerfile)"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_written_for_buildkit_builds_or_is_refused_at_once() {
+    let daemon = support::start_daemon().await;
+    let repo = SampleRepo::new();
+    repo.commit_file(
+        "Dockerfile",
+        "# syntax=docker/dockerfile:1.4\n\
+         FROM --platform=$BUILDPLATFORM busybox:stable AS build\n\
+         ARG TARGETARCH\n\
+         RUN --mount=type=cache,target=/var/cache/build <<EOF\n\
+         set -e\n\
+         mkdir -p /out\n\
+         echo \"built for $TARGETARCH\" > /out/arch.txt\n\
+         EOF\n\
+         \n\
+         FROM build AS test\n\
+         RUN echo \"the test stage fails\" && false\n\
+         \n\
+         FROM scratch\n\
+         COPY app /app\n\
+         COPY --from=build /out/arch.txt /arch.txt\n\
+         ENV VERSION=buildkit-style\n\
+         ENTRYPOINT [\"/app\"]\n",
+        "buildkit-style Dockerfile",
+    );
+    daemon
+        .create_app(json!({
+            "name": "bk",
+            "source": {"git": {"url": repo.url(), "ref": "main"}},
+            "domains": ["bk.test"],
+            "drain_secs": 1,
+            "stop_grace_secs": 2
+        }))
+        .await;
+    let d = daemon.deploy_expect("bk", None, "live").await;
+    let log = daemon.log(d["id"].as_i64().unwrap()).await;
+    for expected in [
+        "dockerfile: stages not needed for the last stage are not built: test",
+        "runs without the cache",
+        "heredoc runs as a /bin/sh -c script",
+        "platform arguments given as BuildKit would",
+    ] {
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
+    assert!(!log.contains("the test stage fails"), "{log}");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(
+        daemon
+            .via_proxy("bk.test", "/file/read?path=/arch.txt")
+            .await,
+        (200, format!("built for {arch}\n"))
+    );
+
+    // A secret mount cannot be had without BuildKit: refused before anything is built.
+    repo.commit_file(
+        "Dockerfile",
+        "FROM busybox:stable\nRUN echo step one\nRUN --mount=type=secret,id=npm cat /run/secrets/npm\n",
+        "secret mount",
+    );
+    let failed = daemon.deploy_expect("bk", None, "failed").await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("Dockerfile line 3: RUN --mount=type=secret needs BuildKit"),
+        "{error}"
+    );
+    let log = daemon.log(failed["id"].as_i64().unwrap()).await;
+    assert!(!log.contains("step one"), "nothing was built: {log}");
+    assert_eq!(
+        daemon.via_proxy("bk.test", "/").await,
+        (200, "version: buildkit-style\n".to_string())
+    );
+}

@@ -106,6 +106,10 @@ impl Deployer {
                     if !is_web {
                         log.info(format!("building companion {}", service.name))
                             .await;
+                        for note in &sub.notes {
+                            log.info(format!("dockerfile of {}: {note}", service.name))
+                                .await;
+                        }
                     }
                     self.build_recipe(d, &sub, &tag, build_args, commit, log)
                         .await?;
@@ -136,6 +140,7 @@ impl Deployer {
                         contents: text.into_bytes(),
                     }],
                     compose: None,
+                    notes: Vec::new(),
                 };
                 log.info(format!(
                     "baking the repository's {} into a copy of {image} for service {}",

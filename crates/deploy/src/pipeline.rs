@@ -349,6 +349,9 @@ impl Deployer {
             recipe.reason
         ))
         .await;
+        for note in &recipe.notes {
+            log.info(format!("dockerfile: {note}")).await;
+        }
         let spec = settings.spec;
         let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
         let declared_port = DeclaredPort::of_settings(&spec, from_file, &recipe);

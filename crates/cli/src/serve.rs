@@ -3,7 +3,6 @@
 
 use crate::config::{Config, ServeArgs};
 use anyhow::{bail, Context};
-use base64::Engine as _;
 use capstan_compose::proxy::{render_static_config, ProxySettings, DYNAMIC_DIR};
 use capstan_deploy::{DeploySettings, Deployer};
 use capstan_engine::proxy::{ProxyApi, ProxySpec, RouteFiles};
@@ -133,12 +132,7 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     if store.token_count().await? > 0 {
         return Ok(());
     }
-    let mut bytes = [0u8; 32];
-    rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes);
-    let token = format!(
-        "cap_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = capstan_store::new_token();
     let path = data_dir.join("admin-token");
     let mut file = std::fs::OpenOptions::new()
         .write(true)

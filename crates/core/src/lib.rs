@@ -10,6 +10,7 @@ pub mod name;
 pub mod names;
 pub mod redact;
 pub mod repo_config;
+pub mod scope;
 pub mod validate;
 
 pub use app::{
@@ -21,3 +22,4 @@ pub use error::ValidationError;
 pub use name::AppName;
 pub use names::{AppNames, InstanceNames};
 pub use repo_config::{RepoConfig, RepoConfigError, REPO_CONFIG_FILE};
+pub use scope::{Scope, Scopes};

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct Caller {
     /// The token's (later: user's) name, for the record.
     pub name: String,
-    /// Holds the `admin` scope: may mount host paths and deploy local directories.
-    pub admin: bool,
+    /// What the caller may do; only `admin` may mount host paths and deploy local
+    /// directories.
+    pub scopes: capstan_core::Scopes,
 }
 
 impl Caller {
@@ -22,8 +23,12 @@ impl Caller {
     pub fn daemon() -> Self {
         Self {
             name: "capstan".into(),
-            admin: true,
+            scopes: capstan_core::Scopes::of([capstan_core::Scope::Admin]),
         }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes.allows(capstan_core::Scope::Admin)
     }
 }
 
@@ -56,7 +61,7 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<(), ActionError> {
         for volume in spec.volumes.iter().filter(|v| v.is_host_path()) {
-            if !caller.admin {
+            if !caller.is_admin() {
                 return Err(ActionError::Forbidden(format!(
                     "volumes.source: {:?} is a host path, which needs a token with the admin scope",
                     volume.source
@@ -65,7 +70,7 @@ impl Deployer {
             self.check_host_path("volumes.source", &volume.source)?;
         }
         if let Source::Path(dir) = &spec.source {
-            if !caller.admin {
+            if !caller.is_admin() {
                 return Err(ActionError::Forbidden(
                     "source.path: deploying a directory of the daemon's host needs a token with the admin scope".into(),
                 ));

@@ -9,7 +9,7 @@ mod releases;
 mod secrets;
 pub mod stored_spec;
 mod tokens;
-pub use tokens::hash_token;
+pub use tokens::{hash_token, new_token, TokenRecord};
 
 pub use apps::AppRecord;
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};

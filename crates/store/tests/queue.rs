@@ -165,15 +165,27 @@ async fn log_lines_are_numbered_and_tokens_stored_hashed() {
         .add_token("admin", "cap_secret-token", "admin")
         .await
         .unwrap();
+    let found = store
+        .token_by_secret("cap_secret-token")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        store
-            .token_scopes("cap_secret-token")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("admin")
+        (found.name.as_str(), found.scopes.as_str()),
+        ("admin", "admin")
     );
-    assert!(store.token_scopes("cap_other").await.unwrap().is_none());
+    assert!(
+        found.last_used_at.is_none(),
+        "the record read is the one before this use"
+    );
+    let again = store
+        .token_by_secret("cap_secret-token")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.last_used_at.is_some(), "the first use was recorded");
+    assert!(store.token_by_secret("cap_other").await.unwrap().is_none());
+    assert_eq!(store.tokens().await.unwrap().len(), 1);
     drop(store);
     let raw = std::fs::read(dir.path().join("capstan.db")).unwrap();
     let wal = std::fs::read(dir.path().join("capstan.db-wal")).unwrap_or_default();

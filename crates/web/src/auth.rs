@@ -1,12 +1,37 @@
-//! Bearer-token authentication. Tokens are looked up by their SHA-256 hash, so the
-//! comparison never touches the secret itself.
+//! Bearer-token authentication and scopes. Tokens are looked up by their SHA-256 hash, so
+//! the comparison never touches the secret itself; each route needs one scope
+//! ([`needed_scope`]), and a token without it gets 403 naming the scope.
 
 use crate::{ApiError, AppState};
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
+
+/// The scope a route needs: token management is `admin`; reading is `read`; deploying,
+/// rolling back, restarting and planning are `deploy`; every other change is `write`.
+pub fn needed_scope(method: &Method, route: &str) -> Scope {
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    if route.starts_with("/tokens") {
+        return Scope::Admin;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Scope::Read;
+    }
+    let deploys = [
+        "/apps/{app}/deployments",
+        "/apps/{app}/rollback",
+        "/apps/{app}/restart",
+        "/apps/{app}/plan",
+    ];
+    if method == Method::POST && deploys.contains(&route) {
+        Scope::Deploy
+    } else {
+        Scope::Write
+    }
+}
 
 pub async fn require_token(
     State(state): State<AppState>,
@@ -33,15 +58,63 @@ pub async fn require_token(
                 "malformed Authorization header: expected 'Bearer <token>'",
             )
         })?;
-    match state.deployer.store().token_scopes(token).await? {
-        Some(scopes) => {
-            let caller = Caller {
-                name: "token".into(),
-                admin: scopes.split([',', ' ']).any(|s| s == "admin"),
-            };
-            request.extensions_mut().insert(caller);
-            Ok(next.run(request).await)
+    let Some(record) = state.deployer.store().token_by_secret(token).await? else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"));
+    };
+    // A stored value that no longer parses grants nothing.
+    let scopes = Scopes::parse_list(&record.scopes).unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let needed = needed_scope(request.method(), &route);
+    if !scopes.allows(needed) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token {:?} has the scopes [{scopes}]; this request needs the {} scope",
+                record.name,
+                needed.as_str()
+            ),
+        ));
+    }
+    request.extensions_mut().insert(Caller {
+        name: record.name,
+        scopes,
+    });
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_needs_its_scope() {
+        for (method, route, scope) in [
+            (Method::GET, "/api/v1/apps", Scope::Read),
+            (Method::GET, "/api/v1/deployments/{id}/logs", Scope::Read),
+            (
+                Method::POST,
+                "/api/v1/apps/{app}/deployments",
+                Scope::Deploy,
+            ),
+            (Method::POST, "/api/v1/apps/{app}/rollback", Scope::Deploy),
+            (Method::POST, "/api/v1/apps/{app}/restart", Scope::Deploy),
+            (Method::POST, "/api/v1/apps/{app}/plan", Scope::Deploy),
+            (Method::POST, "/api/v1/apps", Scope::Write),
+            (Method::PATCH, "/api/v1/apps/{app}", Scope::Write),
+            (Method::DELETE, "/api/v1/apps/{app}", Scope::Write),
+            (
+                Method::PUT,
+                "/api/v1/apps/{app}/secrets/{name}",
+                Scope::Write,
+            ),
+            (Method::GET, "/api/v1/tokens", Scope::Admin),
+            (Method::POST, "/api/v1/tokens", Scope::Admin),
+        ] {
+            assert_eq!(needed_scope(&method, route), scope, "{method} {route}");
         }
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token")),
     }
 }

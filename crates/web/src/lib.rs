@@ -8,6 +8,7 @@ mod deployments;
 mod error;
 mod plan;
 mod secrets;
+mod tokens;
 mod views;
 
 use axum::routing::{get, post, put};
@@ -43,6 +44,8 @@ pub fn router(state: AppState) -> Router {
             "/apps/{app}/secrets/{name}",
             put(secrets::put).delete(secrets::delete),
         )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/deployments/{id}", get(deployments::show))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/spec", get(deployments::spec))

@@ -1,40 +1,137 @@
-//! The client subcommands: talk to a daemon's API with a bearer token.
+//! The client's connection to a daemon (URL and token from flags, the environment, the
+//! file `capstan login` saved, or the admin token in the data dir) and the commands that
+//! follow deployments: `deploy`, `logs`.
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use serde_json::Value;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Where `capstan serve` listens unless told otherwise.
+const DEFAULT_URL: &str = "http://127.0.0.1:8000";
+
 #[derive(Debug, clap::Args)]
 pub struct Connection {
-    /// The daemon's API address.
-    #[arg(long, env = "CAPSTAN_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// API token; default: the admin token in the data dir.
+    /// The daemon's API address (default: the one `capstan login` saved, else
+    /// http://127.0.0.1:8000).
+    #[arg(long, env = "CAPSTAN_URL")]
+    url: Option<String>,
+    /// API token (default: the one `capstan login` saved, else the admin token in the data
+    /// dir).
     #[arg(long, env = "CAPSTAN_TOKEN", hide_env_values = true)]
     token: Option<String>,
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
     data_dir: PathBuf,
 }
 
+/// The file `capstan login` writes: `$XDG_CONFIG_HOME/capstan/login.json` (or
+/// `~/.config/...`).
+fn login_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("capstan").join("login.json"))
+}
+
+fn saved_login() -> Option<(String, String)> {
+    let text = std::fs::read_to_string(login_file()?).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    Some((
+        value["url"].as_str()?.to_string(),
+        value["token"].as_str()?.to_string(),
+    ))
+}
+
+/// Saves the URL and token for later commands, readable by the user only.
+pub(crate) fn save_login(url: &str, token: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = login_file().context("neither XDG_CONFIG_HOME nor HOME is set")?;
+    let dir = path.parent().expect("the login file has a directory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let body = serde_json::json!({ "url": url, "token": token });
+    std::io::Write::write_all(&mut file, format!("{body}\n").as_bytes())?;
+    Ok(path)
+}
+
 impl Connection {
-    fn token(&self) -> anyhow::Result<String> {
-        if let Some(token) = &self.token {
-            return Ok(token.clone());
-        }
-        let path = self.data_dir.join("admin-token");
-        let token = std::fs::read_to_string(&path)
-            .with_context(|| format!("no --token given and cannot read {}", path.display()))?;
-        Ok(token.trim().to_string())
+    pub(crate) fn api(&self) -> anyhow::Result<Api> {
+        let saved = saved_login();
+        let url = self
+            .url
+            .clone()
+            .or_else(|| saved.as_ref().map(|(u, _)| u.clone()))
+            .unwrap_or_else(|| DEFAULT_URL.to_string());
+        let token = match (&self.token, &saved) {
+            (Some(token), _) => token.clone(),
+            (None, Some((_, token))) => token.clone(),
+            (None, None) => {
+                let path = self.data_dir.join("admin-token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no --token, no `capstan login`, and cannot read {}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Ok(Api {
+            http: reqwest::Client::new(),
+            base: url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+}
+
+/// A daemon's API with a token.
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
     }
 
-    pub(crate) fn client(&self) -> anyhow::Result<(reqwest::Client, String, String)> {
-        Ok((
-            reqwest::Client::new(),
-            self.url.trim_end_matches('/').to_string(),
-            self.token()?,
-        ))
+    /// GET `path` (under `/api/v1`) as JSON.
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.request(reqwest::Method::GET, path).send().await?;
+        Ok(check(response).await?.json().await?)
+    }
+
+    /// Sends a request with an optional JSON body; the answer's JSON (`Null` if none).
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = check(request.send().await?).await?;
+        let text = response.text().await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
@@ -44,6 +141,9 @@ pub struct DeployArgs {
     /// Git branch, tag or commit to deploy instead of the app's configured ref.
     #[arg(long = "ref")]
     git_ref: Option<String>,
+    /// Build from scratch: no image reuse, no layer cache.
+    #[arg(long)]
+    no_cache: bool,
     /// Follow the log and exit non-zero if the deployment fails.
     #[arg(long)]
     wait: bool,
@@ -66,14 +166,7 @@ pub struct LogsArgs {
     connection: Connection,
 }
 
-/// A request body that names a git ref, or an empty object.
-pub(crate) fn ref_body(git_ref: Option<&str>) -> Value {
-    match git_ref {
-        Some(r) => serde_json::json!({ "ref": r }),
-        None => serde_json::json!({}),
-    }
-}
-
+/// The response, or its `{"error": ...}` as one line.
 pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if response.status().is_success() {
         return Ok(response);
@@ -88,15 +181,18 @@ pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest
 }
 
 pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let (http, base, token) = args.connection.client()?;
-    let body = ref_body(args.git_ref.as_deref());
-    let response = http
-        .post(format!("{base}/api/v1/apps/{}/deployments", args.app))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
+    let api = args.connection.api()?;
+    let mut body = serde_json::json!({ "no_cache": args.no_cache });
+    if let Some(reference) = &args.git_ref {
+        body["ref"] = Value::String(reference.clone());
+    }
+    let created = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/apps/{}/deployments", args.app),
+            Some(body),
+        )
         .await?;
-    let created: Value = check(response).await?.json().await?;
     let id = created["id"]
         .as_i64()
         .context("the daemon returned no deployment id")?;
@@ -104,8 +200,18 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let state = follow(&http, &base, &token, id).await?;
-    println!("deployment {id}: {state}");
+    follow_to_end(&api, id).await
+}
+
+/// Follows a deployment to its end: on a terminal, each phase as a heading and the log
+/// under it; elsewhere, the plain log. The final state decides the exit code.
+pub(crate) async fn follow_to_end(api: &Api, id: i64) -> anyhow::Result<ExitCode> {
+    let state = follow(api, id).await?;
+    let record = api.get(&format!("/deployments/{id}")).await.ok();
+    match record.as_ref().and_then(|r| r["error"].as_str()) {
+        Some(error) if state != "live" => println!("deployment {id}: {state}: {error}"),
+        _ => println!("deployment {id}: {state}"),
+    }
     Ok(if state == "live" {
         ExitCode::SUCCESS
     } else {
@@ -114,95 +220,152 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let (http, base, token) = args.connection.client()?;
+    let api = args.connection.api()?;
     let Ok(deployment) = args.target.parse::<i64>() else {
-        return app_output(&http, &base, &token, &args).await;
+        return app_output(&api, &args).await;
     };
     if args.follow {
-        let state = follow(&http, &base, &token, deployment).await?;
+        let state = follow(&api, deployment).await?;
         println!("deployment {deployment}: {state}");
         return Ok(ExitCode::SUCCESS);
     }
-    let response = http
-        .get(format!("{base}/api/v1/deployments/{deployment}/logs"))
-        .bearer_auth(&token)
+    let response = api
+        .request(
+            reqwest::Method::GET,
+            &format!("/deployments/{deployment}/logs"),
+        )
         .send()
         .await?;
     print!("{}", check(response).await?.text().await?);
     Ok(ExitCode::SUCCESS)
 }
 
+/// Server-sent events as (event, data) pairs, from a response's byte stream.
+struct Events {
+    buffer: String,
+    event: String,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self {
+            buffer: String::new(),
+            event: String::new(),
+        }
+    }
+
+    /// Feeds a chunk; returns the complete events it finished.
+    fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        self.buffer.push_str(&String::from_utf8_lossy(chunk));
+        let mut out = Vec::new();
+        while let Some(pos) = self.buffer.find('\n') {
+            let line: String = self.buffer.drain(..=pos).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(name) = line.strip_prefix("event: ") {
+                self.event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                out.push((self.event.clone(), data.to_string()));
+            }
+        }
+        out
+    }
+}
+
 /// `capstan logs APP`: the running app's output, printed as it arrives.
-async fn app_output(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    args: &LogsArgs,
-) -> anyhow::Result<ExitCode> {
-    let response = http
-        .get(format!("{base}/api/v1/apps/{}/logs", args.target))
+async fn app_output(api: &Api, args: &LogsArgs) -> anyhow::Result<ExitCode> {
+    let response = api
+        .request(reqwest::Method::GET, &format!("/apps/{}/logs", args.target))
         .query(&[
             ("tail", args.tail.to_string()),
             ("follow", args.follow.to_string()),
         ])
-        .bearer_auth(token)
         .send()
         .await?;
     let mut stream = check(response).await?.bytes_stream();
-    let mut buffer = String::new();
-    let mut event = String::new();
+    let mut events = Events::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = String::from_utf8_lossy(&chunk?).into_owned();
+        let chunk = chunk?;
         if !args.follow {
-            print!("{chunk}");
+            print!("{}", String::from_utf8_lossy(&chunk));
             continue;
         }
-        buffer.push_str(&chunk);
-        while let Some(pos) = buffer.find('\n') {
-            let line: String = buffer.drain(..=pos).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                if event == "log" {
-                    println!("{data}");
-                }
+        for (event, data) in events.push(&chunk) {
+            if event == "log" {
+                println!("{data}");
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a deployment's log as it streams and returns its final state.
-async fn follow(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    id: i64,
-) -> anyhow::Result<String> {
-    let response = http
-        .get(format!("{base}/api/v1/deployments/{id}/logs?follow=true"))
-        .bearer_auth(token)
+/// The phase a log line announces, for the progress headings.
+fn phase_of(line: &str) -> Option<&'static str> {
+    let text = line.split_once("] ").map_or(line, |(_, rest)| rest);
+    [
+        ("fetching ", "fetch"),
+        ("build plan: ", "plan"),
+        ("build context: ", "build"),
+        ("started container ", "start"),
+        ("waiting for ", "health"),
+        ("traffic switched", "switch"),
+        ("deployment is live", "live"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| text.starts_with(prefix))
+    .map(|(_, phase)| phase)
+}
+
+/// Prints a deployment's log as it streams and returns its final state. On a terminal,
+/// a heading marks each phase as it begins.
+async fn follow(api: &Api, id: i64) -> anyhow::Result<String> {
+    let response = api
+        .request(
+            reqwest::Method::GET,
+            &format!("/deployments/{id}/logs?follow=true"),
+        )
         .send()
         .await?;
+    let headings = std::io::stdout().is_terminal();
     let mut stream = check(response).await?.bytes_stream();
-    let mut buffer = String::new();
-    let mut event = String::new();
+    let mut events = Events::new();
+    let mut shown_phase = None;
     while let Some(chunk) = stream.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(pos) = buffer.find('\n') {
-            let line: String = buffer.drain(..=pos).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                if event == "end" {
-                    let end: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-                    return Ok(end["state"].as_str().unwrap_or("unknown").to_string());
-                }
-                println!("{data}");
+        for (event, data) in events.push(&chunk?) {
+            if event == "end" {
+                let end: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                return Ok(end["state"].as_str().unwrap_or("unknown").to_string());
             }
+            if headings {
+                let phase = phase_of(&data);
+                if phase.is_some() && phase != shown_phase {
+                    println!("\x1b[1m── {} ──\x1b[0m", phase.unwrap_or_default());
+                    shown_phase = phase;
+                }
+            }
+            println!("{data}");
         }
     }
     bail!("the log stream ended before the deployment did")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_read_across_chunks() {
+        let mut events = Events::new();
+        assert!(events.push(b"event: log\ndata: [info] fetch").is_empty());
+        let got = events.push(b"ing x\n\nevent: end\ndata: {\"state\":\"live\"}\n");
+        assert_eq!(
+            got,
+            vec![
+                ("log".to_string(), "[info] fetching x".to_string()),
+                ("end".to_string(), "{\"state\":\"live\"}".to_string())
+            ]
+        );
+        assert_eq!(phase_of("[info] fetching https://x at main"), Some("fetch"));
+        assert_eq!(phase_of("[info] traffic switched to a"), Some("switch"));
+        assert_eq!(phase_of("[build] Step 1/3"), None);
+    }
 }

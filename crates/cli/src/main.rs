@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod manage;
 mod plan;
 mod serve;
 
@@ -25,8 +26,22 @@ enum Command {
     Serve(config::ServeArgs),
     /// Queue a deployment of an app and optionally follow it to the end.
     Deploy(client::DeployArgs),
-    /// Print a deployment's log, or follow it live.
+    /// Print a deployment's log (by id) or a running app's output (by name), or follow it.
     Logs(client::LogsArgs),
+    /// Save a daemon's URL and an API token for the other commands.
+    Login(manage::LoginArgs),
+    /// List apps with their live deployment.
+    Apps(manage::AppsArgs),
+    /// Create or show an app.
+    #[command(subcommand)]
+    App(manage::AppCommand),
+    /// Return an app to an earlier release (no build).
+    Rollback(manage::RollbackArgs),
+    /// Start new containers of the live release with the current settings.
+    Restart(manage::RestartArgs),
+    /// Set, list or remove an app's secrets.
+    #[command(subcommand)]
+    Secrets(manage::SecretsCommand),
     /// Show the build plan, the Dockerfile and the compose spec of a directory or an app,
     /// without deploying.
     Plan(plan::PlanArgs),
@@ -57,6 +72,12 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Deploy(args) => client::deploy(args).await,
             Command::Logs(args) => client::logs(args).await,
+            Command::Login(args) => manage::login(args).await,
+            Command::Apps(args) => manage::apps(args).await,
+            Command::App(command) => manage::app(command).await,
+            Command::Rollback(args) => manage::rollback(args).await,
+            Command::Restart(args) => manage::restart(args).await,
+            Command::Secrets(command) => manage::secrets(command).await,
             Command::Plan(args) => plan::plan(args).await,
         }
     });

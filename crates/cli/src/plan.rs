@@ -2,7 +2,7 @@
 //! directory is planned locally (no daemon needed); an app name asks the daemon, which
 //! fetches the app's source into a scratch workspace.
 
-use crate::client::{check, ref_body, Connection};
+use crate::client::Connection;
 use anyhow::Context;
 use capstan_core::{AppName, AppSpec};
 use capstan_deploy::planning::{plan_report, PlanReport};
@@ -60,15 +60,17 @@ fn plan_directory(args: &PlanArgs) -> anyhow::Result<Value> {
 }
 
 async fn plan_app(args: &PlanArgs) -> anyhow::Result<Value> {
-    let (http, base, token) = args.connection.client()?;
-    let body = ref_body(args.git_ref.as_deref());
-    let response = http
-        .post(format!("{base}/api/v1/apps/{}/plan", args.target))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await?;
-    Ok(check(response).await?.json().await?)
+    let api = args.connection.api()?;
+    let body = match &args.git_ref {
+        Some(reference) => serde_json::json!({ "ref": reference }),
+        None => serde_json::json!({}),
+    };
+    api.send(
+        reqwest::Method::POST,
+        &format!("/apps/{}/plan", args.target),
+        Some(body),
+    )
+    .await
 }
 
 fn print_report(report: &Value) {

@@ -183,7 +183,9 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
     .await;
     assert_eq!(status, 202, "{answer}");
     let id = answer["id"].as_i64().unwrap();
-    assert_eq!(daemon.wait(id).await["state"], "live");
+    let done = daemon.wait(id).await;
+    assert_eq!(done["state"], "live");
+    assert_eq!(done["actor"], "token:ci deploy", "who deployed is recorded");
 
     // The list shows names, scopes and use, never a secret.
     let (status, list) = daemon.call(Method::GET, "/tokens", None).await;

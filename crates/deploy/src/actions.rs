@@ -114,6 +114,7 @@ impl Deployer {
         name: &AppName,
         git_ref: Option<&str>,
         no_cache: bool,
+        caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         if let Some(reference) = git_ref {
@@ -124,7 +125,7 @@ impl Deployer {
                 )));
             }
         }
-        self.queue(name, Trigger::Deploy, git_ref, None, no_cache)
+        self.queue(name, Trigger::Deploy, git_ref, None, no_cache, caller)
             .await
     }
 
@@ -133,6 +134,7 @@ impl Deployer {
         &self,
         name: &AppName,
         target: RollbackTarget,
+        caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         let target = match target {
@@ -178,12 +180,23 @@ impl Deployer {
                 release.image, target.id
             )));
         }
-        self.queue(name, Trigger::Rollback, None, Some(release.id), false)
-            .await
+        self.queue(
+            name,
+            Trigger::Rollback,
+            None,
+            Some(release.id),
+            false,
+            caller,
+        )
+        .await
     }
 
     /// Queues a restart: new containers from the live release with the current settings.
-    pub async fn restart(&self, name: &AppName) -> Result<DeploymentRecord, ActionError> {
+    pub async fn restart(
+        &self,
+        name: &AppName,
+        caller: &Caller,
+    ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         let live = app.live_deployment_id.ok_or_else(|| {
             ActionError::Conflict(format!("app {name} has no live deployment to restart"))
@@ -191,8 +204,15 @@ impl Deployer {
         let release = self.store().release_of(live).await?.ok_or_else(|| {
             ActionError::Conflict(format!("live deployment {live} has no recorded release"))
         })?;
-        self.queue(name, Trigger::Restart, None, Some(release.id), false)
-            .await
+        self.queue(
+            name,
+            Trigger::Restart,
+            None,
+            Some(release.id),
+            false,
+            caller,
+        )
+        .await
     }
 
     async fn queue(
@@ -202,8 +222,10 @@ impl Deployer {
         git_ref: Option<&str>,
         from_release: Option<i64>,
         no_cache: bool,
+        caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
+        let actor = caller.actor();
         let record = self
             .store()
             .enqueue(NewDeployment {
@@ -212,6 +234,7 @@ impl Deployer {
                 git_ref,
                 from_release,
                 no_cache,
+                actor: &actor,
             })
             .await?;
         self.wake_workers();

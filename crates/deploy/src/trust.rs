@@ -27,6 +27,16 @@ impl Caller {
         }
     }
 
+    /// How the caller is recorded on what it asks for: `token:<name>`, or `capstan` for the
+    /// daemon itself.
+    pub fn actor(&self) -> String {
+        if self.name == "capstan" {
+            self.name.clone()
+        } else {
+            format!("token:{}", self.name)
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scopes.allows(capstan_core::Scope::Admin)
     }

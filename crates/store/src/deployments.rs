@@ -23,6 +23,8 @@ pub struct DeploymentRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Who asked for it (`token:<name>`); `None` for deployments older than the column.
+    pub actor: Option<String>,
 }
 
 /// When a deployment entered a state.
@@ -39,6 +41,7 @@ pub struct NewDeployment<'a> {
     pub git_ref: Option<&'a str>,
     pub from_release: Option<i64>,
     pub no_cache: bool,
+    pub actor: &'a str,
 }
 
 const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
@@ -64,6 +67,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        actor: row.try_get("actor")?,
     })
 }
 
@@ -83,8 +87,8 @@ impl Store {
             return Err(StoreError::NotFound(format!("app {}", new.app)));
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at)
-             VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at, actor)
+             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.app.as_str())
         .bind(new.trigger.as_str())
@@ -92,6 +96,7 @@ impl Store {
         .bind(new.from_release)
         .bind(new.no_cache as i64)
         .bind(now)
+        .bind(new.actor)
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;

@@ -23,6 +23,7 @@ async fn queue(store: &Store, app: &AppName) -> i64 {
             git_ref: None,
             from_release: None,
             no_cache: false,
+            actor: "token:test",
         })
         .await
         .unwrap()

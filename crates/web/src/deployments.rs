@@ -9,8 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
-use capstan_deploy::{LogEvent, RollbackTarget};
+use capstan_deploy::{Caller, LogEvent, RollbackTarget};
 use capstan_store::{DeploymentRecord, LogLine};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -57,6 +58,7 @@ struct DeployRequest {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -65,7 +67,7 @@ pub async fn create(
     let (git_ref, no_cache) = request.map_or((None, false), |r| (r.git_ref, r.no_cache));
     let d = state
         .deployer
-        .deploy(&name, git_ref.as_deref(), no_cache)
+        .deploy(&name, git_ref.as_deref(), no_cache, &caller)
         .await?;
     Ok(accepted(&d))
 }
@@ -78,6 +80,7 @@ struct RollbackRequest {
 
 pub async fn rollback(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -87,15 +90,16 @@ pub async fn rollback(
         Some(id) => RollbackTarget::Deployment(id),
         None => RollbackTarget::Previous,
     };
-    let d = state.deployer.rollback(&name, target).await?;
+    let d = state.deployer.rollback(&name, target, &caller).await?;
     Ok(accepted(&d))
 }
 
 pub async fn restart(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let d = state.deployer.restart(&app_name(&app)?).await?;
+    let d = state.deployer.restart(&app_name(&app)?, &caller).await?;
     Ok(accepted(&d))
 }
 

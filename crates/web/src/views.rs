@@ -53,6 +53,7 @@ pub fn deployment(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Value {
         "created_at": time(d.created_at),
         "started_at": opt_time(d.started_at),
         "finished_at": opt_time(d.finished_at),
+        "actor": d.actor,
     });
     if let Some(phases) = phases {
         let map: serde_json::Map<String, Value> = phases

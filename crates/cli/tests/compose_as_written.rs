@@ -30,6 +30,9 @@ const COMPOSE: &str = r#"services:
     restart: always
     labels: [com.example.owner=shop]
     logging: {driver: json-file}
+    healthcheck:
+      test: ["CMD", "/app", "task", "0", "compose check ok"]
+      interval: 30s
     depends_on: {files: {condition: service_started}}
   files:
     image: busybox:stable
@@ -101,6 +104,8 @@ async fn a_compose_file_as_people_write_it_deploys_unchanged() {
         "`logging` ignored",
         "secret api-token is filled from the app's secret API_TOKEN",
         "baking the repository's site into a copy of busybox:stable for service files",
+        "health check: the compose service's healthcheck (CMD /app task 0 compose check ok)",
+        "health probe: compose check ok",
     ] {
         assert!(log.contains(expected), "{expected}: {log}");
     }

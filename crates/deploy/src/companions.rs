@@ -81,13 +81,7 @@ pub(crate) fn companion_service(
             ]);
             all
         },
-        healthcheck: service.healthcheck.as_ref().map(|h| Healthcheck {
-            test: h.test.clone(),
-            interval: duration_or(&h.interval, "30s"),
-            timeout: duration_or(&h.timeout, "30s"),
-            retries: h.retries.unwrap_or(3),
-            start_period: duration_or(&h.start_period, "0s"),
-        }),
+        healthcheck: service.healthcheck.as_ref().map(healthcheck),
         deploy: limits_section(service),
         command: service.command.clone(),
         entrypoint: service.entrypoint.clone(),
@@ -103,6 +97,17 @@ pub(crate) fn companion_service(
         user: service.user.clone(),
         secrets: secret_mounts(service),
         secret_files: BTreeMap::new(),
+    }
+}
+
+/// A compose service's own health check, with compose's defaults.
+fn healthcheck(h: &capstan_build::compose_file::ServiceHealth) -> Healthcheck {
+    Healthcheck {
+        test: h.test.clone(),
+        interval: duration_or(&h.interval, "30s"),
+        timeout: duration_or(&h.timeout, "30s"),
+        retries: h.retries.unwrap_or(3),
+        start_period: duration_or(&h.start_period, "0s"),
     }
 }
 
@@ -142,7 +147,9 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
         init: web.init,
         environment: web.environment.clone(),
         labels: web.labels.clone(),
-        healthcheck: None,
+        // Used for the app when its own health settings are the defaults (see the
+        // pipeline); never copied onto the rendered service as it is.
+        healthcheck: web.healthcheck.as_ref().map(healthcheck),
         deploy: None,
         command: web.command.clone(),
         entrypoint: web.entrypoint.clone(),

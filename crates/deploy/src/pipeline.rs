@@ -300,20 +300,36 @@ impl Deployer {
         let (port, why) = choose_port(artifact.declared_port.as_ref(), &facts.exposed_ports);
         log.info(why).await;
         artifact.spec.port = Some(port);
-        let Some(image_check) = facts.healthcheck else {
-            return Ok(None);
+        // The compose web service's own check (a stored template's is the probe Capstan
+        // rendered, which is what runs anyway), then the image's HEALTHCHECK.
+        let compose_check = artifact
+            .web_template
+            .as_ref()
+            .and_then(|t| t.healthcheck.as_ref())
+            .map(|h| h.test.clone())
+            .filter(|test| {
+                !test
+                    .iter()
+                    .any(|a| a == capstan_compose::render::PROBE_PATH)
+            });
+        let (test, source) = match (compose_check, facts.healthcheck) {
+            (Some(test), _) => (test, "the compose service's healthcheck"),
+            (None, Some(image)) => (image.test, "the image's HEALTHCHECK"),
+            (None, None) => return Ok(None),
         };
         if artifact.spec.health != capstan_core::HealthSpec::default() {
-            log.info("the image has a HEALTHCHECK; the app's own health settings are used instead")
-                .await;
+            log.info(format!(
+                "{source} is not used: the app's own health settings are"
+            ))
+            .await;
             return Ok(None);
         }
         log.info(format!(
-            "health check: the image's HEALTHCHECK ({}), since the app's settings define none",
-            image_check.test.join(" ")
+            "health check: {source} ({}), since the app's settings define none",
+            test.join(" ")
         ))
         .await;
-        Ok(Some(image_check.test))
+        Ok(Some(test))
     }
 
     /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the

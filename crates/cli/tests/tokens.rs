@@ -89,6 +89,7 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
             Some(json!({"value": "abcd1234"})),
         ),
         (Method::GET, "/apps/scoped/logs", None),
+        (Method::GET, "/apps/scoped/events", None),
         (Method::GET, "/tokens", None),
         (
             Method::POST,
@@ -186,6 +187,55 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
     let done = daemon.wait(id).await;
     assert_eq!(done["state"], "live");
     assert_eq!(done["actor"], "token:ci deploy", "who deployed is recorded");
+
+    // Who changed what is recorded, secrets by name only.
+    let (status, _) = daemon
+        .call(
+            Method::PUT,
+            "/apps/scoped/secrets/API_KEY",
+            Some(json!({"value": "value-never-listed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, events) = call_with(
+        &daemon,
+        Some(read),
+        Method::GET,
+        "/apps/scoped/events",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{events}");
+    let seen: Vec<(String, String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "token:admin".into(),
+                "secret API_KEY set".into(),
+                String::new()
+            ),
+            (
+                "token:ci write".into(),
+                "settings changed".into(),
+                "env".into()
+            ),
+            ("token:admin".into(), "app created".into(), String::new()),
+        ],
+        "{events}"
+    );
+    assert!(!events.to_string().contains("value-never-listed"));
 
     // The list shows names, scopes and use, never a secret.
     let (status, list) = daemon.call(Method::GET, "/tokens", None).await;

@@ -31,6 +31,9 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         self.check_trust(name, &spec, caller).await?;
         let app = self.store().create_app(name, &spec).await?;
+        self.store()
+            .record_event(name, &caller.actor(), "app created", "")
+            .await?;
         Ok(AppView { app, live: None })
     }
 
@@ -71,13 +74,25 @@ impl Deployer {
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
         self.check_trust(name, &next, caller).await?;
         self.store().update_app_spec(name, &next).await?;
+        let fields: Vec<&str> = patch
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        self.store()
+            .record_event(
+                name,
+                &caller.actor(),
+                "settings changed",
+                &fields.join(", "),
+            )
+            .await?;
         self.app_view(name).await
     }
 
     /// Deletes an app with its containers, route and images. Refused while a deployment
     /// of it is queued or running, so nothing is half-removed; queueing waits while a
     /// delete runs (and then finds no app), so the two never both succeed.
-    pub async fn delete_app(&self, name: &AppName) -> Result<(), ActionError> {
+    pub async fn delete_app(&self, name: &AppName, caller: &Caller) -> Result<(), ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
         self.store().app(name).await?;
         if self.store().has_pending(name).await? || self.has_running(name) {
@@ -104,7 +119,19 @@ impl Deployer {
             }
         }
         self.store().delete_app(name).await?;
+        self.store()
+            .record_event(name, &caller.actor(), "app deleted", "")
+            .await?;
         Ok(())
+    }
+
+    /// Who changed the app and what, newest first (kept after the app is deleted).
+    pub async fn app_events(
+        &self,
+        name: &AppName,
+        limit: i64,
+    ) -> Result<Vec<capstan_store::AppEvent>, ActionError> {
+        Ok(self.store().app_events(name, limit.clamp(1, 1000)).await?)
     }
 
     /// Queues a build-and-deploy of the app, optionally at another git ref; `no_cache`

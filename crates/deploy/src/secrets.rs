@@ -20,6 +20,7 @@ impl Deployer {
         name: &str,
         value: &str,
         build: bool,
+        caller: &crate::Caller,
     ) -> Result<SecretInfo, ActionError> {
         check_env_key(name)
             .map_err(|e| ActionError::Invalid(format!("secret name: {}", e.reason)))?;
@@ -38,6 +39,10 @@ impl Deployer {
         self.store()
             .set_secret(&self.settings().secret_key, app, name, value, build)
             .await?;
+        let detail = if build { "also passed to builds" } else { "" };
+        self.store()
+            .record_event(app, &caller.actor(), &format!("secret {name} set"), detail)
+            .await?;
         let infos = self.store().secret_infos(app).await?;
         infos
             .into_iter()
@@ -50,9 +55,18 @@ impl Deployer {
         Ok(self.store().secret_infos(app).await?)
     }
 
-    pub async fn delete_secret(&self, app: &AppName, name: &str) -> Result<(), ActionError> {
+    pub async fn delete_secret(
+        &self,
+        app: &AppName,
+        name: &str,
+        caller: &crate::Caller,
+    ) -> Result<(), ActionError> {
         self.store().app(app).await?;
-        Ok(self.store().delete_secret(app, name).await?)
+        self.store().delete_secret(app, name).await?;
+        self.store()
+            .record_event(app, &caller.actor(), &format!("secret {name} removed"), "")
+            .await?;
+        Ok(())
     }
 
     /// The decrypted secrets a deployment of `app` runs with.

@@ -4,11 +4,13 @@
 
 mod apps;
 mod deployments;
+mod events;
 mod logs;
 mod releases;
 mod secrets;
 pub mod stored_spec;
 mod tokens;
+pub use events::AppEvent;
 pub use tokens::{hash_token, new_token, TokenRecord};
 
 pub use apps::AppRecord;

@@ -79,8 +79,30 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.deployer.delete_app(&app_name(&app)?).await?;
+    state.deployer.delete_app(&app_name(&app)?, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /apps/{app}/events`: who changed the app and what, newest first.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let events = state.deployer.app_events(&app_name(&app)?, 200).await?;
+    Ok(Json(Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": views::time(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "detail": e.detail,
+                })
+            })
+            .collect(),
+    )))
 }

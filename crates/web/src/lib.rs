@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/apps/{app}/restart", post(deployments::restart))
         .route("/apps/{app}/plan", post(plan::plan))
         .route("/apps/{app}/logs", get(app_output::output))
+        .route("/apps/{app}/events", get(apps::events))
         .route("/apps/{app}/secrets", get(secrets::list))
         .route(
             "/apps/{app}/secrets/{name}",

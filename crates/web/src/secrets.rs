@@ -7,7 +7,9 @@ use crate::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
+use capstan_deploy::Caller;
 use capstan_store::SecretInfo;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,6 +47,7 @@ pub async fn list(
 
 pub async fn put(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((app, name)): Path<(String, String)>,
     body: Result<Json<SecretBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -52,7 +55,7 @@ pub async fn put(
     let Json(body) = body?;
     let info = state
         .deployer
-        .set_secret(&app, &name, &body.value, body.build)
+        .set_secret(&app, &name, &body.value, body.build, &caller)
         .await?;
     let mut answer = view(&info);
     if info.build {
@@ -63,11 +66,12 @@ pub async fn put(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((app, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .deployer
-        .delete_secret(&app_name(&app)?, &name)
+        .delete_secret(&app_name(&app)?, &name, &caller)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

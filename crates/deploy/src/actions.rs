@@ -100,16 +100,17 @@ impl Deployer {
                 "app {name} has a deployment queued or running; wait for it to finish"
             )));
         }
+        // Everything the engine holds is listed before anything is removed: with the
+        // engine unreachable the delete fails (503) and the app keeps serving.
+        let mut containers = self.engine().owned_containers(Some(name.as_str())).await?;
+        containers.extend(
+            self.engine()
+                .companion_containers(Some(name.as_str()))
+                .await?,
+        );
         self.remove_route(name)
             .map_err(|e| ActionError::Internal(e.to_string()))?;
-        for container in self.engine().owned_containers(Some(name.as_str())).await? {
-            self.engine().remove_container(&container.id).await?;
-        }
-        for container in self
-            .engine()
-            .companion_containers(Some(name.as_str()))
-            .await?
-        {
+        for container in containers {
             self.engine().remove_container(&container.id).await?;
         }
         self.engine().remove_app_network(name).await?;

@@ -101,6 +101,9 @@ pub fn is_unreachable(err: &bollard::errors::Error) -> bool {
     matches!(
         err,
         E::HyperResponseError { .. }
+            // The client could not connect or lost the connection: a transport failure,
+            // never an answer from the engine.
+            | E::HyperLegacyError { .. }
             | E::IOError { .. }
             | E::RequestTimeoutError
             | E::SocketNotFoundError(_)

@@ -39,6 +39,8 @@ enum Command {
     Rollback(manage::RollbackArgs),
     /// Start new containers of the live release with the current settings.
     Restart(manage::RestartArgs),
+    /// The daemon, engine, proxy and queue at a glance.
+    Status(manage::StatusArgs),
     /// Set, list or remove an app's secrets.
     #[command(subcommand)]
     Secrets(manage::SecretsCommand),
@@ -78,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Rollback(args) => manage::rollback(args).await,
             Command::Restart(args) => manage::restart(args).await,
             Command::Secrets(command) => manage::secrets(command).await,
+            Command::Status(args) => manage::status(args).await,
             Command::Plan(args) => plan::plan(args).await,
         }
     });

@@ -1,5 +1,6 @@
 //! Client commands that manage apps: `apps`, `app create|show`, `rollback`, `restart`,
-//! `secrets set|list|rm`, `login`. Read commands take `--json`; errors are one line.
+//! `secrets set|list|rm`, `status`, `login`. Read commands take `--json`; errors are one
+//! line.
 
 use crate::client::{check, follow_to_end, Api, Connection};
 use anyhow::{bail, Context};
@@ -121,6 +122,14 @@ pub struct SecretListArgs {
 pub struct SecretRmArgs {
     app: String,
     name: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     connection: Connection,
 }
@@ -399,5 +408,49 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     check(response).await?;
     let path = crate::client::save_login(&url, &token)?;
     println!("logged in to {url} (saved in {})", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mib(bytes: &Value) -> String {
+    bytes
+        .as_f64()
+        .map_or("-".into(), |b| format!("{:.1} MiB", b / 1024.0 / 1024.0))
+}
+
+/// `capstan status`: the daemon, engine, proxy and queue at a glance.
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let api = args.connection.api()?;
+    let status = api.get("/server").await?;
+    if args.json {
+        print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let daemon = &status["daemon"];
+    let engine = &status["engine"];
+    println!(
+        "daemon  {} (instance {}), {} resident",
+        text(&daemon["version"]),
+        text(&daemon["instance"]),
+        mib(&daemon["rss_bytes"])
+    );
+    if engine["reachable"].as_bool() == Some(true) {
+        println!(
+            "engine  Docker {} (API {}, {}), {} images of this instance, {}",
+            text(&engine["version"]),
+            text(&engine["api_version"]),
+            text(&engine["platform"]),
+            text(&engine["images"]),
+            mib(&engine["image_bytes"])
+        );
+    } else {
+        println!("engine  NOT REACHABLE: {}", text(&engine["error"]));
+    }
+    println!("proxy   {}", text(&status["proxy"]));
+    println!("apps    {}", text(&status["apps"]));
+    println!(
+        "queue   {} queued, {} running",
+        text(&status["queue"]["queued"]),
+        text(&status["queue"]["running"])
+    );
     Ok(ExitCode::SUCCESS)
 }

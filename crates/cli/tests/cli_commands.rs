@@ -150,6 +150,31 @@ async fn the_client_logs_in_creates_deploys_rolls_back_and_reports_failures() {
     let shown = client.json(&["app", "show", "web1", "--json"]);
     assert_eq!(shown["domains"][0], "web1.test");
     client.ok(&["secrets", "rm", "web1", "API_KEY"]);
+    let status = client.json(&["status", "--json"]);
+    assert_eq!(status["engine"]["reachable"], true, "{status}");
+    assert!(
+        status["engine"]["version"].as_str().unwrap().contains('.'),
+        "{status}"
+    );
+    assert!(
+        status["engine"]["images"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert_eq!(status["proxy"], "running");
+    assert_eq!(status["apps"], 1);
+    assert_eq!(
+        status["queue"],
+        serde_json::json!({"queued": 0, "running": 0})
+    );
+    assert!(
+        status["daemon"]["rss_bytes"].as_u64().unwrap() > 1 << 20,
+        "{status}"
+    );
+    let plain = client.ok(&["status"]);
+    assert!(
+        plain.contains("engine  Docker") && plain.contains("proxy   running"),
+        "{plain}"
+    );
     let (code, _, stderr) = client.run(&["app", "show", "nope"], "");
     assert_eq!(code, 1);
     assert!(

@@ -77,6 +77,9 @@ async fn with_the_engine_gone_the_api_answers_503_and_the_app_keeps_serving() {
     // the app still serves.
     let (status, _) = daemon.call(Method::GET, "/apps/outage", None).await;
     assert_eq!(status, 200);
+    let (status, server) = daemon.call(Method::GET, "/server", None).await;
+    assert_eq!(status, 200, "{server}");
+    assert_eq!(server["engine"]["reachable"], false, "{server}");
     assert_eq!(
         daemon.via_proxy("outage.test", "/").await,
         (200, "version: v1\n".to_string())

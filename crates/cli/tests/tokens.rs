@@ -90,6 +90,7 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
         ),
         (Method::GET, "/apps/scoped/logs", None),
         (Method::GET, "/apps/scoped/events", None),
+        (Method::GET, "/server", None),
         (Method::GET, "/tokens", None),
         (
             Method::POST,

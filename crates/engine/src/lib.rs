@@ -7,6 +7,7 @@ pub mod containers;
 pub mod images;
 pub mod lines;
 pub mod proxy;
+pub mod server;
 pub mod setup;
 pub mod tasks;
 

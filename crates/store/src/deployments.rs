@@ -72,6 +72,17 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
 }
 
 impl Store {
+    /// How many deployments wait in the queue and how many run now.
+    pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COALESCE(SUM(state = 'queued'), 0) AS queued, \
+                    COALESCE(SUM(state IN {IN_PROGRESS}), 0) AS running FROM deployments"
+        ))
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("queued")?, row.try_get("running")?))
+    }
+
     /// Queues a deployment and records its `queued` phase.
     pub async fn enqueue(&self, new: NewDeployment<'_>) -> Result<DeploymentRecord, StoreError> {
         let now = now_ms();

@@ -8,6 +8,7 @@ mod deployments;
 mod error;
 mod plan;
 mod secrets;
+mod server;
 mod tokens;
 mod views;
 
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             "/apps/{app}/secrets/{name}",
             put(secrets::put).delete(secrets::delete),
         )
+        .route("/server", get(server::status))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/deployments/{id}", get(deployments::show))

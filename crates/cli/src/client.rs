@@ -46,7 +46,7 @@ fn saved_login() -> Option<(String, String)> {
 
 /// Saves the URL and token for later commands, readable by the user only.
 pub(crate) fn save_login(url: &str, token: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let path = login_file().context("neither XDG_CONFIG_HOME nor HOME is set")?;
     let dir = path.parent().expect("the login file has a directory");
     std::fs::DirBuilder::new()
@@ -54,15 +54,8 @@ pub(crate) fn save_login(url: &str, token: &str) -> anyhow::Result<PathBuf> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     let body = serde_json::json!({ "url": url, "token": token });
-    std::io::Write::write_all(&mut file, format!("{body}\n").as_bytes())?;
+    crate::serve::write_private(&path, &format!("{body}\n"))?;
     Ok(path)
 }
 

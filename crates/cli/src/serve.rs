@@ -134,16 +134,22 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     }
     let token = capstan_store::new_token();
     let path = data_dir.join("admin-token");
+    write_private(&path, &format!("{token}\n"))?;
+    store.add_token("admin", &token, "admin").await?;
+    tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
+    Ok(())
+}
+
+/// Writes `contents` to `path`, readable and writable by its owner only (mode 0600).
+pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
-    store.add_token("admin", &token, "admin").await?;
-    tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
+    std::io::Write::write_all(&mut file, contents.as_bytes())?;
     Ok(())
 }
 

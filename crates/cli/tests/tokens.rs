@@ -9,26 +9,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::SampleRepo;
 
-async fn call_with(
-    daemon: &support::Daemon,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, daemon.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
     let daemon = support::start_daemon().await;
@@ -101,7 +81,9 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
         (Method::DELETE, "/apps/scoped", None),
     ];
     for (method, path, body) in &endpoints {
-        let (status, answer) = call_with(&daemon, None, method.clone(), path, body.clone()).await;
+        let (status, answer) = daemon
+            .call_as(None, method.clone(), path, body.clone())
+            .await;
         assert_eq!(status, 401, "{method} {path}: {answer}");
     }
 
@@ -109,16 +91,18 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
     let read = secrets["read"].as_str();
     let deploy = secrets["deploy"].as_str();
     let write = secrets["write"].as_str();
-    let (status, _) = call_with(&daemon, Some(read), Method::GET, "/apps/scoped", None).await;
+    let (status, _) = daemon
+        .call_as(Some(read), Method::GET, "/apps/scoped", None)
+        .await;
     assert_eq!(status, 200);
-    let (status, answer) = call_with(
-        &daemon,
-        Some(read),
-        Method::POST,
-        "/apps/scoped/deployments",
-        Some(json!({})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(read),
+            Method::POST,
+            "/apps/scoped/deployments",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
     assert!(
         answer["error"]
@@ -127,62 +111,64 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
             .contains("needs the deploy scope"),
         "{answer}"
     );
-    let (status, answer) = call_with(
-        &daemon,
-        Some(deploy),
-        Method::PATCH,
-        "/apps/scoped",
-        Some(json!({"replicas": 1})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(deploy),
+            Method::PATCH,
+            "/apps/scoped",
+            Some(json!({"replicas": 1})),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"]
         .as_str()
         .unwrap()
         .contains("needs the write scope"));
-    let (status, answer) = call_with(
-        &daemon,
-        Some(write),
-        Method::POST,
-        "/apps/scoped/deployments",
-        Some(json!({})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(write),
+            Method::POST,
+            "/apps/scoped/deployments",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 403, "changing settings is not deploying: {answer}");
-    let (status, answer) = call_with(&daemon, Some(write), Method::GET, "/tokens", None).await;
+    let (status, answer) = daemon
+        .call_as(Some(write), Method::GET, "/tokens", None)
+        .await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"]
         .as_str()
         .unwrap()
         .contains("needs the admin scope"));
     // A write token may change settings, but host paths stay the admin's.
-    let (status, answer) = call_with(
-        &daemon,
-        Some(write),
-        Method::PATCH,
-        "/apps/scoped",
-        Some(json!({"env": {"MESSAGE": "from the write token"}})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(write),
+            Method::PATCH,
+            "/apps/scoped",
+            Some(json!({"env": {"MESSAGE": "from the write token"}})),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
-    let (status, answer) = call_with(
-        &daemon,
-        Some(write),
-        Method::PATCH,
-        "/apps/scoped",
-        Some(json!({"volumes": [{"source": "/srv/shared", "target": "/data"}]})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(write),
+            Method::PATCH,
+            "/apps/scoped",
+            Some(json!({"volumes": [{"source": "/srv/shared", "target": "/data"}]})),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
     // A deploy token deploys.
-    let (status, answer) = call_with(
-        &daemon,
-        Some(deploy),
-        Method::POST,
-        "/apps/scoped/deployments",
-        Some(json!({})),
-    )
-    .await;
+    let (status, answer) = daemon
+        .call_as(
+            Some(deploy),
+            Method::POST,
+            "/apps/scoped/deployments",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 202, "{answer}");
     let id = answer["id"].as_i64().unwrap();
     let done = daemon.wait(id).await;
@@ -198,14 +184,9 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, events) = call_with(
-        &daemon,
-        Some(read),
-        Method::GET,
-        "/apps/scoped/events",
-        None,
-    )
-    .await;
+    let (status, events) = daemon
+        .call_as(Some(read), Method::GET, "/apps/scoped/events", None)
+        .await;
     assert_eq!(status, 200, "{events}");
     let seen: Vec<(String, String, String)> = events
         .as_array()
@@ -266,7 +247,9 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
     let path = format!("/tokens/{}", deploy_entry["id"]);
     let (status, _) = daemon.call(Method::DELETE, &path, None).await;
     assert_eq!(status, 204);
-    let (status, _) = call_with(&daemon, Some(deploy), Method::GET, "/apps", None).await;
+    let (status, _) = daemon
+        .call_as(Some(deploy), Method::GET, "/apps", None)
+        .await;
     assert_eq!(status, 401);
     let path = format!("/tokens/{}", admin_entry["id"]);
     let (status, answer) = daemon.call(Method::DELETE, &path, None).await;

@@ -15,8 +15,19 @@ for tool in git python3 cargo; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
 done
 
+# The panel's tests drive a real Chromium through chromedriver (Debian's packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing chromium and chromium-driver (Debian packages) for the panel tests"
+  if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends chromium chromium-driver >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >/dev/null \
+         && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends chromium chromium-driver >/dev/null; }
+fi
+
 assets=$(scripts/build-test-images.sh)
 export CAPSTAN_ASSETS_DIR=$assets
+# Screenshots of every panel page land here.
+export CAPSTAN_ARTIFACTS_DIR=${CAPSTAN_ARTIFACTS_DIR:-${CARGO_TARGET_DIR:-$root/target}/artifacts}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,4 +39,5 @@ status=${PIPESTATUS[0]}
 passed=$(grep -Eo '[0-9]+ passed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
 echo "tests: $passed passed, $failed failed"
+echo "panel screenshots: $CAPSTAN_ARTIFACTS_DIR/panel"
 exit "$status"

@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let store = Store::open(&data_dir.join("capstan.db")).await?;
     ensure_admin_token(&store, &data_dir).await?;
+    ensure_setup_code(&store, &data_dir).await?;
 
     let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
     engine.ensure_control_network().await?;
@@ -115,7 +116,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(listen = %listener.local_addr()?, "API listening");
     capstan_web::serve(
         listener,
-        capstan_web::AppState { deployer },
+        capstan_web::AppState {
+            deployer,
+            accounts: capstan_web::accounts::Accounts::new(Some(&data_dir)),
+        },
         shutdown_signal(),
     )
     .await?;
@@ -137,6 +141,22 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     write_private(&path, &format!("{token}\n"))?;
     store.add_token("admin", &token, "admin").await?;
     tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
+    Ok(())
+}
+
+/// While no panel account exists, writes a new one-time setup code, mode 0600, to
+/// `<data-dir>/setup-code`: the panel's setup page asks for it before creating the first
+/// admin, so whoever reaches the panel first cannot claim it. Once an account exists the
+/// file is removed.
+async fn ensure_setup_code(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join(capstan_web::accounts::SETUP_CODE_FILE);
+    if store.user_count().await? > 0 {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    }
+    let code = capstan_web::accounts::random_secret();
+    write_private(&path, &format!("{code}\n"))?;
+    tracing::info!(path = %path.display(), "no panel account yet: open the panel and enter the one-time setup code from this file to create the admin account");
     Ok(())
 }
 

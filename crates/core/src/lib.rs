@@ -22,4 +22,4 @@ pub use error::ValidationError;
 pub use name::AppName;
 pub use names::{AppNames, InstanceNames};
 pub use repo_config::{RepoConfig, RepoConfigError, REPO_CONFIG_FILE};
-pub use scope::{Scope, Scopes};
+pub use scope::{Role, Scope, Scopes};

@@ -77,6 +77,41 @@ impl std::fmt::Display for Scopes {
     }
 }
 
+/// What a panel user may do: `admin` everything, `deployer` read and deploy (deploy, roll
+/// back, restart, plan), `viewer` only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Deployer,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Deployer, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Deployer => "deployer",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The scopes a user with this role acts with.
+    pub fn scopes(self) -> Scopes {
+        match self {
+            Role::Admin => Scopes::of([Scope::Admin]),
+            Role::Deployer => Scopes::of([Scope::Read, Scope::Deploy]),
+            Role::Viewer => Scopes::of([Scope::Read]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +134,16 @@ mod tests {
             "read,deploy"
         );
         assert!(Scopes::parse_list("root").unwrap_err().contains("root"));
+    }
+
+    #[test]
+    fn roles_map_onto_scopes() {
+        assert!(Role::Admin.scopes().allows(Scope::Admin));
+        let deployer = Role::Deployer.scopes();
+        assert!(deployer.allows(Scope::Deploy) && !deployer.allows(Scope::Write));
+        let viewer = Role::Viewer.scopes();
+        assert!(viewer.allows(Scope::Read) && !viewer.allows(Scope::Deploy));
+        assert_eq!(Role::parse("deployer"), Some(Role::Deployer));
+        assert_eq!(Role::parse("root"), None);
     }
 }

@@ -25,8 +25,9 @@ pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
 pub use logs::{LogEvent, LogHub};
+pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
-pub use trust::{protected_host_paths, Caller};
+pub use trust::{protected_host_paths, Caller, CallerKind};
 
 use capstan_engine::proxy::{ProxyApi, RouteFiles};
 use capstan_engine::Engine;

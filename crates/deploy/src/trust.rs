@@ -8,11 +8,23 @@ use capstan_core::app::{check_host_path, normalize_host_path};
 use capstan_core::{AppName, AppSpec, Source};
 use std::path::{Path, PathBuf};
 
+/// What kind of principal a [`Caller`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// The daemon itself (deployments it runs, recovery).
+    Daemon,
+    /// An API token.
+    Token,
+    /// A user signed in to the panel.
+    User,
+}
+
 /// Who asks for an action, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The token's (later: user's) name, for the record.
+    /// The token's or user's name, for the record.
     pub name: String,
+    pub kind: CallerKind,
     /// What the caller may do; only `admin` may mount host paths and deploy local
     /// directories.
     pub scopes: capstan_core::Scopes,
@@ -23,17 +35,34 @@ impl Caller {
     pub fn daemon() -> Self {
         Self {
             name: "capstan".into(),
+            kind: CallerKind::Daemon,
             scopes: capstan_core::Scopes::of([capstan_core::Scope::Admin]),
         }
     }
 
-    /// How the caller is recorded on what it asks for: `token:<name>`, or `capstan` for the
-    /// daemon itself.
+    pub fn token(name: impl Into<String>, scopes: capstan_core::Scopes) -> Self {
+        Self {
+            name: name.into(),
+            kind: CallerKind::Token,
+            scopes,
+        }
+    }
+
+    pub fn user(name: impl Into<String>, role: capstan_core::Role) -> Self {
+        Self {
+            name: name.into(),
+            kind: CallerKind::User,
+            scopes: role.scopes(),
+        }
+    }
+
+    /// How the caller is recorded on what it asks for: `token:<name>`, `user:<name>`, or
+    /// `capstan` for the daemon itself.
     pub fn actor(&self) -> String {
-        if self.name == "capstan" {
-            self.name.clone()
-        } else {
-            format!("token:{}", self.name)
+        match self.kind {
+            CallerKind::Daemon => self.name.clone(),
+            CallerKind::Token => format!("token:{}", self.name),
+            CallerKind::User => format!("user:{}", self.name),
         }
     }
 

@@ -145,6 +145,32 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// The newest deployment of every app, in one query (for the panel's dashboard).
+    pub async fn latest_deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.* FROM deployments d \
+             JOIN (SELECT MAX(id) AS id FROM deployments GROUP BY app) newest ON d.id = newest.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The deployments with these ids, in one query.
+    pub async fn deployments_by_id(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let rows = sqlx::query(&format!("SELECT * FROM deployments WHERE id IN ({list})"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
     pub async fn phases(&self, id: i64) -> Result<Vec<Phase>, StoreError> {
         let rows = sqlx::query(
             "SELECT state, at FROM deployment_phases WHERE deployment_id = ? ORDER BY at, rowid",

@@ -1,5 +1,5 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases, encrypted secrets and hashed API tokens. Only this crate
+//! per-phase timestamps, log lines, releases, encrypted secrets, hashed API tokens, and panel users with their sessions. Only this crate
 //! speaks SQL.
 
 mod apps;
@@ -10,8 +10,10 @@ mod releases;
 mod secrets;
 pub mod stored_spec;
 mod tokens;
+mod users;
 pub use events::AppEvent;
 pub use tokens::{hash_token, new_token, TokenRecord};
+pub use users::{SessionRecord, UserRecord};
 
 pub use apps::AppRecord;
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};

@@ -2,6 +2,8 @@
 //! the real Docker engine and a real Traefik, plus throwaway git repos of the sample app.
 //! Everything a test creates is removed when its handles drop.
 
+pub mod browser;
+
 use rand::Rng;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ pub fn assets_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -10,11 +10,11 @@ use axum::response::Response;
 use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
-/// The scope a route needs: token management is `admin`; reading is `read`; deploying,
+/// The scope a route needs: token and user management is `admin`; reading is `read`; deploying,
 /// rolling back, restarting and planning are `deploy`; every other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
-    if route.starts_with("/tokens") {
+    if route.starts_with("/tokens") || route.starts_with("/users") {
         return Scope::Admin;
     }
     if method == Method::GET || method == Method::HEAD {
@@ -79,10 +79,9 @@ pub async fn require_token(
             ),
         ));
     }
-    request.extensions_mut().insert(Caller {
-        name: record.name,
-        scopes,
-    });
+    request
+        .extensions_mut()
+        .insert(Caller::token(record.name, scopes));
     Ok(next.run(request).await)
 }
 
@@ -113,6 +112,8 @@ mod tests {
             ),
             (Method::GET, "/api/v1/tokens", Scope::Admin),
             (Method::POST, "/api/v1/tokens", Scope::Admin),
+            (Method::GET, "/api/v1/users", Scope::Admin),
+            (Method::DELETE, "/api/v1/users/{name}", Scope::Admin),
         ] {
             assert_eq!(needed_scope(&method, route), scope, "{method} {route}");
         }

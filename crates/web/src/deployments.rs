@@ -228,9 +228,10 @@ async fn send_stored(
     }
 }
 
-/// Streams stored lines, then live ones, until the deployment finishes. Subscribing before
-/// reading the store means no line can fall between the two.
-async fn follow(
+/// Streams stored lines after `last`, then live ones, until the deployment finishes
+/// (shared by the API and the panel's live log). Subscribing before reading the store
+/// means no line can fall between the two.
+pub(crate) async fn follow(
     deployer: capstan_deploy::Deployer,
     id: i64,
     last: i64,
@@ -252,8 +253,8 @@ async fn follow_until_end(
         if !send_stored(&store, id, &mut last, &sender).await {
             return;
         }
-        let state = match store.deployment(id).await {
-            Ok(d) => d.state,
+        let (state, error) = match store.deployment(id).await {
+            Ok(d) => (d.state, d.error),
             Err(_) => return,
         };
         if state.is_finished() && !deployer.is_running(id) {
@@ -262,7 +263,7 @@ async fn follow_until_end(
             }
             let end = Event::default()
                 .event("end")
-                .data(json!({ "state": state }).to_string());
+                .data(json!({ "state": state, "error": error }).to_string());
             let _ = sender.send(Ok(end)).await;
             return;
         }

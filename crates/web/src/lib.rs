@@ -1,15 +1,19 @@
 //! The HTTP surface: the REST API v1 (JSON in and out, bearer-token auth, errors as
-//! `{"error": "..."}`) and server-sent log streams. Only this crate knows HTTP.
+//! `{"error": "..."}`), server-sent log streams, and the server-rendered panel with its
+//! accounts. Only this crate knows HTTP.
 
+pub mod accounts;
 mod app_output;
 mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod panel;
 mod plan;
 mod secrets;
 mod server;
 mod tokens;
+mod users;
 mod views;
 
 use axum::routing::{get, post, put};
@@ -22,9 +26,11 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub deployer: Deployer,
+    pub accounts: accounts::Accounts,
 }
 
-/// The full router: `/api/v1/health` is open, everything else needs a bearer token.
+/// The full router: the panel at `/`, the API at `/api/v1` (`/api/v1/health` is open,
+/// everything else needs a bearer token).
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/apps", get(apps::list).post(apps::create))
@@ -49,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/server", get(server::status))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}", axum::routing::delete(users::delete))
         .route("/deployments/{id}", get(deployments::show))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/spec", get(deployments::spec))
@@ -63,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
         .nest("/api/v1", api)
+        .merge(panel::router())
         .fallback(error::not_found)
         .with_state(state)
 }
@@ -86,7 +95,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // With the peer's address, which the panel's sign-in limit counts failures by.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -37,7 +37,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 }
 
 /// The daemon's resident memory, from `/proc/self/statm` (pages × page size).
-fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.

@@ -78,6 +78,12 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    revoke_by_id(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a token unless it is the last admin token (shared with the panel).
+pub async fn revoke_by_id(state: &AppState, id: &str) -> Result<(), ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("token id {id:?} is not a number")))?;
@@ -99,5 +105,5 @@ pub async fn revoke(
         ));
     }
     store.delete_token(id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -1,0 +1,236 @@
+//! The web panel in a real Chromium (Debian's chromium + chromium-driver) against a real
+//! daemon, engine and proxy, as a new user meets it: first-run setup with the one-time
+//! code, a new app from a git repo with its plan shown before anything is deployed, Deploy
+//! and the log followed live until the state turns `live` without a reload, a second
+//! version, Rollback from the history, settings with every wrong field named and nothing
+//! saved, secrets whose values never come back, users and tokens, and a phone-sized
+//! screen. Screenshots of every page go to `$CAPSTAN_ARTIFACTS_DIR/panel`.
+
+mod support;
+
+use capstan_testkit::browser::Browser;
+use reqwest::Method;
+use std::time::Duration;
+use support::SampleRepo;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn sign_up(browser: &Browser, daemon: &support::Daemon) {
+    browser.goto(&daemon.api).await;
+    assert_eq!(
+        browser.path().await,
+        "/setup",
+        "a fresh install offers only setup"
+    );
+    browser.screenshot("01-setup").await;
+    let code_file = daemon.data_dir.path().join("setup-code");
+    let code = std::fs::read_to_string(&code_file).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&code_file).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the setup code is readable by its owner only"
+    );
+
+    for (field, value) in [
+        ("code", "not-the-code"),
+        ("name", "ada"),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ] {
+        browser.fill("form", field, value).await;
+    }
+    browser.submit("form button").await;
+    assert!(browser
+        .text("#error")
+        .await
+        .contains("setup code does not match"));
+
+    for (field, value) in [
+        ("code", code.trim()),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ] {
+        browser.fill("form", field, value).await;
+    }
+    browser.submit("form button").await;
+    assert_eq!(browser.path().await, "/");
+    assert!(browser.text(".who").await.contains("ada"));
+    assert!(
+        !code_file.exists(),
+        "the setup code is spent once the admin exists"
+    );
+    browser.screenshot("02-dashboard-empty").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
+    let daemon = support::start_daemon().await;
+    let browser = Browser::start("panel").await;
+    sign_up(&browser, &daemon).await;
+
+    // A new app: the plan is shown before anything is deployed.
+    let repo = SampleRepo::new();
+    repo.commit_version("v1", &[]);
+    browser.submit("a.button.primary").await;
+    assert_eq!(browser.path().await, "/new");
+    browser.fill("#new-app", "name", "Bad Name").await;
+    browser.fill("#new-app", "git_url", &repo.url()).await;
+    browser.fill("#new-app", "domains", "panel.test").await;
+    browser.submit("#create").await;
+    assert!(
+        browser.text("[data-field=name]").await.contains("name"),
+        "a bad name is named"
+    );
+    browser.screenshot("03-new-app-error").await;
+    browser.fill("#new-app", "name", "shop").await;
+    browser.submit("#create").await;
+    assert_eq!(browser.path().await, "/apps/shop/plan");
+    let plan = browser.text("#plan").await;
+    assert!(
+        plan.contains("dockerfile") && plan.contains("8080"),
+        "{plan}"
+    );
+    let (_, deployments) = daemon
+        .call(Method::GET, "/apps/shop/deployments", None)
+        .await;
+    assert_eq!(
+        deployments.as_array().unwrap().len(),
+        0,
+        "planning deploys nothing"
+    );
+    browser.screenshot("04-plan").await;
+
+    // Deploy: the log streams in and the state turns live on the same page.
+    browser.submit("#deploy").await;
+    let path = browser.path().await;
+    assert!(path.starts_with("/deployments/"), "{path}");
+    browser
+        .client
+        .execute("window.sameDocument = 'yes'", vec![])
+        .await
+        .unwrap();
+    let state = browser
+        .wait_text("#state", "live", Duration::from_secs(120))
+        .await;
+    assert_eq!(state, "live");
+    let marker = browser
+        .client
+        .execute("return window.sameDocument || 'reloaded'", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, "yes", "the state changed without a reload");
+    let log = browser.text("#log").await;
+    assert!(
+        log.contains("cutover") || log.contains("live"),
+        "the log streamed: {log}"
+    );
+    assert!(browser.text("#phases").await.contains("health_checking"));
+    browser.screenshot("05-deployment-live").await;
+    assert_eq!(daemon.via_proxy("panel.test", "/").await.0, 200);
+    let (_, first) = daemon.call(Method::GET, "/apps/shop", None).await;
+    assert_eq!(
+        first["live"]["actor"], "user:ada",
+        "the user is recorded as the actor"
+    );
+
+    // A second version, then Rollback to the first from the history.
+    repo.commit_version("v2", &[]);
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    browser.submit("#deploy").await;
+    browser
+        .wait_text("#state", "live", Duration::from_secs(120))
+        .await;
+    assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v2"));
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    browser.screenshot("06-app").await;
+    browser
+        .client
+        .execute("window.capstanOldPage = true", vec![])
+        .await
+        .unwrap();
+    browser.click("#deployments form button").await;
+    browser.client.accept_alert().await.unwrap();
+    browser.wait_new_page().await;
+    browser
+        .wait_text("#state", "live", Duration::from_secs(60))
+        .await;
+    assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
+
+    // Settings: every wrong field is named next to itself and nothing is saved.
+    browser
+        .goto(&format!("{}/apps/shop/settings", daemon.api))
+        .await;
+    browser.fill("#settings", "port", "http").await;
+    browser
+        .fill("#settings", "env", "GOOD=1\nno equals sign")
+        .await;
+    browser.fill("#settings", "replicas", "2").await;
+    browser.submit("#save").await;
+    assert!(browser
+        .text("[data-field=port]")
+        .await
+        .contains("not a port"));
+    assert!(browser.text("[data-field=env]").await.contains("line 2"));
+    assert!(browser.exists("#not-saved").await);
+    browser.screenshot("07-settings-errors").await;
+    let (_, app) = daemon.call(Method::GET, "/apps/shop", None).await;
+    assert_eq!(app["replicas"], 1, "nothing was saved: {app}");
+    browser.fill("#settings", "port", "").await;
+    browser.fill("#settings", "env", "GREETING=hello").await;
+    browser.submit("#save").await;
+    assert!(browser.exists("#saved").await);
+    let (_, app) = daemon.call(Method::GET, "/apps/shop", None).await;
+    assert_eq!(app["env"]["GREETING"], "hello");
+    assert_eq!(app["replicas"], 2);
+
+    // A secret goes in and its value never comes back to the browser.
+    browser.fill("#secret-form", "name", "API_KEY").await;
+    browser
+        .fill("#secret-form", "value", "s3cr3t-value-xyz")
+        .await;
+    browser.submit("#secret-form button").await;
+    let page = browser.source().await;
+    assert!(page.contains("API_KEY") && !page.contains("s3cr3t-value-xyz"));
+    browser.screenshot("08-settings").await;
+
+    // Users and tokens: a token's secret is shown once.
+    browser.goto(&format!("{}/access", daemon.api)).await;
+    browser.fill("#token-form", "name", "ci").await;
+    browser.click("#token-form [name=scope_deploy]").await;
+    browser.submit("#token-form button").await;
+    let token = browser.text("#new-token pre").await;
+    assert!(token.starts_with("cap_"), "{token}");
+    let (status, restart) = daemon
+        .call_as(Some(&token), Method::POST, "/apps/shop/restart", None)
+        .await;
+    assert_eq!(status, 202, "the new deploy token works: {restart}");
+    daemon.wait(restart["id"].as_i64().unwrap()).await;
+    browser.screenshot("09-access").await;
+    browser.goto(&format!("{}/access", daemon.api)).await;
+    assert!(!browser.source().await.contains(&token), "shown only once");
+
+    browser.goto(&format!("{}/server", daemon.api)).await;
+    assert!(browser.text("#server").await.contains("running"));
+    browser.screenshot("10-server").await;
+
+    // A phone-sized screen.
+    browser.resize(390, 844).await;
+    browser.goto(&daemon.api).await;
+    assert!(browser.text("#apps").await.contains("shop"));
+    browser.screenshot("11-dashboard-phone").await;
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    browser.screenshot("12-app-phone").await;
+    browser.resize(1280, 900).await;
+
+    // Delete needs the typed name.
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    browser.fill(".danger form", "confirm", "shop").await;
+    browser.submit(".danger form button").await;
+    assert_eq!(browser.path().await, "/");
+    let (status, _) = daemon.call(Method::GET, "/apps/shop", None).await;
+    assert_eq!(status, 404);
+    browser.close().await;
+}

@@ -1,0 +1,28 @@
+//! The panel's stylesheet and script, compiled into the binary (no build step, no npm).
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+const CSS: &str = include_str!("../../static/panel.css");
+const JS: &str = include_str!("../../static/panel.js");
+const CACHE: &str = "public, max-age=3600";
+
+pub async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        CSS,
+    )
+}
+
+pub async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        JS,
+    )
+}

@@ -1,0 +1,62 @@
+//! The server-rendered web panel on the API's listener: compile-time-checked templates
+//! (askama) bound to typed view models, hand-written CSS and a little JS, every action a
+//! plain form post. Signed-in users act with their role's scopes; every post carries the
+//! session's anti-forgery token.
+
+mod access_pages;
+mod app_page;
+mod assets;
+mod dashboard;
+mod deployment_page;
+mod new_app;
+mod page;
+mod rows;
+mod session;
+mod settings_form;
+mod settings_page;
+mod sign_in;
+
+use crate::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Every panel route (merged beside `/api/v1`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard::dashboard))
+        .route("/setup", get(sign_in::setup_form).post(sign_in::setup))
+        .route("/login", get(sign_in::login_form).post(sign_in::login))
+        .route("/logout", post(sign_in::logout))
+        .route("/new", get(new_app::show).post(new_app::create))
+        .route("/apps/{app}", get(app_page::show))
+        .route("/apps/{app}/deploy", post(app_page::deploy))
+        .route("/apps/{app}/rollback", post(app_page::rollback))
+        .route("/apps/{app}/restart", post(app_page::restart))
+        .route("/apps/{app}/delete", post(app_page::delete))
+        .route("/apps/{app}/plan", get(app_page::plan))
+        .route(
+            "/apps/{app}/settings",
+            get(settings_page::show).post(settings_page::save),
+        )
+        .route("/apps/{app}/secrets", post(settings_page::set_secret))
+        .route(
+            "/apps/{app}/secrets/{name}/delete",
+            post(settings_page::delete_secret),
+        )
+        .route("/deployments/{id}", get(deployment_page::show))
+        .route("/deployments/{id}/stream", get(deployment_page::stream))
+        .route("/server", get(access_pages::server))
+        .route("/access", get(access_pages::access))
+        .route("/access/users", post(access_pages::add_user))
+        .route(
+            "/access/users/{name}/delete",
+            post(access_pages::delete_user),
+        )
+        .route("/access/tokens", post(access_pages::add_token))
+        .route(
+            "/access/tokens/{id}/delete",
+            post(access_pages::revoke_token),
+        )
+        .route("/static/panel.css", get(assets::css))
+        .route("/static/panel.js", get(assets::js))
+}

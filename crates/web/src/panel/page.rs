@@ -1,0 +1,154 @@
+//! What every panel page shares: the navigation bar's view model, rendering a template
+//! into a response, the error page, and how times and durations read.
+
+use crate::panel::session::SignedIn;
+use crate::ApiError;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use capstan_core::Scope;
+
+/// The top bar: who is signed in, what they may do, and which section is open.
+pub struct Nav {
+    pub user: String,
+    pub role: &'static str,
+    pub is_admin: bool,
+    pub can_deploy: bool,
+    pub can_write: bool,
+    pub csrf: String,
+    pub section: &'static str,
+}
+
+impl Nav {
+    pub fn new(session: &SignedIn, section: &'static str) -> Self {
+        Nav {
+            user: session.user.name.clone(),
+            role: session.role.as_str(),
+            is_admin: session.can(Scope::Admin),
+            can_deploy: session.can(Scope::Deploy),
+            can_write: session.can(Scope::Write),
+            csrf: session.csrf.clone(),
+            section,
+        }
+    }
+}
+
+/// Renders a page; a template that fails to render is a 500 with the reason logged.
+pub fn render(template: &impl Template) -> Response {
+    render_with(StatusCode::OK, template)
+}
+
+pub fn render_with(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "cannot render a panel page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    title: String,
+    message: String,
+}
+
+/// A failure while serving a panel page: shown as a page that says what was wrong, or a
+/// redirect (to sign in).
+#[derive(Debug)]
+pub enum PanelError {
+    Redirect(String),
+    Failed(ApiError),
+}
+
+impl PanelError {
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        PanelError::Failed(ApiError::new(StatusCode::FORBIDDEN, message))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        PanelError::Failed(ApiError::bad_request(message))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        PanelError::Failed(ApiError::new(StatusCode::NOT_FOUND, message))
+    }
+}
+
+impl<E: Into<ApiError>> From<E> for PanelError {
+    fn from(err: E) -> Self {
+        PanelError::Failed(err.into())
+    }
+}
+
+impl IntoResponse for PanelError {
+    fn into_response(self) -> Response {
+        match self {
+            PanelError::Redirect(to) => Redirect::to(&to).into_response(),
+            PanelError::Failed(err) => {
+                if err.status.is_server_error() {
+                    tracing::error!(status = %err.status, message = %err.message, "panel request failed");
+                }
+                let page = ErrorPage {
+                    status: err.status.as_u16(),
+                    title: err.status.canonical_reason().unwrap_or("Error").to_string(),
+                    message: err.message,
+                };
+                render_with(err.status, &page)
+            }
+        }
+    }
+}
+
+/// A time as `2026-11-24 05:42 UTC`.
+pub fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// How long ago `ms` was, in the largest whole unit: `just now`, `5 min ago`, `3 h ago`,
+/// `2 days ago`.
+pub fn ago(ms: i64, now_ms: i64) -> String {
+    let secs = (now_ms - ms).max(0) / 1000;
+    match secs {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// A duration in milliseconds as `850 ms`, `12.4 s` or `3 min 5 s`.
+pub fn took(ms: i64) -> String {
+    match ms {
+        ..=0 => "0 ms".into(),
+        1..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_naturally() {
+        assert_eq!(ago(0, 30_000), "just now");
+        assert_eq!(ago(0, 5 * 60_000), "5 min ago");
+        assert_eq!(ago(0, 3 * 3_600_000), "3 h ago");
+        assert_eq!(ago(0, 2 * 86_400_000), "2 days ago");
+        assert_eq!(took(850), "850 ms");
+        assert_eq!(took(12_400), "12.4 s");
+        assert_eq!(took(185_000), "3 min 5 s");
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+    }
+}

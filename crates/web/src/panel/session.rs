@@ -1,0 +1,174 @@
+//! Who is signed in to the panel: the session cookie, looked up server-side, and the
+//! anti-forgery check every form post passes before its handler runs.
+
+use crate::accounts::{role_of, SESSION_LIFETIME};
+use crate::panel::page::PanelError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use capstan_core::{Role, Scope};
+use capstan_deploy::Caller;
+use capstan_store::UserRecord;
+use std::net::{IpAddr, SocketAddr};
+
+pub const SESSION_COOKIE: &str = "capstan_session";
+
+/// A signed-in user.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub user: UserRecord,
+    pub role: Role,
+    pub csrf: String,
+}
+
+impl SignedIn {
+    pub fn caller(&self) -> Caller {
+        Caller::user(self.user.name.clone(), self.role)
+    }
+
+    pub fn can(&self, scope: Scope) -> bool {
+        self.role.scopes().allows(scope)
+    }
+
+    /// Refuses with 403 naming the role when the user's role does not allow `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), PanelError> {
+        if self.can(scope) {
+            Ok(())
+        } else {
+            Err(PanelError::forbidden(format!(
+                "your role, {}, does not allow this (it needs the {} scope)",
+                self.role.as_str(),
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let store = state.deployer.store();
+        if let Some(cookie) = jar.get(SESSION_COOKIE) {
+            if let Some(session) = store.session(cookie.value()).await? {
+                let role = role_of(&session.user);
+                return Ok(SignedIn {
+                    user: session.user,
+                    role,
+                    csrf: session.csrf,
+                });
+            }
+        }
+        if store.user_count().await? == 0 {
+            Err(PanelError::Redirect("/setup".into()))
+        } else {
+            Err(PanelError::Redirect("/login".into()))
+        }
+    }
+}
+
+/// A form post from a signed-in user whose anti-forgery token matched.
+pub struct Posted {
+    pub session: SignedIn,
+    pub fields: FormFields,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = PanelError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let session = SignedIn::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let fields = FormFields::from_request(request, state).await?;
+        let given = fields.get("csrf");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            session.csrf.as_bytes(),
+        )) {
+            return Err(PanelError::forbidden(
+                "the form's anti-forgery token is missing or stale; reload the page and try again",
+            ));
+        }
+        Ok(Posted { session, fields })
+    }
+}
+
+/// The fields of an urlencoded form, in order (a name may repeat).
+#[derive(Debug, Default, Clone)]
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    /// The first value of `name`, or "" when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// A checkbox: present and not "off"/"false".
+    pub fn checked(&self, name: &str) -> bool {
+        self.has(name) && !matches!(self.get(name), "off" | "false" | "0")
+    }
+}
+
+impl FromRequest<AppState> for FormFields {
+    type Rejection = PanelError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let axum::Form(pairs) = axum::Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map_err(|e| PanelError::bad_request(format!("unreadable form: {}", e.body_text())))?;
+        Ok(FormFields(pairs))
+    }
+}
+
+/// The address a request came from, when the server recorded it.
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The session cookie: HttpOnly, SameSite=Lax, Secure when the panel is reached over
+/// HTTPS (a proxy in front says so with `X-Forwarded-Proto`).
+pub fn session_cookie(secret: String, headers: &HeaderMap) -> Cookie<'static> {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    Cookie::build((SESSION_COOKIE, secret))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(https)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .build()
+}
+
+/// The cookie that clears the session cookie.
+pub fn cleared_cookie() -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, "")).path("/").build()
+}

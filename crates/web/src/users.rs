@@ -1,0 +1,103 @@
+//! `/api/v1/users` (admin): panel accounts — create with a role, list, delete. The last
+//! admin account cannot be deleted.
+
+use crate::accounts::{check_password, check_user_name, hash_password};
+use crate::error::ApiError;
+use crate::{views, AppState};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use capstan_core::Role;
+use capstan_deploy::Caller;
+use capstan_store::UserRecord;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub password: String,
+    pub role: String,
+}
+
+pub fn view(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "name": user.name,
+        "role": user.role,
+        "created_at": views::time(user.created_at),
+        "last_login_at": user.last_login_at.map(views::time),
+    })
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("{field}: {reason}"),
+    )
+}
+
+/// Validates and stores a new user (shared with the panel's form).
+pub async fn add_user(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewUser,
+) -> Result<UserRecord, ApiError> {
+    let name = new.name.trim();
+    check_user_name(name).map_err(|e| invalid("name", e))?;
+    check_password(&new.password).map_err(|e| invalid("password", e))?;
+    let role =
+        Role::parse(&new.role).ok_or_else(|| invalid("role", "one of admin, deployer, viewer"))?;
+    let hash = hash_password(&new.password).await?;
+    let user = state
+        .deployer
+        .store()
+        .add_user(name, &hash, role.as_str())
+        .await?;
+    tracing::info!(user = %user.name, role = %user.role, by = %caller.actor(), "user added");
+    Ok(user)
+}
+
+/// Deletes a user unless it is the last admin (shared with the panel's form).
+pub async fn remove_user(state: &AppState, caller: &Caller, name: &str) -> Result<(), ApiError> {
+    let store = state.deployer.store();
+    let users = store.users().await?;
+    let target = users.iter().find(|u| u.name == name).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, format!("there is no user {name:?}"))
+    })?;
+    if target.role == "admin" && store.admin_user_count().await? <= 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this is the last admin account; make another admin before deleting it",
+        ));
+    }
+    store.delete_user(name).await?;
+    tracing::info!(user = %name, by = %caller.actor(), "user deleted");
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let user = add_user(&state, &caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(view(&user))))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let users = state.deployer.store().users().await?;
+    Ok(Json(Value::Array(users.iter().map(view).collect())))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    remove_user(&state, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

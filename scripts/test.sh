@@ -24,6 +24,15 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
          && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends chromium chromium-driver >/dev/null; }
 fi
 
+# The API fuzzer, schemathesis from PyPI, in a venv kept beside the build.
+st_venv=${CARGO_TARGET_DIR:-$root/target}/schemathesis-venv
+if [ ! -x "$st_venv/bin/st" ]; then
+  echo "== installing schemathesis (PyPI) into $st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install --quiet "schemathesis==4.32.5"
+fi
+export CAPSTAN_SCHEMATHESIS=$st_venv/bin/st
+
 assets=$(scripts/build-test-images.sh)
 export CAPSTAN_ASSETS_DIR=$assets
 # Screenshots of every panel page land here.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Where an app's code comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Source {
     /// A git repository at a branch, tag or commit.
@@ -37,7 +37,7 @@ fn default_ref() -> String {
 /// How the daemon decides that a new container is ready for traffic. Durations are in
 /// seconds and may have a fraction (`0.25`): Docker runs the first check one interval after
 /// start, so a short interval makes rollbacks and restarts fast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthSpec {
     /// HTTP path probed on the app's port; any 2xx or 3xx is healthy.
@@ -68,7 +68,7 @@ impl Default for HealthSpec {
 /// Persistent storage mounted into every container of the app: a named volume (kept
 /// across deploys, rollbacks and restarts, named `<instance>-<app>-<name>` on the engine)
 /// or an absolute host path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeSpec {
     /// A volume name (a DNS label) or an absolute host path.
@@ -87,7 +87,7 @@ impl VolumeSpec {
 
 /// A command run around a cutover, as argv (no shell: use `["sh", "-c", "..."]` if the
 /// image has one and you want it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookCommand {
     pub command: Vec<String>,
@@ -100,7 +100,7 @@ fn default_hook_timeout() -> u32 {
 }
 
 /// Resource limits for each container of the app.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Memory limit in MiB.
@@ -110,7 +110,7 @@ pub struct Limits {
 }
 
 /// Everything that defines an app, apart from its name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub source: Source,
@@ -191,7 +191,7 @@ fn default_stop_grace() -> u32 {
 }
 
 /// A partial update of an app's settings (`PATCH`): absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpecPatch {
     pub source: Option<Source>,

@@ -11,7 +11,7 @@ pub use crate::validate::check_relative_path;
 
 /// The build types Capstan knows. `Auto` detects, in this order: a Dockerfile, a compose
 /// file, a nixpacks provider, a static site.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildKind {
     #[default]
@@ -39,7 +39,7 @@ pub const DEFAULT_STATIC_IMAGE: &str = "busybox:stable";
 
 /// Build settings. Paths are relative: `base_dir` to the source root, everything else to
 /// `base_dir`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuildSpec {
     #[serde(rename = "type")]

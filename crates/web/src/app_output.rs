@@ -4,6 +4,7 @@
 
 use crate::apps::app_name;
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -25,6 +26,10 @@ pub struct OutputQuery {
     follow: bool,
 }
 
+#[utoipa::path(get, path = "/apps/{app}/logs", tag = "apps", params(("app" = String, Path, description = "the app's name"),
+           ("tail" = Option<u32>, Query, description = "lines per container (default 100)"),
+           ("follow" = Option<bool>, Query, description = "stream as server-sent events")),
+    responses((status = 200, description = "the running app's output, each line prefixed with its container", content((String = "text/plain"), (serde_json::Value = "text/event-stream"))), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn output(
     State(state): State<AppState>,
     Path(app): Path<String>,

@@ -1,12 +1,15 @@
 //! `/api/v1/apps`: create, list, show, change and delete apps.
 
 use crate::error::ApiError;
+use crate::openapi::{App, NewApp};
+use crate::views::{AppEvent, ErrorBody};
 use crate::{views, AppState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
+use capstan_core::AppSpecPatch;
 use capstan_core::{AppName, AppSpec};
 use capstan_deploy::Caller;
 use serde_json::Value;
@@ -16,6 +19,8 @@ pub fn app_name(raw: &str) -> Result<AppName, ApiError> {
     AppName::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+#[utoipa::path(post, path = "/apps", tag = "apps", request_body = NewApp,
+    responses((status = 201, description = "created", body = App), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -52,11 +57,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(views::app(&view))))
 }
 
+#[utoipa::path(get, path = "/apps", tag = "apps",
+    responses((status = 200, description = "every app", body = Vec<App>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let apps = state.deployer.app_views().await?;
     Ok(Json(Value::Array(apps.iter().map(views::app).collect())))
 }
 
+#[utoipa::path(get, path = "/apps/{app}", tag = "apps", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 200, description = "the app", body = App), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     Path(app): Path<String>,
@@ -65,6 +74,9 @@ pub async fn show(
     Ok(Json(views::app(&view)))
 }
 
+#[utoipa::path(patch, path = "/apps/{app}", tag = "apps", params(("app" = String, Path, description = "the app's name")),
+    request_body(content = AppSpecPatch, description = "a JSON merge patch of the settings: absent fields stay, null resets a field to its default"),
+    responses((status = 200, description = "the changed app", body = App), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -77,6 +89,8 @@ pub async fn patch(
     Ok(Json(views::app(&view)))
 }
 
+#[utoipa::path(delete, path = "/apps/{app}", tag = "apps", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 204, description = "deleted with its containers, route and images"), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -86,6 +100,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/apps/{app}/events", tag = "apps", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 200, description = "who changed the app and what, newest first", body = Vec<AppEvent>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 /// `GET /apps/{app}/events`: who changed the app and what, newest first.
 pub async fn events(
     State(state): State<AppState>,
@@ -96,12 +112,13 @@ pub async fn events(
         events
             .iter()
             .map(|e| {
-                serde_json::json!({
-                    "at": views::time(e.at),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "detail": e.detail,
+                serde_json::to_value(views::AppEvent {
+                    at: views::time(e.at),
+                    actor: e.actor.clone(),
+                    action: e.action.clone(),
+                    detail: e.detail.clone(),
                 })
+                .expect("an event always serializes")
             })
             .collect(),
     )))

@@ -2,6 +2,7 @@
 
 use crate::apps::app_name;
 use crate::error::ApiError;
+use crate::views::{Accepted, Deployment, ErrorBody};
 use crate::{views, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -31,10 +32,15 @@ fn optional_body<T: DeserializeOwned>(body: &Bytes) -> Result<Option<T>, ApiErro
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn accepted(d: &DeploymentRecord) -> (StatusCode, Json<Value>) {
+fn accepted(d: &DeploymentRecord) -> (StatusCode, Json<views::Accepted>) {
     (
         StatusCode::ACCEPTED,
-        Json(json!({ "id": d.id, "state": d.state, "trigger": d.trigger, "app": d.app })),
+        Json(views::Accepted {
+            id: d.id,
+            state: d.state.as_str().to_string(),
+            trigger: d.trigger.as_str().to_string(),
+            app: d.app.to_string(),
+        }),
     )
 }
 
@@ -46,9 +52,9 @@ fn deployment_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeployRequest {
+pub struct DeployRequest {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     /// Force a clean build: no reuse of an earlier image, no layer cache.
@@ -56,6 +62,9 @@ struct DeployRequest {
     no_cache: bool,
 }
 
+#[utoipa::path(post, path = "/apps/{app}/deployments", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
+    request_body(content = Option<DeployRequest>, description = "optional: another ref, or a clean build"),
+    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -72,12 +81,15 @@ pub async fn create(
     Ok(accepted(&d))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackRequest {
+pub struct RollbackRequest {
     deployment: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/apps/{app}/rollback", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
+    request_body(content = Option<RollbackRequest>, description = "optional: the deployment to return to (default: the previous successful one)"),
+    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -94,6 +106,8 @@ pub async fn rollback(
     Ok(accepted(&d))
 }
 
+#[utoipa::path(post, path = "/apps/{app}/restart", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -103,6 +117,8 @@ pub async fn restart(
     Ok(accepted(&d))
 }
 
+#[utoipa::path(get, path = "/apps/{app}/deployments", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 200, description = "the app's last 100 deployments, newest first", body = Vec<Deployment>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn list_for_app(
     State(state): State<AppState>,
     Path(app): Path<String>,
@@ -115,6 +131,9 @@ pub async fn list_for_app(
     )))
 }
 
+#[utoipa::path(get, path = "/deployments/{id}", tag = "deployments",
+    params(("id" = i64, Path, description = "the deployment's id")),
+    responses((status = 200, description = "the deployment with its phases", body = Deployment), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -125,6 +144,9 @@ pub async fn show(
     Ok(Json(views::deployment(&d, Some(&phases))))
 }
 
+#[utoipa::path(get, path = "/deployments/{id}/spec", tag = "deployments",
+    params(("id" = i64, Path, description = "the deployment's id")),
+    responses((status = 200, description = "the compose spec it rendered", content_type = "application/yaml", body = serde_json::Value), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 /// The compose spec a deployment rendered, as YAML.
 pub async fn spec(
     State(state): State<AppState>,
@@ -160,6 +182,10 @@ fn plain_line(line: &LogLine) -> String {
     format!("{} [{}] {}\n", views::time(line.at), line.stream, line.line)
 }
 
+#[utoipa::path(get, path = "/deployments/{id}/logs", tag = "deployments",
+    params(("id" = i64, Path, description = "the deployment's id"),
+           ("follow" = Option<bool>, Query, description = "stream as server-sent events until the deployment ends")),
+    responses((status = 200, description = "the log", content((String = "text/plain"), (serde_json::Value = "text/event-stream"))), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 /// The log as text, or with `?follow=true` as server-sent events until the deployment ends
 /// (`event: log` per line with the sequence number as id, then one `event: end`).
 pub async fn logs(

@@ -8,6 +8,7 @@ mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod openapi;
 mod panel;
 mod plan;
 mod secrets;
@@ -16,7 +17,7 @@ mod tokens;
 mod users;
 mod views;
 
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::Router;
 use capstan_deploy::Deployer;
 
@@ -29,44 +30,59 @@ pub struct AppState {
     pub accounts: accounts::Accounts,
 }
 
-/// The full router: the panel at `/`, the API at `/api/v1` (`/api/v1/health` is open,
-/// everything else needs a bearer token).
+/// The API's routes, each from a handler that carries its OpenAPI description, and the
+/// document they make (paths relative to `/api/v1`): the routes that need a token, and
+/// the open ones. Authentication is added by [`router`].
+pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (open, open_doc) = OpenApiRouter::new()
+        .routes(routes!(health))
+        .split_for_parts();
+    let (protected, mut doc) =
+        OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .routes(routes!(apps::list, apps::create))
+            .routes(routes!(apps::show, apps::patch, apps::delete))
+            .routes(routes!(deployments::list_for_app, deployments::create))
+            .routes(routes!(deployments::rollback))
+            .routes(routes!(deployments::restart))
+            .routes(routes!(plan::plan))
+            .routes(routes!(app_output::output))
+            .routes(routes!(apps::events))
+            .routes(routes!(secrets::list))
+            .routes(routes!(secrets::put, secrets::delete))
+            .routes(routes!(server::status))
+            .routes(routes!(tokens::list, tokens::create))
+            .routes(routes!(tokens::revoke))
+            .routes(routes!(users::list, users::create))
+            .routes(routes!(users::delete))
+            .routes(routes!(deployments::show))
+            .routes(routes!(deployments::logs))
+            .routes(routes!(deployments::spec))
+            .split_for_parts();
+    doc.merge(open_doc);
+    (protected, open, doc)
+}
+
+/// The full router: the panel at `/`, the API at `/api/v1` (`/api/v1/health` and
+/// `/api/v1/openapi.json` are open, everything else needs a bearer token).
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/apps", get(apps::list).post(apps::create))
-        .route(
-            "/apps/{app}",
-            get(apps::show).patch(apps::patch).delete(apps::delete),
-        )
-        .route(
-            "/apps/{app}/deployments",
-            get(deployments::list_for_app).post(deployments::create),
-        )
-        .route("/apps/{app}/rollback", post(deployments::rollback))
-        .route("/apps/{app}/restart", post(deployments::restart))
-        .route("/apps/{app}/plan", post(plan::plan))
-        .route("/apps/{app}/logs", get(app_output::output))
-        .route("/apps/{app}/events", get(apps::events))
-        .route("/apps/{app}/secrets", get(secrets::list))
-        .route(
-            "/apps/{app}/secrets/{name}",
-            put(secrets::put).delete(secrets::delete),
-        )
-        .route("/server", get(server::status))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{name}", axum::routing::delete(users::delete))
-        .route("/deployments/{id}", get(deployments::show))
-        .route("/deployments/{id}/logs", get(deployments::logs))
-        .route("/deployments/{id}/spec", get(deployments::spec))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+    let (protected, open, doc) = api_router_and_doc();
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    let doc = std::sync::Arc::new(doc);
     let api = Router::new()
-        .route("/health", get(health))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
         .merge(protected)
+        .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
@@ -76,17 +92,32 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether the daemon and its proxy serve.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` while the proxy is being brought back.
+    pub status: String,
+    /// The proxy's state: `running`, `starting`, ...
+    pub proxy: String,
+    pub version: String,
+}
+
 /// Liveness with the proxy's state: `ok` when the proxy serves, `degraded` while it is
-/// being brought back (the daemon does that by itself).
-async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<serde_json::Value> {
+/// being brought back (the daemon does that by itself). Needs no token.
+#[utoipa::path(get, path = "/health", tag = "server", security(()),
+    responses((status = 200, description = "the daemon answers", body = Health)))]
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<Health> {
     let proxy = state.deployer.proxy_state();
-    axum::Json(serde_json::json!({
-        "status": if proxy == capstan_deploy::ProxyState::Running { "ok" } else { "degraded" },
-        "proxy": proxy.as_str(),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    axum::Json(Health {
+        status: if proxy == capstan_deploy::ProxyState::Running {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+        proxy: proxy.as_str().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, letting in-flight requests end.

@@ -3,6 +3,7 @@
 
 use crate::apps::app_name;
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -10,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanBody {
     /// A branch, tag or commit other than the app's.
@@ -18,6 +19,9 @@ pub struct PlanBody {
     git_ref: Option<String>,
 }
 
+#[utoipa::path(post, path = "/apps/{app}/plan", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
+    request_body(content = Option<PlanBody>, description = "optional: another ref"),
+    responses((status = 200, description = "the dry run: build plan, reasons, Dockerfile, compose spec, effective settings", body = Object), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn plan(
     State(state): State<AppState>,
     Path(app): Path<String>,

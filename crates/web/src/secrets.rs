@@ -3,6 +3,7 @@
 
 use crate::apps::app_name;
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -11,11 +12,10 @@ use axum::Extension;
 use axum::Json;
 use capstan_deploy::Caller;
 use capstan_store::SecretInfo;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// The body of `PUT /apps/{app}/secrets/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretBody {
     value: String,
@@ -28,29 +28,51 @@ pub struct SecretBody {
 /// arguments, which the image keeps in its history.
 pub const BUILD_SECRET_WARNING: &str = "a build secret is passed to the build as a build argument: anyone who can read the image (docker history, a registry it is pushed to) can read the value; use a runtime secret unless the build itself needs it";
 
-fn view(info: &SecretInfo) -> Value {
-    json!({
-        "name": info.name,
-        "build": info.build,
-        "updated_at": info.updated_at,
-        "value": "****",
-    })
+/// A secret without its value.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Secret {
+    pub name: String,
+    /// Also passed to the build (as a build argument).
+    pub build: bool,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+    /// Always `****`.
+    pub value: String,
+    /// Said when `build` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
+fn view(info: &SecretInfo) -> Secret {
+    Secret {
+        name: info.name.clone(),
+        build: info.build,
+        updated_at: info.updated_at,
+        value: "****".into(),
+        warning: None,
+    }
+}
+
+#[utoipa::path(get, path = "/apps/{app}/secrets", tag = "secrets", params(("app" = String, Path, description = "the app's name")),
+    responses((status = 200, description = "names only; values never leave the server", body = Vec<Secret>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path(app): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Secret>>, ApiError> {
     let infos = state.deployer.secrets(&app_name(&app)?).await?;
-    Ok(Json(Value::Array(infos.iter().map(view).collect())))
+    Ok(Json(infos.iter().map(view).collect()))
 }
 
+#[utoipa::path(put, path = "/apps/{app}/secrets/{name}", tag = "secrets",
+    params(("app" = String, Path, description = "the app's name"), ("name" = String, Path, description = "the variable name")),
+    request_body = SecretBody,
+    responses((status = 200, description = "stored, encrypted", body = Secret), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((app, name)): Path<(String, String)>,
     body: Result<Json<SecretBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Secret>, ApiError> {
     let app = app_name(&app)?;
     let Json(body) = body?;
     let info = state
@@ -59,11 +81,14 @@ pub async fn put(
         .await?;
     let mut answer = view(&info);
     if info.build {
-        answer["warning"] = json!(BUILD_SECRET_WARNING);
+        answer.warning = Some(BUILD_SECRET_WARNING.into());
     }
     Ok(Json(answer))
 }
 
+#[utoipa::path(delete, path = "/apps/{app}/secrets/{name}", tag = "secrets",
+    params(("app" = String, Path, description = "the app's name"), ("name" = String, Path, description = "the variable name")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

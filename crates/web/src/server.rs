@@ -3,11 +3,14 @@
 //! error, so the page that shows it still loads.
 
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+#[utoipa::path(get, path = "/server", tag = "server",
+    responses((status = 200, description = "daemon, engine, proxy, apps and queue at a glance", body = Object), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let deployer = &state.deployer;
     let (queued, running) = deployer.store().queue_depth().await?;

@@ -3,6 +3,7 @@
 //! so the API never locks its operator out.
 
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::{views, AppState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -10,31 +11,54 @@ use axum::http::StatusCode;
 use axum::Json;
 use capstan_core::{Scope, Scopes};
 use capstan_store::TokenRecord;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     name: String,
     scopes: Vec<String>,
 }
 
-fn view(token: &TokenRecord) -> Value {
-    let scopes = Scopes::parse_list(&token.scopes).unwrap_or_default();
-    json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": scopes.iter().map(Scope::as_str).collect::<Vec<_>>(),
-        "created_at": views::time(token.created_at),
-        "last_used_at": token.last_used_at.map(views::time),
-    })
+/// A token without its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Token {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
 }
 
+/// A new token with its secret, shown only in this answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenCreated {
+    #[serde(flatten)]
+    pub info: Token,
+    /// The secret: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub note: String,
+}
+
+fn view(token: &TokenRecord) -> Token {
+    let scopes = Scopes::parse_list(&token.scopes).unwrap_or_default();
+    Token {
+        id: token.id,
+        name: token.name.clone(),
+        scopes: scopes.iter().collect(),
+        created_at: views::time(token.created_at),
+        last_used_at: token.last_used_at.map(views::time),
+    }
+}
+
+#[utoipa::path(post, path = "/tokens", tag = "access", request_body = NewToken,
+    responses((status = 201, description = "created; the secret is in `token`, shown only now", body = TokenCreated), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Json<NewToken>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     let Json(body) = body?;
     let name = body.name.trim();
     let name_ok = !name.is_empty()
@@ -63,17 +87,24 @@ pub async fn create(
         .into_iter()
         .find(|t| t.id == id)
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token vanished"))?;
-    let mut answer = view(&record);
-    answer["token"] = json!(secret);
-    answer["note"] = json!("the token is shown only now; Capstan keeps only its hash");
+    let answer = TokenCreated {
+        info: view(&record),
+        token: secret,
+        note: "the token is shown only now; Capstan keeps only its hash".into(),
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/tokens", tag = "access",
+    responses((status = 200, description = "every token, without secrets", body = Vec<Token>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Token>>, ApiError> {
     let tokens = state.deployer.store().tokens().await?;
-    Ok(Json(Value::Array(tokens.iter().map(view).collect())))
+    Ok(Json(tokens.iter().map(view).collect()))
 }
 
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "access",
+    params(("id" = i64, Path, description = "the token's id")),
+    responses((status = 204, description = "revoked"), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -3,6 +3,7 @@
 
 use crate::accounts::{check_password, check_user_name, hash_password};
 use crate::error::ApiError;
+use crate::views::ErrorBody;
 use crate::{views, AppState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -11,10 +12,9 @@ use axum::{Extension, Json};
 use capstan_core::Role;
 use capstan_deploy::Caller;
 use capstan_store::UserRecord;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub name: String,
@@ -22,14 +22,27 @@ pub struct NewUser {
     pub role: String,
 }
 
-pub fn view(user: &UserRecord) -> Value {
-    json!({
-        "id": user.id,
-        "name": user.name,
-        "role": user.role,
-        "created_at": views::time(user.created_at),
-        "last_login_at": user.last_login_at.map(views::time),
-    })
+/// A panel account (never its password hash).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    /// `admin`, `deployer` or `viewer`.
+    pub role: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_login_at: Option<String>,
+}
+
+pub fn view(user: &UserRecord) -> User {
+    User {
+        id: user.id,
+        name: user.name.clone(),
+        role: user.role.clone(),
+        created_at: views::time(user.created_at),
+        last_login_at: user.last_login_at.map(views::time),
+    }
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
@@ -78,21 +91,28 @@ pub async fn remove_user(state: &AppState, caller: &Caller, name: &str) -> Resul
     Ok(())
 }
 
+#[utoipa::path(post, path = "/users", tag = "access", request_body = NewUser,
+    responses((status = 201, description = "created", body = User), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     body: Result<Json<NewUser>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<User>), ApiError> {
     let Json(body) = body?;
     let user = add_user(&state, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(view(&user))))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/users", tag = "access",
+    responses((status = 200, description = "every panel account", body = Vec<User>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<User>>, ApiError> {
     let users = state.deployer.store().users().await?;
-    Ok(Json(Value::Array(users.iter().map(view).collect())))
+    Ok(Json(users.iter().map(view).collect()))
 }
 
+#[utoipa::path(delete, path = "/users/{name}", tag = "access",
+    params(("name" = String, Path, description = "the user's name")),
+    responses((status = 204, description = "deleted with their sessions"), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

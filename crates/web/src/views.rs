@@ -1,8 +1,12 @@
-//! The JSON shapes the API returns.
+//! The JSON shapes the API returns, as typed structs: the handlers serialize these, and
+//! the OpenAPI document describes the same types, so the two cannot drift apart.
 
 use capstan_deploy::AppView;
 use capstan_store::{DeploymentRecord, Phase};
+use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -10,10 +14,99 @@ pub fn time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn opt_time(ms: Option<i64>) -> Value {
-    ms.map(time).map(Value::String).unwrap_or(Value::Null)
+/// An error: what was wrong, in one sentence.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
 }
 
+/// A deployment and, when shown alone, when it entered each state.
+#[derive(Serialize, ToSchema)]
+pub struct Deployment {
+    pub id: i64,
+    pub app: String,
+    /// The server it targets (`local`).
+    pub server: String,
+    /// `production` (previews come later).
+    pub environment: String,
+    /// `deploy`, `rollback` or `restart`.
+    pub trigger: String,
+    /// `queued`, `preparing`, `building`, `starting`, `health_checking`, `switching`,
+    /// `live`, `superseded`, `failed` or `cancelled`.
+    pub state: String,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub image: Option<String>,
+    /// For rollbacks and restarts: the deployment whose release it reuses.
+    pub from_release: Option<i64>,
+    pub no_cache: bool,
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    /// Who asked for it: `token:<name>`, `user:<name>` or `capstan`.
+    pub actor: Option<String>,
+    /// State → when it was entered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<BTreeMap<String, String>>,
+}
+
+/// What a deploy, rollback or restart answers: the queued deployment.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub id: i64,
+    pub state: String,
+    pub trigger: String,
+    pub app: String,
+}
+
+/// One change to an app: who, what, and which fields or names.
+#[derive(Serialize, ToSchema)]
+pub struct AppEvent {
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+pub fn deployment_view(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Deployment {
+    Deployment {
+        id: d.id,
+        app: d.app.to_string(),
+        server: d.server.clone(),
+        environment: d.environment.clone(),
+        trigger: d.trigger.as_str().to_string(),
+        state: d.state.as_str().to_string(),
+        git_ref: d.git_ref.clone(),
+        commit: d.commit_sha.clone(),
+        image: d.image.clone(),
+        from_release: d.from_release,
+        no_cache: d.no_cache,
+        error: d.error.clone(),
+        created_at: time(d.created_at),
+        started_at: d.started_at.map(time),
+        finished_at: d.finished_at.map(time),
+        actor: d.actor.clone(),
+        phases: phases.map(|phases| {
+            phases
+                .iter()
+                .map(|p| (p.state.as_str().to_string(), time(p.at)))
+                .collect()
+        }),
+    }
+}
+
+pub fn deployment(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Value {
+    serde_json::to_value(deployment_view(d, phases)).expect("a deployment always serializes")
+}
+
+/// An app: its settings (the `AppSpec` fields) with its name, times and live deployment;
+/// described in the OpenAPI document by `openapi::app_schema`.
 pub fn app(view: &AppView) -> Value {
     let mut value = serde_json::to_value(&view.app.spec).expect("an AppSpec always serializes");
     // Credentials in a git URL are shown as `****`, like every other secret.
@@ -33,34 +126,5 @@ pub fn app(view: &AppView) -> Value {
             .map(|d| deployment(d, None))
             .unwrap_or(Value::Null),
     );
-    value
-}
-
-pub fn deployment(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Value {
-    let mut value = json!({
-        "id": d.id,
-        "app": d.app,
-        "server": d.server,
-        "environment": d.environment,
-        "trigger": d.trigger,
-        "state": d.state,
-        "ref": d.git_ref,
-        "commit": d.commit_sha,
-        "image": d.image,
-        "from_release": d.from_release,
-        "no_cache": d.no_cache,
-        "error": d.error,
-        "created_at": time(d.created_at),
-        "started_at": opt_time(d.started_at),
-        "finished_at": opt_time(d.finished_at),
-        "actor": d.actor,
-    });
-    if let Some(phases) = phases {
-        let map: serde_json::Map<String, Value> = phases
-            .iter()
-            .map(|p| (p.state.as_str().to_string(), json!(time(p.at))))
-            .collect();
-        value["phases"] = Value::Object(map);
-    }
     value
 }

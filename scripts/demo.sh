@@ -69,5 +69,10 @@ echo "hello is live. Through the proxy:"
 echo "  curl -H 'Host: hello.localhost' http://127.0.0.1:$proxy_port/"
 curl -fsS -H 'Host: hello.localhost' "http://127.0.0.1:$proxy_port/"
 echo
-echo "API: $CAPSTAN_URL  (token in $demo/data/admin-token)"
+echo "API: $CAPSTAN_URL  (token in $demo/data/admin-token; document at $CAPSTAN_URL/api/v1/openapi.json)"
+if [ -f "$demo/data/setup-code" ]; then
+  echo "Panel: $CAPSTAN_URL/  (first visit: create the admin account with the one-time code in $demo/data/setup-code)"
+else
+  echo "Panel: $CAPSTAN_URL/"
+fi
 echo "stop: scripts/demo.sh stop"

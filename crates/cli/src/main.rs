@@ -59,9 +59,23 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// glibc gives each thread that allocates its own arena (up to 8 per core), and memory
+/// freed in one stays with it: a daemon whose requests run on whichever thread is free
+/// grows by the sum of their peaks. Two arenas keep its resident memory near what it uses
+/// (the panel benchmark: 45 → 35 MiB after 900 page views); set before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no thread has started yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if matches!(cli.command, Command::Serve(_)) {
+        limit_malloc_arenas();
+    } else {
         quiet_on_closed_pipe();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

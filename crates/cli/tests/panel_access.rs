@@ -210,6 +210,14 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
         .create_app(support::sample_app("roles", &repo, "main", "roles.test"))
         .await;
 
+    // The dashboard filters by name and refuses a nonsense page number with a message.
+    assert!(admin.get("/?q=role").await.body.contains("/apps/roles"));
+    let none = admin.get("/?q=zzz").await.body;
+    assert!(none.contains("No app name contains") && !none.contains("/apps/roles"));
+    let bad = admin.get("/?page=abc").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("invalid query"));
+
     // A viewer reads but cannot deploy.
     let mut viewer = Panel::new(&daemon.api);
     assert_eq!(viewer.sign_in("vic", PASSWORD).await.status, 303);

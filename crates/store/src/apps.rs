@@ -71,6 +71,43 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// One page of apps by name, optionally those whose name contains `filter`, and how
+    /// many match in all (the dashboard reads only the page it shows).
+    pub async fn apps_page(
+        &self,
+        filter: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<AppRecord>, i64), StoreError> {
+        let pattern = format!("%{}%", filter.replace(['%', '_'], ""));
+        let rows =
+            sqlx::query("SELECT * FROM apps WHERE name LIKE ? ORDER BY name LIMIT ? OFFSET ?")
+                .bind(&pattern)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(self.pool())
+                .await?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM apps WHERE name LIKE ?")
+            .bind(&pattern)
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        Ok((rows.iter().map(decode).collect::<Result<_, _>>()?, total))
+    }
+
+    /// How many apps are live, and how many have a failed newest deployment.
+    pub async fn app_health_counts(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(a.live_deployment_id IS NOT NULL), 0) AS live, \
+                    COALESCE(SUM((SELECT state FROM deployments WHERE id = \
+                        (SELECT MAX(id) FROM deployments WHERE app = a.name)) = 'failed'), 0) AS failing \
+             FROM apps a",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("live")?, row.try_get("failing")?))
+    }
+
     pub async fn update_app_spec(
         &self,
         name: &AppName,

@@ -145,14 +145,26 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    /// The newest deployment of every app, in one query (for the panel's dashboard).
-    pub async fn latest_deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.* FROM deployments d \
-             JOIN (SELECT MAX(id) AS id FROM deployments GROUP BY app) newest ON d.id = newest.id",
-        )
-        .fetch_all(self.pool())
-        .await?;
+    /// The newest deployment of each of `apps`, in one query (for the panel's dashboard):
+    /// one index seek per app (deployments_by_app), not a scan of every deployment.
+    pub async fn latest_deployments(
+        &self,
+        apps: &[&AppName],
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        if apps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; apps.len()].join(",");
+        let sql = format!(
+            "SELECT d.* FROM apps a \
+             JOIN deployments d ON d.id = (SELECT MAX(id) FROM deployments WHERE app = a.name) \
+             WHERE a.name IN ({marks})"
+        );
+        let mut query = sqlx::query(&sql);
+        for app in apps {
+            query = query.bind(app.as_str());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(decode).collect()
     }
 

@@ -58,8 +58,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary serve` with a fresh instance, data dir and ports, plus `extra` flags.
     pub async fn start(binary: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_in(binary, tempfile::tempdir().unwrap(), extra).await
+    }
+
+    /// Like [`Daemon::start`], on a data dir prepared beforehand (a filled database).
+    pub async fn start_in(binary: &Path, data_dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
         let instance = format!("t{:08x}", rand::thread_rng().gen::<u32>());
-        let data_dir = tempfile::tempdir().unwrap();
         let mut daemon = Daemon {
             instance,
             data_dir,

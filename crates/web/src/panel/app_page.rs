@@ -186,8 +186,9 @@ pub async fn plan(
     State(state): State<AppState>,
     session: SignedIn,
     Path(app): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<PlanQuery>,
+    query: Result<axum::extract::Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PanelError> {
+    let axum::extract::Query(query) = query?;
     session.require(Scope::Deploy)?;
     let name = app_name(&app)?;
     let git_ref = query.git_ref.trim().to_string();

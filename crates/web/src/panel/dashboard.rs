@@ -1,5 +1,6 @@
 //! The dashboard: every app with its state, live version, last deployment and address,
-//! read with three queries however many apps there are.
+//! a page of 100 at a time (with a name filter), read with a fixed number of queries
+//! however many apps and deployments there are.
 
 use crate::panel::page::{render, Nav, PanelError};
 use crate::panel::rows::{app_url, DeploymentRow};
@@ -17,21 +18,43 @@ struct AppRow {
     last: Option<DeploymentRow>,
 }
 
+/// Apps per dashboard page.
+pub const PAGE_SIZE: i64 = 100;
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     nav: Nav,
     apps: Vec<AppRow>,
-    live_count: usize,
-    failing_count: usize,
+    total: i64,
+    live_count: i64,
+    failing_count: i64,
+    filter: String,
+    page: i64,
+    pages: i64,
+}
+
+#[derive(serde::Deserialize)]
+pub struct DashboardQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
 }
 
 pub async fn dashboard(
     State(state): State<AppState>,
     session: SignedIn,
+    query: Result<axum::extract::Query<DashboardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PanelError> {
+    let axum::extract::Query(query) = query?;
     let store = state.deployer.store();
-    let apps = store.apps().await?;
+    let filter = query.q.trim().chars().take(64).collect::<String>();
+    let page = query.page.unwrap_or(1).max(1);
+    let (apps, total) = store
+        .apps_page(&filter, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE)
+        .await?;
+    let (live_count, failing_count) = store.app_health_counts().await?;
     let now = capstan_store::now_ms();
     let live_ids: Vec<i64> = apps.iter().filter_map(|a| a.live_deployment_id).collect();
     let mut live: HashMap<i64, DeploymentRow> = store
@@ -40,8 +63,9 @@ pub async fn dashboard(
         .iter()
         .map(|d| (d.id, DeploymentRow::new(d, now)))
         .collect();
+    let names: Vec<&capstan_core::AppName> = apps.iter().map(|a| &a.name).collect();
     let mut last: HashMap<String, DeploymentRow> = store
-        .latest_deployments()
+        .latest_deployments(&names)
         .await?
         .iter()
         .map(|d| (d.app.to_string(), DeploymentRow::new(d, now)))
@@ -61,15 +85,14 @@ pub async fn dashboard(
             }
         })
         .collect();
-    let live_count = rows.iter().filter(|r| r.live.is_some()).count();
-    let failing_count = rows
-        .iter()
-        .filter(|r| r.last.as_ref().is_some_and(|d| d.state == "failed"))
-        .count();
     Ok(render(&DashboardPage {
         nav: Nav::new(&session, "apps"),
         apps: rows,
+        total,
         live_count,
         failing_count,
+        filter,
+        page,
+        pages: (total + PAGE_SIZE - 1) / PAGE_SIZE,
     }))
 }

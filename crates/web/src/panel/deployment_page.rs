@@ -115,8 +115,9 @@ pub async fn stream(
     State(state): State<AppState>,
     _session: SignedIn,
     Path(id): Path<String>,
-    Query(query): Query<StreamQuery>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PanelError> {
+    let Query(query) = query?;
     let id = deployment_id(&id)?;
     state.deployer.store().deployment(id).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(256);

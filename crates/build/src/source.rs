@@ -214,6 +214,21 @@ pub async fn fetch_git(
     })
 }
 
+/// The subject line of `commit` in the repository at `dir` (at most 200 characters), or
+/// `None` when git cannot tell.
+pub async fn commit_subject(dir: &Path, commit: &str) -> Option<String> {
+    let subject = git(
+        dir,
+        "show",
+        &["show", "-s", "--format=%s", "--end-of-options", commit],
+        FetchLimits::default(),
+    )
+    .await
+    .ok()?;
+    let subject: String = subject.chars().take(200).collect();
+    Some(subject).filter(|s| !s.is_empty())
+}
+
 /// The HEAD commit of a local directory if it is a git work tree.
 pub async fn local_commit(dir: &Path) -> Option<String> {
     if !dir.join(".git").exists() {

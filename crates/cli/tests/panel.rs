@@ -135,6 +135,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         first["live"]["actor"], "user:ada",
         "the user is recorded as the actor"
     );
+    assert_eq!(first["live"]["commit_message"], "v1", "{first}");
 
     // A second version, then Rollback to the first from the history.
     repo.commit_version("v2", &[]);
@@ -219,7 +220,12 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     // A phone-sized screen.
     browser.resize(390, 844).await;
     browser.goto(&daemon.api).await;
-    assert!(browser.text("#apps").await.contains("shop"));
+    let dashboard = browser.text("#apps").await;
+    assert!(dashboard.contains("shop"), "{dashboard}");
+    assert!(
+        dashboard.contains("v1"),
+        "the live version's commit subject survives rollback and restart: {dashboard}"
+    );
     browser.screenshot("11-dashboard-phone").await;
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;
     browser.screenshot("12-app-phone").await;

@@ -201,7 +201,10 @@ impl Deployer {
                 .await;
                 self.store().set_image(d.id, &release.image).await?;
                 if let Some(commit) = &release.commit_sha {
-                    self.store().set_commit(d.id, commit).await?;
+                    let built = self.store().deployment(release.deployment_id).await?;
+                    self.store()
+                        .set_commit(d.id, commit, built.commit_message.as_deref())
+                        .await?;
                 }
                 Artifact {
                     image: release.image,
@@ -347,7 +350,10 @@ impl Deployer {
         }
         let (root, commit) = self.fetch_source(d, spec, workspace, log).await?;
         if let Some(commit) = &commit {
-            self.store().set_commit(d.id, commit).await?;
+            let subject = capstan_build::source::commit_subject(&root, commit).await;
+            self.store()
+                .set_commit(d.id, commit, subject.as_deref())
+                .await?;
         }
         let (settings, recipe) = {
             let (root, spec) = (root.clone(), spec.clone());

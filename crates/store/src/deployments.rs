@@ -15,6 +15,8 @@ pub struct DeploymentRecord {
     pub state: DeploymentState,
     pub git_ref: Option<String>,
     pub commit_sha: Option<String>,
+    /// The commit's subject line, when known.
+    pub commit_message: Option<String>,
     pub image: Option<String>,
     pub from_release: Option<i64>,
     /// A clean build was asked for: no image reuse, no layer cache.
@@ -60,6 +62,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
         state: state.parse().map_err(corrupt)?,
         git_ref: row.try_get("git_ref")?,
         commit_sha: row.try_get("commit_sha")?,
+        commit_message: row.try_get("commit_message")?,
         image: row.try_get("image")?,
         from_release: row.try_get("from_release")?,
         no_cache: row.try_get::<i64, _>("no_cache")? != 0,
@@ -285,9 +288,16 @@ impl Store {
         self.record_phase(id, next, now).await
     }
 
-    pub async fn set_commit(&self, id: i64, commit: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deployments SET commit_sha = ? WHERE id = ?")
+    /// Records the commit a deployment builds or reuses, with its subject line if known.
+    pub async fn set_commit(
+        &self,
+        id: i64,
+        commit: &str,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET commit_sha = ?, commit_message = ? WHERE id = ?")
             .bind(commit)
+            .bind(message)
             .bind(id)
             .execute(self.pool())
             .await?;

@@ -60,13 +60,14 @@ impl Store {
                     _ => "superseded",
                 };
                 sqlx::query(
-                    "INSERT INTO deployments (id, app, trigger, state, git_ref, commit_sha, image, error, created_at, started_at, finished_at, actor) \
-                     VALUES (?, ?, 'deploy', ?, 'main', ?, ?, ?, ?, ?, ?, 'token:ci')",
+                    "INSERT INTO deployments (id, app, trigger, state, git_ref, commit_sha, commit_message, image, error, created_at, started_at, finished_at, actor) \
+                     VALUES (?, ?, 'deploy', ?, 'main', ?, ?, ?, ?, ?, ?, ?, 'token:ci')",
                 )
                 .bind(id)
                 .bind(&name)
                 .bind(state)
                 .bind(format!("{:040x}", id * 7919))
+                .bind(format!("Handle the edge case reported in issue #{n} of {name}"))
                 .bind(format!("bench/{name}:{id}"))
                 .bind(failed.then_some("health check failed: HTTP 500 from /health"))
                 .bind(created)

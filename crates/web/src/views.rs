@@ -37,6 +37,8 @@ pub struct Deployment {
     #[serde(rename = "ref")]
     pub git_ref: Option<String>,
     pub commit: Option<String>,
+    /// The commit's subject line, when known.
+    pub commit_message: Option<String>,
     pub image: Option<String>,
     /// For rollbacks and restarts: the deployment whose release it reuses.
     pub from_release: Option<i64>,
@@ -84,6 +86,7 @@ pub fn deployment_view(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Deploy
         state: d.state.as_str().to_string(),
         git_ref: d.git_ref.clone(),
         commit: d.commit_sha.clone(),
+        commit_message: d.commit_message.clone(),
         image: d.image.clone(),
         from_release: d.from_release,
         no_cache: d.no_cache,

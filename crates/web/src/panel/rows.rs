@@ -15,6 +15,8 @@ pub struct DeploymentRow {
     pub trigger: &'static str,
     pub actor: String,
     pub commit: String,
+    /// The commit's subject line, or "".
+    pub message: String,
     pub git_ref: String,
     pub created: String,
     pub created_ago: String,
@@ -54,6 +56,7 @@ impl DeploymentRow {
                 .as_deref()
                 .map(|c| c.chars().take(8).collect())
                 .unwrap_or_default(),
+            message: d.commit_message.clone().unwrap_or_default(),
             git_ref: d.git_ref.clone().unwrap_or_default(),
             created: when(d.created_at),
             created_ago: ago(d.created_at, now_ms),

@@ -160,6 +160,21 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
 
+    // A deployment that fails shows its error on the page as it ends; v1 keeps serving.
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    browser.fill("#deploy-form", "ref", "no-such-branch").await;
+    browser.submit("#deploy").await;
+    let state = browser
+        .wait_text("#state", "failed", Duration::from_secs(60))
+        .await;
+    assert_eq!(state, "failed");
+    let error = browser
+        .wait_text("#error", "no-such-branch", Duration::from_secs(10))
+        .await;
+    assert!(error.contains("does not exist"), "{error}");
+    browser.screenshot("06b-deployment-failed").await;
+    assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
+
     // Settings: every wrong field is named next to itself and nothing is saved.
     browser
         .goto(&format!("{}/apps/shop/settings", daemon.api))

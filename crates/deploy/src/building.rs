@@ -201,6 +201,7 @@ impl Deployer {
                 .await;
         } else if let Some(existing) = self.engine().find_build(d.app.as_str(), &build_key).await? {
             self.engine().tag_image(&existing, tag).await?;
+            self.metrics().build_cache_hit();
             log.info(format!(
                 "reusing image {existing} built from the same source and settings; build skipped"
             ))
@@ -239,6 +240,7 @@ impl Deployer {
             })
             .await;
         let image_id = built?;
+        self.metrics().image_built();
         log.info(format!("built {tag} ({image_id})")).await;
         Ok(())
     }

@@ -104,6 +104,7 @@ impl Deployer {
         let mut last_shown: Option<String> = None;
         loop {
             if let Health::Down(detail) = self.engine().health(container).await?.health {
+                self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
                 let last = last_shown.unwrap_or_else(|| "no probe result yet".into());
                 return Err(Failure::msg(format!(
@@ -138,6 +139,7 @@ impl Deployer {
                 None
             };
             if let Some(why) = why {
+                self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
                 let hint = self.refused_hint(container, &outcome.output).await;
                 return Err(Failure::msg(format!(
@@ -154,6 +156,7 @@ impl Deployer {
         tokio::time::sleep(Duration::from_millis(500)).await;
         match self.engine().health(container).await?.health {
             Health::Down(detail) => {
+                self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
                 Err(Failure::msg(format!(
                     "{container} stopped right after it started: {detail}"

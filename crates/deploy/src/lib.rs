@@ -10,6 +10,7 @@ mod companions;
 mod cutover;
 mod health;
 pub mod logs;
+mod metrics;
 mod pipeline;
 pub mod planning;
 mod ports;
@@ -25,6 +26,7 @@ pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
 pub use logs::{LogEvent, LogHub};
+pub use metrics::Metrics;
 pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
 pub use trust::{protected_host_paths, Caller, CallerKind};
@@ -153,6 +155,7 @@ struct Inner {
     /// Source fetches at once (deployments and plans together).
     fetch_slots: Arc<tokio::sync::Semaphore>,
     proxy_state: std::sync::Mutex<ProxyState>,
+    metrics: Metrics,
 }
 
 /// How many git fetches may run at once.
@@ -186,12 +189,18 @@ impl Deployer {
                 build_slots: Arc::new(tokio::sync::Semaphore::new(build_slots)),
                 fetch_slots: Arc::new(tokio::sync::Semaphore::new(FETCH_SLOTS)),
                 proxy_state: std::sync::Mutex::new(ProxyState::Running),
+                metrics: Metrics::new(),
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// What the daemon counts, for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub fn engine(&self) -> &Engine {

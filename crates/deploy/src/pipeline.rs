@@ -134,6 +134,12 @@ impl Deployer {
                 DeploymentState::Failed
             }
         };
+        if let (Ok(record), Ok(phases)) = (
+            self.store().deployment(id).await,
+            self.store().phases(id).await,
+        ) {
+            self.metrics().deployment_finished(&record, &phases);
+        }
         drop(app_guard);
         let retirement = self.take_retirement(id);
         let deployer = self.clone();

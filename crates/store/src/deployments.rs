@@ -75,6 +75,18 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
 }
 
 impl Store {
+    /// How many deployments there are of each state and trigger.
+    pub async fn deployment_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, trigger, COUNT(*) AS n FROM deployments GROUP BY state, trigger",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("trigger")?, r.try_get("n")?)))
+            .collect()
+    }
+
     /// How many deployments wait in the queue and how many run now.
     pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query(&format!(

@@ -113,6 +113,7 @@ mod tests {
             (Method::GET, "/api/v1/tokens", Scope::Admin),
             (Method::POST, "/api/v1/tokens", Scope::Admin),
             (Method::GET, "/api/v1/users", Scope::Admin),
+            (Method::GET, "/metrics", Scope::Read),
             (Method::DELETE, "/api/v1/users/{name}", Scope::Admin),
         ] {
             assert_eq!(needed_scope(&method, route), scope, "{method} {route}");

@@ -8,6 +8,7 @@ mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod metrics;
 mod openapi;
 mod panel;
 mod plan;
@@ -85,8 +86,15 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
+    let scraped = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .nest("/api/v1", api)
+        .merge(scraped)
         .merge(panel::router())
         .fallback(error::not_found)
         .with_state(state)

@@ -2,6 +2,7 @@
 //! token (any scope), and its figures move as deployments run: a build, a build-cache hit,
 //! a deployment whose container never gets healthy, phase durations and cutover times,
 //! the stored deployments by state, the queue, and the process's memory and descriptors.
+//! Beside it, `GET /api/v1/apps/{app}/usage` reads each container's CPU and memory.
 
 mod support;
 
@@ -61,6 +62,8 @@ async fn metrics_count_builds_cache_hits_failures_phases_and_the_queue() {
     assert_eq!(status, 201, "{created}");
     let token = created["token"].as_str().unwrap().to_string();
 
+    let (status, missing) = daemon.call(Method::GET, "/apps/nope/usage", None).await;
+    assert_eq!(status, 404, "{missing}");
     let before = scrape(&daemon, &token).await;
     assert_eq!(value(&before, "capstan_image_builds_total", &[]), 0.0);
     assert!(value(&before, "capstan_process_resident_memory_bytes", &[]) > 1_000_000.0);
@@ -83,6 +86,21 @@ async fn metrics_count_builds_cache_hits_failures_phases_and_the_queue() {
         }))
         .await;
     daemon.deploy_expect("deaf", None, "failed").await;
+
+    // What the live container uses, from the engine.
+    let (status, usage) = daemon
+        .call_as(Some(&token), Method::GET, "/apps/metered/usage", None)
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    let containers = usage.as_array().unwrap();
+    assert_eq!(containers.len(), 1, "one replica: {usage}");
+    assert_eq!(containers[0]["role"], "app");
+    assert!(
+        containers[0]["memory_bytes"].as_u64().unwrap() > 100_000,
+        "{usage}"
+    );
+    assert!(containers[0]["cpu_percent"].as_f64().unwrap() >= 0.0);
+    assert!(containers[0]["deployment"].as_i64().is_some());
 
     let after = scrape(&daemon, &token).await;
     let finished = |state| {

@@ -21,6 +21,7 @@ mod retention;
 mod routing;
 mod secrets;
 mod trust;
+mod usage;
 
 pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
@@ -30,6 +31,7 @@ pub use metrics::Metrics;
 pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
 pub use trust::{protected_host_paths, Caller, CallerKind};
+pub use usage::ContainerUsage;
 
 use capstan_engine::proxy::{ProxyApi, RouteFiles};
 use capstan_engine::Engine;

@@ -10,6 +10,7 @@ pub mod proxy;
 pub mod server;
 pub mod setup;
 pub mod tasks;
+pub mod usage;
 
 use bollard::Docker;
 

@@ -15,6 +15,7 @@ mod plan;
 mod secrets;
 mod server;
 mod tokens;
+mod usage;
 mod users;
 mod views;
 
@@ -50,6 +51,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(plan::plan))
             .routes(routes!(app_output::output))
             .routes(routes!(apps::events))
+            .routes(routes!(usage::usage))
             .routes(routes!(secrets::list))
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(server::status))

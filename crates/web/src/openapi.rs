@@ -135,6 +135,7 @@ mod tests {
             "/apps/{app}/plan",
             "/apps/{app}/logs",
             "/apps/{app}/events",
+            "/apps/{app}/usage",
             "/apps/{app}/secrets",
             "/apps/{app}/secrets/{name}",
             "/server",

@@ -160,18 +160,22 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
 
-    // A deployment that fails shows its error on the page as it ends; v1 keeps serving.
+    // A broken version fails with its error on the page as it ends; v1 keeps serving.
+    repo.commit_file(
+        "Dockerfile",
+        "FROM scratch\nCOPY no-such-file /app\n",
+        "broken build",
+    );
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;
-    browser.fill("#deploy-form", "ref", "no-such-branch").await;
     browser.submit("#deploy").await;
     let state = browser
         .wait_text("#state", "failed", Duration::from_secs(60))
         .await;
     assert_eq!(state, "failed");
     let error = browser
-        .wait_text("#error", "no-such-branch", Duration::from_secs(10))
+        .wait_text("#error", "no-such-file", Duration::from_secs(10))
         .await;
-    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains("no-such-file"), "{error}");
     browser.screenshot("06b-deployment-failed").await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
 
@@ -253,5 +257,19 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     assert_eq!(browser.path().await, "/");
     let (status, _) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(status, 404);
+
+    // Signing out ends the session; a wrong password is refused with a message.
+    browser.submit(".who button").await;
+    assert_eq!(browser.path().await, "/login");
+    browser.fill("form", "name", "ada").await;
+    browser.fill("form", "password", "not the password").await;
+    browser.submit("form button").await;
+    assert!(browser
+        .text("#error")
+        .await
+        .contains("wrong user name or password"));
+    browser.screenshot("13-login-refused").await;
+    browser.goto(&daemon.api).await;
+    assert_eq!(browser.path().await, "/login", "signed out");
     browser.close().await;
 }

@@ -71,6 +71,19 @@ impl Engine {
         })
     }
 
+    /// A handle on the engine at the unix socket `socket` that does not connect until it
+    /// is first used (and then fails like an engine that went away). For running the
+    /// router in-process without an engine.
+    pub fn unconnected(socket: &std::path::Path, instance: &str) -> Result<Self, EngineError> {
+        let target = socket.to_string_lossy().into_owned();
+        let docker = Docker::connect_with_unix(&target, 5, bollard::API_DEFAULT_VERSION)
+            .map_err(|source| EngineError::Connect { target, source })?;
+        Ok(Self {
+            docker,
+            names: capstan_core::InstanceNames::new(instance),
+        })
+    }
+
     pub fn instance(&self) -> &str {
         self.names.instance()
     }

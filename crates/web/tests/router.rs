@@ -1,0 +1,397 @@
+//! The router in-process, without a Docker engine (the engine handle points at a socket
+//! nobody listens on): bearer auth and scopes, validation messages, the panel's setup,
+//! sessions, anti-forgery check and roles, and a 503 (not a 500) when an action needs the
+//! engine. Requests go through `tower::ServiceExt::oneshot`.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use capstan_deploy::{DeploySettings, Deployer};
+use capstan_engine::proxy::{ProxyApi, RouteFiles};
+use capstan_engine::Engine;
+use capstan_store::Store;
+use capstan_web::accounts::Accounts;
+use capstan_web::AppState;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Harness {
+    router: axum::Router,
+    store: Store,
+    dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("capstan.db")).await.unwrap();
+    // A socket nobody listens on any more: the engine went away.
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let engine = Engine::unconnected(&socket, "inproc").unwrap();
+    let routes = RouteFiles::new(dir.path().join("dynamic"), dir.path().join("staging")).unwrap();
+    let settings = DeploySettings {
+        workspace_dir: dir.path().join("workspaces"),
+        build_slots: 1,
+        keep_images: 2,
+        secret_key: capstan_store::SecretKey::load_or_create(&dir.path().join("secret.key"))
+            .unwrap(),
+        fetch_limits: Default::default(),
+        protected_paths: vec![dir.path().to_string_lossy().into_owned()],
+        source_dirs: vec![],
+    };
+    let deployer = Deployer::new(
+        store.clone(),
+        engine,
+        routes,
+        ProxyApi::new("http://127.0.0.1:9".into()),
+        settings,
+    );
+    std::fs::write(dir.path().join("setup-code"), "the-code\n").unwrap();
+    let state = AppState {
+        deployer,
+        accounts: Accounts::new(Some(dir.path())),
+    };
+    Harness {
+        router: capstan_web::router(state),
+        store,
+        dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    location: String,
+    cookie: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(h: &Harness, request: Request<Body>) -> Answer {
+    let response = h.router.clone().oneshot(request).await.unwrap();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (location, cookie) = (header(header::LOCATION), header(header::SET_COOKIE));
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        location,
+        cookie,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn api(method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("/api/v1{path}"));
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => request.body(Body::empty()).unwrap(),
+    }
+}
+
+fn form(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+        .collect::<Vec<_>>()
+        .join("&");
+    Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn page(path: &str, cookie: &str) -> Request<Body> {
+    Request::builder()
+        .uri(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn token(h: &Harness, name: &str, scopes: &str) -> String {
+    let secret = capstan_store::new_token();
+    h.store.add_token(name, &secret, scopes).await.unwrap();
+    secret
+}
+
+#[tokio::test]
+async fn tokens_and_scopes_guard_every_endpoint_and_bad_input_is_named() {
+    let h = harness().await;
+    let (read, write, admin) = (
+        token(&h, "r", "read").await,
+        token(&h, "w", "write").await,
+        token(&h, "a", "admin").await,
+    );
+    assert_eq!(
+        send(&h, api(Method::GET, "/health", None, None))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let doc = send(&h, api(Method::GET, "/openapi.json", None, None)).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let missing = send(&h, api(Method::GET, "/apps", None, None)).await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert!(missing.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing token"));
+    let wrong = send(&h, api(Method::GET, "/apps", Some("cap_nope"), None)).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&h, api(Method::GET, "/apps", Some(&read), None))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let app =
+        json!({"name": "web", "source": {"image": "busybox:stable"}, "domains": ["web.test"]});
+    let narrow = send(
+        &h,
+        api(Method::POST, "/apps", Some(&read), Some(app.clone())),
+    )
+    .await;
+    assert_eq!(narrow.status, StatusCode::FORBIDDEN);
+    assert!(narrow.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("write scope"));
+    let created = send(&h, api(Method::POST, "/apps", Some(&write), Some(app))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let no_deploy = send(
+        &h,
+        api(Method::POST, "/apps/web/deployments", Some(&write), None),
+    )
+    .await;
+    assert_eq!(
+        no_deploy.status,
+        StatusCode::FORBIDDEN,
+        "write does not ship code"
+    );
+    assert_eq!(
+        send(&h, api(Method::GET, "/tokens", Some(&write), None))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&h, api(Method::GET, "/users", Some(&admin), None))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    for (body, says) in [
+        (
+            json!({"name": "Bad Name", "source": {"image": "x"}}),
+            "name",
+        ),
+        (
+            json!({"name": "ok", "source": {"image": "x"}, "replicas": 0}),
+            "replicas",
+        ),
+        (
+            json!({"name": "ok", "source": {"image": "x"}, "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"name": "ok", "source": {"image": "x"}, "domains": ["web.test"]}),
+            "web.test",
+        ),
+    ] {
+        let answer = send(&h, api(Method::POST, "/apps", Some(&admin), Some(body))).await;
+        assert!(
+            answer.status.is_client_error(),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+        assert!(
+            answer.json()["error"].as_str().unwrap().contains(says),
+            "{}",
+            answer.body
+        );
+    }
+
+    // Without an engine: what needs it is 503 with a message; the status page still loads.
+    let gone = send(&h, api(Method::DELETE, "/apps/web", Some(&admin), None)).await;
+    assert_eq!(
+        gone.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        gone.body
+    );
+    assert!(!gone.json()["error"].as_str().unwrap().is_empty());
+    let server = send(&h, api(Method::GET, "/server", Some(&read), None)).await;
+    assert_eq!(server.status, StatusCode::OK);
+    assert_eq!(server.json()["engine"]["reachable"], false);
+    let queued = send(
+        &h,
+        api(Method::POST, "/apps/web/deployments", Some(&admin), None),
+    )
+    .await;
+    assert_eq!(
+        queued.status,
+        StatusCode::ACCEPTED,
+        "queueing needs no engine: {}",
+        queued.body
+    );
+}
+
+#[tokio::test]
+async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
+    let h = harness().await;
+    let first = send(&h, page("/", "")).await;
+    assert_eq!(
+        (first.status, first.location.as_str()),
+        (StatusCode::SEE_OTHER, "/setup")
+    );
+    let setup = |code: &'static str| {
+        form(
+            "/setup",
+            "",
+            &[
+                ("code", code),
+                ("name", "ada"),
+                ("password", "long enough pw"),
+                ("confirm", "long enough pw"),
+            ],
+        )
+    };
+    assert_eq!(
+        send(&h, setup("guess")).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let done = send(&h, setup("the-code")).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(!h.dir.path().join("setup-code").exists());
+    let cookie = done.cookie.split(';').next().unwrap().to_string();
+    let dashboard = send(&h, page("/", &cookie)).await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    let start = dashboard.body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &dashboard.body[start..start + dashboard.body[start..].find('"').unwrap()];
+
+    let app = [
+        ("csrf", csrf),
+        ("name", "site"),
+        ("source_kind", "image"),
+        ("image", "busybox:stable"),
+        ("domains", "site.test"),
+    ];
+    let forged = send(&h, form("/new", &cookie, &app[1..])).await;
+    assert_eq!(
+        forged.status,
+        StatusCode::FORBIDDEN,
+        "no anti-forgery token"
+    );
+    assert!(forged.body.contains("anti-forgery"));
+    let stale = send(
+        &h,
+        form(
+            "/new",
+            &cookie,
+            &[&[("csrf", "stale")][..], &app[1..]].concat(),
+        ),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    let created = send(&h, form("/new", &cookie, &app)).await;
+    assert_eq!(
+        (created.status, created.location.as_str()),
+        (StatusCode::SEE_OTHER, "/apps/site/plan")
+    );
+
+    // Settings: each wrong field named, nothing saved.
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/settings",
+            &cookie,
+            &[
+                ("csrf", csrf),
+                ("source_kind", "image"),
+                ("image", "busybox:stable"),
+                ("port", "eighty"),
+                ("replicas", "many"),
+                ("health_interval", "1"),
+                ("health_timeout", "2"),
+                ("health_retries", "3"),
+                ("health_start_period", "0"),
+                ("health_deadline", "60"),
+                ("build_type", "auto"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("data-field=\"port\"") && bad.body.contains("data-field=\"replicas\"")
+    );
+    let name = capstan_core::AppName::parse("site").unwrap();
+    assert_eq!(h.store.app(&name).await.unwrap().spec.replicas, 1);
+
+    // A viewer reads but cannot deploy; a wrong password is refused.
+    let hash = capstan_web::accounts::hash_password("viewer password")
+        .await
+        .unwrap();
+    h.store.add_user("vic", &hash, "viewer").await.unwrap();
+    let wrong = send(
+        &h,
+        form(
+            "/login",
+            "",
+            &[("name", "vic"), ("password", "nope nope nope")],
+        ),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let signed = send(
+        &h,
+        form(
+            "/login",
+            "",
+            &[("name", "vic"), ("password", "viewer password")],
+        ),
+    )
+    .await;
+    let viewer = signed.cookie.split(';').next().unwrap().to_string();
+    let their_page = send(&h, page("/apps/site", &viewer)).await;
+    assert_eq!(their_page.status, StatusCode::OK);
+    assert!(!their_page.body.contains("id=\"deploy\""));
+    let start = their_page.body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let their_csrf = &their_page.body[start..start + their_page.body[start..].find('"').unwrap()];
+    let refused = send(
+        &h,
+        form("/apps/site/deploy", &viewer, &[("csrf", their_csrf)]),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("viewer"));
+    let admin_deploy = send(&h, form("/apps/site/deploy", &cookie, &[("csrf", csrf)])).await;
+    assert_eq!(admin_deploy.status, StatusCode::SEE_OTHER);
+    assert!(admin_deploy.location.starts_with("/deployments/"));
+}

@@ -190,62 +190,7 @@ fn default_stop_grace() -> u32 {
     10
 }
 
-/// A partial update of an app's settings (`PATCH`): absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppSpecPatch {
-    pub source: Option<Source>,
-    pub port: Option<u16>,
-    pub domains: Option<Vec<String>>,
-    pub tls: Option<bool>,
-    pub health: Option<HealthSpec>,
-    pub env: Option<BTreeMap<String, String>>,
-    pub volumes: Option<Vec<VolumeSpec>>,
-    pub limits: Option<Limits>,
-    /// `null` removes the command.
-    #[serde(default, deserialize_with = "present")]
-    pub command: Option<Option<Vec<String>>>,
-    /// `null` removes the command.
-    #[serde(default, deserialize_with = "present")]
-    pub pre_deploy: Option<Option<HookCommand>>,
-    #[serde(default, deserialize_with = "present")]
-    pub post_deploy: Option<Option<HookCommand>>,
-    pub build: Option<BuildSpec>,
-    pub replicas: Option<u32>,
-    pub drain_secs: Option<u32>,
-    pub stop_grace_secs: Option<u32>,
-    pub init: Option<bool>,
-}
-
 impl AppSpec {
-    /// Applies a JSON merge patch (RFC 7396) and validates the result; on error `self`
-    /// is unchanged. Nested objects merge (`{"build": {"base_dir": "x"}}` keeps
-    /// `build.type`), `null` removes a field (its default applies), arrays and `source`
-    /// are replaced whole. The patch's keys and types are checked first, so an unknown or
-    /// misspelt field is named.
-    pub fn merge_patch(&self, patch: &serde_json::Value) -> Result<AppSpec, ValidationError> {
-        let invalid = |e: serde_json::Error| ValidationError::new("settings", e.to_string());
-        if !patch.is_object() {
-            return Err(ValidationError::new(
-                "settings",
-                "the patch must be a JSON object",
-            ));
-        }
-        // Keys and types checked on the patch without its nested `null`s (removals).
-        let mut shape = patch.clone();
-        if let Some(fields) = shape.as_object_mut() {
-            fields.values_mut().for_each(drop_nulls);
-        }
-        // With the path of the offending field (`pre_deploy.command: invalid type ...`).
-        serde_path_to_error::deserialize::<_, AppSpecPatch>(shape)
-            .map_err(|e| ValidationError::new("settings", e.to_string()))?;
-        let mut merged = serde_json::to_value(self).map_err(invalid)?;
-        merge_json(&mut merged, patch, true);
-        let next: AppSpec = serde_json::from_value(merged).map_err(invalid)?;
-        next.validate()?;
-        Ok(next)
-    }
-
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.source.validate()?;
@@ -326,53 +271,10 @@ impl Source {
     }
 }
 
-/// Removes every `null` member of the objects in `value`.
-fn drop_nulls(value: &mut serde_json::Value) {
-    if let serde_json::Value::Object(fields) = value {
-        fields.retain(|_, v| !v.is_null());
-        fields.values_mut().for_each(drop_nulls);
-    }
-}
-
-/// RFC 7396 merge of `patch` into `target`. At the top level, `source` (an enum: one key
-/// names the variant) is replaced whole rather than merged.
-fn merge_json(target: &mut serde_json::Value, patch: &serde_json::Value, top: bool) {
-    use serde_json::Value;
-    let Value::Object(changes) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    let fields = target.as_object_mut().expect("made an object above");
-    for (key, value) in changes {
-        if value.is_null() {
-            fields.remove(key);
-        } else if top && key == "source" {
-            fields.insert(key.clone(), value.clone());
-        } else {
-            merge_json(
-                fields.entry(key.clone()).or_insert(Value::Null),
-                value,
-                false,
-            );
-        }
-    }
-}
-
-/// Deserializes a field that is present (even as `null`) into `Some(value)`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AppSpecPatch;
 
     fn spec(json: &str) -> Result<AppSpec, String> {
         let spec: AppSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;

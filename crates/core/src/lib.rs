@@ -2,6 +2,7 @@
 //! state machine. Pure data and validation; no IO lives here.
 
 pub mod app;
+pub mod app_patch;
 pub mod build_spec;
 pub mod deployment;
 pub mod duration;
@@ -13,9 +14,8 @@ pub mod repo_config;
 pub mod scope;
 pub mod validate;
 
-pub use app::{
-    AppSpec, AppSpecPatch, HealthSpec, HookCommand, Limits, Source, VolumeSpec, DEFAULT_PORT,
-};
+pub use app::{AppSpec, HealthSpec, HookCommand, Limits, Source, VolumeSpec, DEFAULT_PORT};
+pub use app_patch::AppSpecPatch;
 pub use build_spec::{BuildKind, BuildSpec};
 pub use deployment::{DeploymentState, Trigger};
 pub use error::ValidationError;

@@ -134,13 +134,14 @@ impl Deployer {
                 DeploymentState::Failed
             }
         };
+        // The app is free first: the next deployment of it never waits for bookkeeping.
+        drop(app_guard);
         if let (Ok(record), Ok(phases)) = (
             self.store().deployment(id).await,
             self.store().phases(id).await,
         ) {
             self.metrics().deployment_finished(&record, &phases);
         }
-        drop(app_guard);
         let retirement = self.take_retirement(id);
         let deployer = self.clone();
         let finish = async move {

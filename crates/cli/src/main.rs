@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod maintenance;
 mod manage;
 mod plan;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Rollback(manage::RollbackArgs),
     /// Start new containers of the live release with the current settings.
     Restart(manage::RestartArgs),
+    /// Turn an app's maintenance mode on or off (a 503 page at the proxy), or show it.
+    Maintenance(maintenance::MaintenanceArgs),
     /// The daemon, engine, proxy and queue at a glance.
     Status(manage::StatusArgs),
     /// Set, list or remove an app's secrets.
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
             Command::App(command) => manage::app(command).await,
             Command::Rollback(args) => manage::rollback(args).await,
             Command::Restart(args) => manage::restart(args).await,
+            Command::Maintenance(args) => maintenance::maintenance(args).await,
             Command::Secrets(command) => manage::secrets(command).await,
             Command::Status(args) => manage::status(args).await,
             Command::Plan(args) => plan::plan(args).await,

@@ -47,6 +47,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     engine.install_probe(&probe, &config.proxy_image).await?;
+    engine
+        .ensure_maintenance_pages(&config.proxy_image, &probe)
+        .await?;
 
     let routes = RouteFiles::new(
         data_dir.join("proxy/dynamic"),

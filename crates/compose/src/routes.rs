@@ -9,6 +9,27 @@ use minijinja::context;
 /// The ACME resolver defined in `proxy/traefik.yml.j2`.
 pub const CERT_RESOLVER: &str = "letsencrypt";
 
+/// The request header that carries an app's maintenance message (percent-encoded UTF-8)
+/// to the page server; `capstan-probe --serve-maintenance` reads it.
+pub const MAINTENANCE_MESSAGE_HEADER: &str = "X-Capstan-Maintenance-Message";
+/// The request header with the `Retry-After` seconds the page server answers with.
+pub const MAINTENANCE_RETRY_AFTER_HEADER: &str = "X-Capstan-Retry-After";
+/// Above any rule an app's own router can have (Traefik's default priority is the rule's
+/// length).
+const MAINTENANCE_PRIORITY: u32 = 1_000_000;
+
+/// An app in maintenance: every request goes to the page server, but `passthrough_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceRoute {
+    pub message: String,
+    pub retry_after_secs: u32,
+    /// A path still sent to the app (its health endpoint, so outside monitors see the
+    /// app itself); `None` when that path is `/`, which would be the whole site.
+    pub passthrough_path: Option<String>,
+    /// The page server as the proxy reaches it.
+    pub pages_url: String,
+}
+
 /// What one app's route sends where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTarget {
@@ -20,6 +41,8 @@ pub struct RouteTarget {
     pub containers: Vec<String>,
     /// The port the app listens on in its containers.
     pub port: u16,
+    /// Set while the app is in maintenance.
+    pub maintenance: Option<MaintenanceRoute>,
 }
 
 impl RouteTarget {
@@ -40,6 +63,21 @@ pub fn render_routes(names: &AppNames, target: &RouteTarget) -> Result<String, R
         .map(|d| format!("Host(`{}`)", d.to_ascii_lowercase()))
         .collect::<Vec<_>>()
         .join(" || ");
+    let maintenance = target.maintenance.as_ref().map(|m| {
+        let rule = match m.passthrough_path.as_deref().filter(|p| !p.contains('`')) {
+            Some(path) if path != "/" => format!("({rule}) && !Path(`{path}`)"),
+            _ => rule.clone(),
+        };
+        context! {
+            rule => rule,
+            priority => MAINTENANCE_PRIORITY,
+            message_header => MAINTENANCE_MESSAGE_HEADER,
+            message => percent_encode(&m.message),
+            retry_after_header => MAINTENANCE_RETRY_AFTER_HEADER,
+            retry_after => m.retry_after_secs.to_string(),
+            pages_url => m.pages_url,
+        }
+    });
     let text = render_template(
         "routes.yml.j2",
         ROUTES_TEMPLATE,
@@ -48,11 +86,15 @@ pub fn render_routes(names: &AppNames, target: &RouteTarget) -> Result<String, R
             tls => target.tls,
             cert_resolver => CERT_RESOLVER,
             servers => target.server_urls(),
+            maintenance => maintenance,
             names => context! {
                 http => names.http_router(),
                 https => names.https_router(),
                 redirect => names.https_redirect(),
                 service => names.traefik_service(),
+                maintenance_router => names.maintenance_router(),
+                maintenance_headers => names.maintenance_headers(),
+                maintenance_service => names.maintenance_service(),
             },
         },
     )?;
@@ -62,6 +104,20 @@ pub fn render_routes(names: &AppNames, target: &RouteTarget) -> Result<String, R
         source,
     })?;
     Ok(text)
+}
+
+/// Every byte but ASCII letters, digits and `-._~` as `%XX`, so any message is a valid
+/// header value.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 const ROUTES_TEMPLATE: &str = include_str!("../../../compose-templates/routes.yml.j2");

@@ -3,7 +3,7 @@
 
 use capstan_compose::proxy::{render_static_config, ProxySettings};
 use capstan_compose::render::{render_deployment, RenderInput};
-use capstan_compose::routes::{render_routes, RouteTarget};
+use capstan_compose::routes::{render_routes, MaintenanceRoute, RouteTarget};
 use capstan_core::{AppName, AppSpec, InstanceNames};
 
 fn schema_validator() -> jsonschema::Validator {
@@ -165,6 +165,15 @@ fn hostile_env_values_stay_values() {
 }
 
 fn shop_route(domains: &[&str], tls: bool, containers: &[&str]) -> String {
+    shop_route_in(domains, tls, containers, None)
+}
+
+fn shop_route_in(
+    domains: &[&str],
+    tls: bool,
+    containers: &[&str],
+    maintenance: Option<MaintenanceRoute>,
+) -> String {
     let names = InstanceNames::new("capstan").app(&AppName::parse("shop").unwrap());
     render_routes(
         &names,
@@ -173,9 +182,66 @@ fn shop_route(domains: &[&str], tls: bool, containers: &[&str]) -> String {
             tls,
             containers: containers.iter().map(|c| c.to_string()).collect(),
             port: 8080,
+            maintenance,
         },
     )
     .unwrap()
+}
+
+fn maintenance(path: &str) -> Option<MaintenanceRoute> {
+    Some(MaintenanceRoute {
+        message: "Back at 5 — \"soon\"\nservices: {}".into(),
+        retry_after_secs: 120,
+        passthrough_path: Some(path.into()),
+        pages_url: InstanceNames::new("capstan").maintenance_pages_url(),
+    })
+}
+
+#[test]
+fn maintenance_route_sits_above_the_app_and_spares_its_health_path() {
+    let text = shop_route_in(
+        &["shop.test"],
+        false,
+        &["capstan_shop_d42"],
+        maintenance("/health"),
+    );
+    insta::assert_snapshot!(text);
+    let parsed: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let router = &parsed["http"]["routers"]["shop_maintenance"];
+    assert_eq!(
+        router["rule"].as_str().unwrap(),
+        "(Host(`shop.test`)) && !Path(`/health`)"
+    );
+    // The message is one header value whatever it holds.
+    let headers = &parsed["http"]["middlewares"]["shop_maintenance_message"]["headers"]
+        ["customRequestHeaders"];
+    let message = headers["X-Capstan-Maintenance-Message"].as_str().unwrap();
+    assert!(
+        message
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"%-._~".contains(&b)),
+        "{message}"
+    );
+    assert_eq!(headers["X-Capstan-Retry-After"].as_str().unwrap(), "120");
+}
+
+#[test]
+fn maintenance_of_a_tls_app_answers_on_https_and_root_health_is_not_spared() {
+    let text = shop_route_in(
+        &["shop.test"],
+        true,
+        &["capstan_shop_d42"],
+        maintenance("/"),
+    );
+    let parsed: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let router = &parsed["http"]["routers"]["shop_maintenance"];
+    assert_eq!(router["rule"].as_str().unwrap(), "Host(`shop.test`)");
+    assert_eq!(router["entryPoints"][0].as_str().unwrap(), "websecure");
+    assert!(router["tls"]["certResolver"].is_string(), "{text}");
+    assert!(
+        parsed["http"]["middlewares"]["shop_to_https"].is_mapping(),
+        "{text}"
+    );
 }
 
 #[test]

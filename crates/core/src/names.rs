@@ -13,6 +13,9 @@
 
 use crate::AppName;
 
+/// The port the maintenance page server listens on inside its container.
+pub const MAINTENANCE_PAGES_PORT: u16 = 8080;
+
 /// The names of the objects one daemon instance owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceNames {
@@ -58,6 +61,19 @@ impl InstanceNames {
     /// The short-lived container that fills the probe volume.
     pub fn probe_installer(&self) -> String {
         format!("{}-probe-installer", self.instance)
+    }
+
+    /// The container that serves maintenance pages to the proxy (on the control network).
+    pub fn maintenance_pages(&self) -> String {
+        format!("{}-pages", self.instance)
+    }
+
+    /// Where the proxy reaches the maintenance pages.
+    pub fn maintenance_pages_url(&self) -> String {
+        format!(
+            "http://{}:{MAINTENANCE_PAGES_PORT}",
+            self.maintenance_pages()
+        )
     }
 
     /// Names of one app's objects.
@@ -148,6 +164,21 @@ impl AppNames {
     /// The middleware that redirects the app's HTTP to HTTPS.
     pub fn https_redirect(&self) -> String {
         format!("{}_to_https", self.app)
+    }
+
+    /// The router that answers for the app while it is in maintenance.
+    pub fn maintenance_router(&self) -> String {
+        format!("{}_maintenance", self.app)
+    }
+
+    /// The middleware that hands the app's maintenance message to the page server.
+    pub fn maintenance_headers(&self) -> String {
+        format!("{}_maintenance_message", self.app)
+    }
+
+    /// The Traefik service of the maintenance page server, as the app's routes use it.
+    pub fn maintenance_service(&self) -> String {
+        format!("{}_maintenance_pages", self.app)
     }
 }
 

@@ -109,6 +109,7 @@ impl Deployer {
                 .await?,
         );
         self.remove_route(name)
+            .await
             .map_err(|e| ActionError::Internal(e.to_string()))?;
         for container in containers {
             self.engine().remove_container(&container.id).await?;

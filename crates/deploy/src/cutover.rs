@@ -131,7 +131,7 @@ impl Deployer {
                 Ok(target) => self.point_route(app, &target).await,
                 Err(failure) => Err(failure),
             },
-            None => self.remove_route(app),
+            None => self.remove_route(app).await,
         };
         match restored {
             Ok(()) => log.info("route restored to the live version").await,

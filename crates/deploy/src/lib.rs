@@ -10,6 +10,7 @@ mod companions;
 mod cutover;
 mod health;
 pub mod logs;
+mod maintenance;
 mod metrics;
 mod pipeline;
 pub mod planning;
@@ -27,6 +28,7 @@ pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
 pub use logs::{LogEvent, LogHub};
+pub use maintenance::MaintenanceState;
 pub use metrics::Metrics;
 pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
@@ -158,6 +160,12 @@ struct Inner {
     fetch_slots: Arc<tokio::sync::Semaphore>,
     proxy_state: std::sync::Mutex<ProxyState>,
     metrics: Metrics,
+    /// The route each app's file holds now (without maintenance, which is rendered from
+    /// the store at each write). Held while a route file is rendered and written, so a
+    /// cutover and a maintenance switch never undo each other.
+    routes_in_force: tokio::sync::Mutex<
+        std::collections::HashMap<capstan_core::AppName, capstan_compose::routes::RouteTarget>,
+    >,
 }
 
 /// How many git fetches may run at once.
@@ -192,6 +200,7 @@ impl Deployer {
                 fetch_slots: Arc::new(tokio::sync::Semaphore::new(FETCH_SLOTS)),
                 proxy_state: std::sync::Mutex::new(ProxyState::Running),
                 metrics: Metrics::new(),
+                routes_in_force: Default::default(),
             }),
         }
     }

@@ -5,7 +5,7 @@
 use crate::pipeline::Failure;
 use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
-use capstan_compose::routes::{render_routes, RouteTarget};
+use capstan_compose::routes::{render_routes, MaintenanceRoute, RouteTarget};
 use capstan_core::{AppName, AppSpec};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget
         tls: spec.tls,
         containers: containers.to_vec(),
         port: spec.listen_port(),
+        maintenance: None,
     }
 }
 
@@ -44,9 +45,12 @@ impl Deployer {
         app: &AppName,
         target: &RouteTarget,
     ) -> Result<(), Failure> {
+        {
+            let mut in_force = self.inner.routes_in_force.lock().await;
+            self.write_route(app, target).await?;
+            in_force.insert(app.clone(), target.clone());
+        }
         let names = self.engine().names().app(app);
-        let text = render_routes(&names, target)?;
-        self.routes().write(&names.route_file(), &text)?;
         let service = format!("{}@file", names.traefik_service());
         let mut expected = target.server_urls();
         expected.sort();
@@ -68,8 +72,45 @@ impl Deployer {
         )))
     }
 
+    /// Renders the app's route file for `target`, with the maintenance router when the
+    /// store says the app is in maintenance, and writes it. Callers hold `routes_in_force`.
+    async fn write_route(&self, app: &AppName, target: &RouteTarget) -> Result<(), Failure> {
+        let names = self.engine().names().app(app);
+        let mut target = target.clone();
+        if let Some(record) = self.store().maintenance(app).await? {
+            let spec = self.store().app(app).await?.spec;
+            target.maintenance = Some(MaintenanceRoute {
+                message: record.page.message,
+                retry_after_secs: record.page.retry_after_secs,
+                passthrough_path: Some(spec.health.path.clone()),
+                pages_url: self.engine().names().maintenance_pages_url(),
+            });
+        }
+        let text = render_routes(&names, &target)?;
+        self.routes().write(&names.route_file(), &text)?;
+        Ok(())
+    }
+
+    /// Rewrites the app's route file in force (after its maintenance state changed);
+    /// `false` when the app has no route (nothing live yet).
+    pub(crate) async fn rewrite_route(&self, app: &AppName) -> Result<bool, Failure> {
+        let in_force = self.inner.routes_in_force.lock().await;
+        let Some(target) = in_force.get(app) else {
+            return Ok(false);
+        };
+        self.write_route(app, target).await?;
+        Ok(true)
+    }
+
+    /// The route the app's file holds, if any.
+    pub(crate) async fn route_in_force(&self, app: &AppName) -> Option<RouteTarget> {
+        self.inner.routes_in_force.lock().await.get(app).cloned()
+    }
+
     /// Removes the app's route file (nothing routes to the app any more).
-    pub(crate) fn remove_route(&self, app: &AppName) -> Result<(), Failure> {
+    pub(crate) async fn remove_route(&self, app: &AppName) -> Result<(), Failure> {
+        let mut in_force = self.inner.routes_in_force.lock().await;
+        in_force.remove(app);
         let names = self.engine().names().app(app);
         Ok(self.routes().remove(&names.route_file())?)
     }

@@ -6,6 +6,7 @@ pub mod app_logs;
 pub mod containers;
 pub mod images;
 pub mod lines;
+pub mod pages;
 pub mod proxy;
 pub mod server;
 pub mod setup;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const APP_NETWORK_ROLE: &str = "app-network";
 
 impl Engine {
-    fn owned_labels(&self, role: &str) -> HashMap<String, String> {
+    pub(crate) fn owned_labels(&self, role: &str) -> HashMap<String, String> {
         HashMap::from([
             (
                 capstan_compose::labels::INSTANCE.to_string(),

@@ -6,6 +6,10 @@
 //! `capstan-probe --listening` prints the TCP ports something in the container listens on,
 //! read from `/proc/net/tcp` and `/proc/net/tcp6` (the container's own network namespace),
 //! so a failed health check can say which port the app chose.
+//!
+//! `capstan-probe --serve-maintenance ADDR` serves maintenance pages (see `pages`).
+
+mod pages;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,6 +18,16 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-maintenance") {
+        let addr = args.get(2).map(String::as_str).unwrap_or("0.0.0.0:8080");
+        return match pages::serve(addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("cannot serve maintenance pages on {addr}: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.get(1).map(String::as_str) == Some("--listening") {
         println!("{}", listening());
         return ExitCode::SUCCESS;

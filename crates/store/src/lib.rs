@@ -7,6 +7,7 @@ mod deployments;
 mod events;
 pub mod fixtures;
 mod logs;
+mod maintenance;
 mod releases;
 mod secrets;
 pub mod stored_spec;
@@ -19,6 +20,7 @@ pub use users::{SessionRecord, UserRecord};
 pub use apps::AppRecord;
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
+pub use maintenance::MaintenanceRecord;
 pub use releases::{NewRelease, ReleaseRecord};
 pub use secrets::{SecretInfo, SecretKey, SecretValue};
 

@@ -4,6 +4,7 @@
 
 pub mod browser;
 mod sample_repo;
+pub mod traffic;
 
 pub use sample_repo::{git, sample_app, SampleRepo};
 

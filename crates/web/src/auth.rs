@@ -11,7 +11,8 @@ use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
 /// The scope a route needs: token and user management is `admin`; reading is `read`; deploying,
-/// rolling back, restarting and planning are `deploy`; every other change is `write`.
+/// rolling back, restarting, planning and switching maintenance mode are `deploy`; every
+/// other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
     if route.starts_with("/tokens") || route.starts_with("/users") {
@@ -25,8 +26,10 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         "/apps/{app}/rollback",
         "/apps/{app}/restart",
         "/apps/{app}/plan",
+        "/apps/{app}/maintenance",
     ];
-    if method == Method::POST && deploys.contains(&route) {
+    let changes = [Method::POST, Method::PUT, Method::DELETE];
+    if changes.contains(method) && deploys.contains(&route) {
         Scope::Deploy
     } else {
         Scope::Write
@@ -102,6 +105,13 @@ mod tests {
             (Method::POST, "/api/v1/apps/{app}/rollback", Scope::Deploy),
             (Method::POST, "/api/v1/apps/{app}/restart", Scope::Deploy),
             (Method::POST, "/api/v1/apps/{app}/plan", Scope::Deploy),
+            (Method::PUT, "/api/v1/apps/{app}/maintenance", Scope::Deploy),
+            (
+                Method::DELETE,
+                "/api/v1/apps/{app}/maintenance",
+                Scope::Deploy,
+            ),
+            (Method::GET, "/api/v1/apps/{app}/maintenance", Scope::Read),
             (Method::POST, "/api/v1/apps", Scope::Write),
             (Method::PATCH, "/api/v1/apps/{app}", Scope::Write),
             (Method::DELETE, "/api/v1/apps/{app}", Scope::Write),

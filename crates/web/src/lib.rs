@@ -8,6 +8,7 @@ mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod maintenance;
 mod metrics;
 mod openapi;
 mod panel;
@@ -52,6 +53,11 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(app_output::output))
             .routes(routes!(apps::events))
             .routes(routes!(usage::usage))
+            .routes(routes!(
+                maintenance::show,
+                maintenance::enable,
+                maintenance::disable
+            ))
             .routes(routes!(secrets::list))
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(server::status))

@@ -136,6 +136,7 @@ mod tests {
             "/apps/{app}/logs",
             "/apps/{app}/events",
             "/apps/{app}/usage",
+            "/apps/{app}/maintenance",
             "/apps/{app}/secrets",
             "/apps/{app}/secrets/{name}",
             "/server",

@@ -1,0 +1,90 @@
+//! Maintenance mode: switching an app's route between its containers and the instance's
+//! maintenance page server. The state is stored first, so it survives restarts and every
+//! later route write (a cutover, a restart's re-apply) carries it; then the route in force
+//! is rewritten at once and confirmed through Traefik's API.
+
+use crate::routing::PROXY_TIMEOUT;
+use crate::{ActionError, Caller, Deployer};
+use capstan_core::{AppName, MaintenancePage};
+use capstan_store::MaintenanceRecord;
+use std::time::{Duration, Instant};
+
+/// An app's maintenance state.
+#[derive(Debug, Clone)]
+pub struct MaintenanceState {
+    /// Set while maintenance is on.
+    pub record: Option<MaintenanceRecord>,
+    /// Whether the app has a route the state is applied to; `false` when nothing is live
+    /// yet (it takes effect when a version goes live).
+    pub applied: bool,
+}
+
+impl Deployer {
+    pub async fn maintenance(&self, app: &AppName) -> Result<MaintenanceState, ActionError> {
+        self.store().app(app).await?;
+        let record = self.store().maintenance(app).await?;
+        let applied = self.route_in_force(app).await.is_some();
+        Ok(MaintenanceState { record, applied })
+    }
+
+    /// Turns maintenance on with `page` (`Some`) or off (`None`), and waits until the
+    /// proxy shows the change.
+    pub async fn set_maintenance(
+        &self,
+        app: &AppName,
+        page: Option<MaintenancePage>,
+        caller: &Caller,
+    ) -> Result<MaintenanceState, ActionError> {
+        self.store().app(app).await?;
+        let (record, event) = match &page {
+            Some(page) => {
+                page.validate()
+                    .map_err(|e| ActionError::Invalid(e.to_string()))?;
+                let record = self
+                    .store()
+                    .set_maintenance(app, page, &caller.actor())
+                    .await?;
+                (Some(record), "maintenance on")
+            }
+            None => {
+                self.store().clear_maintenance(app).await?;
+                (None, "maintenance off")
+            }
+        };
+        let detail = page.as_ref().map(|p| p.message.clone()).unwrap_or_default();
+        self.store()
+            .record_event(app, &caller.actor(), event, &detail)
+            .await?;
+        let applied = self.rewrite_route(app).await.map_err(|failure| {
+            ActionError::Unavailable(format!(
+                "maintenance is {} for {app} but the proxy has not applied it: {failure}",
+                if page.is_some() { "on" } else { "off" }
+            ))
+        })?;
+        if applied {
+            self.wait_maintenance_router(app, page.is_some()).await?;
+        }
+        Ok(MaintenanceState { record, applied })
+    }
+
+    /// Waits until Traefik has (or no longer has) the app's maintenance router.
+    async fn wait_maintenance_router(&self, app: &AppName, on: bool) -> Result<(), ActionError> {
+        let router = format!(
+            "{}@file",
+            self.engine().names().app(app).maintenance_router()
+        );
+        let deadline = Instant::now() + PROXY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.proxy().router_enabled(&router).await == on {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(ActionError::Unavailable(format!(
+            "the proxy did not apply maintenance {} for {app} within {}s{}",
+            if on { "on" } else { "off" },
+            PROXY_TIMEOUT.as_secs(),
+            self.proxy_state_hint().await
+        )))
+    }
+}

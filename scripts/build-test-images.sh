@@ -79,4 +79,30 @@ DOCKERFILE
   rm -rf "$bwork"
   log "built $busybox_tag"
 fi
+
+# A fresh Debian 12 system with systemd, for running install.sh for real (the install
+# test starts it as a container with systemd as PID 1 and the host's Docker socket).
+debian_tag=${DEBIAN_SYSTEMD_TAG:-capstan-test/debian-systemd:12}
+if docker image inspect "$debian_tag" >/dev/null 2>&1; then
+  log "$debian_tag is present"
+else
+  if ! command -v debootstrap >/dev/null; then
+    log "installing Debian's debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+  fi
+  dwork=$(mktemp -d /var/tmp/capstan-debootstrap.XXXXXX)
+  log "debootstrap bookworm (systemd, curl, iproute2) into $dwork"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,curl,ca-certificates,iproute2,procps \
+    bookworm "$dwork/root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$dwork/log" 2>&1 \
+    || { tail -n 20 "$dwork/log" >&2; exit 1; }
+  # No getty on a console that does not exist.
+  rm -f "$dwork/root/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
+  tar -C "$dwork/root" -c . | docker import \
+    --change 'CMD ["/lib/systemd/systemd"]' \
+    - "$debian_tag" >/dev/null
+  rm -rf "$dwork"
+  log "built $debian_tag"
+fi
 echo "$assets"

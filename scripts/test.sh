@@ -15,13 +15,16 @@ for tool in git python3 cargo; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
 done
 
-# The panel's tests drive a real Chromium through chromedriver (Debian's packages).
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "== installing chromium and chromium-driver (Debian packages) for the panel tests"
+# The panel's tests drive a real Chromium through chromedriver; the install test checks
+# install.sh with shellcheck and runs it in a debootstrapped Debian (Debian's packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+  || ! command -v shellcheck >/dev/null || ! command -v debootstrap >/dev/null; then
+  packages=(chromium chromium-driver shellcheck debootstrap)
+  echo "== installing ${packages[*]} (Debian packages) for the panel and install tests"
   if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends chromium chromium-driver >/dev/null \
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >/dev/null \
-         && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends chromium chromium-driver >/dev/null; }
+         && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null; }
 fi
 
 # The API fuzzer, schemathesis from PyPI, in a venv kept beside the build.

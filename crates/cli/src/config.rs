@@ -36,6 +36,20 @@ pub struct Config {
     pub source_dirs: Vec<PathBuf>,
     /// A git fetch that prints nothing for this long is killed (with its ssh).
     pub fetch_idle_secs: u64,
+    /// Scheduled backups of Capstan's own state (`[backup]` in the file).
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: when the daemon writes a backup archive by itself, and how many it keeps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// A cron expression (5 fields, or 6 with seconds first), in UTC; unset: no schedule.
+    pub schedule: Option<String>,
+    /// Archives kept in `dir`; older ones are removed after each scheduled backup.
+    pub keep: usize,
+    /// Where scheduled archives go; default `<data_dir>/backups`.
+    pub dir: Option<PathBuf>,
 }
 
 /// A list of paths, or one `:`-separated string of them (as an environment variable).
@@ -71,6 +85,10 @@ impl Default for Config {
             proxy_throttle: "200ms".into(),
             source_dirs: Vec::new(),
             fetch_idle_secs: 30,
+            backup: BackupConfig {
+                keep: 7,
+                ..BackupConfig::default()
+            },
         }
     }
 }
@@ -168,6 +186,12 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         capstan_core::AppName::parse(&self.instance)
             .map_err(|e| anyhow::anyhow!("instance: {}", e.reason))?;
+        if let Some(schedule) = &self.backup.schedule {
+            crate::backup::parse_schedule(schedule)?;
+            if self.backup.keep == 0 {
+                bail!("backup.keep must be at least 1");
+            }
+        }
         if self.build_slots == 0 {
             bail!("build_slots must be at least 1");
         }

@@ -1,6 +1,7 @@
 //! The `capstan` binary: `capstan serve` runs the daemon; the other subcommands are a
 //! small client of its API.
 
+mod backup;
 mod client;
 mod config;
 mod maintenance;
@@ -42,6 +43,10 @@ enum Command {
     Restart(manage::RestartArgs),
     /// Turn an app's maintenance mode on or off (a 503 page at the proxy), or show it.
     Maintenance(maintenance::MaintenanceArgs),
+    /// Write Capstan's own state (database, secret key, routes, ACME store) to an archive.
+    Backup(backup::BackupArgs),
+    /// Put a backup archive back into a stopped or fresh installation.
+    Restore(backup::RestoreArgs),
     /// The daemon, engine, proxy and queue at a glance.
     Status(manage::StatusArgs),
     /// Set, list or remove an app's secrets.
@@ -99,6 +104,8 @@ fn main() -> std::process::ExitCode {
             Command::Maintenance(args) => maintenance::maintenance(args).await,
             Command::Secrets(command) => manage::secrets(command).await,
             Command::Status(args) => manage::status(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Plan(args) => plan::plan(args).await,
         }
     });

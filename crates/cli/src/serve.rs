@@ -109,6 +109,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let stop_rx = stop_rx.clone();
         tokio::spawn(async move { deployer.run_workers(stop_rx, Duration::from_secs(20)).await })
     };
+    let backups = tokio::spawn(crate::backup::run_schedule(
+        config.clone(),
+        deployer.store().clone(),
+        stop_rx.clone(),
+    ));
     let proxy_watch = {
         let deployer = deployer.clone();
         tokio::spawn(async move { deployer.watch_proxy(proxy_spec, stop_rx).await })
@@ -130,6 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = proxy_watch.await;
+    let _ = backups.await;
     Ok(ExitCode::SUCCESS)
 }
 

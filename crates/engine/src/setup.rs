@@ -174,3 +174,95 @@ pub(crate) fn single_file_tar(
     builder.append_data(&mut header, path, content)?;
     Ok(builder.into_inner()?)
 }
+
+impl Engine {
+    /// A short-lived container of `helper_image` (created, never started) with `volume`
+    /// at `/volume`, for copying files in and out through the Docker API only.
+    async fn volume_helper(&self, volume: &str, helper_image: &str) -> Result<String, EngineError> {
+        let helper = format!("{}-volume-helper", self.instance());
+        self.remove_container(&helper).await?;
+        let config = Config {
+            image: Some(helper_image.to_string()),
+            labels: Some(self.owned_labels("volume-helper")),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some("/volume".into()),
+                    source: Some(volume.to_string()),
+                    typ: Some(MountTypeEnum::VOLUME),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.docker()
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: helper.clone(),
+                    platform: None,
+                }),
+                config,
+            )
+            .await?;
+        Ok(helper)
+    }
+
+    /// The files of a volume as a tar archive (entries under `volume/`), or `None` when
+    /// the volume does not exist.
+    pub async fn read_volume(
+        &self,
+        volume: &str,
+        helper_image: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        use futures::TryStreamExt;
+        match self.docker().inspect_volume(volume).await {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        }
+        let helper = self.volume_helper(volume, helper_image).await?;
+        let chunks: Result<Vec<_>, _> = self
+            .docker()
+            .download_from_container(
+                &helper,
+                Some(bollard::container::DownloadFromContainerOptions { path: "/volume" }),
+            )
+            .try_collect()
+            .await;
+        self.remove_container(&helper).await?;
+        Ok(Some(chunks?.concat()))
+    }
+
+    /// Creates `volume` (labelled as this instance's, with `role`) if missing and unpacks
+    /// `archive` (entries under `volume/`, as [`Engine::read_volume`] gives them) into it.
+    pub async fn fill_volume(
+        &self,
+        volume: &str,
+        role: &str,
+        archive: Vec<u8>,
+        helper_image: &str,
+    ) -> Result<(), EngineError> {
+        self.docker()
+            .create_volume(CreateVolumeOptions {
+                name: volume.to_string(),
+                labels: self.owned_labels(role),
+                ..Default::default()
+            })
+            .await?;
+        let helper = self.volume_helper(volume, helper_image).await?;
+        let upload = self
+            .docker()
+            .upload_to_container(
+                &helper,
+                Some(UploadToContainerOptions {
+                    path: "/".to_string(),
+                    ..Default::default()
+                }),
+                archive.into(),
+            )
+            .await;
+        self.remove_container(&helper).await?;
+        upload?;
+        Ok(())
+    }
+}

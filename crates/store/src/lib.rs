@@ -10,6 +10,7 @@ mod logs;
 mod maintenance;
 mod releases;
 mod secrets;
+pub mod snapshot;
 pub mod stored_spec;
 mod tokens;
 mod users;
@@ -85,7 +86,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../../migrations").run(&pool).await?;
+        snapshot::MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
 

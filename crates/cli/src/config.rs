@@ -38,6 +38,49 @@ pub struct Config {
     pub fetch_idle_secs: u64,
     /// Scheduled backups of Capstan's own state (`[backup]` in the file).
     pub backup: BackupConfig,
+    /// Periodic cleanup of this instance's objects (`[cleanup]` in the file).
+    pub cleanup: CleanupConfig,
+}
+
+/// `[cleanup]`: how often the daemon removes its own leftovers, and the disk use at which
+/// it cleans harder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupConfig {
+    /// How often (`30m`, `1h`, `10s`).
+    pub every: String,
+    /// Used space of the engine's data root, in percent, from which each app keeps only
+    /// its live and previous release.
+    pub disk_threshold_percent: f64,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self {
+            every: "1h".into(),
+            disk_threshold_percent: 85.0,
+        }
+    }
+}
+
+impl CleanupConfig {
+    pub fn policy(&self) -> anyhow::Result<capstan_deploy::CleanupPolicy> {
+        let every = capstan_core::duration::parse_duration(&self.every)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cleanup.every {:?} is not a duration like 30m or 1h",
+                    self.every
+                )
+            })?;
+        if !(0.0..=100.0).contains(&self.disk_threshold_percent) {
+            bail!("cleanup.disk_threshold_percent must be between 0 and 100");
+        }
+        Ok(capstan_deploy::CleanupPolicy {
+            every,
+            disk_threshold_percent: self.disk_threshold_percent,
+        })
+    }
 }
 
 /// `[backup]`: when the daemon writes a backup archive by itself, and how many it keeps.
@@ -89,6 +132,7 @@ impl Default for Config {
                 keep: 7,
                 ..BackupConfig::default()
             },
+            cleanup: CleanupConfig::default(),
         }
     }
 }
@@ -192,6 +236,7 @@ impl Config {
                 bail!("backup.keep must be at least 1");
             }
         }
+        self.cleanup.policy()?;
         if self.build_slots == 0 {
             bail!("build_slots must be at least 1");
         }

@@ -2,6 +2,7 @@
 //! small client of its API.
 
 mod backup;
+mod cleanup;
 mod client;
 mod config;
 mod maintenance;
@@ -47,7 +48,10 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup archive back into a stopped or fresh installation.
     Restore(backup::RestoreArgs),
-    /// The daemon, engine, proxy and queue at a glance.
+    /// Remove this instance's leftovers now: old images, stopped containers, networks of
+    /// deleted apps (never anything else on the host).
+    Cleanup(cleanup::CleanupArgs),
+    /// The daemon, engine, proxy, disk and queue at a glance.
     Status(manage::StatusArgs),
     /// Set, list or remove an app's secrets.
     #[command(subcommand)]
@@ -105,6 +109,7 @@ fn main() -> std::process::ExitCode {
             Command::Secrets(command) => manage::secrets(command).await,
             Command::Status(args) => manage::status(args).await,
             Command::Backup(args) => backup::backup(args).await,
+            Command::Cleanup(args) => cleanup::cleanup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Plan(args) => plan::plan(args).await,
         }

@@ -446,6 +446,17 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("engine  NOT REACHABLE: {}", text(&engine["error"]));
     }
     println!("proxy   {}", text(&status["proxy"]));
+    let disk = &status["disk"];
+    if disk.is_object() {
+        println!(
+            "disk    {}% used, {} free under {}",
+            text(&disk["used_percent"]),
+            mib(&disk["free_bytes"]),
+            text(&disk["engine_root"])
+        );
+    } else {
+        println!("disk    unknown (the engine is not local)");
+    }
     println!("apps    {}", text(&status["apps"]));
     println!(
         "queue   {} queued, {} running",

@@ -109,6 +109,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let stop_rx = stop_rx.clone();
         tokio::spawn(async move { deployer.run_workers(stop_rx, Duration::from_secs(20)).await })
     };
+    let cleanup = {
+        let deployer = deployer.clone();
+        let policy = config.cleanup.policy()?;
+        let stop_rx = stop_rx.clone();
+        tokio::spawn(async move { deployer.run_cleanup(policy, stop_rx).await })
+    };
     let backups = tokio::spawn(crate::backup::run_schedule(
         config.clone(),
         deployer.store().clone(),
@@ -136,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = workers.await;
     let _ = proxy_watch.await;
     let _ = backups.await;
+    let _ = cleanup.await;
     Ok(ExitCode::SUCCESS)
 }
 

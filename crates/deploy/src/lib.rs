@@ -6,6 +6,7 @@
 mod actions;
 mod app_output;
 mod building;
+mod cleanup;
 mod companions;
 mod cutover;
 mod health;
@@ -27,6 +28,7 @@ mod usage;
 pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
+pub use cleanup::{CleanupPolicy, CleanupReport, DiskUsage};
 pub use logs::{LogEvent, LogHub};
 pub use maintenance::MaintenanceState;
 pub use metrics::Metrics;
@@ -253,6 +255,16 @@ impl Deployer {
             .expect("running set lock")
             .values()
             .any(|a| a == app.as_str())
+    }
+
+    /// Whether a worker of this process is executing any deployment.
+    pub(crate) fn is_busy(&self) -> bool {
+        !self
+            .inner
+            .running
+            .lock()
+            .expect("running set lock")
+            .is_empty()
     }
 
     /// Records that deployment `id` of `app` runs (`Some`) or has finished (`None`).

@@ -1,5 +1,5 @@
-//! Release retention: after a deployment goes live, keep the images of the newest
-//! `keep_images` successful releases of the app (always including the live one and the
+//! Release retention: after a deployment goes live (and at each cleanup), keep the images
+//! of the newest `keep_images` successful releases of the app (always including the live one and the
 //! default rollback target) and remove the other images this instance built for it.
 
 use crate::logs::DeployLog;
@@ -9,40 +9,60 @@ use std::collections::HashSet;
 
 impl Deployer {
     pub(crate) async fn prune_images(&self, app: &AppName, log: &DeployLog) {
-        let keep = match self.images_to_keep(app).await {
-            Ok(keep) => keep,
-            Err(err) => {
-                log.info(format!("image cleanup skipped: {err}")).await;
-                return;
+        match self
+            .prune_app_images(app, self.settings().keep_images)
+            .await
+        {
+            Ok(removals) => {
+                for (image, outcome) in removals {
+                    match outcome {
+                        Ok(()) => log.info(format!("removed old image {image}")).await,
+                        Err(err) => {
+                            log.info(format!("cannot remove old image {image}: {err}"))
+                                .await
+                        }
+                    }
+                }
             }
-        };
-        let built = match self.engine().app_images(app.as_str()).await {
-            Ok(images) => images,
-            Err(err) => {
-                log.info(format!("image cleanup skipped: {err}")).await;
-                return;
-            }
-        };
+            Err(err) => log.info(format!("image cleanup skipped: {err}")).await,
+        }
+    }
+
+    /// Removes the images this instance built for `app` beyond the newest `keep` releases
+    /// (at least 2: the live one and the default rollback target); each removal with its
+    /// outcome.
+    pub(crate) async fn prune_app_images(
+        &self,
+        app: &AppName,
+        keep: usize,
+    ) -> Result<Vec<(String, Result<(), String>)>, crate::ActionError> {
+        let keep = self.images_to_keep(app, keep).await?;
+        let built = self.engine().app_images(app.as_str()).await?;
         let ours = self.engine().names().app(app).image_prefix();
+        let mut removals = Vec::new();
         for image in built
             .into_iter()
             .filter(|i| i.starts_with(&ours) && !keep.contains(i))
         {
-            match self.engine().remove_image(&image).await {
-                Ok(()) => log.info(format!("removed old image {image}")).await,
-                Err(err) => {
-                    log.info(format!("cannot remove old image {image}: {err}"))
-                        .await
-                }
-            }
+            let outcome = self
+                .engine()
+                .remove_image(&image)
+                .await
+                .map_err(|e| e.to_string());
+            removals.push((image, outcome));
         }
+        Ok(removals)
     }
 
     /// The images of the newest `keep_images` successful releases (distinct images: a
     /// rollback or a reused build shares its image with an earlier release), which always
     /// include the live one and the default rollback target, plus the image of every
     /// deployment of the app that has not finished.
-    async fn images_to_keep(&self, app: &AppName) -> Result<HashSet<String>, crate::ActionError> {
+    async fn images_to_keep(
+        &self,
+        app: &AppName,
+        keep_releases: usize,
+    ) -> Result<HashSet<String>, crate::ActionError> {
         let deployments = self.store().deployments_of(app, 1000).await?;
         let mut newest_distinct: Vec<String> = Vec::new();
         for d in &deployments {
@@ -56,7 +76,7 @@ impl Deployer {
                 .await?
                 .unwrap_or_else(|| image.clone());
             if !newest_distinct.contains(&id) {
-                if newest_distinct.len() >= self.settings().keep_images.max(2) {
+                if newest_distinct.len() >= keep_releases.max(2) {
                     break;
                 }
                 newest_distinct.push(id);

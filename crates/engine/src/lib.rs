@@ -3,6 +3,7 @@
 //! crate knows bollard.
 
 pub mod app_logs;
+pub mod cleanup;
 pub mod containers;
 pub mod images;
 pub mod lines;

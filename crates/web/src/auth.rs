@@ -10,12 +10,12 @@ use axum::response::Response;
 use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
-/// The scope a route needs: token and user management is `admin`; reading is `read`; deploying,
+/// The scope a route needs: token and user management and cleanup are `admin`; reading is `read`; deploying,
 /// rolling back, restarting, planning and switching maintenance mode are `deploy`; every
 /// other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
-    if route.starts_with("/tokens") || route.starts_with("/users") {
+    if route.starts_with("/tokens") || route.starts_with("/users") || route == "/server/cleanup" {
         return Scope::Admin;
     }
     if method == Method::GET || method == Method::HEAD {
@@ -123,6 +123,7 @@ mod tests {
             (Method::GET, "/api/v1/tokens", Scope::Admin),
             (Method::POST, "/api/v1/tokens", Scope::Admin),
             (Method::GET, "/api/v1/users", Scope::Admin),
+            (Method::POST, "/api/v1/server/cleanup", Scope::Admin),
             (Method::GET, "/metrics", Scope::Read),
             (Method::DELETE, "/api/v1/users/{name}", Scope::Admin),
         ] {

@@ -61,6 +61,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(secrets::list))
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(server::status))
+            .routes(routes!(server::cleanup))
             .routes(routes!(tokens::list, tokens::create))
             .routes(routes!(tokens::revoke))
             .routes(routes!(users::list, users::create))

@@ -140,6 +140,7 @@ mod tests {
             "/apps/{app}/secrets",
             "/apps/{app}/secrets/{name}",
             "/server",
+            "/server/cleanup",
             "/tokens",
             "/tokens/{id}",
             "/users",

@@ -1,0 +1,61 @@
+//! `capstan cleanup`: removes this instance's leftovers now (admin token).
+
+use crate::client::Connection;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct CleanupArgs {
+    /// Keep only the live and the previous release of each app (as under disk pressure).
+    #[arg(long)]
+    aggressive: bool,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
+    let api = args.connection.api()?;
+    let report = api
+        .send(
+            reqwest::Method::POST,
+            "/server/cleanup",
+            Some(json!({"aggressive": args.aggressive})),
+        )
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names = |key: &str| -> Vec<String> {
+        report[key]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut removed = 0;
+    for (key, kind) in [
+        ("containers", "container"),
+        ("images", "image"),
+        ("networks", "network"),
+    ] {
+        for name in names(key) {
+            println!("removed {kind} {name}");
+            removed += 1;
+        }
+    }
+    for error in names("errors") {
+        println!("kept {error}");
+    }
+    let mib = report["image_bytes"].as_i64().unwrap_or(0) as f64 / 1048576.0;
+    println!(
+        "{removed} objects removed ({mib:.1} MiB of images); only this instance's objects were considered"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,245 @@
+//! Cleanup of this instance's own Docker objects, on request and on a timer: stopped
+//! containers of finished deployments and of deleted apps, images beyond each app's
+//! retention, images of deleted apps, untagged images, and the networks of deleted apps.
+//! Only objects labelled `capstan.instance=<instance>` are ever listed (see
+//! `capstan_engine::cleanup`); nothing is pruned host-wide. Under disk pressure (the
+//! engine's data root fuller than the threshold) it cleans harder: each app keeps only its
+//! live image and the default rollback target. Every removal is logged.
+
+use crate::{ActionError, Deployer};
+use capstan_core::AppName;
+pub use capstan_engine::cleanup::DiskUsage;
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What a cleanup removed (and what it could not).
+#[derive(Debug, Clone, Default)]
+pub struct CleanupReport {
+    /// Whether it kept only two releases per app (disk pressure or asked for).
+    pub aggressive: bool,
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+    pub networks: Vec<String>,
+    /// Bytes of the removed images the engine reported (shared layers counted once per
+    /// image, so an upper bound).
+    pub image_bytes: i64,
+    /// Objects that stayed, with the engine's reason.
+    pub errors: Vec<String>,
+}
+
+/// When the timer runs cleanup and when it cleans harder.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupPolicy {
+    pub every: Duration,
+    /// Used space (percent) of the engine's data root at which cleanup turns aggressive.
+    pub disk_threshold_percent: f64,
+}
+
+/// Roles of the daemon's own long-lived containers, never removed by cleanup.
+const INFRASTRUCTURE: [&str; 2] = ["proxy", "maintenance-pages"];
+
+impl Deployer {
+    /// Removes this instance's leftovers; `aggressive` keeps two releases per app.
+    pub async fn cleanup(&self, aggressive: bool) -> Result<CleanupReport, ActionError> {
+        let mut report = CleanupReport {
+            aggressive,
+            ..CleanupReport::default()
+        };
+        let apps: HashSet<String> = self
+            .store()
+            .apps()
+            .await?
+            .into_iter()
+            .map(|a| a.name.to_string())
+            .collect();
+        // The classic builder's intermediate containers and not-yet-tagged images carry
+        // the build's labels: while anything builds, they are not leftovers.
+        let building = self.is_busy();
+        if !building {
+            self.clean_containers(&apps, &mut report).await?;
+        }
+        self.clean_images(&apps, aggressive, building, &mut report)
+            .await?;
+        for (network, app) in self.engine().app_networks_by_app().await? {
+            if apps.contains(&app) {
+                continue;
+            }
+            match self.engine().remove_network_named(&network).await {
+                Ok(()) => report.networks.push(network),
+                Err(err) => report.errors.push(format!("network {network}: {err}")),
+            }
+        }
+        for line in report.summary_lines() {
+            tracing::info!("cleanup: {line}");
+        }
+        Ok(report)
+    }
+
+    async fn clean_containers(
+        &self,
+        apps: &HashSet<String>,
+        report: &mut CleanupReport,
+    ) -> Result<(), ActionError> {
+        for container in self.engine().stopped_containers().await? {
+            let label = |key| container.labels.get(key).map(String::as_str);
+            let role = label(capstan_compose::labels::ROLE).unwrap_or("");
+            if INFRASTRUCTURE.contains(&role) {
+                continue;
+            }
+            let app = label(capstan_compose::labels::APP);
+            let app_exists = app.is_some_and(|a| apps.contains(a));
+            // A stopped companion of an existing app is its service, to be restarted, not
+            // a leftover; a stopped container of the live or an unfinished deployment
+            // likewise.
+            if app_exists && role == "companion" {
+                continue;
+            }
+            if app_exists {
+                let deployment =
+                    label(capstan_compose::labels::DEPLOYMENT).and_then(|d| d.parse::<i64>().ok());
+                if let Some(id) = deployment {
+                    if !self.deployment_is_over(app.unwrap_or(""), id).await? {
+                        continue;
+                    }
+                }
+            }
+            match self.engine().remove_stopped_container(&container.id).await {
+                Ok(()) => report.containers.push(container.name),
+                Err(err) => report
+                    .errors
+                    .push(format!("container {}: {err}", container.name)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether deployment `id` has finished and is not the app's live one.
+    async fn deployment_is_over(&self, app: &str, id: i64) -> Result<bool, ActionError> {
+        let Ok(name) = AppName::parse(app) else {
+            return Ok(true);
+        };
+        let live = self.store().app(&name).await?.live_deployment_id;
+        if live == Some(id) {
+            return Ok(false);
+        }
+        match self.store().deployment(id).await {
+            Ok(d) => Ok(d.state.is_finished()),
+            Err(capstan_store::StoreError::NotFound(_)) => Ok(true),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn clean_images(
+        &self,
+        apps: &HashSet<String>,
+        aggressive: bool,
+        building: bool,
+        report: &mut CleanupReport,
+    ) -> Result<(), ActionError> {
+        let keep = if aggressive {
+            2
+        } else {
+            self.settings().keep_images
+        };
+        for app in apps {
+            let Ok(name) = AppName::parse(app) else {
+                continue;
+            };
+            // A deployment under way may have built an image it has not recorded yet.
+            if self.has_running(&name) {
+                continue;
+            }
+            for (image, outcome) in self.prune_app_images(&name, keep).await? {
+                match outcome {
+                    Ok(()) => report.images.push(image),
+                    Err(err) => report.errors.push(format!("image {image}: {err}")),
+                }
+            }
+        }
+        for image in self.engine().owned_images(false).await? {
+            let orphan = image.app.as_ref().is_some_and(|a| !apps.contains(a));
+            let removable_dangling = image.tags.is_empty() && !building;
+            if !orphan && !removable_dangling {
+                continue;
+            }
+            let mut outcome = Ok(());
+            for tag in &image.tags {
+                outcome = outcome.and(self.engine().remove_image(tag).await);
+            }
+            if image.tags.is_empty() {
+                outcome = self.engine().remove_image_id(&image.id).await;
+            }
+            let shown = image.tags.first().cloned().unwrap_or(image.id.clone());
+            match outcome {
+                Ok(()) => {
+                    report.image_bytes += image.size;
+                    report.images.push(shown);
+                }
+                Err(err) => report.errors.push(format!("image {shown}: {err}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs cleanup every `policy.every` until `stop`; aggressive when the engine's data
+    /// root is at least `disk_threshold_percent` full (and says so).
+    pub async fn run_cleanup(&self, policy: CleanupPolicy, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(policy.every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let used = self.disk_used_percent().await;
+            let aggressive = used.is_some_and(|u| u >= policy.disk_threshold_percent);
+            if aggressive {
+                tracing::warn!(
+                    used_percent = format!("{:.1}", used.unwrap_or_default()),
+                    threshold = policy.disk_threshold_percent,
+                    "disk pressure: the engine's data root is fuller than the threshold; cleaning harder (two releases per app)"
+                );
+            }
+            if let Err(err) = self.cleanup(aggressive).await {
+                tracing::warn!(%err, "scheduled cleanup failed");
+            }
+        }
+    }
+
+    /// How full the disk under the engine's data root is, when the engine is local.
+    pub async fn disk_used_percent(&self) -> Option<f64> {
+        self.engine_disk()
+            .await
+            .map(|(_, usage)| usage.used_percent())
+    }
+
+    /// The engine's data root and its disk's usage, when the engine is local (a remote
+    /// engine's root is not a path here).
+    pub async fn engine_disk(&self) -> Option<(String, DiskUsage)> {
+        let root = self.engine().data_root().await.ok()??;
+        let usage = capstan_engine::cleanup::disk_usage(std::path::Path::new(&root))?;
+        Some((root, usage))
+    }
+}
+
+impl CleanupReport {
+    /// One line per kind of object removed, and one per object that stayed.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (kind, list) in [
+            ("container", &self.containers),
+            ("image", &self.images),
+            ("network", &self.networks),
+        ] {
+            for name in list {
+                lines.push(format!("removed {kind} {name}"));
+            }
+        }
+        for error in &self.errors {
+            lines.push(format!("kept {error}"));
+        }
+        if lines.is_empty() {
+            lines.push("nothing to remove".to_string());
+        }
+        lines
+    }
+}

@@ -108,7 +108,7 @@ check_port() {
     return
   fi
   local names
-  names=$(grep -o 'users:(([^)]*' <<<"$holders" | sed 's/users:((//' | sort -u | tr '\n' ' ')
+  names=$(grep -o 'users:(([^)]*' <<<"$holders" | sed 's/users:((//' | sort -u | tr '\n' ' ' || true)
   die "port $port is in use by ${names:-another process} ($(head -n1 <<<"$holders" | awk '{print $4}')); free it or choose another with --http-port/--https-port"
 }
 

@@ -47,6 +47,7 @@ struct Planted {
     container: String,
     network: String,
     image: String,
+    stage: String,
 }
 
 fn plant(instance: &str, salt: &str) -> Planted {
@@ -94,10 +95,14 @@ fn plant(instance: &str, salt: &str) -> Planted {
         &[("capstan.instance", instance)],
         &format!("{salt}-2"),
     );
+    // A kept build stage of the deleted app.
+    let stage = format!("{instance}/ghost:stage-0");
+    docker(&["tag", "busybox:stable", &stage]);
     Planted {
         container,
         network,
         image,
+        stage,
     }
 }
 
@@ -188,6 +193,8 @@ async fn cleanup_removes_only_this_instances_leftovers() {
     assert!(listed("containers", &ours.container), "{report}");
     assert!(listed("networks", &ours.network), "{report}");
     assert!(listed("images", &ours.image), "{report}");
+    assert!(listed("images", &ours.stage), "{report}");
+    assert!(!exists("image", &ours.stage));
     assert!(report["image_bytes"].as_i64().unwrap() > 0, "{report}");
     assert!(!exists("container", &ours.container));
     assert!(!exists("network", &ours.network));
@@ -217,6 +224,7 @@ async fn cleanup_removes_only_this_instances_leftovers() {
     assert!(exists("container", &theirs.container));
     assert!(exists("network", &theirs.network));
     assert!(exists("image", &theirs.image));
+    assert!(exists("image", &theirs.stage));
     assert_eq!(dangling_of(&other), 1);
     assert!(exists("container", &foreign_container));
     assert!(exists("image", &foreign_image));
@@ -287,6 +295,7 @@ async fn cleanup_removes_only_this_instances_leftovers() {
         ("rm", &theirs.container),
         ("rmi", &foreign_image),
         ("rmi", &theirs.image),
+        ("rmi", &theirs.stage),
         ("rmi", &format!("{other}/scratch:x")),
     ] {
         docker(&[kind, "-f", name]);

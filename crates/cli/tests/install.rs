@@ -233,6 +233,21 @@ async fn install_rerun_upgrade_rollback_and_uninstall_on_debian_with_systemd() {
         "{out}"
     );
 
+    // Another system is refused by name; a taken port is refused naming its holder.
+    host.exec(&["cp", "/etc/os-release", "/root/os-release"]);
+    host.exec(&["sed", "-i", "s/^ID=.*/ID=fedora/", "/etc/os-release"]);
+    let (ok, out) = host.install(&args);
+    assert!(!ok && out.contains("(fedora 12) is not supported"), "{out}");
+    host.exec(&["cp", "/root/os-release", "/etc/os-release"]);
+    let holder = std::net::TcpListener::bind(("0.0.0.0", http_port.parse::<u16>().unwrap()))
+        .expect("the free port is still free");
+    let (ok, out) = host.install(&args);
+    assert!(
+        !ok && out.contains(&format!("port {http_port} is in use by")),
+        "{out}"
+    );
+    drop(holder);
+
     // First install.
     let (ok, out) = host.install(&args);
     assert!(ok, "{out}");

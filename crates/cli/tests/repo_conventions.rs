@@ -141,6 +141,14 @@ async fn a_dockerfile_written_for_buildkit_builds_or_is_refused_at_once() {
         assert!(log.contains(expected), "{expected}: {log}");
     }
     assert!(!log.contains("the test stage fails"), "{log}");
+    // The build stage's image is kept under a name (the next build's cache), not left
+    // untagged where nothing could find it.
+    let stage = format!("{}/bk:stage-0", daemon.instance);
+    assert!(
+        log.contains(&format!("kept stage 0 of the build as {stage}")),
+        "{log}"
+    );
+    assert!(!support::docker(&["images", "-q", &stage]).trim().is_empty());
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -170,5 +178,13 @@ async fn a_dockerfile_written_for_buildkit_builds_or_is_refused_at_once() {
     assert_eq!(
         daemon.via_proxy("bk.test", "/").await,
         (200, "version: buildkit-style\n".to_string())
+    );
+
+    // Deleting the app removes its kept build stages too.
+    let (status, _) = daemon.call(reqwest::Method::DELETE, "/apps/bk", None).await;
+    assert_eq!(status, 204);
+    assert!(
+        support::docker(&["images", "-q", &stage]).trim().is_empty(),
+        "{stage} is left"
     );
 }

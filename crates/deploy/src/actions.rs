@@ -115,7 +115,16 @@ impl Deployer {
             self.engine().remove_container(&container.id).await?;
         }
         self.engine().remove_app_network(name).await?;
-        for image in self.engine().app_images(name.as_str()).await? {
+        let repository = self.engine().names().app(name).image_prefix();
+        let repository = repository.trim_end_matches(':');
+        let mut images = self.engine().app_images(name.as_str()).await?;
+        images.extend(self.engine().stage_images(repository).await?);
+        images.extend(
+            self.engine()
+                .stage_images(&format!("{repository}/*"))
+                .await?,
+        );
+        for image in images {
             if let Err(err) = self.engine().remove_image(&image).await {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");
             }

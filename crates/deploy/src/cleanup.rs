@@ -1,6 +1,7 @@
 //! Cleanup of this instance's own Docker objects, on request and on a timer: stopped
 //! containers of finished deployments and of deleted apps, images beyond each app's
-//! retention, images of deleted apps, untagged images, and the networks of deleted apps.
+//! retention, images of deleted apps (their kept build stages too), untagged images, and
+//! the networks of deleted apps.
 //! Only objects labelled `capstan.instance=<instance>` are ever listed (see
 //! `capstan_engine::cleanup`); nothing is pruned host-wide. Under disk pressure (the
 //! engine's data root fuller than the threshold) it cleans harder: each app keeps only its
@@ -154,6 +155,24 @@ impl Deployer {
                 match outcome {
                     Ok(()) => report.images.push(image),
                     Err(err) => report.errors.push(format!("image {image}: {err}")),
+                }
+            }
+        }
+        // The kept stages of multi-stage builds (`<instance>/<app>[/<service>]:stage-<n>`)
+        // of apps that no longer exist.
+        let instance = self.engine().instance().to_string();
+        for pattern in [format!("{instance}/*"), format!("{instance}/*/*")] {
+            for reference in self.engine().stage_images(&pattern).await? {
+                let rest = reference
+                    .strip_prefix(&format!("{instance}/"))
+                    .unwrap_or("");
+                let app = rest.split(['/', ':']).next().unwrap_or("");
+                if apps.contains(app) {
+                    continue;
+                }
+                match self.engine().remove_image(&reference).await {
+                    Ok(()) => report.images.push(reference),
+                    Err(err) => report.errors.push(format!("image {reference}: {err}")),
                 }
             }
         }

@@ -1,11 +1,45 @@
-//! Images: building from a context tar with every output line streamed out, looking up,
-//! and removing.
+//! Images: building from a context tar with every output line streamed out (the earlier
+//! stages of a multi-stage build kept under `stage-<n>` tags), looking up, and removing.
 
 use crate::{is_not_found, Engine, EngineError};
 use bollard::image::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
 use futures::StreamExt;
 use std::collections::HashMap;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Follows the classic builder's output to find the last image of each stage: a stage
+/// starts at `Step N/M : FROM …`, and each step ends with ` ---> <id>`.
+#[derive(Debug, Default)]
+pub(crate) struct StageTracker {
+    /// The newest image id seen in each stage so far.
+    stages: Vec<Option<String>>,
+}
+
+impl StageTracker {
+    pub(crate) fn see(&mut self, line: &str) {
+        let line = line.trim();
+        if let Some((_, instruction)) = line.strip_prefix("Step ").and_then(|l| l.split_once(" : "))
+        {
+            if instruction.len() >= 5 && instruction[..5].eq_ignore_ascii_case("FROM ") {
+                self.stages.push(None);
+            }
+            return;
+        }
+        if let Some(id) = line.strip_prefix("---> ") {
+            let id = id.trim();
+            let is_id = id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit());
+            if let (true, Some(current)) = (is_id, self.stages.last_mut()) {
+                *current = Some(id.to_string());
+            }
+        }
+    }
+
+    /// The last image of every stage but the final one (the final one is the result).
+    pub(crate) fn earlier_stages(&self) -> Vec<String> {
+        let n = self.stages.len().saturating_sub(1);
+        self.stages[..n].iter().flatten().cloned().collect()
+    }
+}
 
 /// What to build and how to tag it.
 pub struct BuildRequest {
@@ -102,11 +136,13 @@ impl Engine {
             .build_image(options, None, Some(request.context_tar.into()));
         let mut last_error = None;
         let mut output = crate::lines::LineAssembler::default();
+        let mut stages = StageTracker::default();
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream {
                         for line in output.push(text.as_bytes()) {
+                            stages.see(&line);
                             let _ = log.send(line);
                         }
                     }
@@ -126,14 +162,63 @@ impl Engine {
             }
         }
         if let Some(rest) = output.finish() {
+            stages.see(&rest);
             let _ = log.send(rest);
         }
         if let Some(error) = last_error {
             return Err(EngineError::Build(error.trim().to_string()));
         }
-        self.image_id(&request.tag).await?.ok_or_else(|| {
+        let id = self.image_id(&request.tag).await?.ok_or_else(|| {
             EngineError::Build(format!("build finished but {} is missing", request.tag))
-        })
+        })?;
+        self.tag_stage_images(&request.tag, &stages.earlier_stages(), log)
+            .await;
+        Ok(id)
+    }
+
+    /// Tags the last image of each earlier stage of a multi-stage build
+    /// `<repository>:stage-<n>` (the classic builder leaves them untagged and unlabelled,
+    /// so nothing could find them): they stay as the next build's cache, and app deletion
+    /// and cleanup find them by name. The image a tag moved away from is removed when
+    /// nothing else holds it.
+    async fn tag_stage_images(&self, tag: &str, stages: &[String], log: &UnboundedSender<String>) {
+        let Some((repository, _)) = tag.rsplit_once(':') else {
+            return;
+        };
+        for (n, image) in stages.iter().enumerate() {
+            let stage_tag = format!("{repository}:stage-{n}");
+            let before = self.image_id(&stage_tag).await.ok().flatten();
+            if self.tag_image(image, &stage_tag).await.is_err() {
+                continue;
+            }
+            let _ = log.send(format!("kept stage {n} of the build as {stage_tag}"));
+            let moved = |old: &String| {
+                !old.trim_start_matches("sha256:")
+                    .starts_with(image.as_str())
+            };
+            if let Some(old) = before.filter(moved) {
+                // Still a parent or tagged elsewhere: the engine refuses, and that is fine.
+                let _ = self.remove_image(&old).await;
+            }
+        }
+    }
+
+    /// The images `stage-<n>` tags hold for `repository_glob` (`<instance>/<app>` or a
+    /// glob like `<instance>/*`), as references.
+    pub async fn stage_images(&self, repository_glob: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListImagesOptions {
+            filters: HashMap::from([(
+                "reference".to_string(),
+                vec![format!("{repository_glob}:stage-*")],
+            )]),
+            ..Default::default()
+        };
+        let list = self.docker().list_images(Some(options)).await?;
+        Ok(list
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t.contains(":stage-"))
+            .collect())
     }
 
     /// The id of an image by reference, or `None` if the engine has no such image.
@@ -246,5 +331,39 @@ impl Engine {
             Err(err) if is_not_found(&err) => Ok(()),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StageTracker;
+
+    #[test]
+    fn finds_the_last_image_of_each_earlier_stage() {
+        let mut tracker = StageTracker::default();
+        for line in [
+            "Step 1/6 : FROM busybox:stable AS builder",
+            " ---> c95eb46d5b6e",
+            "Step 2/6 : RUN echo hi > /x",
+            " ---> Running in 400accf6e59f",
+            "hi",
+            "Removing intermediate container 400accf6e59f",
+            " ---> d7c59488f6a1",
+            "Step 3/6 : from busybox:stable AS test",
+            " ---> Using cache",
+            " ---> 02c81b843a8d",
+            "Step 4/6 : FROM busybox:stable",
+            " ---> c95eb46d5b6e",
+            "Step 5/6 : COPY --from=builder /x /x",
+            " ---> 1b18ee2d5f58",
+            "Successfully built 1b18ee2d5f58",
+        ] {
+            tracker.see(line);
+        }
+        assert_eq!(tracker.earlier_stages(), ["d7c59488f6a1", "02c81b843a8d"]);
+        let mut single = StageTracker::default();
+        single.see("Step 1/2 : FROM scratch");
+        single.see(" ---> abcdefabcdef");
+        assert!(single.earlier_stages().is_empty());
     }
 }

@@ -391,6 +391,71 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("viewer"));
+    // Maintenance mode from the panel: a viewer may not, an admin may; the page says so;
+    // a wrong Retry-After changes nothing. (Nothing is live, so no route changes yet.)
+    let refused = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            &viewer,
+            &[("csrf", their_csrf), ("switch", "on")],
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            &cookie,
+            &[("csrf", csrf), ("switch", "on"), ("retry_after", "soon")],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(h.store.maintenance(&name).await.unwrap().is_none());
+    let on = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            &cookie,
+            &[
+                ("csrf", csrf),
+                ("switch", "on"),
+                ("message", "Back <soon>"),
+                ("retry_after", "60"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (on.status, on.location.as_str()),
+        (StatusCode::SEE_OTHER, "/apps/site")
+    );
+    let shown = send(&h, page("/apps/site", &cookie)).await;
+    let card = &shown.body[shown.body.find("id=\"maintenance\"").unwrap_or(0)..];
+    assert!(
+        card.contains("Back &#60;soon&#62;") && card.contains("id=\"maintenance-off\""),
+        "{}",
+        &card[..card.len().min(800)]
+    );
+    let record = h.store.maintenance(&name).await.unwrap().unwrap();
+    assert_eq!(
+        (record.page.retry_after_secs, record.actor.as_str()),
+        (60, "user:ada")
+    );
+    let off = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            &cookie,
+            &[("csrf", csrf), ("switch", "off")],
+        ),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    assert!(h.store.maintenance(&name).await.unwrap().is_none());
+
     let admin_deploy = send(&h, form("/apps/site/deploy", &cookie, &[("csrf", csrf)])).await;
     assert_eq!(admin_deploy.status, StatusCode::SEE_OTHER);
     assert!(admin_deploy.location.starts_with("/deployments/"));

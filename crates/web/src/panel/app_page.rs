@@ -1,6 +1,6 @@
 //! An app's page and its actions: deploy (ref, no cache), roll back to any earlier
-//! successful release, restart, plan (the dry run shown whole), and delete after typing the
-//! app's name. Every action is a plain form post that redirects to what it started.
+//! successful release, restart, plan (the dry run shown whole), maintenance mode on and
+//! off, and delete after typing the app's name. Every action is a plain form post that redirects to what it started.
 
 use crate::apps::app_name;
 use crate::panel::page::{render, Nav, PanelError};
@@ -10,7 +10,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use capstan_core::{DeploymentState, Scope};
+use capstan_core::{DeploymentState, MaintenancePage, Scope};
 use capstan_deploy::{PlanReport, RollbackTarget};
 
 struct EventRow {
@@ -34,6 +34,15 @@ struct AppPage {
     /// Ids of successful releases one may roll back to (not the live one).
     rollback_ids: Vec<i64>,
     events: Vec<EventRow>,
+    maintenance: Option<MaintenanceRow>,
+}
+
+/// The app's maintenance mode while it is on.
+struct MaintenanceRow {
+    message: String,
+    retry_after_secs: u32,
+    since: String,
+    actor: String,
 }
 
 impl AppPage {
@@ -73,6 +82,12 @@ pub async fn show(
             detail: e.detail,
         })
         .collect();
+    let maintenance = store.maintenance(&name).await?.map(|m| MaintenanceRow {
+        message: m.page.message,
+        retry_after_secs: m.page.retry_after_secs,
+        since: crate::panel::page::when(m.since),
+        actor: m.actor,
+    });
     let (is_git, default_ref) = match &view.app.spec.source {
         capstan_core::Source::Git { reference, .. } => (true, reference.clone()),
         _ => (false, String::new()),
@@ -88,6 +103,7 @@ pub async fn show(
         deployments: records.iter().map(|d| DeploymentRow::new(d, now)).collect(),
         rollback_ids,
         events,
+        maintenance,
     }))
 }
 
@@ -100,13 +116,12 @@ pub async fn deploy(
     Path(app): Path<String>,
     posted: Posted,
 ) -> Result<Response, PanelError> {
-    posted.session.require(Scope::Deploy)?;
-    let name = app_name(&app)?;
+    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
     let git_ref = Some(posted.fields.get("ref").trim()).filter(|r| !r.is_empty());
     let no_cache = posted.fields.checked("no_cache");
     let d = state
         .deployer
-        .deploy(&name, git_ref, no_cache, &posted.session.caller())
+        .deploy(&name, git_ref, no_cache, &caller)
         .await?;
     Ok(to_deployment(d.id))
 }
@@ -116,8 +131,7 @@ pub async fn rollback(
     Path(app): Path<String>,
     posted: Posted,
 ) -> Result<Response, PanelError> {
-    posted.session.require(Scope::Deploy)?;
-    let name = app_name(&app)?;
+    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
     let target = match posted.fields.get("deployment") {
         "" => RollbackTarget::Previous,
         id => RollbackTarget::Deployment(
@@ -125,10 +139,7 @@ pub async fn rollback(
                 .map_err(|_| PanelError::bad_request(format!("{id:?} is not a deployment id")))?,
         ),
     };
-    let d = state
-        .deployer
-        .rollback(&name, target, &posted.session.caller())
-        .await?;
+    let d = state.deployer.rollback(&name, target, &caller).await?;
     Ok(to_deployment(d.id))
 }
 
@@ -137,11 +148,8 @@ pub async fn restart(
     Path(app): Path<String>,
     posted: Posted,
 ) -> Result<Response, PanelError> {
-    posted.session.require(Scope::Deploy)?;
-    let d = state
-        .deployer
-        .restart(&app_name(&app)?, &posted.session.caller())
-        .await?;
+    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
+    let d = state.deployer.restart(&name, &caller).await?;
     Ok(to_deployment(d.id))
 }
 
@@ -151,18 +159,49 @@ pub async fn delete(
     Path(app): Path<String>,
     posted: Posted,
 ) -> Result<Response, PanelError> {
-    posted.session.require(Scope::Write)?;
-    let name = app_name(&app)?;
+    let (name, caller) = posted.for_app(Scope::Write, &app)?;
     if posted.fields.get("confirm").trim() != name.as_str() {
         return Err(PanelError::bad_request(format!(
             "nothing was deleted: type the app's name, {name}, to confirm"
         )));
     }
-    state
-        .deployer
-        .delete_app(&name, &posted.session.caller())
-        .await?;
+    state.deployer.delete_app(&name, &caller).await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// Turns maintenance mode on (with the form's message and Retry-After) or off.
+pub async fn maintenance(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    posted: Posted,
+) -> Result<Response, PanelError> {
+    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
+    let page = match posted.fields.get("switch") {
+        "on" => {
+            let mut page = MaintenancePage::default();
+            let message = posted.fields.get("message").trim();
+            if !message.is_empty() {
+                page.message = message.to_string();
+            }
+            let retry = posted.fields.get("retry_after").trim();
+            if !retry.is_empty() {
+                page.retry_after_secs = retry.parse().map_err(|_| {
+                    PanelError::bad_request(format!(
+                        "nothing changed: Retry-After {retry:?} is not a number of seconds"
+                    ))
+                })?;
+            }
+            Some(page)
+        }
+        "off" => None,
+        other => {
+            return Err(PanelError::bad_request(format!(
+                "nothing changed: {other:?} is neither on nor off"
+            )))
+        }
+    };
+    state.deployer.set_maintenance(&name, page, &caller).await?;
+    Ok(Redirect::to(&format!("/apps/{name}")).into_response())
 }
 
 #[derive(Template)]

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/rollback", post(app_page::rollback))
         .route("/apps/{app}/restart", post(app_page::restart))
         .route("/apps/{app}/delete", post(app_page::delete))
+        .route("/apps/{app}/maintenance", post(app_page::maintenance))
         .route("/apps/{app}/plan", get(app_page::plan))
         .route(
             "/apps/{app}/settings",

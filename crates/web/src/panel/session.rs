@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use capstan_core::{Role, Scope};
+use capstan_core::{AppName, Role, Scope};
 use capstan_deploy::Caller;
 use capstan_store::UserRecord;
 use std::net::{IpAddr, SocketAddr};
@@ -97,6 +97,15 @@ impl FromRequest<AppState> for Posted {
             ));
         }
         Ok(Posted { session, fields })
+    }
+}
+
+impl Posted {
+    /// The checks every app action starts with: the role allows `scope`, and `app` is a
+    /// valid app name. Returns the name and who acts.
+    pub fn for_app(&self, scope: Scope, app: &str) -> Result<(AppName, Caller), PanelError> {
+        self.session.require(scope)?;
+        Ok((crate::apps::app_name(app)?, self.session.caller()))
     }
 }
 

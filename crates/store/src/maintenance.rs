@@ -55,6 +55,23 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Which of `apps` are in maintenance (one query).
+    pub async fn in_maintenance(
+        &self,
+        apps: &[&AppName],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if apps.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks = vec!["?"; apps.len()].join(", ");
+        let sql = format!("SELECT app FROM app_maintenance WHERE app IN ({marks})");
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for app in apps {
+            query = query.bind(app.as_str());
+        }
+        Ok(query.fetch_all(self.pool()).await?.into_iter().collect())
+    }
+
     pub async fn maintenance(
         &self,
         app: &AppName,

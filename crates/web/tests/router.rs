@@ -439,6 +439,11 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
         "{}",
         &card[..card.len().min(800)]
     );
+    let dashboard = send(&h, page("/", &cookie)).await;
+    assert!(
+        dashboard.body.contains(">maintenance</span>"),
+        "the dashboard marks it"
+    );
     let record = h.store.maintenance(&name).await.unwrap().unwrap();
     assert_eq!(
         (record.page.retry_after_secs, record.actor.as_str()),

@@ -22,6 +22,8 @@ struct ServerPage {
     engine: Result<capstan_engine::server::EngineStatus, String>,
     image_mib: String,
     proxy: &'static str,
+    /// The disk under the engine's data root: path, percent used, free (local engine).
+    disk: Option<(String, String, String)>,
     apps: usize,
     queued: i64,
     running: i64,
@@ -52,6 +54,13 @@ pub async fn server(
         engine,
         image_mib,
         proxy: deployer.proxy_state().as_str(),
+        disk: deployer.engine_disk().await.map(|(root, usage)| {
+            (
+                root,
+                format!("{:.1}%", usage.used_percent()),
+                mib(usage.free_bytes),
+            )
+        }),
         apps: deployer.store().apps().await?.len(),
         queued,
         running,

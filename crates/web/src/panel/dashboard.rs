@@ -14,6 +14,8 @@ use std::collections::HashMap;
 struct AppRow {
     name: String,
     url: Option<String>,
+    /// The proxy answers with the maintenance page.
+    in_maintenance: bool,
     live: Option<DeploymentRow>,
     last: Option<DeploymentRow>,
 }
@@ -70,6 +72,7 @@ pub async fn dashboard(
         .iter()
         .map(|d| (d.app.to_string(), DeploymentRow::new(d, now)))
         .collect();
+    let in_maintenance = store.in_maintenance(&names).await?;
     let rows: Vec<AppRow> = apps
         .iter()
         .map(|app| {
@@ -80,6 +83,7 @@ pub async fn dashboard(
             AppRow {
                 name: app.name.to_string(),
                 url: app_url(&app.spec),
+                in_maintenance: in_maintenance.contains(app.name.as_str()),
                 live,
                 last,
             }

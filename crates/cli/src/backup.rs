@@ -7,12 +7,13 @@
 //! cron schedule and keep the newest `backup.keep`.
 
 use crate::config::{Config, ServeArgs};
+use crate::serve::write_private;
 use anyhow::{bail, Context};
 use capstan_engine::Engine;
 use capstan_store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -303,18 +304,6 @@ fn read_archive(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         files.insert(name, bytes);
     }
     Ok(files)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)?;
-    Ok(())
 }
 
 /// A cron expression of `backup.schedule` (5 fields, or 6 with seconds first).

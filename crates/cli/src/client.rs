@@ -55,7 +55,7 @@ pub(crate) fn save_login(url: &str, token: &str) -> anyhow::Result<PathBuf> {
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let body = serde_json::json!({ "url": url, "token": token });
-    crate::serve::write_private(&path, &format!("{body}\n"))?;
+    crate::serve::write_private(&path, format!("{body}\n"))?;
     Ok(path)
 }
 

@@ -154,7 +154,7 @@ async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()
     }
     let token = capstan_store::new_token();
     let path = data_dir.join("admin-token");
-    write_private(&path, &format!("{token}\n"))?;
+    write_private(&path, format!("{token}\n"))?;
     store.add_token("admin", &token, "admin").await?;
     tracing::info!(path = %path.display(), "created the admin API token (first start); it is in this file, readable by its owner only");
     Ok(())
@@ -171,13 +171,13 @@ async fn ensure_setup_code(store: &Store, data_dir: &Path) -> anyhow::Result<()>
         return Ok(());
     }
     let code = capstan_web::accounts::random_secret();
-    write_private(&path, &format!("{code}\n"))?;
+    write_private(&path, format!("{code}\n"))?;
     tracing::info!(path = %path.display(), "no panel account yet: open the panel and enter the one-time setup code from this file to create the admin account");
     Ok(())
 }
 
 /// Writes `contents` to `path`, readable and writable by its owner only (mode 0600).
-pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -185,7 +185,7 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    std::io::Write::write_all(&mut file, contents.as_bytes())?;
+    std::io::Write::write_all(&mut file, contents.as_ref())?;
     Ok(())
 }
 

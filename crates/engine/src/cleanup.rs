@@ -76,19 +76,7 @@ impl Engine {
                     ..Default::default()
                 }))
                 .await?;
-            found.extend(list.into_iter().map(|c| {
-                OwnedContainer {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .and_then(|n| n.first().cloned())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    labels: c.labels.unwrap_or_default(),
-                    running: false,
-                }
-            }));
+            found.extend(list.into_iter().map(OwnedContainer::from));
         }
         Ok(found)
     }

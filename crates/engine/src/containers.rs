@@ -394,20 +394,23 @@ impl Engine {
             ..Default::default()
         };
         let list = self.docker().list_containers(Some(options)).await?;
-        Ok(list
-            .into_iter()
-            .map(|c| OwnedContainer {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.first().cloned())
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string(),
-                labels: c.labels.unwrap_or_default(),
-                running: c.state.as_deref() == Some("running"),
-            })
-            .collect())
+        Ok(list.into_iter().map(OwnedContainer::from).collect())
+    }
+}
+
+impl From<bollard::models::ContainerSummary> for OwnedContainer {
+    fn from(c: bollard::models::ContainerSummary) -> Self {
+        OwnedContainer {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            labels: c.labels.unwrap_or_default(),
+            running: c.state.as_deref() == Some("running"),
+        }
     }
 }
 

@@ -110,53 +110,11 @@ impl Engine {
     /// (the same works against a remote engine).
     pub async fn install_probe(&self, probe: &[u8], helper_image: &str) -> Result<(), EngineError> {
         let volume = self.names().probe_volume();
-        self.docker()
-            .create_volume(CreateVolumeOptions {
-                name: volume.clone(),
-                labels: self.owned_labels("probe"),
-                ..Default::default()
-            })
-            .await?;
+        self.create_owned_volume(&volume, "probe").await?;
+        let archive = single_file_tar("volume/capstan-probe", probe, 0o755)?;
         let helper = self.names().probe_installer();
-        self.remove_container(&helper).await?;
-        let config = Config {
-            image: Some(helper_image.to_string()),
-            labels: Some(self.owned_labels("probe-installer")),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![Mount {
-                    target: Some("/probe".into()),
-                    source: Some(volume),
-                    typ: Some(MountTypeEnum::VOLUME),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        self.docker()
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: helper.clone(),
-                    platform: None,
-                }),
-                config,
-            )
-            .await?;
-        let archive = single_file_tar("capstan-probe", probe, 0o755)?;
-        let upload = self
-            .docker()
-            .upload_to_container(
-                &helper,
-                Some(UploadToContainerOptions {
-                    path: "/probe".to_string(),
-                    ..Default::default()
-                }),
-                archive.into(),
-            )
-            .await;
-        self.remove_container(&helper).await?;
-        upload?;
-        Ok(())
+        self.upload_into_volume(&volume, archive, helper_image, &helper)
+            .await
     }
 }
 
@@ -176,10 +134,16 @@ pub(crate) fn single_file_tar(
 }
 
 impl Engine {
-    /// A short-lived container of `helper_image` (created, never started) with `volume`
-    /// at `/volume`, for copying files in and out through the Docker API only.
-    async fn volume_helper(&self, volume: &str, helper_image: &str) -> Result<String, EngineError> {
-        let helper = format!("{}-volume-helper", self.instance());
+    /// A short-lived container `helper` of `helper_image` (created, never started) with
+    /// `volume` at `/volume`, for copying files in and out through the Docker API only
+    /// (the same works against a remote engine).
+    async fn volume_helper(
+        &self,
+        volume: &str,
+        helper_image: &str,
+        helper: &str,
+    ) -> Result<String, EngineError> {
+        let helper = helper.to_string();
         self.remove_container(&helper).await?;
         let config = Config {
             image: Some(helper_image.to_string()),
@@ -220,7 +184,8 @@ impl Engine {
             Err(err) if is_not_found(&err) => return Ok(None),
             Err(err) => return Err(err.into()),
         }
-        let helper = self.volume_helper(volume, helper_image).await?;
+        let name = format!("{}-volume-helper", self.instance());
+        let helper = self.volume_helper(volume, helper_image, &name).await?;
         let chunks: Result<Vec<_>, _> = self
             .docker()
             .download_from_container(
@@ -242,6 +207,14 @@ impl Engine {
         archive: Vec<u8>,
         helper_image: &str,
     ) -> Result<(), EngineError> {
+        self.create_owned_volume(volume, role).await?;
+        let helper = format!("{}-volume-helper", self.instance());
+        self.upload_into_volume(volume, archive, helper_image, &helper)
+            .await
+    }
+
+    /// Creates `volume` with this instance's labels and `role`; existing is fine.
+    async fn create_owned_volume(&self, volume: &str, role: &str) -> Result<(), EngineError> {
         self.docker()
             .create_volume(CreateVolumeOptions {
                 name: volume.to_string(),
@@ -249,7 +222,18 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let helper = self.volume_helper(volume, helper_image).await?;
+        Ok(())
+    }
+
+    /// Unpacks `archive` (entries under `volume/`) into `volume` through a helper container.
+    async fn upload_into_volume(
+        &self,
+        volume: &str,
+        archive: Vec<u8>,
+        helper_image: &str,
+        helper: &str,
+    ) -> Result<(), EngineError> {
+        let helper = self.volume_helper(volume, helper_image, helper).await?;
         let upload = self
             .docker()
             .upload_to_container(

@@ -187,8 +187,9 @@ fn pick_web_service(
     )))
 }
 
-/// The build of one compose service (`None` when it runs an image). Its context must stay
-/// inside the source tree.
+/// The build of one compose service (`None` when it runs an image), its Dockerfile as the
+/// author wrote it (see [`crate::dockerfile_compat::make_compatible`]). Its context must
+/// stay inside the source tree.
 pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe>, BuildError> {
     let Some(build) = &service.build else {
         return Ok(None);
@@ -212,5 +213,5 @@ pub fn service_recipe(dir: &Path, service: &UserService) -> Result<Option<Recipe
         build.target.clone(),
         build.args.clone(),
     )?;
-    crate::dockerfile_compat::make_compatible(recipe).map(Some)
+    Ok(Some(recipe))
 }

@@ -1,6 +1,8 @@
-//! Dockerfiles written for BuildKit, made to build on the engine's classic builder (the
-//! one Capstan reaches through the build API), or refused at once with the line named
-//! rather than after minutes of building:
+//! Dockerfiles made to build on the engine's builder, or refused at once with the line
+//! named rather than after minutes of building. On BuildKit (engine 20.10's own Dockerfile
+//! frontend: no `# syntax=` image can be had offline) only what that frontend lacks is
+//! lowered: `RUN <<EOF` heredocs, `COPY --link`, `RUN --network=default`. On the classic
+//! builder, everything BuildKit-only:
 //!
 //! - only the stages the target needs are kept (BuildKit skips the others; the classic
 //!   builder would build a failing `test` stage too);
@@ -66,17 +68,42 @@ fn host_platform() -> (&'static str, &'static str) {
     ("linux", arch)
 }
 
+/// The engine builder a Dockerfile is made ready for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuilderKind {
+    #[default]
+    BuildKit,
+    Classic,
+}
+
 /// Makes `text` (the Dockerfile `file`) build on the classic builder for `target`.
 pub fn for_classic_builder(
     text: &str,
     file: &str,
     target: Option<&str>,
 ) -> Result<Compatible, BuildError> {
+    for_builder(text, file, target, BuilderKind::Classic)
+}
+
+/// Makes `text` (the Dockerfile `file`) build on `builder` for `target`.
+pub fn for_builder(
+    text: &str,
+    file: &str,
+    target: Option<&str>,
+    builder: BuilderKind,
+) -> Result<Compatible, BuildError> {
     let refuse = |line: usize, what: &str| {
-        BuildError::Source(format!(
-            "{file} line {line}: {what} needs BuildKit, which this engine does not offer to \
-             Capstan's builds; write it without, or build the image elsewhere and deploy the image"
-        ))
+        BuildError::Source(match builder {
+            BuilderKind::Classic => format!(
+                "{file} line {line}: {what} needs BuildKit, which this engine does not offer to \
+                 Capstan's builds; write it without, or build the image elsewhere and deploy the image"
+            ),
+            BuilderKind::BuildKit => format!(
+                "{file} line {line}: {what} is not supported by the engine's BuildKit \
+                 Dockerfile frontend (and a `# syntax=` frontend image cannot be used); write \
+                 it without, or build the image elsewhere and deploy the image"
+            ),
+        })
     };
     let instructions = split_instructions(text, &refuse)?;
     let mut notes = Vec::new();
@@ -91,11 +118,19 @@ pub fn for_classic_builder(
     let mut out: Vec<Instruction> = Vec::new();
     for mut inst in instructions {
         match inst.keyword().as_str() {
-            "RUN" => lower_run(&mut inst, &mut notes, &refuse)?,
-            "COPY" | "ADD" => check_copy(&inst, &refuse)?,
+            "RUN" => lower_run(&mut inst, builder, &mut notes, &refuse)?,
+            "COPY" | "ADD" => check_copy(&mut inst, builder, &mut notes, &refuse)?,
             _ => {}
         }
         out.push(inst);
+    }
+    if builder == BuilderKind::BuildKit {
+        // BuildKit skips unneeded stages and sets the platform arguments itself.
+        return Ok(Compatible {
+            text: render(&out, String::new()),
+            build_args: BTreeMap::new(),
+            notes,
+        });
     }
     let out = prune_stages(out, target, &mut notes)?;
     // Platform arguments: declared at the top (for FROM lines) and given as build args.
@@ -132,16 +167,25 @@ pub fn for_classic_builder(
                 .join(", ")
         ));
     }
-    let mut rendered = header;
-    for inst in &out {
-        rendered.push_str(&inst.text);
-        rendered.push('\n');
-    }
     Ok(Compatible {
-        text: rendered,
+        text: render(&out, header),
         build_args,
         notes,
     })
+}
+
+fn render(instructions: &[Instruction], header: String) -> String {
+    let mut rendered = header;
+    for inst in instructions {
+        rendered.push_str(&inst.text);
+        rendered.push('\n');
+        if let Some((marker, body)) = &inst.heredoc {
+            rendered.push_str(body);
+            rendered.push_str(marker);
+            rendered.push('\n');
+        }
+    }
+    rendered
 }
 
 /// Splits the file into instructions, joining `\` continuations and collecting heredoc
@@ -229,6 +273,7 @@ fn heredoc_marker(text: &str) -> Option<(String, bool)> {
 /// `RUN` flags and heredocs, lowered or refused.
 fn lower_run(
     inst: &mut Instruction,
+    builder: BuilderKind,
     notes: &mut Vec<String>,
     refuse: &dyn Fn(usize, &str) -> BuildError,
 ) -> Result<(), BuildError> {
@@ -245,6 +290,18 @@ fn lower_run(
                     .split(',')
                     .find_map(|p| p.strip_prefix("type="))
                     .unwrap_or("bind");
+                if kind == "ssh" && builder == BuilderKind::BuildKit {
+                    return Err(BuildError::Source(format!(
+                        "Dockerfile line {}: RUN --mount=type=ssh needs an SSH agent, which \
+                         Capstan's builds do not forward; fetch private code with a build \
+                         secret (RUN --mount=type=secret) instead",
+                        inst.line
+                    )));
+                }
+                if builder == BuilderKind::BuildKit {
+                    kept_flags.push(word.to_string());
+                    continue;
+                }
                 if kind == "cache" {
                     notes.push(format!(
                         "line {}: RUN --mount=type=cache runs without the cache",
@@ -253,6 +310,13 @@ fn lower_run(
                     continue;
                 }
                 return Err(refuse(inst.line, &format!("RUN --mount=type={kind}")));
+            }
+            if flag == "--network=default" && builder == BuilderKind::BuildKit {
+                notes.push(format!(
+                    "line {}: RUN --network=default is the default; the flag is dropped",
+                    inst.line
+                ));
+                continue;
             }
             if flag.starts_with("--network") || flag.starts_with("--security") {
                 return Err(refuse(inst.line, &format!("RUN {word}")));
@@ -283,7 +347,13 @@ fn lower_run(
             "line {}: the RUN <<{marker} heredoc runs as a /bin/sh -c script",
             inst.line
         ));
-        inst.text = format!("RUN {json}");
+        let mut text = String::from("RUN ");
+        for flag in &kept_flags {
+            text.push_str(flag);
+            text.push(' ');
+        }
+        text.push_str(&json);
+        inst.text = text;
         return Ok(());
     }
     let mut text = String::from("RUN");
@@ -297,15 +367,19 @@ fn lower_run(
     Ok(())
 }
 
-/// `COPY`/`ADD` flags the classic builder does not have, and heredocs.
+/// `COPY`/`ADD` flags the builder does not have, and heredocs. `--link` only changes how
+/// layers are cached, so on BuildKit it is dropped.
 fn check_copy(
-    inst: &Instruction,
+    inst: &mut Instruction,
+    builder: BuilderKind,
+    notes: &mut Vec<String>,
     refuse: &dyn Fn(usize, &str) -> BuildError,
 ) -> Result<(), BuildError> {
     let keyword = inst.keyword();
     if inst.heredoc.is_some() {
         return Err(refuse(inst.line, &format!("{keyword} <<EOF (a heredoc)")));
     }
+    let mut dropped = false;
     for word in inst.text.split_whitespace().skip(1) {
         if !word.starts_with("--") {
             break;
@@ -315,9 +389,30 @@ fn check_copy(
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if !matches!(flag.as_str(), "--from" | "--chown") {
+        let known = match builder {
+            BuilderKind::Classic => matches!(flag.as_str(), "--from" | "--chown"),
+            BuilderKind::BuildKit => {
+                dropped |= flag == "--link";
+                matches!(flag.as_str(), "--from" | "--chown" | "--chmod" | "--link")
+            }
+        };
+        if !known {
             return Err(refuse(inst.line, &format!("{keyword} {flag}")));
         }
+    }
+    if dropped {
+        inst.text = inst
+            .text
+            .split(' ')
+            .filter(|w| {
+                !w.eq_ignore_ascii_case("--link") && !w.to_ascii_lowercase().starts_with("--link=")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        notes.push(format!(
+            "line {}: {keyword} --link only changes layer caching; the flag is dropped",
+            inst.line
+        ));
     }
     Ok(())
 }
@@ -443,17 +538,21 @@ fn prune_stages(
     Ok(out)
 }
 
-/// Applies [`for_classic_builder`] to a recipe: the built Dockerfile becomes the compatible
+/// Applies [`for_builder`] to a recipe: the built Dockerfile becomes the compatible
 /// one (as a generated file at the same path), its platform arguments join the recipe's,
 /// and its notes go to the recipe's. A Dockerfile that needs no change is left as it is.
-pub fn make_compatible(mut recipe: crate::Recipe) -> Result<crate::Recipe, BuildError> {
+pub fn make_compatible(
+    mut recipe: crate::Recipe,
+    builder: BuilderKind,
+) -> Result<crate::Recipe, BuildError> {
     if recipe.dockerfile.is_empty() {
         return Ok(recipe);
     }
-    let compat = for_classic_builder(
+    let compat = for_builder(
         &recipe.dockerfile_text,
         &recipe.dockerfile,
         recipe.target.as_deref(),
+        builder,
     )?;
     if compat.notes.is_empty() && compat.build_args.is_empty() {
         return Ok(recipe);
@@ -469,4 +568,149 @@ pub fn make_compatible(mut recipe: crate::Recipe) -> Result<crate::Recipe, Build
     }
     recipe.notes.extend(compat.notes);
     Ok(recipe)
+}
+
+/// Prepares a Dockerfile for one app's BuildKit build:
+///
+/// - every `RUN --mount=type=cache` gets an id scoped to `scope` (the app): BuildKit's
+///   cache mounts are shared by id across every build on the engine, so without it one
+///   app's build could read or poison another's cache;
+/// - build secrets are secret mounts, never build arguments (which the image's history
+///   keeps). A Dockerfile that reads one as `ARG NAME` still gets its value: each
+///   shell-form `RUN` after that `ARG` in the stage mounts the secret and sets `NAME` from
+///   it for that command only;
+/// - a shell-form `RUN` that mounts a secret starts with `: build-secrets=<stamp>;`:
+///   BuildKit's layer cache does not look at secret values, so without it a step would
+///   not rerun when a secret changes, and another app with the same step would get this
+///   app's result. `stamp` is a digest of the app and its build secrets' values.
+///
+/// Returns the rewritten text and notes, or `None` when nothing needed a change.
+pub fn scope_for_app(
+    text: &str,
+    file: &str,
+    secrets: &[String],
+    scope: &str,
+    stamp: &str,
+) -> Result<Option<Compatible>, BuildError> {
+    let refuse =
+        |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
+    let mut instructions = split_instructions(text, &refuse)?;
+    let mut in_scope: Vec<String> = Vec::new();
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    let mut scoped_caches = 0;
+    let mut stamped = false;
+    let mut notes = Vec::new();
+    for inst in &mut instructions {
+        match inst.keyword().as_str() {
+            "FROM" => in_scope.clear(),
+            "ARG" => {
+                for word in inst.text.split_whitespace().skip(1) {
+                    let name = word.split('=').next().unwrap_or_default();
+                    if secrets.iter().any(|s| s == name) && !in_scope.iter().any(|s| s == name) {
+                        in_scope.push(name.to_string());
+                    }
+                }
+            }
+            "RUN" => {
+                let body = inst.text[3..].trim_start();
+                let flags_end = body
+                    .split(' ')
+                    .take_while(|w| w.starts_with("--"))
+                    .map(|w| w.len() + 1)
+                    .sum::<usize>()
+                    .min(body.len());
+                let (flags, command) = body.split_at(flags_end);
+                let flags: Vec<String> = flags
+                    .split(' ')
+                    .filter(|f| !f.is_empty())
+                    .map(|f| match scoped_cache_mount(f, scope) {
+                        Some(scoped) => {
+                            scoped_caches += 1;
+                            scoped
+                        }
+                        None => f.to_string(),
+                    })
+                    .collect();
+                let mut text = String::from("RUN ");
+                let mut prefix = String::new();
+                if !in_scope.is_empty() && command.trim_start().starts_with('[') {
+                    notes.push(format!(
+                        "line {}: an exec-form RUN does not see the build secrets {} (write it in shell form)",
+                        inst.line,
+                        in_scope.join(", ")
+                    ));
+                } else {
+                    for name in &in_scope {
+                        let mounted = flags.iter().any(|f| {
+                            f.starts_with("--mount=")
+                                && f.contains("type=secret")
+                                && f.split([',', '=']).any(|p| p == name.as_str())
+                        });
+                        if !mounted {
+                            text.push_str(&format!("--mount=type=secret,id={name} "));
+                        }
+                        prefix.push_str(&format!(
+                            "{name}=\"$(cat /run/secrets/{name} 2>/dev/null)\"; export {name}; "
+                        ));
+                        read.insert(name.clone());
+                    }
+                }
+                for flag in &flags {
+                    text.push_str(flag);
+                    text.push(' ');
+                }
+                let mounts_secret = text.contains("type=secret");
+                if mounts_secret && !command.trim_start().starts_with('[') {
+                    text.push_str(&format!(": build-secrets={stamp}; "));
+                    stamped = true;
+                }
+                text.push_str(&prefix);
+                text.push_str(command.trim_start());
+                inst.text = text;
+            }
+            _ => {}
+        }
+    }
+    if read.is_empty() && notes.is_empty() && scoped_caches == 0 && !stamped {
+        return Ok(None);
+    }
+    for name in &read {
+        notes.push(format!(
+            "build secret {name} is a BuildKit secret mount; each RUN after `ARG {name}` reads it from /run/secrets/{name}, so the image's history never holds it"
+        ));
+    }
+    if scoped_caches > 0 {
+        notes.push(format!(
+            "{scoped_caches} cache mount(s) kept apart from other apps' builds (id prefixed with {scope}/)"
+        ));
+    }
+    Ok(Some(Compatible {
+        text: render(&instructions, String::new()),
+        build_args: BTreeMap::new(),
+        notes,
+    }))
+}
+
+/// `--mount=type=cache,...` with its id (the target when it has none) prefixed by `scope`.
+fn scoped_cache_mount(flag: &str, scope: &str) -> Option<String> {
+    let spec = flag.strip_prefix("--mount=")?;
+    let parts: Vec<&str> = spec.split(',').collect();
+    if !parts.contains(&"type=cache") {
+        return None;
+    }
+    let value = |key: &str| {
+        parts
+            .iter()
+            .find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+    };
+    let id = value("id")
+        .or_else(|| value("target"))
+        .or_else(|| value("dst"))?;
+    let mut out: Vec<String> = parts
+        .iter()
+        .filter(|p| !p.starts_with("id="))
+        .map(|p| p.to_string())
+        .collect();
+    out.push(format!("id={scope}/{}", id.trim_start_matches('/')));
+    Some(format!("--mount={}", out.join(",")))
 }

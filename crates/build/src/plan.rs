@@ -10,6 +10,7 @@ pub use crate::compose_plan::service_recipe;
 use crate::compose_plan::{builds_with_others, compose_file_name, compose_recipe};
 use crate::compose_vars::Variables;
 use crate::context::GeneratedFile;
+pub use crate::dockerfile_compat::BuilderKind;
 use crate::layout;
 use crate::nixpacks_plan::{detect_providers, generate as generate_nixpacks};
 use crate::BuildError;
@@ -133,22 +134,26 @@ pub fn context_dir(root: &Path, build: &BuildSpec) -> Result<PathBuf, BuildError
 /// Chooses and prepares the build for the tree at `root`. `port` is the app's port (the
 /// static server listens on it). A compose file's variables come only from its `.env`.
 pub fn prepare(root: &Path, build: &BuildSpec, port: u16) -> Result<Recipe, BuildError> {
-    prepare_with(root, build, port, &Variables::default())
+    prepare_with(
+        root,
+        build,
+        port,
+        &Variables::default(),
+        BuilderKind::default(),
+    )
 }
 
-/// [`prepare`], with the app's variables for a compose file's interpolation.
+/// [`prepare`], with the app's variables for a compose file's interpolation, for the
+/// engine's `builder` (the Dockerfile, or the compose web service's, is made ready for it).
 pub fn prepare_with(
     root: &Path,
     build: &BuildSpec,
     port: u16,
     vars: &Variables,
+    builder: BuilderKind,
 ) -> Result<Recipe, BuildError> {
     let recipe = choose(root, build, port, vars)?;
-    match recipe.plan {
-        // Each compose service's build was made compatible when it was read.
-        Plan::Compose { .. } => Ok(recipe),
-        _ => crate::dockerfile_compat::make_compatible(recipe),
-    }
+    crate::dockerfile_compat::make_compatible(recipe, builder)
 }
 
 fn choose(

@@ -1,7 +1,122 @@
-//! Dockerfiles written for BuildKit, checked offline: the stages a target needs, lowered
-//! heredocs, cache mounts and platform arguments, and what is refused with its line.
+//! Dockerfiles written for BuildKit, checked offline: on the classic builder the stages a
+//! target needs, lowered heredocs, cache mounts and platform arguments; on BuildKit only
+//! what the engine's frontend lacks; build secrets read from mounts; what is refused with
+//! its line.
 
-use capstan_build::dockerfile_compat::{for_classic_builder, Compatible};
+use capstan_build::dockerfile_compat::{
+    for_builder, for_classic_builder, scope_for_app, BuilderKind, Compatible,
+};
+
+fn for_buildkit(text: &str) -> Result<Compatible, String> {
+    for_builder(text, "Dockerfile", None, BuilderKind::BuildKit).map_err(|e| e.to_string())
+}
+
+#[test]
+fn on_buildkit_mounts_stages_and_platforms_are_left_to_buildkit() {
+    let text = "# syntax=docker/dockerfile:1.4\nFROM --platform=$BUILDPLATFORM busybox AS build\n\
+                RUN --mount=type=cache,target=/c --mount=type=secret,id=npm <<EOF\nset -e\necho $TARGETARCH\nEOF\n\
+                FROM build AS test\nRUN false\nFROM busybox\nCOPY --link --chmod=755 --from=build /x /x\n\
+                RUN --network=default echo hi\n";
+    let out = for_buildkit(text).unwrap();
+    assert!(
+        out.text.contains(
+            r#"RUN --mount=type=cache,target=/c --mount=type=secret,id=npm ["/bin/sh","-c","set -e\necho $TARGETARCH\n"]"#
+        ),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("RUN false"),
+        "stages are BuildKit's to skip: {}",
+        out.text
+    );
+    assert!(
+        out.text.contains("COPY --chmod=755 --from=build /x /x"),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("RUN echo hi"), "{}", out.text);
+    assert!(!out.text.contains("syntax"), "{}", out.text);
+    assert!(out.build_args.is_empty(), "{:?}", out.build_args);
+    for expected in ["syntax", "heredoc", "--link", "--network=default"] {
+        assert!(
+            out.notes.iter().any(|n| n.contains(expected)),
+            "{expected}: {:?}",
+            out.notes
+        );
+    }
+    for (text, expected) in [
+        (
+            "FROM x\nRUN --mount=type=ssh git clone x\n",
+            "line 2: RUN --mount=type=ssh needs an SSH agent",
+        ),
+        (
+            "FROM x\nRUN --network=none echo\n",
+            "line 2: RUN --network=none is not supported",
+        ),
+        ("FROM x\nCOPY <<EOF /a\nhello\nEOF\n", "line 2: COPY <<EOF"),
+        ("FROM x\nCOPY --parents a /a\n", "line 2: COPY --parents"),
+    ] {
+        let err = for_buildkit(text).unwrap_err();
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+#[test]
+fn build_secrets_declared_as_args_are_read_from_their_mounts() {
+    let text = "FROM busybox AS build\nARG TOKEN\nARG OTHER=1\nRUN --mount=type=cache,target=/c echo \"$TOKEN\"\n\
+                RUN [\"sh\", \"-c\", \"echo $TOKEN\"]\nFROM busybox\nRUN echo final\n";
+    let out = scope_for_app(text, "Dockerfile", &["TOKEN".into()], "cap/web", "s1")
+        .unwrap()
+        .expect("TOKEN is an ARG");
+    assert!(
+        out.text.contains(
+            "RUN --mount=type=secret,id=TOKEN --mount=type=cache,target=/c,id=cap/web/c : build-secrets=s1; TOKEN=\"$(cat /run/secrets/TOKEN 2>/dev/null)\"; export TOKEN; echo \"$TOKEN\""
+        ),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("RUN echo final"),
+        "the next stage has no ARG TOKEN: {}",
+        out.text
+    );
+    assert!(
+        out.notes.iter().any(|n| n.contains("exec-form")),
+        "{:?}",
+        out.notes
+    );
+    assert!(
+        out.notes.iter().any(|n| n.contains("secret mount")),
+        "{:?}",
+        out.notes
+    );
+    let untouched = scope_for_app(
+        "FROM busybox\nRUN echo\n",
+        "Dockerfile",
+        &["TOKEN".into()],
+        "cap/web",
+        "s1",
+    );
+    assert_eq!(untouched.unwrap(), None);
+    // Cache mounts are the app's own, whatever id the Dockerfile gives.
+    let cached = scope_for_app(
+        "FROM busybox\nRUN --mount=type=cache,id=npm,target=/root/.npm npm ci\n",
+        "Dockerfile",
+        &[],
+        "cap/web",
+        "s1",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(
+        cached
+            .text
+            .contains("RUN --mount=type=cache,target=/root/.npm,id=cap/web/npm npm ci"),
+        "{}",
+        cached.text
+    );
+}
 
 fn lower(text: &str) -> Compatible {
     for_classic_builder(text, "Dockerfile", None).unwrap()

@@ -36,6 +36,9 @@ pub struct Config {
     pub source_dirs: Vec<PathBuf>,
     /// A git fetch that prints nothing for this long is killed (with its ssh).
     pub fetch_idle_secs: u64,
+    /// The engine builder builds use: `auto` (BuildKit where the engine offers it),
+    /// `buildkit` (refuse to start without it) or `classic`.
+    pub builder: capstan_engine::Builder,
     /// Scheduled backups of Capstan's own state (`[backup]` in the file).
     pub backup: BackupConfig,
     /// Periodic cleanup of this instance's objects (`[cleanup]` in the file).
@@ -128,6 +131,7 @@ impl Default for Config {
             proxy_throttle: "200ms".into(),
             source_dirs: Vec::new(),
             fetch_idle_secs: 30,
+            builder: capstan_engine::Builder::Auto,
             backup: BackupConfig {
                 keep: 7,
                 ..BackupConfig::default()
@@ -186,7 +190,8 @@ pub struct ServeArgs {
     pub fetch_idle_secs: Option<u64>,
 }
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
+    "builder",
     "data_dir",
     "listen",
     "proxy_http_port",

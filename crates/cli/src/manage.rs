@@ -102,7 +102,9 @@ pub struct SecretSetArgs {
     /// The value (default: read from standard input, so it stays out of shell history).
     #[arg(long)]
     value: Option<String>,
-    /// Also pass it to the build (as a build argument).
+    /// Also give it to builds: as a BuildKit secret (`RUN --mount=type=secret,id=NAME`, and
+    /// read into the Dockerfile's `ARG NAME`), or as a build argument where the engine
+    /// has no BuildKit.
     #[arg(long)]
     build: bool,
     #[command(flatten)]

@@ -5,7 +5,7 @@
 use crate::client::Connection;
 use anyhow::Context;
 use capstan_core::{AppName, AppSpec};
-use capstan_deploy::planning::{plan_report, PlanReport};
+use capstan_deploy::planning::{plan_report, BuilderKind, PlanReport};
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
@@ -53,9 +53,17 @@ fn plan_directory(args: &PlanArgs) -> anyhow::Result<Value> {
     let spec: AppSpec = serde_json::from_value(serde_json::json!({
         "source": { "path": dir.to_string_lossy() }
     }))?;
-    let report: PlanReport =
-        stdout_to_stderr(|| plan_report("capstan", &name, &spec, Some(&dir), &[]))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report: PlanReport = stdout_to_stderr(|| {
+        plan_report(
+            "capstan",
+            &name,
+            &spec,
+            Some(&dir),
+            &[],
+            BuilderKind::BuildKit,
+        )
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(serde_json::to_value(report)?)
 }
 

@@ -31,7 +31,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ensure_admin_token(&store, &data_dir).await?;
     ensure_setup_code(&store, &data_dir).await?;
 
-    let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
+    let mut engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
+    engine.use_builder(config.builder)?;
+    tracing::info!(
+        "builds use the engine's {} builder",
+        if engine.builds_with_buildkit() {
+            "BuildKit"
+        } else {
+            "classic"
+        }
+    );
     engine.ensure_control_network().await?;
     let probe_path = config.probe_path()?;
     let probe = std::fs::read(&probe_path).with_context(|| {

@@ -291,7 +291,7 @@ async fn broken_sources_fail_the_deployment_and_keep_the_live_version() {
         "{d}"
     );
     assert!(
-        log.contains("[build] Step 3/"),
+        log.contains("[2/2] RUN /app --version") && log.contains("/bin/sh: no such file"),
         "build output up to the failure is logged:\n{log}"
     );
     assert_eq!(daemon.via_proxy("web.test", "/").await, serving);

@@ -39,7 +39,7 @@ async fn deploys_replaces_and_survives_broken_versions() {
     );
     let log = daemon.log(d1["id"].as_i64().unwrap()).await;
     assert!(
-        log.contains("[build] Step 1/"),
+        log.contains("[build] #1 "),
         "build output is in the log:\n{log}"
     );
 
@@ -182,7 +182,7 @@ async fn follows_the_log_as_server_sent_events_until_the_end() {
         .expect("the stream ends when the deployment does")
         .unwrap();
     assert!(body.contains("event: log"), "{body}");
-    assert!(body.contains("[build] Step 1/"), "{body}");
+    assert!(body.contains("[build] #1 "), "{body}");
     assert!(
         body.contains("deployment is live"),
         "the last line comes before the end:\n{body}"

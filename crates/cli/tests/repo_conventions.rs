@@ -96,9 +96,14 @@ fn plan_prefers_a_fuller_compose_file_and_names_a_monorepos_apps() {
     assert!(err.contains("services/api (Dockerfile)"), "{err}");
 }
 
+/// On an engine without BuildKit (here: the classic builder chosen in the config), a
+/// Dockerfile written for BuildKit is lowered, or refused before anything is built.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dockerfile_written_for_buildkit_builds_or_is_refused_at_once() {
-    let daemon = support::start_daemon().await;
+async fn on_the_classic_builder_a_buildkit_dockerfile_builds_or_is_refused_at_once() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("capstan.toml");
+    std::fs::write(&config, "builder = \"classic\"\n").unwrap();
+    let daemon = support::start_daemon_with(&["--config", config.to_str().unwrap()]).await;
     let repo = SampleRepo::new();
     repo.commit_file(
         "Dockerfile",

@@ -10,6 +10,7 @@ use crate::logs::DeployLog;
 use crate::pipeline::{Artifact, Failure};
 use crate::Deployer;
 use capstan_build::compose_file::RepoMount;
+use capstan_build::dockerfile_compat::{make_compatible, scope_for_app};
 use capstan_build::plan::service_recipe;
 use capstan_build::{pack_context, GeneratedFile, Plan, Recipe};
 use capstan_compose::Service;
@@ -73,6 +74,7 @@ impl Deployer {
         d: &DeploymentRecord,
         recipe: &Recipe,
         build_args: &HashMap<String, String>,
+        secrets: &HashMap<String, String>,
         commit: Option<&str>,
         log: &DeployLog,
     ) -> Result<(String, Option<Service>, Vec<Service>), Failure> {
@@ -82,7 +84,7 @@ impl Deployer {
         let (Plan::Compose { web, .. }, Some((compose, dir))) = (&recipe.plan, &recipe.compose)
         else {
             let tag = names.image(&id);
-            self.build_recipe(d, recipe, &tag, build_args, commit, log)
+            self.build_recipe(d, recipe, &tag, build_args, secrets, commit, log)
                 .await?;
             return Ok((tag, None, Vec::new()));
         };
@@ -100,6 +102,8 @@ impl Deployer {
                 None
             } else {
                 service_recipe(dir, service)?
+                    .map(|r| make_compatible(r, self.builder_kind()))
+                    .transpose()?
             };
             let mut image = match built {
                 Some(sub) => {
@@ -111,7 +115,7 @@ impl Deployer {
                                 .await;
                         }
                     }
-                    self.build_recipe(d, &sub, &tag, build_args, commit, log)
+                    self.build_recipe(d, &sub, &tag, build_args, secrets, commit, log)
                         .await?;
                     tag.clone()
                 }
@@ -153,7 +157,8 @@ impl Deployer {
                     service.name
                 ))
                 .await;
-                self.build_recipe(d, &bake, &baked, &HashMap::new(), commit, log)
+                let none = HashMap::new();
+                self.build_recipe(d, &bake, &baked, &none, &none, commit, log)
                     .await?;
                 image = baked;
             }
@@ -167,16 +172,20 @@ impl Deployer {
     }
 
     /// Builds one recipe into `tag`, or tags an earlier image of the same build (same
-    /// context, Dockerfile, stage and arguments) unless a clean build was asked for.
+    /// context, Dockerfile, stage, arguments and build secrets) unless a clean build was
+    /// asked for.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn build_recipe(
         &self,
         d: &DeploymentRecord,
         recipe: &Recipe,
         tag: &str,
         app_args: &HashMap<String, String>,
+        secrets: &HashMap<String, String>,
         commit: Option<&str>,
         log: &DeployLog,
     ) -> Result<(), Failure> {
+        let recipe = &self.with_secret_mounts(d, recipe, secrets, log).await?;
         let mut build_args: HashMap<String, String> =
             recipe.build_args.clone().into_iter().collect();
         build_args.extend(app_args.clone());
@@ -190,12 +199,20 @@ impl Deployer {
         };
         log.info(format!("build context: {} KiB", context.len() / 1024))
             .await;
-        let build_key = build_key(
-            &context,
-            &recipe.dockerfile,
-            recipe.target.as_deref(),
-            &build_args,
-        );
+        let build_key = {
+            let mut keyed = build_args.clone();
+            keyed.extend(
+                secrets
+                    .iter()
+                    .map(|(k, v)| (format!("secret:{k}"), v.clone())),
+            );
+            build_key(
+                &context,
+                &recipe.dockerfile,
+                recipe.target.as_deref(),
+                &keyed,
+            )
+        };
         if d.no_cache {
             log.info("clean build requested: no image reuse, no layer cache")
                 .await;
@@ -230,6 +247,7 @@ impl Deployer {
             dockerfile: recipe.dockerfile.clone(),
             target: recipe.target.clone(),
             build_args,
+            secrets: secrets.clone(),
             tag: tag.to_string(),
             labels,
             no_cache: d.no_cache,
@@ -243,6 +261,57 @@ impl Deployer {
         self.metrics().image_built();
         log.info(format!("built {tag} ({image_id})")).await;
         Ok(())
+    }
+
+    /// On BuildKit, a Dockerfile that reads a build secret as `ARG NAME` is rewritten to
+    /// read it from its secret mount (see `scope_for_app`); otherwise the recipe is
+    /// unchanged.
+    async fn with_secret_mounts(
+        &self,
+        d: &DeploymentRecord,
+        recipe: &Recipe,
+        secrets: &HashMap<String, String>,
+        log: &DeployLog,
+    ) -> Result<Recipe, Failure> {
+        let mut recipe = recipe.clone();
+        if recipe.dockerfile.is_empty() || !self.engine().builds_with_buildkit() {
+            return Ok(recipe);
+        }
+        let names: Vec<String> = secrets.keys().cloned().collect();
+        let prefix = self.engine().names().app(&d.app).image_prefix();
+        let scope = prefix.trim_end_matches(':');
+        let stamp = {
+            use sha2::Digest;
+            let mut digest = sha2::Sha256::new();
+            digest.update(scope.as_bytes());
+            for (name, value) in secrets.iter().collect::<BTreeMap<_, _>>() {
+                digest.update([0]);
+                digest.update(name.as_bytes());
+                digest.update([0]);
+                digest.update(value.as_bytes());
+            }
+            hex::encode(&digest.finalize()[..8])
+        };
+        let scoped = scope_for_app(
+            &recipe.dockerfile_text,
+            &recipe.dockerfile,
+            &names,
+            scope,
+            &stamp,
+        )?;
+        let Some(read) = scoped else {
+            return Ok(recipe);
+        };
+        for note in &read.notes {
+            log.info(format!("dockerfile: {note}")).await;
+        }
+        recipe.generated.retain(|g| g.path != recipe.dockerfile);
+        recipe.generated.push(GeneratedFile {
+            path: recipe.dockerfile.clone(),
+            contents: read.text.clone().into_bytes(),
+        });
+        recipe.dockerfile_text = read.text;
+        Ok(recipe)
     }
 
     /// Makes sure an image is on the engine, pulling it when it is not.

@@ -220,6 +220,15 @@ impl Deployer {
         &self.inner.engine
     }
 
+    /// The builder Dockerfiles are made ready for: the engine's.
+    pub(crate) fn builder_kind(&self) -> capstan_build::plan::BuilderKind {
+        if self.engine().builds_with_buildkit() {
+            capstan_build::plan::BuilderKind::BuildKit
+        } else {
+            capstan_build::plan::BuilderKind::Classic
+        }
+    }
+
     pub fn logs(&self) -> &LogHub {
         &self.inner.logs
     }

@@ -365,7 +365,8 @@ impl Deployer {
         let (settings, recipe) = {
             let (root, spec) = (root.clone(), spec.clone());
             let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
-            tokio::task::spawn_blocking(move || plan_tree(&root, &spec, &names))
+            let builder = self.builder_kind();
+            tokio::task::spawn_blocking(move || plan_tree(&root, &spec, &names, builder))
                 .await
                 .map_err(|e| Failure::msg(format!("planning the build panicked: {e}")))??
         };
@@ -387,14 +388,19 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;
-        let mut build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
-        for secret in secrets.iter().filter(|s| s.build) {
-            build_args.insert(secret.name.clone(), secret.value.clone());
-            log.info(format!(
-                "warning: build secret {} is passed as a build argument; the image's history (docker history) keeps its value",
-                secret.name
-            ))
-            .await;
+        let build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
+        let build_secrets: HashMap<String, String> = secrets
+            .iter()
+            .filter(|s| s.build)
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect();
+        if !self.engine().builds_with_buildkit() {
+            for name in build_secrets.keys() {
+                log.info(format!(
+                    "warning: build secret {name} is passed as a build argument (this engine has no BuildKit); the image's history (docker history) keeps its value"
+                ))
+                .await;
+            }
         }
         let instance = self.engine().instance().to_string();
         if let Some((compose, _)) = &recipe.compose {
@@ -410,7 +416,14 @@ impl Deployer {
             }
         }
         let (image, web_template, companions) = self
-            .produce_images(d, &recipe, &build_args, commit.as_deref(), log)
+            .produce_images(
+                d,
+                &recipe,
+                &build_args,
+                &build_secrets,
+                commit.as_deref(),
+                log,
+            )
             .await?;
         self.store().set_image(d.id, &image).await?;
         Ok(Artifact {

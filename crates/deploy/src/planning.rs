@@ -6,6 +6,7 @@
 use crate::companions::{companions_for, complete_compose_spec, web_template};
 use capstan_build::compose_file::UserService;
 use capstan_build::compose_vars::Variables;
+pub use capstan_build::plan::BuilderKind;
 use capstan_build::procfile::apply_procfile;
 use capstan_build::{
     check_tree_links, load_repo_config, prepare_with, BuildError, Plan, Recipe, RepoSettings,
@@ -23,6 +24,7 @@ pub fn plan_tree(
     root: &Path,
     spec: &AppSpec,
     secrets: &[String],
+    builder: BuilderKind,
 ) -> Result<(RepoSettings, Recipe), BuildError> {
     // Before anything in the tree is read: no symlink may lead out of it.
     check_tree_links(root)?;
@@ -36,6 +38,7 @@ pub fn plan_tree(
         &settings.spec.build,
         settings.spec.listen_port(),
         &vars,
+        builder,
     )?;
     if let (Plan::Compose { web, .. }, Some((compose, _))) = (&recipe.plan, &recipe.compose) {
         settings.applied.extend(compose.all_notes());
@@ -116,6 +119,7 @@ pub fn plan_report(
     spec: &AppSpec,
     root: Option<&Path>,
     secrets: &[String],
+    builder: BuilderKind,
 ) -> Result<PlanReport, String> {
     let (settings, recipe, image) = match (&spec.source, root) {
         (Source::Image(image), _) => (
@@ -128,7 +132,8 @@ pub fn plan_report(
             image.clone(),
         ),
         (_, Some(root)) => {
-            let (settings, recipe) = plan_tree(root, spec, secrets).map_err(|e| e.to_string())?;
+            let (settings, recipe) =
+                plan_tree(root, spec, secrets, builder).map_err(|e| e.to_string())?;
             (
                 settings,
                 Some(recipe),
@@ -261,8 +266,9 @@ impl crate::Deployer {
         };
         let instance = self.engine().instance().to_string();
         let app = app.clone();
+        let builder = self.builder_kind();
         tokio::task::spawn_blocking(move || {
-            plan_report(&instance, &app, &spec, root.as_deref(), &secrets)
+            plan_report(&instance, &app, &spec, root.as_deref(), &secrets, builder)
         })
         .await
         .map_err(|e| ActionError::Internal(format!("planning panicked: {e}")))?

@@ -3,7 +3,7 @@
 //! their companions included.
 
 use capstan_core::{AppName, AppSpec};
-use capstan_deploy::planning::plan_report;
+use capstan_deploy::planning::{plan_report, BuilderKind};
 use std::path::Path;
 
 fn assert_valid_compose(yaml: &str) {
@@ -39,8 +39,15 @@ fn planned_specs_are_valid_compose() {
             "domains": ["shop.test"],
         }))
         .unwrap();
-        let report = plan_report("capstan", &app, &spec, Some(&root), &["TOKEN".into()])
-            .unwrap_or_else(|e| panic!("{repo}: {e}"));
+        let report = plan_report(
+            "capstan",
+            &app,
+            &spec,
+            Some(&root),
+            &["TOKEN".into()],
+            BuilderKind::BuildKit,
+        )
+        .unwrap_or_else(|e| panic!("{repo}: {e}"));
         assert_valid_compose(&report.compose_spec);
         assert!(report.compose_spec.contains("${TOKEN}"), "{repo}");
         if repo == "compose-app" {

@@ -48,8 +48,11 @@ pub struct BuildRequest {
     pub dockerfile: String,
     /// The Dockerfile stage to build; the last one when `None`.
     pub target: Option<String>,
-    /// `ARG` values, secrets included: the caller masks them in what it logs.
+    /// `ARG` values: the caller masks them in what it logs.
     pub build_args: HashMap<String, String>,
+    /// Build secrets by id: BuildKit serves them to `RUN --mount=type=secret`; the
+    /// classic builder gets them as build arguments (kept in the image's history).
+    pub secrets: HashMap<String, String>,
     pub tag: String,
     pub labels: HashMap<String, String>,
     pub no_cache: bool,
@@ -120,6 +123,12 @@ impl Engine {
         request: BuildRequest,
         log: &UnboundedSender<String>,
     ) -> Result<String, EngineError> {
+        if self.builds_with_buildkit() {
+            return self.build_with_buildkit(request, log).await;
+        }
+        let mut request = request;
+        let secrets = std::mem::take(&mut request.secrets);
+        request.build_args.extend(secrets);
         let options = BuildImageOptions {
             dockerfile: request.dockerfile.clone(),
             t: request.tag.clone(),

@@ -3,6 +3,7 @@
 //! crate knows bollard.
 
 pub mod app_logs;
+pub mod buildkit;
 pub mod cleanup;
 pub mod containers;
 pub mod images;
@@ -43,6 +44,20 @@ pub enum EngineError {
 pub struct Engine {
     docker: Docker,
     names: capstan_core::InstanceNames,
+    address: buildkit::EngineAddress,
+    /// Whether builds go through the engine's BuildKit (see [`Builder`]).
+    buildkit: bool,
+}
+
+/// Which of the engine's builders Capstan's builds use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    /// BuildKit where the engine offers it (Linux, API 1.39 or later), else the classic one.
+    #[default]
+    Auto,
+    Buildkit,
+    Classic,
 }
 
 impl Engine {
@@ -67,10 +82,51 @@ impl Engine {
         .map_err(connect_err)?;
         let docker = docker.negotiate_version().await.map_err(connect_err)?;
         docker.ping().await.map_err(connect_err)?;
+        let version = docker.version().await.map_err(connect_err)?;
+        let buildkit = version.os.as_deref() == Some("linux")
+            && version
+                .api_version
+                .as_deref()
+                .and_then(|v| v.split_once('.'))
+                .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+                .is_some_and(|api: (u32, u32)| api >= (1, 39));
         Ok(Self {
             docker,
             names: capstan_core::InstanceNames::new(instance),
+            address: buildkit::EngineAddress::parse(docker_host),
+            buildkit,
         })
+    }
+
+    /// Chooses the builder: `Auto` keeps what the engine offers; `Buildkit` on an engine
+    /// without it is an error.
+    pub fn use_builder(&mut self, builder: Builder) -> Result<(), EngineError> {
+        match builder {
+            Builder::Auto => {}
+            Builder::Classic => self.buildkit = false,
+            Builder::Buildkit if self.buildkit => {}
+            Builder::Buildkit => {
+                return Err(EngineError::Build(
+                    "build.builder = \"buildkit\", but this engine does not offer BuildKit (it needs Linux and API 1.39 or later)".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether builds go through BuildKit (else the classic builder).
+    pub fn builds_with_buildkit(&self) -> bool {
+        self.buildkit
+    }
+
+    pub(crate) fn address(&self) -> &buildkit::EngineAddress {
+        &self.address
+    }
+
+    /// The API version negotiated with the engine, as `1.41`.
+    pub(crate) fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
     }
 
     /// A handle on the engine at the unix socket `socket` that does not connect until it
@@ -83,6 +139,8 @@ impl Engine {
         Ok(Self {
             docker,
             names: capstan_core::InstanceNames::new(instance),
+            address: buildkit::EngineAddress::Unix(socket.to_path_buf()),
+            buildkit: false,
         })
     }
 

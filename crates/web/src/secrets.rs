@@ -26,7 +26,7 @@ pub struct SecretBody {
 
 /// Said wherever a secret is marked `build`: the engine's classic builder only takes build
 /// arguments, which the image keeps in its history.
-pub const BUILD_SECRET_WARNING: &str = "a build secret is passed to the build as a build argument: anyone who can read the image (docker history, a registry it is pushed to) can read the value; use a runtime secret unless the build itself needs it";
+pub const BUILD_SECRET_WARNING: &str = "a build secret is given to builds as a BuildKit secret mount (RUN --mount=type=secret,id=NAME, or read into ARG NAME), which the image does not keep; on an engine without BuildKit it is a build argument, which anyone who can read the image (docker history) can read; use a runtime secret unless the build itself needs it";
 
 /// A secret without its value.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,0 +1,63 @@
+//! Plain HTTP/1.1 connections to the engine for the two calls bollard does not offer in
+//! the form BuildKit needs: the `/session` upgrade and a `/build` whose progress arrives
+//! as BuildKit messages.
+
+use crate::EngineError;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::path::PathBuf;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Where the engine listens.
+#[derive(Debug, Clone)]
+pub enum EngineAddress {
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+impl EngineAddress {
+    /// Reads a `unix://`, absolute path, `tcp://` or `http://` address.
+    pub fn parse(host: Option<&str>) -> Self {
+        match host {
+            None => Self::Unix(PathBuf::from("/var/run/docker.sock")),
+            Some(host) if host.starts_with("unix://") || host.starts_with('/') => {
+                Self::Unix(PathBuf::from(host.trim_start_matches("unix://")))
+            }
+            Some(host) => {
+                let rest = host
+                    .trim_start_matches("tcp://")
+                    .trim_start_matches("http://");
+                Self::Tcp(rest.trim_end_matches('/').to_string())
+            }
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Sends one request on a new connection (upgrades allowed) and returns the response;
+/// the connection lives as long as the response body or the upgraded stream.
+pub(crate) async fn send(
+    address: &EngineAddress,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, EngineError> {
+    let stream: Box<dyn Stream> = match address {
+        EngineAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        EngineAddress::Tcp(addr) => Box::new(tokio::net::TcpStream::connect(addr).await?),
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| EngineError::Build(format!("connecting to the engine: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| EngineError::Build(format!("the engine did not answer: {e}")))
+}

@@ -96,6 +96,10 @@ pub struct UserService {
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub replicas: Option<u32>,
+    /// `extra_hosts` as (name, address), the app's own service names left out.
+    pub extra_hosts: Vec<(String, String)>,
+    /// An OCI runtime from [`crate::compose_host::ALLOWED_RUNTIMES`].
+    pub runtime: Option<String>,
     /// `deploy.resources.limits`, in compose's notation.
     pub memory: Option<String>,
     pub cpus: Option<String>,
@@ -266,6 +270,7 @@ pub fn parse_compose_file(
     for service in out.values_mut() {
         service.depends_on.retain(|d| !skipped.contains(d));
     }
+    crate::compose_host::keep_service_names(&mut out);
     for service in out.values() {
         for dep in &service.depends_on {
             if !out.contains_key(dep) {

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Keys read and used.
-const APPLIED: [&str; 23] = [
+const APPLIED: [&str; 25] = [
+    "extra_hosts",
+    "runtime",
     "image",
     "build",
     "command",
@@ -59,7 +61,7 @@ const IGNORED: [(&str, &str); 9] = [
 ];
 
 /// Keys refused, with the reason a user can accept.
-const REFUSED: [(&str, &str); 15] = [
+const REFUSED: [(&str, &str); 14] = [
     ("privileged", "a privileged container controls the host"),
     ("network_mode", "services share the app's private network; host or another container's network would bypass it"),
     ("pid", "the host's or another container's process namespace is outside the app"),
@@ -74,7 +76,6 @@ const REFUSED: [(&str, &str); 15] = [
     ("extends", "not supported: write the service out in full"),
     ("configs", "not supported: mount the file from the repo (./file:/path) instead"),
     ("external_links", "containers outside the app are not reachable"),
-    ("extra_hosts", "host entries are set by Capstan"),
 ];
 
 /// Reads service `name`; every problem found is returned, each naming the service.
@@ -173,6 +174,8 @@ pub(crate) fn parse_service(
         Ok(())
     })());
     attempt(runtime_keys(service, &mut out));
+    attempt(crate::compose_host::extra_hosts(service, &mut out));
+    attempt(crate::compose_host::runtime(service, &mut out));
     if problems.is_empty() {
         Ok(out)
     } else {

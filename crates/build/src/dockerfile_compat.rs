@@ -14,7 +14,7 @@
 //!   `--chmod`, `--link`, heredocs with a `#!` line, ...) fails naming the line.
 
 use crate::BuildError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The result: the Dockerfile to build, the build arguments it needs, and what changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +27,14 @@ pub struct Compatible {
 /// One instruction: its first line number, its text (continuations joined with their
 /// newlines kept), and a heredoc body if it has one.
 #[derive(Debug, Clone)]
-struct Instruction {
-    line: usize,
-    text: String,
-    heredoc: Option<(String, String)>,
+pub(crate) struct Instruction {
+    pub(crate) line: usize,
+    pub(crate) text: String,
+    pub(crate) heredoc: Option<(String, String)>,
 }
 
 impl Instruction {
-    fn keyword(&self) -> String {
+    pub(crate) fn keyword(&self) -> String {
         self.text
             .split_whitespace()
             .next()
@@ -132,7 +132,7 @@ pub fn for_builder(
             notes,
         });
     }
-    let out = prune_stages(out, target, &mut notes)?;
+    let out = crate::dockerfile_stages::prune_stages(out, target, &mut notes)?;
     // Platform arguments: declared at the top (for FROM lines) and given as build args.
     let used: Vec<&str> = PLATFORM_ARGS
         .into_iter()
@@ -174,7 +174,7 @@ pub fn for_builder(
     })
 }
 
-fn render(instructions: &[Instruction], header: String) -> String {
+pub(crate) fn render(instructions: &[Instruction], header: String) -> String {
     let mut rendered = header;
     for inst in instructions {
         rendered.push_str(&inst.text);
@@ -190,7 +190,7 @@ fn render(instructions: &[Instruction], header: String) -> String {
 
 /// Splits the file into instructions, joining `\` continuations and collecting heredoc
 /// bodies; comments and blank lines are dropped (the classic builder ignores them too).
-fn split_instructions(
+pub(crate) fn split_instructions(
     text: &str,
     refuse: &dyn Fn(usize, &str) -> BuildError,
 ) -> Result<Vec<Instruction>, BuildError> {
@@ -417,127 +417,6 @@ fn check_copy(
     Ok(())
 }
 
-/// A stage: its instructions' range, its name, and the stages it reads from.
-struct Stage {
-    name: Option<String>,
-    range: std::ops::Range<usize>,
-    uses: Vec<String>,
-}
-
-/// Keeps the global `ARG`s and the stages the target needs; rewrites numeric `--from`
-/// references to the kept stages' new numbers.
-fn prune_stages(
-    instructions: Vec<Instruction>,
-    target: Option<&str>,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Instruction>, BuildError> {
-    let mut stages: Vec<Stage> = Vec::new();
-    for (index, inst) in instructions.iter().enumerate() {
-        let keyword = inst.keyword();
-        if keyword == "FROM" {
-            if let Some(last) = stages.last_mut() {
-                last.range.end = index;
-            }
-            let words: Vec<&str> = inst
-                .text
-                .split_whitespace()
-                .skip(1)
-                .filter(|w| !w.starts_with("--"))
-                .collect();
-            let name = match words.as_slice() {
-                [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
-                    Some(name.to_ascii_lowercase())
-                }
-                _ => None,
-            };
-            stages.push(Stage {
-                name,
-                range: index..instructions.len(),
-                uses: words
-                    .first()
-                    .map(|b| vec![b.to_ascii_lowercase()])
-                    .unwrap_or_default(),
-            });
-        } else if let Some(stage) = stages.last_mut() {
-            for word in inst.text.split_whitespace() {
-                if let Some(from) = word.to_ascii_lowercase().strip_prefix("--from=") {
-                    stage.uses.push(from.to_string());
-                }
-            }
-        }
-    }
-    if stages.len() < 2 {
-        return Ok(instructions);
-    }
-    let find = |reference: &str| -> Option<usize> {
-        stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(reference))
-            .or_else(|| {
-                reference
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|i| *i < stages.len())
-            })
-    };
-    let wanted = match target {
-        Some(target) => find(&target.to_ascii_lowercase()).ok_or_else(|| {
-            BuildError::Source(format!("the Dockerfile has no stage named {target:?}"))
-        })?,
-        None => stages.len() - 1,
-    };
-    let mut needed = BTreeSet::from([wanted]);
-    let mut queue = vec![wanted];
-    while let Some(index) = queue.pop() {
-        for reference in &stages[index].uses {
-            if let Some(dep) = find(reference).filter(|d| *d < index) {
-                if needed.insert(dep) {
-                    queue.push(dep);
-                }
-            }
-        }
-    }
-    let skipped: Vec<String> = (0..stages.len())
-        .filter(|i| !needed.contains(i))
-        .map(|i| stages[i].name.clone().unwrap_or_else(|| format!("#{i}")))
-        .collect();
-    if skipped.is_empty() {
-        return Ok(instructions);
-    }
-    let renumber: BTreeMap<usize, usize> = needed
-        .iter()
-        .enumerate()
-        .map(|(new, old)| (*old, new))
-        .collect();
-    let mut out: Vec<Instruction> = instructions[..stages[0].range.start].to_vec();
-    for index in &needed {
-        for inst in &instructions[stages[*index].range.clone()] {
-            let mut inst = inst.clone();
-            let rewritten: Vec<String> = inst
-                .text
-                .split(' ')
-                .map(
-                    |word| match word.strip_prefix("--from=").map(str::parse::<usize>) {
-                        Some(Ok(old)) => format!("--from={}", renumber.get(&old).unwrap_or(&old)),
-                        _ => word.to_string(),
-                    },
-                )
-                .collect();
-            inst.text = rewritten.join(" ");
-            out.push(inst);
-        }
-    }
-    notes.push(format!(
-        "stages not needed for the {} stage are not built: {}",
-        stages[wanted]
-            .name
-            .clone()
-            .unwrap_or_else(|| "last".to_string()),
-        skipped.join(", ")
-    ));
-    Ok(out)
-}
-
 /// Applies [`for_builder`] to a recipe: the built Dockerfile becomes the compatible
 /// one (as a generated file at the same path), its platform arguments join the recipe's,
 /// and its notes go to the recipe's. A Dockerfile that needs no change is left as it is.
@@ -568,149 +447,4 @@ pub fn make_compatible(
     }
     recipe.notes.extend(compat.notes);
     Ok(recipe)
-}
-
-/// Prepares a Dockerfile for one app's BuildKit build:
-///
-/// - every `RUN --mount=type=cache` gets an id scoped to `scope` (the app): BuildKit's
-///   cache mounts are shared by id across every build on the engine, so without it one
-///   app's build could read or poison another's cache;
-/// - build secrets are secret mounts, never build arguments (which the image's history
-///   keeps). A Dockerfile that reads one as `ARG NAME` still gets its value: each
-///   shell-form `RUN` after that `ARG` in the stage mounts the secret and sets `NAME` from
-///   it for that command only;
-/// - a shell-form `RUN` that mounts a secret starts with `: build-secrets=<stamp>;`:
-///   BuildKit's layer cache does not look at secret values, so without it a step would
-///   not rerun when a secret changes, and another app with the same step would get this
-///   app's result. `stamp` is a digest of the app and its build secrets' values.
-///
-/// Returns the rewritten text and notes, or `None` when nothing needed a change.
-pub fn scope_for_app(
-    text: &str,
-    file: &str,
-    secrets: &[String],
-    scope: &str,
-    stamp: &str,
-) -> Result<Option<Compatible>, BuildError> {
-    let refuse =
-        |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
-    let mut instructions = split_instructions(text, &refuse)?;
-    let mut in_scope: Vec<String> = Vec::new();
-    let mut read: BTreeSet<String> = BTreeSet::new();
-    let mut scoped_caches = 0;
-    let mut stamped = false;
-    let mut notes = Vec::new();
-    for inst in &mut instructions {
-        match inst.keyword().as_str() {
-            "FROM" => in_scope.clear(),
-            "ARG" => {
-                for word in inst.text.split_whitespace().skip(1) {
-                    let name = word.split('=').next().unwrap_or_default();
-                    if secrets.iter().any(|s| s == name) && !in_scope.iter().any(|s| s == name) {
-                        in_scope.push(name.to_string());
-                    }
-                }
-            }
-            "RUN" => {
-                let body = inst.text[3..].trim_start();
-                let flags_end = body
-                    .split(' ')
-                    .take_while(|w| w.starts_with("--"))
-                    .map(|w| w.len() + 1)
-                    .sum::<usize>()
-                    .min(body.len());
-                let (flags, command) = body.split_at(flags_end);
-                let flags: Vec<String> = flags
-                    .split(' ')
-                    .filter(|f| !f.is_empty())
-                    .map(|f| match scoped_cache_mount(f, scope) {
-                        Some(scoped) => {
-                            scoped_caches += 1;
-                            scoped
-                        }
-                        None => f.to_string(),
-                    })
-                    .collect();
-                let mut text = String::from("RUN ");
-                let mut prefix = String::new();
-                if !in_scope.is_empty() && command.trim_start().starts_with('[') {
-                    notes.push(format!(
-                        "line {}: an exec-form RUN does not see the build secrets {} (write it in shell form)",
-                        inst.line,
-                        in_scope.join(", ")
-                    ));
-                } else {
-                    for name in &in_scope {
-                        let mounted = flags.iter().any(|f| {
-                            f.starts_with("--mount=")
-                                && f.contains("type=secret")
-                                && f.split([',', '=']).any(|p| p == name.as_str())
-                        });
-                        if !mounted {
-                            text.push_str(&format!("--mount=type=secret,id={name} "));
-                        }
-                        prefix.push_str(&format!(
-                            "{name}=\"$(cat /run/secrets/{name} 2>/dev/null)\"; export {name}; "
-                        ));
-                        read.insert(name.clone());
-                    }
-                }
-                for flag in &flags {
-                    text.push_str(flag);
-                    text.push(' ');
-                }
-                let mounts_secret = text.contains("type=secret");
-                if mounts_secret && !command.trim_start().starts_with('[') {
-                    text.push_str(&format!(": build-secrets={stamp}; "));
-                    stamped = true;
-                }
-                text.push_str(&prefix);
-                text.push_str(command.trim_start());
-                inst.text = text;
-            }
-            _ => {}
-        }
-    }
-    if read.is_empty() && notes.is_empty() && scoped_caches == 0 && !stamped {
-        return Ok(None);
-    }
-    for name in &read {
-        notes.push(format!(
-            "build secret {name} is a BuildKit secret mount; each RUN after `ARG {name}` reads it from /run/secrets/{name}, so the image's history never holds it"
-        ));
-    }
-    if scoped_caches > 0 {
-        notes.push(format!(
-            "{scoped_caches} cache mount(s) kept apart from other apps' builds (id prefixed with {scope}/)"
-        ));
-    }
-    Ok(Some(Compatible {
-        text: render(&instructions, String::new()),
-        build_args: BTreeMap::new(),
-        notes,
-    }))
-}
-
-/// `--mount=type=cache,...` with its id (the target when it has none) prefixed by `scope`.
-fn scoped_cache_mount(flag: &str, scope: &str) -> Option<String> {
-    let spec = flag.strip_prefix("--mount=")?;
-    let parts: Vec<&str> = spec.split(',').collect();
-    if !parts.contains(&"type=cache") {
-        return None;
-    }
-    let value = |key: &str| {
-        parts
-            .iter()
-            .find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-    };
-    let id = value("id")
-        .or_else(|| value("target"))
-        .or_else(|| value("dst"))?;
-    let mut out: Vec<String> = parts
-        .iter()
-        .filter(|p| !p.starts_with("id="))
-        .map(|p| p.to_string())
-        .collect();
-    out.push(format!("id={scope}/{}", id.trim_start_matches('/')));
-    Some(format!("--mount={}", out.join(",")))
 }

@@ -3,12 +3,15 @@
 //! and packing the build context.
 
 pub mod compose_file;
+pub mod compose_host;
 mod compose_mounts;
 mod compose_plan;
 mod compose_service;
 pub mod compose_vars;
 pub mod context;
 pub mod dockerfile_compat;
+pub mod dockerfile_scope;
+mod dockerfile_stages;
 pub mod layout;
 pub mod nixpacks_plan;
 pub mod plan;

@@ -202,3 +202,37 @@ fn names_what_is_wrong() {
             assert!(err.contains(expect), "{text}: {err}");
         }
 }
+
+#[test]
+fn extra_hosts_and_runtimes_are_accepted_within_limits() {
+    let text = r#"
+services:
+  web:
+    image: busybox
+    extra_hosts: ["db:10.0.0.9", "api.internal=10.0.0.7", "gw:host-gateway", "v6:[::1]"]
+    runtime: io.containerd.wasmedge.v1
+  db:
+    image: busybox
+    extra_hosts: {cache.local: 10.0.0.8}
+"#;
+    let compose = parse(text).unwrap();
+    let web = &compose.services["web"];
+    assert_eq!(
+        web.extra_hosts,
+        vec![
+            ("api.internal".to_string(), "10.0.0.7".to_string()),
+            ("gw".to_string(), "host-gateway".to_string()),
+            ("v6".to_string(), "::1".to_string()),
+        ],
+        "db is a service: it keeps its app-network address"
+    );
+    assert_eq!(web.runtime.as_deref(), Some("io.containerd.wasmedge.v1"));
+    assert_eq!(compose.services["db"].extra_hosts.len(), 1);
+    let refused = parse(
+        "services:\n  web:\n    image: busybox\n    runtime: nvidia\n    extra_hosts: [\"x:not-an-ip\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("runtime \"nvidia\""), "{refused}");
+    assert!(refused.contains("not-an-ip"), "{refused}");
+}

@@ -3,9 +3,8 @@
 //! what the engine's frontend lacks; build secrets read from mounts; what is refused with
 //! its line.
 
-use capstan_build::dockerfile_compat::{
-    for_builder, for_classic_builder, scope_for_app, BuilderKind, Compatible,
-};
+use capstan_build::dockerfile_compat::{for_builder, for_classic_builder, BuilderKind, Compatible};
+use capstan_build::dockerfile_scope::scope_for_app;
 
 fn for_buildkit(text: &str) -> Result<Compatible, String> {
     for_builder(text, "Dockerfile", None, BuilderKind::BuildKit).map_err(|e| e.to_string())

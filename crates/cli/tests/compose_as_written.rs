@@ -2,8 +2,9 @@
 //! upper-case name and a `ports` entry that names its port, variables interpolated from the
 //! app's environment and secrets (secrets stay placeholders in the stored spec), an
 //! `env_file`, a secret mounted as a file, a volume name with `_` and `.`, a companion
-//! serving a directory of the repo mounted read-only, harmless keys noted, a profiled
-//! service skipped; and a file with several forbidden keys refused with all of them listed.
+//! serving a directory of the repo mounted read-only, harmless keys noted, `extra_hosts`
+//! (but not over a service's name) and an accepted `runtime` applied, a profiled service
+//! skipped; and a file with several forbidden keys refused with all of them listed.
 
 mod support;
 
@@ -34,6 +35,8 @@ const COMPOSE: &str = r#"services:
       test: ["CMD", "/app", "task", "0", "compose check ok"]
       interval: 30s
     depends_on: {files: {condition: service_started}}
+    extra_hosts: ["files:10.9.9.9", "metrics.internal:10.1.2.3", "host.docker.internal:host-gateway"]
+    runtime: runc
   files:
     image: busybox:stable
     command: ["httpd", "-f", "-p", "8081", "-h", "/srv"]
@@ -106,6 +109,8 @@ async fn a_compose_file_as_people_write_it_deploys_unchanged() {
         "baking the repository's site into a copy of busybox:stable for service files",
         "health check: the compose service's healthcheck (CMD /app task 0 compose check ok)",
         "health probe: compose check ok",
+        "extra_hosts entries naming the app's own services ignored",
+        "runs on the engine's runc runtime",
     ] {
         assert!(log.contains(expected), "{expected}: {log}");
     }
@@ -127,6 +132,18 @@ async fn a_compose_file_as_people_write_it_deploys_unchanged() {
         .via_proxy("written.test", "/file/read?path=/run/secrets/api-token")
         .await;
     assert_eq!((status, secret_file.as_str()), (200, TOKEN));
+    // extra_hosts: added to the container's own hosts file, except over a service's name.
+    let (_, hosts) = daemon
+        .via_proxy("written.test", "/file/read?path=/etc/hosts")
+        .await;
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with("10.1.2.3") && l.contains("metrics.internal")),
+        "{hosts}"
+    );
+    assert!(hosts.contains("host.docker.internal"), "{hosts}");
+    assert!(!hosts.contains("10.9.9.9"), "{hosts}");
     // The stored spec keeps placeholders, never values.
     let spec = daemon.text(&format!("/deployments/{id}/spec")).await;
     assert!(spec.contains("${DB_PASSWORD}"), "{spec}");
@@ -157,6 +174,8 @@ async fn a_compose_file_as_people_write_it_deploys_unchanged() {
         &web,
     ]);
     assert_eq!(label.trim(), "shop");
+    let runtime = docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", &web]);
+    assert_eq!(runtime.trim(), "runc");
     let volumes = docker(&["volume", "ls", "--format", "{{.Name}}"]);
     assert!(
         volumes.contains(&format!("{instance}_written_app_data.v2")),
@@ -172,7 +191,7 @@ async fn a_file_that_crosses_the_trust_boundary_is_refused_with_every_reason() {
         "compose.yaml",
         "services:\n  web:\n    image: busybox:stable\n    privileged: true\n    pid: host\n    \
          volumes: [\"/var/run/docker.sock:/var/run/docker.sock\", \"/etc:/host-etc\"]\n    \
-         devices: [\"/dev/sda:/dev/sda\"]\n    environment:\n      KEY: \"${REQUIRED_KEY:?set REQUIRED_KEY}\"\n",
+         devices: [\"/dev/sda:/dev/sda\"]\n    runtime: nvidia\n    environment:\n      KEY: \"${REQUIRED_KEY:?set REQUIRED_KEY}\"\n",
         "hostile",
     );
     daemon
@@ -202,6 +221,7 @@ async fn a_file_that_crosses_the_trust_boundary_is_refused_with_every_reason() {
         "`pid`",
         "`devices`",
         "/var/run/docker.sock",
+        "asks for the runtime \"nvidia\"",
     ] {
         assert!(error.contains(expected), "{expected}: {error}");
     }

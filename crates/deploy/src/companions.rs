@@ -95,6 +95,8 @@ pub(crate) fn companion_service(
         stop_signal: service.stop_signal.clone(),
         working_dir: service.working_dir.clone(),
         user: service.user.clone(),
+        extra_hosts: service.host_entries(),
+        runtime: service.runtime.clone(),
         secrets: secret_mounts(service),
         secret_files: BTreeMap::new(),
     }
@@ -163,6 +165,8 @@ pub(crate) fn web_template(instance: &str, app: &AppName, web: &UserService) -> 
         stop_signal: web.stop_signal.clone(),
         working_dir: web.working_dir.clone(),
         user: web.user.clone(),
+        extra_hosts: web.host_entries(),
+        runtime: web.runtime.clone(),
         secrets: secret_mounts(web),
         secret_files: BTreeMap::new(),
     }
@@ -181,6 +185,8 @@ fn apply_web_template(template: &Service, service: &mut Service, app_sets_port: 
     service.stop_signal = template.stop_signal.clone();
     service.working_dir = template.working_dir.clone();
     service.user = template.user.clone();
+    service.extra_hosts = template.extra_hosts.clone();
+    service.runtime = template.runtime.clone();
     service.secrets = template.secrets.clone();
     if template.init.is_some() {
         service.init = template.init;

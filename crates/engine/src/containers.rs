@@ -213,6 +213,8 @@ impl Engine {
                 nano_cpus,
                 network_mode,
                 init: Some(service.init.unwrap_or(false)),
+                extra_hosts: Some(service.extra_hosts.clone()).filter(|h| !h.is_empty()),
+                runtime: service.runtime.clone(),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {

@@ -19,20 +19,21 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct SecretBody {
     value: String,
-    /// Also pass the secret to the build as a build argument.
+    /// Also give the secret to builds (a BuildKit secret mount; a build argument on the
+    /// classic builder).
     #[serde(default)]
     build: bool,
 }
 
-/// Said wherever a secret is marked `build`: the engine's classic builder only takes build
-/// arguments, which the image keeps in its history.
+/// Said wherever a secret is marked `build`: how builds get it, and where it would show.
 pub const BUILD_SECRET_WARNING: &str = "a build secret is given to builds as a BuildKit secret mount (RUN --mount=type=secret,id=NAME, or read into ARG NAME), which the image does not keep; on an engine without BuildKit it is a build argument, which anyone who can read the image (docker history) can read; use a runtime secret unless the build itself needs it";
 
 /// A secret without its value.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Secret {
     pub name: String,
-    /// Also passed to the build (as a build argument).
+    /// Also given to builds (a BuildKit secret mount; a build argument on the classic
+    /// builder).
     pub build: bool,
     /// Unix milliseconds.
     pub updated_at: i64,

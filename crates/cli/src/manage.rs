@@ -437,10 +437,11 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     if engine["reachable"].as_bool() == Some(true) {
         println!(
-            "engine  Docker {} (API {}, {}), {} images of this instance, {}",
+            "engine  Docker {} (API {}, {}, {} builder), {} images of this instance, {}",
             text(&engine["version"]),
             text(&engine["api_version"]),
             text(&engine["platform"]),
+            text(&engine["builder"]),
             text(&engine["images"]),
             mib(&engine["image_bytes"])
         );

@@ -12,6 +12,8 @@ use support::SampleRepo;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buildkit_dockerfile_builds_with_buildkit_and_secrets_stay_out_of_the_image() {
     let daemon = support::start_daemon().await;
+    let (_, server) = daemon.call(reqwest::Method::GET, "/server", None).await;
+    assert_eq!(server["engine"]["builder"], "buildkit", "{server}");
     let repo = SampleRepo::new();
     repo.commit_file("version.txt", "1", "version 1");
     // BuildKit's layer cache is the engine's, shared by every run on it: each stage starts

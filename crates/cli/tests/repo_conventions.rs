@@ -104,6 +104,8 @@ async fn on_the_classic_builder_a_buildkit_dockerfile_builds_or_is_refused_at_on
     let config = config_dir.path().join("capstan.toml");
     std::fs::write(&config, "builder = \"classic\"\n").unwrap();
     let daemon = support::start_daemon_with(&["--config", config.to_str().unwrap()]).await;
+    let (_, server) = daemon.call(reqwest::Method::GET, "/server", None).await;
+    assert_eq!(server["engine"]["builder"], "classic", "{server}");
     let repo = SampleRepo::new();
     repo.commit_file(
         "Dockerfile",

@@ -53,7 +53,8 @@ pub struct Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Builder {
-    /// BuildKit where the engine offers it (Linux, API 1.39 or later), else the classic one.
+    /// BuildKit where the engine offers it (Linux, API 1.39 or later, a session opens),
+    /// else the classic one.
     #[default]
     Auto,
     Buildkit,
@@ -90,10 +91,14 @@ impl Engine {
                 .and_then(|v| v.split_once('.'))
                 .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
                 .is_some_and(|api: (u32, u32)| api >= (1, 39));
+        let address = buildkit::EngineAddress::parse(docker_host);
+        let v = docker.client_version();
+        let api = format!("{}.{}", v.major_version, v.minor_version);
+        let buildkit = buildkit && buildkit::offers_sessions(&address, &api).await;
         Ok(Self {
             docker,
             names: capstan_core::InstanceNames::new(instance),
-            address: buildkit::EngineAddress::parse(docker_host),
+            address,
             buildkit,
         })
     }

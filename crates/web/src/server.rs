@@ -23,6 +23,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "platform": format!("{}/{}", engine.os, engine.arch),
             "images": engine.images,
             "image_bytes": engine.image_bytes,
+            "builder": if deployer.engine().builds_with_buildkit() { "buildkit" } else { "classic" },
         }),
         Err(err) => json!({ "reachable": false, "error": err.to_string() }),
     };

@@ -37,6 +37,15 @@ impl EngineAddress {
     }
 }
 
+impl std::fmt::Display for EngineAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            Self::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
@@ -46,9 +55,20 @@ pub(crate) async fn send(
     address: &EngineAddress,
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, EngineError> {
+    let unreachable = |e: std::io::Error| {
+        EngineError::Build(format!("cannot reach the Docker engine at {address}: {e}"))
+    };
     let stream: Box<dyn Stream> = match address {
-        EngineAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-        EngineAddress::Tcp(addr) => Box::new(tokio::net::TcpStream::connect(addr).await?),
+        EngineAddress::Unix(path) => Box::new(
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(unreachable)?,
+        ),
+        EngineAddress::Tcp(addr) => Box::new(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(unreachable)?,
+        ),
     };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

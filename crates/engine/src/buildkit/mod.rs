@@ -16,6 +16,21 @@ use http_body_util::{BodyExt, Full};
 use progress::{Event, Progress};
 use tokio::sync::mpsc::UnboundedSender;
 
+/// Whether the engine at `address` opens BuildKit sessions (an engine that claims a
+/// recent API but lacks BuildKit, like some compatible engines, refuses `/session`).
+pub(crate) async fn offers_sessions(address: &EngineAddress, api_version: &str) -> bool {
+    match session::open(address, api_version, Default::default()).await {
+        Ok(session) => {
+            drop(session);
+            true
+        }
+        Err(err) => {
+            tracing::info!("BuildKit is not used: {err}");
+            false
+        }
+    }
+}
+
 impl Engine {
     /// Builds `request` with BuildKit; returns the image id.
     pub(crate) async fn build_with_buildkit(

@@ -150,3 +150,83 @@ fn scoped_cache_mount(flag: &str, scope: &str) -> Option<String> {
     out.push(format!("id={scope}/{}", id.trim_start_matches('/')));
     Some(format!("--mount={}", out.join(",")))
 }
+
+/// Whether `reference` names an image of this Capstan instance (`<instance>/...`) that
+/// is not the app's own (`<instance>/<app>` and its companions): a build or a compose
+/// service of one app must not read another app's image. `scope` is `<instance>/<app>`.
+pub fn is_foreign_image(reference: &str, scope: &str) -> bool {
+    let reference = reference.trim().to_ascii_lowercase();
+    let reference = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|p| reference.strip_prefix(p))
+        .unwrap_or(&reference)
+        .to_string();
+    let scope = scope.to_ascii_lowercase();
+    let Some((instance, _)) = scope.split_once('/') else {
+        return false;
+    };
+    let repository = reference
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .map_or(reference.as_str(), |(repo, _)| repo)
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    repository.starts_with(&format!("{instance}/"))
+        && repository != scope
+        && !repository.starts_with(&format!("{scope}/"))
+}
+
+/// Refuses a Dockerfile that builds from, copies from or mounts another app's image (see
+/// [`is_foreign_image`]): in `FROM`, `COPY --from=`, `RUN --mount=...,from=` and in `ARG`
+/// defaults (which `FROM ${BASE}` may use).
+pub fn refuse_foreign_images(text: &str, file: &str, scope: &str) -> Result<(), BuildError> {
+    let refuse =
+        |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
+    for inst in split_instructions(text, &refuse)? {
+        let keyword = inst.keyword();
+        let mut references: Vec<String> = Vec::new();
+        let words: Vec<&str> = inst.text.split_whitespace().skip(1).collect();
+        match keyword.as_str() {
+            "FROM" => references.extend(
+                words
+                    .iter()
+                    .find(|w| !w.starts_with("--"))
+                    .map(|w| w.to_string()),
+            ),
+            "ARG" => references.extend(words.iter().filter_map(|w| {
+                w.split_once('=')
+                    .map(|(_, v)| v.trim_matches('"').to_string())
+            })),
+            _ => {}
+        }
+        for word in words.iter().take_while(|w| w.starts_with("--")) {
+            let lower = word.to_ascii_lowercase();
+            if let Some(from) = lower.strip_prefix("--from=") {
+                references.push(from.to_string());
+            }
+            if let Some(mount) = lower.strip_prefix("--mount=") {
+                references.extend(
+                    mount
+                        .split(',')
+                        .filter_map(|p| p.strip_prefix("from="))
+                        .map(str::to_string),
+                );
+            }
+        }
+        if let Some(reference) = references.iter().find(|r| is_foreign_image(r, scope)) {
+            return Err(refuse(
+                inst.line,
+                &format!(
+                    "{reference} is another app's image; a build may use public images, its \
+                     own stages and its own app's images only"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

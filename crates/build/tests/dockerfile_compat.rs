@@ -218,3 +218,50 @@ fn a_plain_dockerfile_is_unchanged_but_for_comments() {
     );
     assert!(out.notes.is_empty());
 }
+
+#[test]
+fn another_apps_image_is_refused_in_a_build() {
+    use capstan_build::dockerfile_scope::{is_foreign_image, refuse_foreign_images};
+    let scope = "cap/web";
+    for foreign in [
+        "cap/api:3",
+        "docker.io/cap/api:3",
+        "CAP/api/worker:1",
+        "cap/api@sha256:ab",
+    ] {
+        assert!(is_foreign_image(foreign, scope), "{foreign}");
+    }
+    for own in [
+        "cap/web:3",
+        "cap/web/worker:2",
+        "busybox:stable",
+        "capx/api:1",
+        "node:20",
+    ] {
+        assert!(!is_foreign_image(own, scope), "{own}");
+    }
+    for (text, line) in [
+        ("FROM cap/api:3\n", 1),
+        ("FROM busybox\nCOPY --from=cap/api:3 /app /app\n", 2),
+        (
+            "FROM busybox\nRUN --mount=type=bind,from=cap/api:3,target=/x ls /x\n",
+            2,
+        ),
+        ("ARG BASE=cap/api:3\nFROM ${BASE}\n", 1),
+    ] {
+        let err = refuse_foreign_images(text, "Dockerfile", scope)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("Dockerfile line {line}: cap/api")),
+            "{text}: {err}"
+        );
+        assert!(err.contains("another app's image"), "{err}");
+    }
+    refuse_foreign_images(
+        "FROM busybox AS build\nFROM cap/web:2\nCOPY --from=build /x /x\n",
+        "Dockerfile",
+        scope,
+    )
+    .unwrap();
+}

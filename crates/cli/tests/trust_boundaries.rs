@@ -229,6 +229,43 @@ async fn images_and_repos_cannot_route_mount_or_read_what_they_do_not_own() {
         "no host file content in the log:\n{log}"
     );
 
+    // A repo cannot build from, copy out of, or run another app's image.
+    let victim_image = daemon.call(Method::GET, "/apps/victim", None).await.1["live"]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let thief = SampleRepo::new();
+    thief.commit_file(
+        "Dockerfile",
+        &format!("FROM busybox:stable\nCOPY --from={victim_image} /app /stolen\n"),
+        "copy from the victim",
+    );
+    daemon
+        .create_app(sample_app("thief", &thief, "main", "thief.test"))
+        .await;
+    let failed = daemon.deploy_expect("thief", None, "failed").await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("Dockerfile line 2") && error.contains("another app's image"),
+        "{error}"
+    );
+    thief.commit_file(
+        "compose.yaml",
+        &format!("services:\n  web:\n    image: {victim_image}\n"),
+        "run the victim's image",
+    );
+    let (status, _) = daemon
+        .call(
+            Method::PATCH,
+            "/apps/thief",
+            Some(json!({"build": {"type": "compose"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let failed = daemon.deploy_expect("thief", None, "failed").await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("another app's image"), "{error}");
+
     // An app called `proxy` with a volume `data` gets its own volume, not the proxy's.
     let proxy_app = SampleRepo::new();
     proxy_app.commit_version("p1", &[]);

@@ -11,7 +11,7 @@ use crate::pipeline::{Artifact, Failure};
 use crate::Deployer;
 use capstan_build::compose_file::RepoMount;
 use capstan_build::dockerfile_compat::make_compatible;
-use capstan_build::dockerfile_scope::scope_for_app;
+use capstan_build::dockerfile_scope::{is_foreign_image, refuse_foreign_images, scope_for_app};
 use capstan_build::plan::service_recipe;
 use capstan_build::{pack_context, GeneratedFile, Plan, Recipe};
 use capstan_compose::Service;
@@ -122,6 +122,13 @@ impl Deployer {
                 }
                 None => {
                     let image = service.image.clone().unwrap_or_default();
+                    let prefix = names.image_prefix();
+                    if is_foreign_image(&image, prefix.trim_end_matches(':')) {
+                        return Err(Failure::msg(format!(
+                            "compose service {} runs {image}, another app's image; a service may run public images and its own app's images only",
+                            service.name
+                        )));
+                    }
                     self.ensure_image(&image, log).await?;
                     image
                 }
@@ -275,12 +282,16 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<Recipe, Failure> {
         let mut recipe = recipe.clone();
-        if recipe.dockerfile.is_empty() || !self.engine().builds_with_buildkit() {
+        if recipe.dockerfile.is_empty() {
+            return Ok(recipe);
+        }
+        let prefix = self.engine().names().app(&d.app).image_prefix();
+        let scope = prefix.trim_end_matches(':');
+        refuse_foreign_images(&recipe.dockerfile_text, &recipe.dockerfile, scope)?;
+        if !self.engine().builds_with_buildkit() {
             return Ok(recipe);
         }
         let names: Vec<String> = secrets.keys().cloned().collect();
-        let prefix = self.engine().names().app(&d.app).image_prefix();
-        let scope = prefix.trim_end_matches(':');
         let stamp = {
             use sha2::Digest;
             let mut digest = sha2::Sha256::new();

@@ -84,13 +84,18 @@ impl Daemon {
                 .build()
                 .unwrap(),
         };
-        // A port picked free can be taken by the engine (which publishes the proxy's API on
-        // a port of its choosing) before the daemon binds it: pick again and retry.
+        // A port picked free can be taken (by the engine, which publishes the proxy's API on
+        // a port of its choosing, or by another test) before the daemon binds it: pick
+        // again and retry.
         for attempt in 1..=4 {
             daemon.api = format!("http://127.0.0.1:{}", daemon.listen_port);
             match daemon.try_spawn().await {
                 Ok(()) => break,
-                Err(log) if attempt < 4 && log.contains("already allocated") => {
+                Err(log)
+                    if attempt < 4
+                        && (log.contains("already allocated")
+                            || log.contains("Address already in use")) =>
+                {
                     daemon.proxy_port = free_port();
                     daemon.https_port = free_port();
                     daemon.listen_port = free_port();

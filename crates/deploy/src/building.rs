@@ -193,7 +193,7 @@ impl Deployer {
         commit: Option<&str>,
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        let recipe = &self.with_secret_mounts(d, recipe, secrets, log).await?;
+        let recipe = &self.scoped_to_app(d, recipe, secrets, log).await?;
         let mut build_args: HashMap<String, String> =
             recipe.build_args.clone().into_iter().collect();
         build_args.extend(app_args.clone());
@@ -271,10 +271,10 @@ impl Deployer {
         Ok(())
     }
 
-    /// On BuildKit, a Dockerfile that reads a build secret as `ARG NAME` is rewritten to
-    /// read it from its secret mount (see `scope_for_app`); otherwise the recipe is
-    /// unchanged.
-    async fn with_secret_mounts(
+    /// The recipe made the app's own: a Dockerfile that reads another app's image is
+    /// refused; on BuildKit its cache mounts get the app's ids and a build secret it reads
+    /// as `ARG NAME` comes from the secret's mount (see `scope_for_app`).
+    async fn scoped_to_app(
         &self,
         d: &DeploymentRecord,
         recipe: &Recipe,

@@ -92,9 +92,8 @@ impl Engine {
                 .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
                 .is_some_and(|api: (u32, u32)| api >= (1, 39));
         let address = buildkit::EngineAddress::parse(docker_host);
-        let v = docker.client_version();
-        let api = format!("{}.{}", v.major_version, v.minor_version);
-        let buildkit = buildkit && buildkit::offers_sessions(&address, &api).await;
+        let buildkit =
+            buildkit && buildkit::offers_sessions(&address, &api_version_of(&docker)).await;
         Ok(Self {
             docker,
             names: capstan_core::InstanceNames::new(instance),
@@ -112,7 +111,7 @@ impl Engine {
             Builder::Buildkit if self.buildkit => {}
             Builder::Buildkit => {
                 return Err(EngineError::Build(
-                    "build.builder = \"buildkit\", but this engine does not offer BuildKit (it needs Linux and API 1.39 or later)".into(),
+                    "builder = \"buildkit\", but this engine does not offer BuildKit (it needs Linux, API 1.39 or later, and the /session endpoint)".into(),
                 ))
             }
         }
@@ -130,8 +129,7 @@ impl Engine {
 
     /// The API version negotiated with the engine, as `1.41`.
     pub(crate) fn api_version(&self) -> String {
-        let v = self.docker.client_version();
-        format!("{}.{}", v.major_version, v.minor_version)
+        api_version_of(&self.docker)
     }
 
     /// A handle on the engine at the unix socket `socket` that does not connect until it
@@ -161,6 +159,12 @@ impl Engine {
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
+}
+
+/// The API version a client negotiated, as `1.41`.
+fn api_version_of(docker: &Docker) -> String {
+    let v = docker.client_version();
+    format!("{}.{}", v.major_version, v.minor_version)
 }
 
 /// Whether a bollard error is the engine's 404.

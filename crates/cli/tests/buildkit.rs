@@ -98,11 +98,7 @@ async fn a_buildkit_dockerfile_builds_with_buildkit_and_secrets_stay_out_of_the_
     assert!(!log.contains("passed as a build argument"), "{log}");
     assert!(!log.contains(secret), "{log}");
     let read = |path: &'static str| daemon.via_proxy("bkit.test", path);
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let arch = capstan_testkit::docker_arch();
     assert_eq!(
         read("/file/read?path=/arch.txt").await,
         (200, format!("built for {arch}\n"))

@@ -156,11 +156,7 @@ async fn on_the_classic_builder_a_buildkit_dockerfile_builds_or_is_refused_at_on
         "{log}"
     );
     assert!(!support::docker(&["images", "-q", &stage]).trim().is_empty());
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let arch = capstan_testkit::docker_arch();
     assert_eq!(
         daemon
             .via_proxy("bk.test", "/file/read?path=/arch.txt")

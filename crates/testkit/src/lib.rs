@@ -36,6 +36,15 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs the docker CLI (test set-up and inspection only) and returns its stdout.
+/// This machine's architecture as Docker and BuildKit spell it (`amd64`, `arm64`).
+pub fn docker_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)

@@ -48,6 +48,28 @@ fn build_key(
     hex::encode(&hash.finalize()[..16])
 }
 
+/// What the key of the build-secret stamps is derived for (see [`build_secret_stamp`]).
+const STAMP_KEY_PURPOSE: &str = "build-secret-stamp";
+
+/// The `: build-secrets=<stamp>;` that starts each step mounting a build secret, so that
+/// BuildKit's layer cache follows the app and its secrets: HMAC-SHA256 of the app's scope
+/// and its secrets' names and values, under a key derived from the instance's secret key.
+/// It changes whenever a secret does, but unlike a bare hash, whoever reads the log cannot
+/// test guesses of a value against it (nor compare two instances' stamps).
+fn build_secret_stamp(
+    key: &capstan_store::DerivedKey,
+    scope: &str,
+    secrets: &HashMap<String, String>,
+) -> String {
+    let sorted: BTreeMap<&String, &String> = secrets.iter().collect();
+    let mut parts: Vec<&[u8]> = vec![scope.as_bytes()];
+    for (name, value) in sorted {
+        parts.push(name.as_bytes());
+        parts.push(value.as_bytes());
+    }
+    hex::encode(&key.digest(&parts)[..16])
+}
+
 /// The Dockerfile that bakes a service's repo mounts into a copy of its image: one JSON-form
 /// `COPY` per mount (no path can add an instruction).
 fn repo_mounts_dockerfile(base: &str, mounts: &[RepoMount]) -> String {
@@ -292,18 +314,11 @@ impl Deployer {
             return Ok(recipe);
         }
         let names: Vec<String> = secrets.keys().cloned().collect();
-        let stamp = {
-            use sha2::Digest;
-            let mut digest = sha2::Sha256::new();
-            digest.update(scope.as_bytes());
-            for (name, value) in secrets.iter().collect::<BTreeMap<_, _>>() {
-                digest.update([0]);
-                digest.update(name.as_bytes());
-                digest.update([0]);
-                digest.update(value.as_bytes());
-            }
-            hex::encode(&digest.finalize()[..8])
-        };
+        let stamp = build_secret_stamp(
+            &self.settings().secret_key.derive(STAMP_KEY_PURPOSE),
+            scope,
+            secrets,
+        );
         let scoped = scope_for_app(
             &recipe.dockerfile_text,
             &recipe.dockerfile,
@@ -363,5 +378,42 @@ impl Deployer {
                 .port
                 .map(|port| crate::ports::DeclaredPort::new(port, "the app's settings")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_secret_stamps_are_keyed_per_instance_and_follow_the_secrets() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let keys: Vec<_> = dirs
+            .iter()
+            .map(|d| {
+                capstan_store::SecretKey::load_or_create(&d.path().join("secret.key"))
+                    .unwrap()
+                    .derive(STAMP_KEY_PURPOSE)
+            })
+            .collect();
+        let secrets = HashMap::from([("TOKEN".to_string(), "s3cret-value".to_string())]);
+        let stamp = build_secret_stamp(&keys[0], "cap/web", &secrets);
+        assert_eq!(stamp.len(), 32);
+        assert_eq!(build_secret_stamp(&keys[0], "cap/web", &secrets), stamp);
+        // Another instance with the same secret value: another stamp, so a stamp read
+        // from a log cannot be checked against a guessed value elsewhere.
+        assert_ne!(build_secret_stamp(&keys[1], "cap/web", &secrets), stamp);
+        // Not the unkeyed hash the log used to carry.
+        let unkeyed = {
+            use sha2::Digest;
+            let mut digest = sha2::Sha256::new();
+            digest.update(b"cap/web\0TOKEN\0s3cret-value");
+            hex::encode(digest.finalize())
+        };
+        assert!(!unkeyed.starts_with(&stamp[..16]), "{stamp}");
+        // A changed value or another app changes it (the step reruns).
+        let changed = HashMap::from([("TOKEN".to_string(), "s3cret-value2".to_string())]);
+        assert_ne!(build_secret_stamp(&keys[0], "cap/web", &changed), stamp);
+        assert_ne!(build_secret_stamp(&keys[0], "cap/api", &secrets), stamp);
     }
 }

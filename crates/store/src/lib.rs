@@ -23,7 +23,7 @@ pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
 pub use maintenance::MaintenanceRecord;
 pub use releases::{NewRelease, ReleaseRecord};
-pub use secrets::{SecretInfo, SecretKey, SecretValue};
+pub use secrets::{DerivedKey, SecretInfo, SecretKey, SecretValue};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -6,15 +6,49 @@ use crate::{now_ms, Store, StoreError};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use capstan_core::AppName;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 use sqlx::Row;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// The key secrets are encrypted with. Its `Debug` never shows the key.
+/// The key secrets are encrypted with. Its `Debug` never shows the key. Other uses of the
+/// instance's key material get keys derived from it for their own purpose
+/// ([`SecretKey::derive`]), never the encryption key itself.
 #[derive(Clone)]
-pub struct SecretKey(Aes256Gcm);
+pub struct SecretKey {
+    cipher: Aes256Gcm,
+    /// HMAC-SHA256 keyed with the key file's bytes: derives per-purpose keys.
+    deriver: Hmac<Sha256>,
+}
+
+/// A key derived from the instance's secret key for one purpose (HMAC-SHA256 of the
+/// purpose under the key file's bytes): knowing it reveals neither the encryption key nor
+/// another purpose's key. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct DerivedKey([u8; 32]);
+
+impl std::fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedKey(..)")
+    }
+}
+
+impl DerivedKey {
+    /// HMAC-SHA256 of `parts` under this key, each part length-prefixed so that no two
+    /// different lists of parts give the same message.
+    pub fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,14 +83,24 @@ impl SecretKey {
         let bytes = std::fs::read(path).map_err(|e| key_error(e.to_string()))?;
         let cipher = Aes256Gcm::new_from_slice(&bytes)
             .map_err(|_| key_error(format!("must hold 32 bytes, holds {}", bytes.len())))?;
-        Ok(SecretKey(cipher))
+        let deriver = <Hmac<Sha256> as Mac>::new_from_slice(&bytes)
+            .map_err(|_| key_error("cannot key HMAC with it".into()))?;
+        Ok(SecretKey { cipher, deriver })
+    }
+
+    /// The key for `purpose` (a fixed label such as `"build-secret-stamp"`).
+    pub fn derive(&self, purpose: &str) -> DerivedKey {
+        let mut mac = self.deriver.clone();
+        mac.update(b"capstan derived key\0");
+        mac.update(purpose.as_bytes());
+        DerivedKey(mac.finalize().into_bytes().into())
     }
 
     fn seal(&self, aad: &[u8], plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
-            .0
+            .cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         (nonce.to_vec(), sealed)
@@ -66,7 +110,7 @@ impl SecretKey {
         if nonce.len() != 12 {
             return None;
         }
-        self.0
+        self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
             .ok()
     }
@@ -190,5 +234,29 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_in(dir: &tempfile::TempDir) -> SecretKey {
+        SecretKey::load_or_create(&dir.path().join("secret.key")).unwrap()
+    }
+
+    #[test]
+    fn derived_keys_belong_to_one_instance_and_one_purpose() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (key_in(&one), key_in(&two));
+        let message: &[&[u8]] = &[b"app", b"value"];
+        let digest = a.derive("stamp").digest(message);
+        // The same key file gives the same key; another instance's or purpose's differs.
+        assert_eq!(key_in(&one).derive("stamp").digest(message), digest);
+        assert_ne!(b.derive("stamp").digest(message), digest);
+        assert_ne!(a.derive("other").digest(message), digest);
+        // Parts are length-prefixed: moving a boundary changes the digest.
+        assert_ne!(a.derive("stamp").digest(&[b"ap", b"pvalue"]), digest);
+        assert_eq!(format!("{:?}", a.derive("stamp")), "DerivedKey(..)");
     }
 }

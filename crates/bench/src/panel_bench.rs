@@ -92,9 +92,13 @@ async fn time_page(
 /// Signs in through first-run setup with the code the daemon wrote; the session cookie.
 async fn sign_up(http: &reqwest::Client, daemon: &Daemon) -> String {
     let code = std::fs::read_to_string(daemon.data_dir.path().join("setup-code")).unwrap();
+    let (form_cookie, token) =
+        capstan_testkit::forms::pre_session(http, &daemon.api, "/setup").await;
     let response = http
         .post(format!("{}/setup", daemon.api))
+        .header("cookie", form_cookie)
         .form(&[
+            ("csrf", token.as_str()),
             ("code", code.trim()),
             ("name", "bench"),
             ("password", "benchmark password"),

@@ -74,12 +74,16 @@ fn quiet_on_closed_pipe() {
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and memory
 /// freed in one stays with it: a daemon whose requests run on whichever thread is free
 /// grows by the sum of their peaks. Two arenas keep its resident memory near what it uses
-/// (the panel benchmark: 45 → 35 MiB after 900 page views); set before any thread starts.
+/// (the panel benchmark: 45 → 35 MiB after 900 page views). Blocks of 4 MiB and more (an
+/// argon2 check holds 19 MiB) are always mapped on their own and returned when freed: left
+/// to itself glibc raises that threshold after the first free, and keeps such blocks in
+/// the arenas for good. Set before any thread starts.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; no thread has started yet.
+    // SAFETY: mallopt only sets allocator parameters; no thread has started yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 

@@ -79,18 +79,27 @@ impl Panel {
         self.send(request).await
     }
 
+    /// A post of the sign-in or setup form, with the token and cookie of its page.
+    async fn post_pre_session(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        let (form_cookie, token) =
+            capstan_testkit::forms::pre_session(&self.http, &self.base, path).await;
+        let fields = [&[("csrf", token.as_str())][..], form].concat();
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", form_cookie)
+            .form(&fields);
+        self.send(request).await
+    }
+
     /// The anti-forgery token of the signed-in session, read from a page.
     async fn csrf(&mut self) -> String {
         let page = self.get("/").await.body;
-        let start = page
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with csrf")
-            + 19;
-        page[start..start + page[start..].find('"').unwrap()].to_string()
+        capstan_testkit::forms::form_token(&page).expect("a form with csrf")
     }
 
     async fn sign_in(&mut self, name: &str, password: &str) -> Reply {
-        self.post("/login", &[("name", name), ("password", password)])
+        self.post_pre_session("/login", &[("name", name), ("password", password)])
             .await
     }
 }
@@ -112,7 +121,7 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
             ("confirm", PASSWORD),
         ]
     };
-    let wrong = admin.post("/setup", &fields("guess")).await;
+    let wrong = admin.post_pre_session("/setup", &fields("guess")).await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("setup code does not match"));
     let code_file = daemon.data_dir.path().join("setup-code");
@@ -123,7 +132,7 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
             .to_string()
             .into_boxed_str(),
     );
-    let done = admin.post("/setup", &fields(code)).await;
+    let done = admin.post_pre_session("/setup", &fields(code)).await;
     assert_eq!((done.status, done.location.as_str()), (303, "/"));
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(done.set_cookie.contains(attribute), "{}", done.set_cookie);
@@ -148,13 +157,20 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
     );
 
     // Behind an HTTPS proxy the cookie is Secure.
+    let (form_cookie, token) =
+        capstan_testkit::forms::pre_session(&admin.http, &daemon.api, "/login").await;
     let secure = admin
         .send(
             admin
                 .http
                 .post(format!("{}/login", daemon.api))
                 .header("x-forwarded-proto", "https")
-                .form(&[("name", "ada"), ("password", PASSWORD)]),
+                .header("cookie", form_cookie)
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("name", "ada"),
+                    ("password", PASSWORD),
+                ]),
         )
         .await;
     assert!(

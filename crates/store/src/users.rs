@@ -71,6 +71,27 @@ impl Store {
         user_record(&row)
     }
 
+    /// Adds the first user only while there is no user at all (one statement, so two
+    /// setups racing cannot both succeed); `None` when a user already exists.
+    pub async fn add_first_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (name, password_hash, role, created_at) \
+             SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(user_record).transpose()
+    }
+
     /// The user and their password hash, for signing in.
     pub async fn user_with_hash(
         &self,

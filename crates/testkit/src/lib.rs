@@ -3,6 +3,7 @@
 //! Everything a test creates is removed when its handles drop.
 
 pub mod browser;
+pub mod forms;
 mod sample_repo;
 pub mod traffic;
 

@@ -9,6 +9,8 @@ use capstan_deploy::ActionError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds to wait before trying again, sent as `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -16,7 +18,20 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Tells the client how many seconds to wait before trying again.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The `Retry-After` header this error asks for, if any.
+    pub fn retry_after_header(&self) -> Option<[(axum::http::HeaderName, String); 1]> {
+        self.retry_after
+            .map(|secs| [(axum::http::header::RETRY_AFTER, secs.to_string())])
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -29,8 +44,9 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
+        let retry_after = self.retry_after_header();
         let body = axum::Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        (self.status, retry_after, body).into_response()
     }
 }
 

@@ -8,10 +8,12 @@ mod apps;
 mod auth;
 mod deployments;
 mod error;
+mod listener;
 mod maintenance;
 mod metrics;
 mod openapi;
 mod panel;
+pub use listener::ConnectionLimits;
 mod plan;
 mod secrets;
 mod server;
@@ -106,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scraped)
         .merge(panel::router())
         .fallback(error::not_found)
+        .layer(axum::middleware::map_response(panel::page_headers))
         .with_state(state)
 }
 
@@ -137,15 +140,18 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
     })
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, letting in-flight requests end.
+/// Serves the API on `listener` until `shutdown` resolves, letting in-flight requests end;
+/// connections are limited as [`ConnectionLimits::default`] says.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // With the peer's address, which the panel's sign-in limit counts failures by.
-    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener::serve_router(
+        listener,
+        router(state),
+        ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/users` (admin): panel accounts — create with a role, list, delete. The last
 //! admin account cannot be deleted.
 
-use crate::accounts::{check_password, check_user_name, hash_password};
+use crate::accounts::{check_password, check_user_name};
 use crate::error::ApiError;
 use crate::views::ErrorBody;
 use crate::{views, AppState};
@@ -63,7 +63,7 @@ pub async fn add_user(
     check_password(&new.password).map_err(|e| invalid("password", e))?;
     let role =
         Role::parse(&new.role).ok_or_else(|| invalid("role", "one of admin, deployer, viewer"))?;
-    let hash = hash_password(&new.password).await?;
+    let hash = state.accounts.passwords.hash(&new.password).await?;
     let user = state
         .deployer
         .store()

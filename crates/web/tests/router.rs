@@ -123,6 +123,22 @@ fn form(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {
         .unwrap()
 }
 
+/// A post of a form that is sent before a session exists (setup, sign-in): its page is
+/// fetched first for the pre-session cookie and the form token that goes with it.
+async fn pre_session_form(h: &Harness, path: &str, fields: &[(&str, &str)]) -> Request<Body> {
+    let shown = send(h, page(path, "")).await;
+    let cookie = shown.cookie.split(';').next().unwrap_or("").to_string();
+    let token = form_token(&shown.body);
+    let fields = [&[("csrf", token.as_str())][..], fields].concat();
+    form(path, &cookie, &fields)
+}
+
+/// The value of the first `csrf` field of a page.
+fn form_token(body: &str) -> String {
+    let start = body.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    body[start..start + body[start..].find('"').unwrap()].to_string()
+}
+
 fn page(path: &str, cookie: &str) -> Request<Body> {
     Request::builder()
         .uri(path)
@@ -271,29 +287,44 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
         (StatusCode::SEE_OTHER, "/setup")
     );
     let setup = |code: &'static str| {
-        form(
-            "/setup",
-            "",
-            &[
+        let h = &h;
+        async move {
+            let fields = [
                 ("code", code),
                 ("name", "ada"),
                 ("password", "long enough pw"),
                 ("confirm", "long enough pw"),
-            ],
-        )
+            ];
+            pre_session_form(h, "/setup", &fields).await
+        }
     };
+    let unforged = form(
+        "/setup",
+        "",
+        &[
+            ("code", "the-code"),
+            ("name", "ada"),
+            ("password", "long enough pw"),
+            ("confirm", "long enough pw"),
+        ],
+    );
     assert_eq!(
-        send(&h, setup("guess")).await.status,
+        send(&h, unforged).await.status,
+        StatusCode::FORBIDDEN,
+        "setup needs its form token"
+    );
+    assert_eq!(
+        send(&h, setup("guess").await).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    let done = send(&h, setup("the-code")).await;
+    let done = send(&h, setup("the-code").await).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert!(!h.dir.path().join("setup-code").exists());
     let cookie = done.cookie.split(';').next().unwrap().to_string();
     let dashboard = send(&h, page("/", &cookie)).await;
     assert_eq!(dashboard.status, StatusCode::OK);
-    let start = dashboard.body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = &dashboard.body[start..start + dashboard.body[start..].find('"').unwrap()];
+    let csrf = form_token(&dashboard.body);
+    let csrf = csrf.as_str();
 
     let app = [
         ("csrf", csrf),
@@ -355,35 +386,38 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
     assert_eq!(h.store.app(&name).await.unwrap().spec.replicas, 1);
 
     // A viewer reads but cannot deploy; a wrong password is refused.
-    let hash = capstan_web::accounts::hash_password("viewer password")
+    let hash = capstan_web::accounts::PasswordGate::default()
+        .hash("viewer password")
         .await
         .unwrap();
     h.store.add_user("vic", &hash, "viewer").await.unwrap();
     let wrong = send(
         &h,
-        form(
+        pre_session_form(
+            &h,
             "/login",
-            "",
             &[("name", "vic"), ("password", "nope nope nope")],
-        ),
+        )
+        .await,
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let signed = send(
         &h,
-        form(
+        pre_session_form(
+            &h,
             "/login",
-            "",
             &[("name", "vic"), ("password", "viewer password")],
-        ),
+        )
+        .await,
     )
     .await;
     let viewer = signed.cookie.split(';').next().unwrap().to_string();
     let their_page = send(&h, page("/apps/site", &viewer)).await;
     assert_eq!(their_page.status, StatusCode::OK);
     assert!(!their_page.body.contains("id=\"deploy\""));
-    let start = their_page.body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let their_csrf = &their_page.body[start..start + their_page.body[start..].find('"').unwrap()];
+    let their_csrf = form_token(&their_page.body);
+    let their_csrf = their_csrf.as_str();
     let refused = send(
         &h,
         form("/apps/site/deploy", &viewer, &[("csrf", their_csrf)]),

@@ -17,8 +17,40 @@ mod settings_page;
 mod sign_in;
 
 use crate::AppState;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+
+/// What every HTML page carries: it may not be framed by another site (clickjacking), is
+/// never stored by the browser or a proxy (Back after sign-out shows nothing private), and
+/// sends no address of the panel to the sites it links to.
+const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    ),
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// Adds [`PAGE_HEADERS`] to every HTML response, whichever handler made it.
+pub async fn page_headers(mut response: Response) -> Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        let headers = response.headers_mut();
+        for (name, value) in PAGE_HEADERS {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
 
 /// Every panel route (merged beside `/api/v1`).
 pub fn router() -> Router<AppState> {

@@ -96,12 +96,13 @@ impl IntoResponse for PanelError {
                 if err.status.is_server_error() {
                     tracing::error!(status = %err.status, message = %err.message, "panel request failed");
                 }
+                let retry_after = err.retry_after_header();
                 let page = ErrorPage {
                     status: err.status.as_u16(),
                     title: err.status.canonical_reason().unwrap_or("Error").to_string(),
                     message: err.message,
                 };
-                render_with(err.status, &page)
+                (retry_after, render_with(err.status, &page)).into_response()
             }
         }
     }

@@ -1,17 +1,19 @@
 //! First-run setup (the admin account, guarded by the one-time code in the data dir),
-//! signing in and out.
+//! signing in and out. The setup and sign-in forms carry a pre-session anti-forgery
+//! token; every attempt is counted against the address (and the account) before any
+//! password is hashed or checked.
 
-use crate::accounts::{self, check_password, check_user_name, hash_password};
+use crate::accounts::{self, check_password, check_user_name, FORM_COOKIE};
 use crate::panel::page::{render, render_with, PanelError};
 use crate::panel::session::{
     cleared_cookie, session_cookie, ClientAddress, FormFields, SESSION_COOKIE,
 };
-use crate::AppState;
+use crate::{ApiError, AppState};
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::CookieJar;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use capstan_core::Role;
 
 #[derive(Template)]
@@ -20,6 +22,7 @@ struct SetupPage {
     code_path: String,
     name: String,
     error: Option<String>,
+    form_token: String,
 }
 
 #[derive(Template)]
@@ -27,6 +30,7 @@ struct SetupPage {
 struct LoginPage {
     name: String,
     error: Option<String>,
+    form_token: String,
 }
 
 fn code_path(state: &AppState) -> String {
@@ -37,20 +41,80 @@ fn code_path(state: &AppState) -> String {
         .unwrap_or_else(|| "(setup is disabled: add users through the API)".into())
 }
 
-pub async fn setup_form(State(state): State<AppState>) -> Result<Response, PanelError> {
+/// The pre-session nonce of this browser (kept when it has one) and the form token for it;
+/// the jar carries the cookie to set.
+fn form_token(state: &AppState, jar: CookieJar, headers: &HeaderMap) -> (CookieJar, String) {
+    let nonce = jar
+        .get(FORM_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .unwrap_or_else(accounts::random_secret);
+    let token = state.accounts.form_tokens.field_for(&nonce);
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let cookie = Cookie::build((FORM_COOKIE, nonce))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(https)
+        .build();
+    (jar.add(cookie), token)
+}
+
+/// Refuses a pre-session post whose form token does not match this browser's nonce.
+fn check_form_token(
+    state: &AppState,
+    jar: &CookieJar,
+    form: &FormFields,
+) -> Result<(), PanelError> {
+    let nonce = jar.get(FORM_COOKIE).map_or("", |c| c.value());
+    if state.accounts.form_tokens.matches(nonce, form.get("csrf")) {
+        Ok(())
+    } else {
+        Err(PanelError::forbidden(
+            "the form's anti-forgery token is missing or stale; reload the page and try again",
+        ))
+    }
+}
+
+pub async fn setup_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PanelError> {
     if state.deployer.store().user_count().await? > 0 {
         return Ok(Redirect::to("/login").into_response());
     }
-    Ok(render(&SetupPage {
+    let (jar, form_token) = form_token(&state, jar, &headers);
+    let page = SetupPage {
         code_path: code_path(&state),
         name: String::new(),
         error: None,
-    }))
+        form_token,
+    };
+    Ok((jar, render(&page)).into_response())
 }
 
-/// Creates the first admin account when the setup code matches, and signs it in.
+/// What is wrong with a setup form whose code matched, if anything.
+fn setup_problem(name: &str, form: &FormFields) -> Option<String> {
+    if let Err(e) = check_user_name(name) {
+        Some(format!("user name: {e}"))
+    } else if let Err(e) = check_password(form.get("password")) {
+        Some(format!("password: {e}"))
+    } else if form.get("password") != form.get("confirm") {
+        Some("the two passwords differ".to_string())
+    } else {
+        None
+    }
+}
+
+/// Creates the first admin account when the setup code matches, and signs it in. Two
+/// setups racing create exactly one account: the loser is sent to sign in.
 pub async fn setup(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     form: FormFields,
@@ -59,42 +123,54 @@ pub async fn setup(
     if store.user_count().await? > 0 {
         return Ok(Redirect::to("/login").into_response());
     }
+    check_form_token(&state, &jar, &form)?;
+    let attempt = state.accounts.reserve_attempt(None, address)?;
     let name = form.get("name").trim().to_string();
-    let problem = if !state.accounts.setup_code_matches(form.get("code")) {
-        Some("the setup code does not match the one in the file named above".to_string())
-    } else if let Err(e) = check_user_name(&name) {
-        Some(format!("user name: {e}"))
-    } else if let Err(e) = check_password(form.get("password")) {
-        Some(format!("password: {e}"))
-    } else if form.get("password") != form.get("confirm") {
-        Some("the two passwords differ".to_string())
+    let problem = if state.accounts.setup_code_matches(form.get("code")) {
+        // Only a wrong code counts against the address.
+        state.accounts.attempt_succeeded(attempt);
+        setup_problem(&name, &form)
     } else {
-        None
+        Some("the setup code does not match the one in the file named above".to_string())
     };
     if let Some(error) = problem {
+        let (jar, form_token) = form_token(&state, jar, &headers);
         let page = SetupPage {
             code_path: code_path(&state),
             name,
             error: Some(error),
+            form_token,
         };
-        return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        return Ok((jar, render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response());
     }
-    let hash = hash_password(form.get("password")).await?;
-    let user = store.add_user(&name, &hash, Role::Admin.as_str()).await?;
+    let hash = state.accounts.passwords.hash(form.get("password")).await?;
+    let Some(user) = store
+        .add_first_user(&name, &hash, Role::Admin.as_str())
+        .await?
+    else {
+        return Ok(Redirect::to("/login").into_response());
+    };
     state.accounts.spend_setup_code();
     tracing::info!(user = %user.name, "setup done: the first admin account exists");
     let secret = accounts::start_session(store, &user).await?;
     Ok((jar.add(session_cookie(secret, &headers)), Redirect::to("/")).into_response())
 }
 
-pub async fn login_form(State(state): State<AppState>) -> Result<Response, PanelError> {
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PanelError> {
     if state.deployer.store().user_count().await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
-    Ok(render(&LoginPage {
+    let (jar, form_token) = form_token(&state, jar, &headers);
+    let page = LoginPage {
         name: String::new(),
         error: None,
-    }))
+        form_token,
+    };
+    Ok((jar, render(&page)).into_response())
 }
 
 pub async fn login(
@@ -104,6 +180,7 @@ pub async fn login(
     jar: CookieJar,
     form: FormFields,
 ) -> Result<Response, PanelError> {
+    check_form_token(&state, &jar, &form)?;
     let name = form.get("name").trim().to_string();
     let store = state.deployer.store();
     match accounts::sign_in(store, &state.accounts, &name, form.get("password"), address).await {
@@ -112,15 +189,29 @@ pub async fn login(
             tracing::info!(user = %user.name, "signed in");
             Ok((jar.add(session_cookie(secret, &headers)), Redirect::to("/")).into_response())
         }
-        Err(err) if err.status.is_client_error() => {
-            let page = LoginPage {
-                name,
-                error: Some(err.message),
-            };
-            Ok(render_with(err.status, &page))
+        Err(err) if err.status.is_client_error() || err.retry_after.is_some() => {
+            Ok(login_refused(&state, jar, &headers, name, err))
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The sign-in page again with the reason (and `Retry-After` when told to wait).
+fn login_refused(
+    state: &AppState,
+    jar: CookieJar,
+    headers: &HeaderMap,
+    name: String,
+    err: ApiError,
+) -> Response {
+    let (jar, form_token) = form_token(state, jar, headers);
+    let retry_after = err.retry_after_header();
+    let page = LoginPage {
+        name,
+        error: Some(err.message),
+        form_token,
+    };
+    (jar, retry_after, render_with(err.status, &page)).into_response()
 }
 
 /// Ends the session server-side (the cookie alone no longer works) and clears it.

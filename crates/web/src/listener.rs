@@ -29,7 +29,7 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(20),
             per_address: 64,
             total: 1024,
             drain: Duration::from_secs(10),

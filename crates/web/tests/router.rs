@@ -37,6 +37,7 @@ async fn harness() -> Harness {
         fetch_limits: Default::default(),
         protected_paths: vec![dir.path().to_string_lossy().into_owned()],
         source_dirs: vec![],
+        source_limits: Default::default(),
     };
     let deployer = Deployer::new(
         store.clone(),

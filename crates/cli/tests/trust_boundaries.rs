@@ -341,6 +341,11 @@ async fn secrets_and_credentials_never_reach_the_log() {
         "Dockerfile",
         "FROM busybox:stable\nARG TOKEN\n\
          RUN printf 'token: %s' \"${TOKEN%????????}\"; sleep 1; printf '%s\\n' \"${TOKEN#???????????}\"\n\
+         RUN printf 'colour: %s\\033[1;31m%s\\033[0m\\n' \"${TOKEN%????????}\" \"${TOKEN#???????????}\"; \
+             printf %s \"$TOKEN\" | base64; printf 'x%s' \"$TOKEN\" | base64; \
+             printf 'xy%s\\n' \"$TOKEN\" | base64 | tr '+/' '-_'; \
+             printf %s \"$TOKEN\" | od -An -tx1 | tr -d ' \\n'; echo; \
+             printf %s \"$TOKEN\" | od -An -tx1 | tr -d ' \\n' | tr a-f A-F; echo\n\
          COPY app /app\nENV VERSION=v1\nENTRYPOINT [\"/app\"]\n",
         "v1",
     );
@@ -374,6 +379,19 @@ async fn secrets_and_credentials_never_reach_the_log() {
         log.contains("build secret TOKEN is a BuildKit secret mount"),
         "how it reaches the build is said:\n{log}"
     );
+    // Split by colour codes, in base64 (at three offsets, standard and URL-safe) and in
+    // hex (both cases): masked all the same.
+    assert!(log.contains("colour: ****"), "{log}");
+    for encoded in [
+        "ZGVmZ2hTRUNSRVRW",
+        "RlZmdoU0VDUkVU",
+        "ZWZnaFNFQ1JFVFZB",
+        "6465666768534543",
+        "52455456414c",
+        "52455456414C",
+    ] {
+        assert!(!log.contains(encoded), "{encoded}:\n{log}");
+    }
 
     // Credentials in a git URL are redacted from the log and the error.
     let app = json!({
@@ -392,5 +410,28 @@ async fn secrets_and_credentials_never_reach_the_log() {
     assert_eq!(
         shown["source"]["git"]["url"], "http://****@127.0.0.1:9/x.git",
         "{shown}"
+    );
+
+    // So are credentials in its query string (GitLab's `private_token`, a presigned URL).
+    let app = json!({
+        "name": "qcreds",
+        "source": {"git": {"url": "http://127.0.0.1:9/x.git?private_token=glpat-Qs3cret&X-Amz-Signature=feedface"}},
+    });
+    daemon.create_app(app).await;
+    let redacted = "http://127.0.0.1:9/x.git?private_token=****&X-Amz-Signature=****";
+    let shown = daemon.call(Method::GET, "/apps/qcreds", None).await.1;
+    assert_eq!(shown["source"]["git"]["url"], redacted, "{shown}");
+    let d = daemon.deploy_expect("qcreds", None, "failed").await;
+    let log = daemon.log(d["id"].as_i64().unwrap()).await;
+    for leaked in ["glpat-Qs3cret", "feedface"] {
+        assert!(
+            !log.contains(leaked) && !d.to_string().contains(leaked),
+            "{log}\n{d}"
+        );
+    }
+    assert!(log.contains(redacted), "{log}");
+    assert!(
+        d["error"].as_str().unwrap().contains("private_token=****"),
+        "git's own message, redacted: {d}"
     );
 }

@@ -356,6 +356,17 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_git_url_is_shown_without_its_credentials() {
+        let json = r#"{"source":{"git":{"url":"htps://u:pw@h/r.git?private_token=glpat-s3cret"}}}"#;
+        let err = spec(json).unwrap_err();
+        assert!(
+            err.contains("htps://****@h/r.git?private_token=****"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret") && !err.contains("pw"), "{err}");
+    }
+
+    #[test]
     fn free_text_is_capped() {
         let long_ref = "a".repeat(256);
         let json = format!(r#"{{"source":{{"git":{{"url":"/r","ref":"{long_ref}"}}}}}}"#);

@@ -63,14 +63,20 @@ pub(crate) fn check_git_url(url: &str) -> Result<(), ValidationError> {
     if url.starts_with('-') {
         return Err(ValidationError::new(
             field,
-            format!("{url:?} must not start with '-'"),
+            format!(
+                "{:?} must not start with '-'",
+                crate::redact::redact_url(url)
+            ),
         ));
     }
     let allowed = ["https://", "http://", "ssh://", "git://", "file://", "/"];
     if !(allowed.iter().any(|p| url.starts_with(p)) || is_scp_like(url)) {
         return Err(ValidationError::new(
             field,
-            format!("{url:?} must be an https, http, ssh, git or file URL, or an absolute path"),
+            format!(
+                "{:?} must be an https, http, ssh, git or file URL, or an absolute path",
+                crate::redact::redact_url(url)
+            ),
         ));
     }
     Ok(())

@@ -12,6 +12,7 @@ mod cutover;
 mod health;
 pub mod logs;
 mod maintenance;
+mod masking;
 mod metrics;
 mod pipeline;
 pub mod planning;

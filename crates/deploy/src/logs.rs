@@ -1,5 +1,5 @@
-//! Deployment logs: every line is masked (secret values become `****`), stored, then
-//! fanned out live to followers.
+//! Deployment logs: every line is masked (secret values and their encodings become `****`,
+//! see [`Masker`]), stored, then fanned out live to followers.
 
 use crate::Deployer;
 use capstan_core::DeploymentState;
@@ -61,39 +61,7 @@ impl LogHub {
     }
 }
 
-/// Replaces every occurrence of a secret value with `****`. Multi-line values are masked
-/// line by line (logs arrive a line at a time); the longest values go first, so a secret
-/// that contains another is masked whole.
-#[derive(Debug, Default, Clone)]
-pub struct Masker {
-    needles: Vec<String>,
-}
-
-/// Shorter values are refused as secrets: masking them would blank ordinary text.
-pub const MIN_SECRET_LEN: usize = 4;
-
-impl Masker {
-    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut needles: Vec<String> = values
-            .into_iter()
-            .flat_map(|v| v.lines().map(str::trim).map(str::to_string))
-            .filter(|v| v.len() >= MIN_SECRET_LEN)
-            .collect();
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-        needles.dedup();
-        Self { needles }
-    }
-
-    pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), "****");
-            }
-        }
-        out
-    }
-}
+pub use crate::masking::{Masker, MIN_SECRET_LEN};
 
 /// A writer for one deployment's log.
 #[derive(Clone)]
@@ -171,22 +139,6 @@ impl DeployLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_every_occurrence_longest_first_and_line_by_line() {
-        let masker = Masker::new([
-            "s3cr3t-token",
-            "s3cr3t",
-            "ab",
-            "-----BEGIN-----\nKEYLINE1\n",
-        ]);
-        assert_eq!(
-            masker.mask("got s3cr3t-token and s3cr3t, ab stays"),
-            "got **** and ****, ab stays"
-        );
-        assert_eq!(masker.mask("  KEYLINE1  "), "  ****  ");
-        assert_eq!(Masker::default().mask("plain"), "plain");
-    }
 
     #[test]
     fn following_finished_deployments_leaves_no_channel_behind() {

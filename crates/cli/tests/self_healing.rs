@@ -1,5 +1,6 @@
 //! Self-healing and latency on the real engine and proxy: the proxy is watched and brought
-//! back without a daemon restart, a rollback right after a deploy does not wait for the
+//! back without a daemon restart (and reconnected to an app network it was disconnected
+//! from by hand), a rollback right after a deploy does not wait for the
 //! replaced container's stop grace period, delete and deploy never both succeed, and a
 //! source that hangs is given up on with its processes gone.
 
@@ -48,6 +49,38 @@ async fn the_proxy_is_brought_back_without_a_daemon_restart() {
     let repo = daemon.live_sample("web", "web.test", &[]).await;
     assert_eq!(health(&daemon).await["proxy"], "running");
     let proxy = format!("{}-proxy", daemon.instance);
+
+    // Disconnected from the app's network by hand: the watch reconnects it, logs and
+    // counts it, and the app answers through the proxy again.
+    let network = format!("{}_web", daemon.instance);
+    docker(&["network", "disconnect", &network, &proxy]);
+    wait_serving(&daemon, "web.test", "version: v1\n").await;
+    let joined = docker(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        &proxy,
+    ]);
+    assert!(joined.contains(&format!("\"{network}\"")), "{joined}");
+    assert!(
+        daemon.daemon_log().contains("reconnected it"),
+        "{}",
+        daemon.daemon_log()
+    );
+    let metrics = daemon
+        .http
+        .get(format!("{}/metrics", daemon.api))
+        .bearer_auth(&daemon.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("capstan_proxy_network_rejoins_total 1"),
+        "{metrics}"
+    );
 
     // Stopped: started again (on a new API port), routes re-applied.
     docker(&["stop", "-t", "1", &proxy]);

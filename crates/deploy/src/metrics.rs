@@ -1,7 +1,8 @@
 //! What the daemon counts for `/metrics` (Prometheus text format): deployments finished
 //! by state and trigger, how long each phase took, cutover time, image builds and build
-//! cache hits, failed health checks; and, set when scraped, what the store and the process
-//! say now (deployments by state, the queue, resident memory, open file descriptors).
+//! cache hits, failed health checks, app networks the proxy was reconnected to; and, set
+//! when scraped, what the store and the process say now (deployments by state, the queue,
+//! resident memory, open file descriptors).
 
 use capstan_core::DeploymentState;
 use capstan_store::{DeploymentRecord, Phase};
@@ -46,6 +47,7 @@ pub struct Metrics {
     builds: Counter,
     build_cache_hits: Counter,
     health_check_failures: Counter,
+    proxy_network_rejoins: Counter,
     stored: Family<OutcomeLabels, Gauge>,
     queue: Family<QueueLabels, Gauge>,
     resident_bytes: Gauge,
@@ -99,6 +101,12 @@ impl Metrics {
             "New containers that never became healthy (or stopped before they did)",
             health_check_failures.clone(),
         );
+        let proxy_network_rejoins = Counter::default();
+        registry.register(
+            "proxy_network_rejoins",
+            "App networks the proxy watch found the proxy disconnected from and reconnected",
+            proxy_network_rejoins.clone(),
+        );
         let stored = Family::<OutcomeLabels, Gauge>::default();
         registry.register(
             "deployments",
@@ -131,6 +139,7 @@ impl Metrics {
             builds,
             build_cache_hits,
             health_check_failures,
+            proxy_network_rejoins,
             stored,
             queue,
             resident_bytes,
@@ -169,6 +178,10 @@ impl Metrics {
 
     pub fn health_check_failed(&self) {
         self.health_check_failures.inc();
+    }
+
+    pub fn proxy_network_rejoined(&self) {
+        self.proxy_network_rejoins.inc();
     }
 
     /// Sets what the store says now: deployments by state and trigger, and the queue.
@@ -258,6 +271,7 @@ mod tests {
             ],
         );
         metrics.set_stored(&[("live".into(), "deploy".into(), 3)], 1, 0);
+        metrics.proxy_network_rejoined();
         metrics.sample_process();
         let text = metrics.encode();
         for line in [
@@ -266,6 +280,7 @@ mod tests {
             "capstan_deployment_phase_seconds_count{phase=\"queued\"} 1",
             "capstan_deployments{state=\"live\",trigger=\"deploy\"} 3",
             "capstan_queue_depth{state=\"queued\"} 1",
+            "capstan_proxy_network_rejoins_total 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

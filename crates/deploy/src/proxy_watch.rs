@@ -1,10 +1,13 @@
 //! Keeps the proxy serving without a daemon restart: a periodic check that the proxy
 //! container runs and answers; when it does not, the container is started or recreated,
 //! its API address (a loopback port the engine picks) is read again, and every app's
-//! route is re-applied and confirmed. The state is reported by `/api/v1/health`.
+//! route is re-applied and confirmed. The same check (one inspect of the proxy) finds an
+//! app network with a live deployment that the proxy is no longer on (disconnected by
+//! hand) and reconnects it. The state is reported by `/api/v1/health`.
 
 use crate::Deployer;
 use capstan_engine::proxy::ProxySpec;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -49,8 +52,12 @@ impl Deployer {
                 _ = tokio::time::sleep(CHECK_EVERY) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            let running = self.engine().proxy_running().await.unwrap_or(false);
+            let status = self.engine().proxy_status().await.ok().flatten();
+            let running = status.as_ref().is_some_and(|s| s.running);
             let answers = running && self.proxy().is_up().await;
+            if let (true, Some(status)) = (answers, &status) {
+                self.rejoin_app_networks(&status.networks).await;
+            }
             // One silent check may be a reload; two in a row are not.
             silent_checks = if answers { 0 } else { silent_checks + 1 };
             if answers || (running && silent_checks < 2) {
@@ -98,5 +105,39 @@ impl Deployer {
         }
         self.reapply_routes().await;
         Ok(())
+    }
+
+    /// Reconnects the proxy to the network of every app with a live deployment that
+    /// `joined` (the proxy's networks now) lacks, logging and counting each. Skipped for
+    /// this check while settings change or an app is deleted (the lock is held), so a
+    /// deleted app's network is never joined again.
+    async fn rejoin_app_networks(&self, joined: &BTreeSet<String>) {
+        let Ok(_settings) = self.inner.settings_lock.try_lock() else {
+            return;
+        };
+        let apps = match self.store().apps().await {
+            Ok(apps) => apps,
+            Err(err) => {
+                tracing::warn!(%err, "cannot list apps to check the proxy's networks");
+                return;
+            }
+        };
+        for app in apps.iter().filter(|a| a.live_deployment_id.is_some()) {
+            let network = self.engine().names().app(&app.name).network();
+            if joined.contains(&network) {
+                continue;
+            }
+            match self.engine().join_proxy(&network).await {
+                Ok(true) => {
+                    self.metrics().proxy_network_rejoined();
+                    tracing::warn!(app = %app.name, %network, "the proxy was not on the app's network; reconnected it");
+                }
+                // The network is gone (with the app's containers): a deploy makes it again.
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(app = %app.name, %network, %err, "cannot reconnect the proxy to the app's network");
+                }
+            }
+        }
     }
 }

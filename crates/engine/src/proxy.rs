@@ -10,7 +10,7 @@ use bollard::models::{
 };
 use capstan_compose::proxy::API_PORT;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,6 +45,14 @@ impl ProxySpec {
     }
 }
 
+/// What one inspect of the proxy container says.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyStatus {
+    pub running: bool,
+    /// The names of the networks it is connected to.
+    pub networks: BTreeSet<String>,
+}
+
 impl Engine {
     pub fn proxy_container_name(&self) -> String {
         self.names().proxy_container()
@@ -52,13 +60,26 @@ impl Engine {
 
     /// Whether the proxy container exists and runs.
     pub async fn proxy_running(&self) -> Result<bool, EngineError> {
+        Ok(self.proxy_status().await?.is_some_and(|s| s.running))
+    }
+
+    /// The proxy container as one inspect sees it: whether it runs and the networks it
+    /// is connected to; `None` when there is no proxy container.
+    pub async fn proxy_status(&self) -> Result<Option<ProxyStatus>, EngineError> {
         match self
             .docker()
             .inspect_container(&self.proxy_container_name(), None)
             .await
         {
-            Ok(info) => Ok(info.state.and_then(|s| s.running) == Some(true)),
-            Err(err) if is_not_found(&err) => Ok(false),
+            Ok(info) => Ok(Some(ProxyStatus {
+                running: info.state.and_then(|s| s.running) == Some(true),
+                networks: info
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| n.into_keys().collect())
+                    .unwrap_or_default(),
+            })),
+            Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
     }
@@ -67,22 +88,28 @@ impl Engine {
     /// by name. Already connected, or no proxy yet (it joins every app network when it is
     /// created), is fine.
     pub async fn connect_proxy(&self, network: &str) -> Result<(), EngineError> {
+        self.join_proxy(network).await.map(|_| ())
+    }
+
+    /// Like [`Engine::connect_proxy`], and says whether the proxy was connected just now
+    /// (`false`: it already was, or the network or the proxy does not exist).
+    pub async fn join_proxy(&self, network: &str) -> Result<bool, EngineError> {
         let options = bollard::network::ConnectNetworkOptions {
             container: self.proxy_container_name(),
             endpoint_config: bollard::models::EndpointSettings::default(),
         };
         match self.docker().connect_network(network, options).await {
-            Ok(()) => Ok(()),
-            Err(err) if is_not_found(&err) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(err) if is_not_found(&err) => Ok(false),
             // "endpoint ... already exists in network"
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 403 | 409,
                 ..
-            }) => Ok(()),
+            }) => Ok(false),
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                 if message.contains("already exists") =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(err) => Err(err.into()),
         }

@@ -123,7 +123,12 @@ async fn backup_wipe_restore_and_redeploy() {
     args = vec!["restore", archive_arg, "--data-dir", &data];
     let (ok, out) = capstan(&instance, &args);
     assert!(ok, "{out}");
-    assert!(out.contains("the proxy's ACME store"), "{out}");
+    assert!(
+        out.contains(
+            "the database, the secret key, the admin token, 1 route file, the proxy's ACME store"
+        ) && !out.contains("declares no sizes"),
+        "{out}"
+    );
     // Restoring again over the restored database needs --force.
     let (ok, out) = capstan(&instance, &args);
     assert!(!ok && out.contains("--force"), "{out}");

@@ -14,6 +14,7 @@ pub mod server;
 pub mod setup;
 pub mod tasks;
 pub mod usage;
+pub mod volumes;
 
 use bollard::Docker;
 

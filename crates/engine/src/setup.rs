@@ -137,7 +137,7 @@ impl Engine {
     /// A short-lived container `helper` of `helper_image` (created, never started) with
     /// `volume` at `/volume`, for copying files in and out through the Docker API only
     /// (the same works against a remote engine).
-    async fn volume_helper(
+    pub(crate) async fn volume_helper(
         &self,
         volume: &str,
         helper_image: &str,
@@ -171,50 +171,12 @@ impl Engine {
         Ok(helper)
     }
 
-    /// The files of a volume as a tar archive (entries under `volume/`), or `None` when
-    /// the volume does not exist.
-    pub async fn read_volume(
-        &self,
-        volume: &str,
-        helper_image: &str,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
-        use futures::TryStreamExt;
-        match self.docker().inspect_volume(volume).await {
-            Ok(_) => {}
-            Err(err) if is_not_found(&err) => return Ok(None),
-            Err(err) => return Err(err.into()),
-        }
-        let name = format!("{}-volume-helper", self.instance());
-        let helper = self.volume_helper(volume, helper_image, &name).await?;
-        let chunks: Result<Vec<_>, _> = self
-            .docker()
-            .download_from_container(
-                &helper,
-                Some(bollard::container::DownloadFromContainerOptions { path: "/volume" }),
-            )
-            .try_collect()
-            .await;
-        self.remove_container(&helper).await?;
-        Ok(Some(chunks?.concat()))
-    }
-
-    /// Creates `volume` (labelled as this instance's, with `role`) if missing and unpacks
-    /// `archive` (entries under `volume/`, as [`Engine::read_volume`] gives them) into it.
-    pub async fn fill_volume(
+    /// Creates `volume` with this instance's labels and `role`; existing is fine.
+    pub(crate) async fn create_owned_volume(
         &self,
         volume: &str,
         role: &str,
-        archive: Vec<u8>,
-        helper_image: &str,
     ) -> Result<(), EngineError> {
-        self.create_owned_volume(volume, role).await?;
-        let helper = format!("{}-volume-helper", self.instance());
-        self.upload_into_volume(volume, archive, helper_image, &helper)
-            .await
-    }
-
-    /// Creates `volume` with this instance's labels and `role`; existing is fine.
-    async fn create_owned_volume(&self, volume: &str, role: &str) -> Result<(), EngineError> {
         self.docker()
             .create_volume(CreateVolumeOptions {
                 name: volume.to_string(),

@@ -4,38 +4,26 @@
 //! token, the proxy's route files and the proxy's ACME store (read from its volume through
 //! the Docker API). `capstan restore` puts them back on a stopped or fresh installation
 //! and refuses an archive from a newer schema. The daemon can also write archives on a
-//! cron schedule and keep the newest `backup.keep`.
+//! cron schedule and keep the newest `backup.keep`. The manifest comes first and declares
+//! every other entry's size and SHA-256; every entry is streamed from a copy on disk, so
+//! neither a backup nor a restore holds a whole file in memory.
+
+mod archive;
+mod entries;
+mod restore;
+
+pub use restore::{restore, RestoreArgs};
 
 use crate::config::{Config, ServeArgs};
-use crate::serve::write_private;
 use anyhow::{bail, Context};
+use archive::{Entry, Facts, Manifest, DB, FORMAT, MANIFEST, ROUTES_DIR};
 use capstan_engine::Engine;
 use capstan_store::Store;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The archive layout this build writes and reads.
-const FORMAT: u32 = 1;
-const MANIFEST: &str = "manifest.json";
-const DB: &str = "capstan.db";
-const PROXY_DATA: &str = "proxy-data.tar";
-/// Data-dir files copied as they are.
-const PLAIN_FILES: [&str; 2] = ["secret.key", "admin-token"];
-const ROUTES_DIR: &str = "proxy/dynamic";
 const SCHEDULED_PREFIX: &str = "capstan-backup-";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    schema_version: i64,
-    capstan_version: String,
-    created_at: String,
-    instance: String,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
@@ -46,19 +34,6 @@ pub struct BackupArgs {
     config: Option<PathBuf>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct RestoreArgs {
-    /// An archive written by `capstan backup` or a scheduled backup.
-    file: PathBuf,
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Restore over an existing database (it is moved aside, not deleted).
-    #[arg(long)]
-    force: bool,
 }
 
 fn load_config(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -91,7 +66,9 @@ pub enum Snapshot<'a> {
 }
 
 /// Writes the archive to `out` (through a temporary file beside it, renamed at the end);
-/// returns a one-line summary.
+/// returns a one-line summary. Every file is copied into a work dir first, so the sizes
+/// and hashes the manifest declares are those of what the archive holds, even while the
+/// daemon rewrites a route file.
 pub async fn write_archive(
     config: &Config,
     db: Snapshot<'_>,
@@ -108,62 +85,38 @@ pub async fn write_archive(
         Snapshot::File(path) => capstan_store::snapshot::snapshot_file(path, &db_copy).await?,
         Snapshot::Store(store) => store.snapshot_into(&db_copy).await?,
     };
+    let mut notes = Vec::new();
+    let mut files = vec![(Entry::Database, db_copy)];
+    files.extend(copy_data_dir_files(
+        &config.data_dir,
+        work.path(),
+        &mut notes,
+    )?);
+    let acme = work.path().join(archive::PROXY_DATA);
+    match proxy_data(config, &acme).await {
+        Ok(true) => files.push((Entry::ProxyData, acme)),
+        Ok(false) => notes.push("no proxy ACME store yet".to_string()),
+        Err(err) => notes.push(format!("the proxy's ACME store was not included: {err:#}")),
+    }
     let manifest = Manifest {
         format: FORMAT,
         schema_version,
         capstan_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
         instance: config.instance.clone(),
+        files: None,
     };
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (MANIFEST.into(), serde_json::to_vec_pretty(&manifest)?),
-        (DB.into(), std::fs::read(&db_copy)?),
-    ];
-    for name in PLAIN_FILES {
-        let path = config.data_dir.join(name);
-        if path.is_file() {
-            files.push((name.into(), std::fs::read(&path)?));
-        }
-    }
-    let routes = config.data_dir.join(ROUTES_DIR);
-    if let Ok(entries) = std::fs::read_dir(&routes) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".yml") {
-                files.push((format!("{ROUTES_DIR}/{name}"), std::fs::read(entry.path())?));
-            }
-        }
-    }
-    let mut notes = Vec::new();
-    match proxy_data(config).await {
-        Ok(Some(tar)) => files.push((PROXY_DATA.into(), tar)),
-        Ok(None) => notes.push("no proxy ACME store yet".to_string()),
-        Err(err) => notes.push(format!("the proxy's ACME store was not included: {err:#}")),
-    }
     let partial = work.path().join("archive.tar.gz");
-    {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)?;
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
-        for (name, bytes) in &files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o600);
-            header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-            tar.append_data(&mut header, name, bytes.as_slice())?;
-        }
-        tar.into_inner()?.finish()?.sync_all()?;
-    }
+    let count = files.len() + 1;
+    let written = partial.clone();
+    tokio::task::spawn_blocking(move || write_tar(&written, manifest, &files))
+        .await
+        .context("the archive writer stopped")??;
     std::fs::rename(&partial, out).with_context(|| format!("cannot write {}", out.display()))?;
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
     let mut summary = format!(
-        "backup written to {} (schema {schema_version}, {} files, mode 0600)",
+        "backup written to {} (schema {schema_version}, {count} files, mode 0600)",
         out.display(),
-        files.len()
     );
     for note in notes {
         summary.push_str("; ");
@@ -172,138 +125,133 @@ pub async fn write_archive(
     Ok(summary)
 }
 
-async fn proxy_data(config: &Config) -> anyhow::Result<Option<Vec<u8>>> {
-    let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
-    Ok(engine
-        .read_volume(&engine.names().proxy_data_volume(), &config.proxy_image)
-        .await?)
-}
-
-/// `capstan restore FILE`.
-pub async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args.config, args.data_dir)?;
-    let files = read_archive(&args.file)?;
-    let manifest: Manifest = serde_json::from_slice(
-        files
-            .get(MANIFEST)
-            .context("not a Capstan backup: it has no manifest.json")?,
-    )
-    .context("the backup's manifest.json is unreadable")?;
-    if manifest.format != FORMAT {
-        bail!(
-            "the backup has archive format {}; this capstan reads format {FORMAT}",
-            manifest.format
-        );
-    }
-    let known = capstan_store::snapshot::known_schema_version();
-    if manifest.schema_version > known {
-        bail!(
-            "the backup is from a newer Capstan ({}, database schema {}); this capstan {} knows schema {known} at most: install the newer version, then restore",
-            manifest.capstan_version,
-            manifest.schema_version,
-            env!("CARGO_PKG_VERSION")
-        );
-    }
-    let db = files.get(DB).context("the backup holds no database")?;
-    if tokio::net::TcpStream::connect(&config.listen).await.is_ok() {
-        bail!(
-            "something is listening on {} (a running daemon?): stop it before restoring",
-            config.listen
-        );
-    }
-    let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir)?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
-    let current = data_dir.join(DB);
-    if current.exists() {
-        if !args.force {
-            bail!(
-                "{} already holds a Capstan database; restore onto a fresh data dir, or pass --force to move it aside",
-                data_dir.display()
-            );
-        }
-        let aside = data_dir.join(format!(
-            "capstan.db.before-restore-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ));
-        std::fs::rename(&current, &aside)?;
-        println!("moved the current database to {}", aside.display());
-    }
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(data_dir.join(format!("{DB}{suffix}")));
-    }
-    write_private(&current, db)?;
-    for name in PLAIN_FILES {
-        if let Some(bytes) = files.get(name) {
-            write_private(&data_dir.join(name), bytes)?;
+/// Copies the secret key, the admin token and the route files from the data dir into
+/// `work`; a `.yml` file there that a restore would refuse by its name is left out, with
+/// a note.
+fn copy_data_dir_files(
+    data_dir: &Path,
+    work: &Path,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<(Entry, PathBuf)>> {
+    let mut files = Vec::new();
+    for (entry, name) in [
+        (Entry::SecretKey, archive::SECRET_KEY),
+        (Entry::AdminToken, archive::ADMIN_TOKEN),
+    ] {
+        let path = data_dir.join(name);
+        if path.is_file() {
+            let copy = work.join(name);
+            std::fs::copy(&path, &copy)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            files.push((entry, copy));
         }
     }
-    let routes = data_dir.join(ROUTES_DIR);
-    std::fs::create_dir_all(&routes)?;
-    let mut route_count = 0;
-    for (name, bytes) in &files {
-        if let Some(file) = name.strip_prefix(&format!("{ROUTES_DIR}/")) {
-            if file.ends_with(".yml") && !file.contains('/') && !file.starts_with('.') {
-                std::fs::write(routes.join(file), bytes)?;
-                route_count += 1;
-            }
-        }
-    }
-    let proxy_note = match files.get(PROXY_DATA) {
-        Some(tar) => {
-            let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
-            engine
-                .fill_volume(
-                    &engine.names().proxy_data_volume(),
-                    "proxy-data",
-                    tar.clone(),
-                    &config.proxy_image,
-                )
-                .await
-                .context("cannot put the proxy's ACME store back into its volume")?;
-            ", the proxy's ACME store"
-        }
-        None => "",
+    let Ok(dir) = std::fs::read_dir(data_dir.join(ROUTES_DIR)) else {
+        return Ok(files);
     };
-    println!(
-        "restored {} into {} (schema {}, written {} by capstan {}): the database, the secret key, {route_count} route files{proxy_note}",
-        args.file.display(),
-        data_dir.display(),
-        manifest.schema_version,
-        manifest.created_at,
-        manifest.capstan_version
-    );
-    println!(
-        "start the daemon, then redeploy each app (capstan deploy APP) to run it on this host"
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Every regular file of the archive by path. Only names the restore knows are used, so
-/// a crafted entry (`../x`, an absolute path) goes nowhere.
-fn read_archive(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut files = BTreeMap::new();
-    for entry in archive
-        .entries()
-        .with_context(|| format!("{} is not a gzip'd tar archive", path.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("{} is damaged", path.display()))?;
-        if !entry.header().entry_type().is_file() {
+    let mut names: Vec<String> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    let copies = work.join("routes");
+    std::fs::create_dir(&copies)?;
+    let mut routes = 0;
+    for name in names {
+        let entry = Entry::parse(&format!("{ROUTES_DIR}/{name}"));
+        if !matches!(entry, Some(Entry::Route(_))) || routes >= archive::MAX_ROUTES {
+            notes.push(format!("route file {name:?} was left out (a restore refuses its name, or there are more than {} route files)", archive::MAX_ROUTES));
             continue;
         }
-        // `tar -C dir .` writes `./name`: the same file.
-        let entry_path = entry.path()?.to_string_lossy().into_owned();
-        let name = entry_path.trim_start_matches("./").to_string();
-        let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("{} is damaged", path.display()))?;
-        files.insert(name, bytes);
+        let copy = copies.join(&name);
+        std::fs::copy(data_dir.join(ROUTES_DIR).join(&name), &copy)?;
+        files.extend(entry.map(|e| (e, copy)));
+        routes += 1;
     }
     Ok(files)
+}
+
+/// Writes the gzip'd tar at `partial` (0600): the manifest first, declaring each file's
+/// size and SHA-256, then each file streamed from its copy.
+fn write_tar(
+    partial: &Path,
+    mut manifest: Manifest,
+    files: &[(Entry, PathBuf)],
+) -> anyhow::Result<()> {
+    let mut declared = std::collections::BTreeMap::new();
+    for (entry, path) in files {
+        declared.insert(entry.path(), archive::facts_of(path)?);
+    }
+    manifest.files = Some(declared.clone());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)?;
+    let gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let manifest = serde_json::to_vec_pretty(&manifest)?;
+    append(
+        &mut tar,
+        MANIFEST,
+        manifest.len() as u64,
+        manifest.as_slice(),
+    )?;
+    for (entry, path) in files {
+        let name = entry.path();
+        let Facts { size, .. } = &declared[&name];
+        let file = std::fs::File::open(path)?;
+        append(&mut tar, &name, *size, std::io::Read::take(file, *size))?;
+    }
+    let file = tar
+        .into_inner()?
+        .finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn append<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    size: u64,
+    data: impl std::io::Read,
+) -> anyhow::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+    tar.append_data(&mut header, name, data)?;
+    Ok(())
+}
+
+/// Streams the proxy's ACME store (a tar of its volume) into the file `into`; `false`
+/// (and no file) when there is no store yet.
+async fn proxy_data(config: &Config, into: &Path) -> anyhow::Result<bool> {
+    let engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(into)
+        .await?;
+    let read = engine
+        .read_volume_into(
+            &engine.names().proxy_data_volume(),
+            &config.proxy_image,
+            &mut file,
+        )
+        .await;
+    if !matches!(read, Ok(true)) {
+        let _ = std::fs::remove_file(into);
+    }
+    Ok(read?)
 }
 
 /// A cron expression of `backup.schedule` (5 fields, or 6 with seconds first).

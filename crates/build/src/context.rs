@@ -48,22 +48,26 @@ pub fn pack_context(
 /// `**`); gitignore patterns without a slash match at any depth, so each pattern is
 /// anchored to the root before it is handed to the gitignore matcher.
 fn dockerignore(root: &Path) -> Result<Gitignore, BuildError> {
+    let text = std::fs::read_to_string(root.join(".dockerignore")).unwrap_or_default();
+    dockerignore_from(root, &text)
+}
+
+/// The matcher for a `.dockerignore` whose text is `text`, for paths relative to `root`.
+pub(crate) fn dockerignore_from(root: &Path, text: &str) -> Result<Gitignore, BuildError> {
     let mut builder = GitignoreBuilder::new(root);
-    if let Ok(text) = std::fs::read_to_string(root.join(".dockerignore")) {
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (negate, pattern) = match line.strip_prefix('!') {
-                Some(rest) => ("!", rest.trim()),
-                None => ("", line),
-            };
-            let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
-            builder
-                .add_line(None, &format!("{negate}/{pattern}"))
-                .map_err(|e| BuildError::Source(format!(".dockerignore: {e}")))?;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
         }
+        let (negate, pattern) = match line.strip_prefix('!') {
+            Some(rest) => ("!", rest.trim()),
+            None => ("", line),
+        };
+        let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+        builder
+            .add_line(None, &format!("{negate}/{pattern}"))
+            .map_err(|e| BuildError::Source(format!(".dockerignore: {e}")))?;
     }
     builder
         .build()
@@ -114,16 +118,22 @@ impl Walk<'_> {
 /// points out of the tree would be dangling at best and a way to read the build host's
 /// files at worst. The check is lexical (the target need not exist).
 pub(crate) fn check_link(relative: &Path, target: &Path) -> Result<(), BuildError> {
-    let outside = || {
-        BuildError::Source(format!(
+    if link_escapes(relative, target) {
+        return Err(BuildError::Source(format!(
             "the symlink {} points outside the build context (to {}); replace it with the \
              file itself or add it to .dockerignore",
             relative.display(),
             target.display()
-        ))
-    };
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a link at `relative` (inside a tree) whose text is `target` leads out of the
+/// tree when read lexically: absolute, or more `..` than it is deep.
+pub(crate) fn link_escapes(relative: &Path, target: &Path) -> bool {
     if target.is_absolute() {
-        return Err(outside());
+        return true;
     }
     let mut resolved = PathBuf::new();
     for component in relative
@@ -136,14 +146,14 @@ pub(crate) fn check_link(relative: &Path, target: &Path) -> Result<(), BuildErro
             Component::Normal(part) => resolved.push(part),
             Component::ParentDir => {
                 if !resolved.pop() {
-                    return Err(outside());
+                    return true;
                 }
             }
             Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+            Component::RootDir | Component::Prefix(_) => return true,
         }
     }
-    Ok(())
+    false
 }
 
 #[cfg(test)]

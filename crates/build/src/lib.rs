@@ -18,7 +18,9 @@ pub mod plan;
 pub mod procfile;
 pub mod python_start;
 pub mod repo_config;
+pub mod snapshot;
 pub mod source;
+pub mod submodules;
 pub mod tree;
 
 pub use context::{pack_context, GeneratedFile};
@@ -42,6 +44,9 @@ pub enum BuildError {
     RepoConfig(#[from] capstan_core::RepoConfigError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A local source directory larger than the operator's limit.
+    #[error("source: the directory holds more than {limit_mib} MiB (what .dockerignore leaves out of the build is not copied if it re-includes nothing); raise local_source_max_mb in the daemon's configuration or leave large directories out with .dockerignore")]
+    SourceTooLarge { limit_mib: u64 },
 }
 
 impl BuildError {

@@ -51,7 +51,7 @@ fn kill_group(pid: Option<u32>) {
 
 /// Runs `git <args>` in `cwd` in a process group of its own, returning stdout; stderr
 /// becomes the error detail. Past `limits`, the group is killed.
-async fn git(
+pub(crate) async fn git(
     cwd: &Path,
     action: &str,
     args: &[&str],
@@ -143,7 +143,8 @@ async fn git(
 pub use capstan_core::redact::{redact_url, redact_urls};
 
 /// Clones `url` into `dest` (which must not exist) and checks out `reference`, which may
-/// be a branch, a tag or a commit id. Submodules are fetched when the tree has any.
+/// be a branch, a tag or a commit id. Submodules are left to [`crate::submodules`], so
+/// their URLs can be checked before anything is fetched from them.
 pub async fn fetch_git(
     url: &str,
     reference: &str,
@@ -199,15 +200,6 @@ pub async fn fetch_git(
         limits,
     )
     .await?;
-    if dest.join(".gitmodules").exists() {
-        git(
-            dest,
-            "submodule update",
-            &["submodule", "update", "--init", "--recursive", "--progress"],
-            limits,
-        )
-        .await?;
-    }
     Ok(Checkout {
         dir: dest.to_path_buf(),
         commit,

@@ -36,6 +36,12 @@ pub struct Config {
     pub source_dirs: Vec<PathBuf>,
     /// A git fetch that prints nothing for this long is killed (with its ssh).
     pub fetch_idle_secs: u64,
+    /// Whether a repo's submodules may be fetched from a loopback or link-local address
+    /// of this host (127.0.0.0/8, ::1, localhost, 169.254.0.0/16, fe80::/10); off.
+    pub allow_private_submodules: bool,
+    /// The most a local source directory's copy may hold, in MiB (what its
+    /// `.dockerignore` leaves out of the build is not copied).
+    pub local_source_max_mb: u64,
     /// The engine builder builds use: `auto` (BuildKit where the engine offers it),
     /// `buildkit` (refuse to start without it) or `classic`.
     pub builder: capstan_engine::Builder,
@@ -131,6 +137,8 @@ impl Default for Config {
             proxy_throttle: "200ms".into(),
             source_dirs: Vec::new(),
             fetch_idle_secs: 30,
+            allow_private_submodules: false,
+            local_source_max_mb: 1024,
             builder: capstan_engine::Builder::Auto,
             backup: BackupConfig {
                 keep: 7,
@@ -188,9 +196,13 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_idle_secs: Option<u64>,
+    /// Let submodules be fetched from this host's loopback or link-local addresses.
+    #[arg(long, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_private_submodules: Option<bool>,
 }
 
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "builder",
     "data_dir",
     "listen",
@@ -206,6 +218,8 @@ const KEYS: [&str; 15] = [
     "proxy_throttle",
     "source_dirs",
     "fetch_idle_secs",
+    "allow_private_submodules",
+    "local_source_max_mb",
 ];
 
 impl Config {
@@ -251,10 +265,21 @@ impl Config {
         if let Some(dir) = self.source_dirs.iter().find(|d| !d.is_absolute()) {
             bail!("source_dirs: {} must be an absolute path", dir.display());
         }
+        if self.local_source_max_mb == 0 {
+            bail!("local_source_max_mb must be at least 1");
+        }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");
         }
         Ok(())
+    }
+
+    /// What deployments may fetch or copy as their source, beyond `source_dirs`.
+    pub fn source_limits(&self) -> capstan_deploy::SourceLimits {
+        capstan_deploy::SourceLimits {
+            allow_private_submodules: self.allow_private_submodules,
+            local_source_max_bytes: self.local_source_max_mb.saturating_mul(1024 * 1024),
+        }
     }
 
     pub fn probe_path(&self) -> anyhow::Result<PathBuf> {

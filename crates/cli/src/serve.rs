@@ -108,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 docker_socket_path(config.docker_host.as_deref()).as_deref(),
             ),
             source_dirs: config.source_dirs.clone(),
+            source_limits: config.source_limits(),
         },
     );
     deployer.recover().await;

@@ -7,6 +7,7 @@ pub mod build_spec;
 pub mod deployment;
 pub mod duration;
 pub mod error;
+pub mod git_url;
 pub mod maintenance;
 pub mod name;
 pub mod names;

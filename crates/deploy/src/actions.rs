@@ -29,7 +29,7 @@ impl Deployer {
         spec.validate()
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
         let _settings = self.inner.settings_lock.lock().await;
-        self.check_trust(name, &spec, caller).await?;
+        self.check_trust(name, &spec, None, caller).await?;
         let app = self.store().create_app(name, &spec).await?;
         self.store()
             .record_event(name, &caller.actor(), "app created", "")
@@ -72,7 +72,8 @@ impl Deployer {
             .spec
             .merge_patch(patch)
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
-        self.check_trust(name, &next, caller).await?;
+        self.check_trust(name, &next, Some(&current.spec), caller)
+            .await?;
         self.store().update_app_spec(name, &next).await?;
         let fields: Vec<&str> = patch
             .as_object()

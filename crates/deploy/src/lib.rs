@@ -9,6 +9,7 @@ mod building;
 mod cleanup;
 mod companions;
 mod cutover;
+mod git_trust;
 mod health;
 pub mod logs;
 mod maintenance;
@@ -23,6 +24,7 @@ mod recovery;
 mod retention;
 mod routing;
 mod secrets;
+mod sources;
 mod trust;
 mod usage;
 
@@ -130,6 +132,27 @@ pub struct DeploySettings {
     pub protected_paths: Vec<String>,
     /// Directories under which an admin may deploy local source directories.
     pub source_dirs: Vec<PathBuf>,
+    /// What a deployment may fetch or copy as its source.
+    pub source_limits: SourceLimits,
+}
+
+/// Limits on sources beyond `source_dirs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLimits {
+    /// Whether a submodule may be fetched from a loopback or link-local address of the
+    /// daemon's host (`allow_private_submodules`; off by default).
+    pub allow_private_submodules: bool,
+    /// The most a local source directory's copy may hold (`local_source_max_mb`).
+    pub local_source_max_bytes: u64,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            allow_private_submodules: false,
+            local_source_max_bytes: 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// Everything a deployment needs, shared by the API handlers and the workers.

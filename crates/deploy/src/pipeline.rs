@@ -3,16 +3,16 @@
 
 use crate::companions::{companions_in, complete_compose_spec, stored_web_template};
 use crate::logs::DeployLog;
-use crate::planning::plan_tree;
 use crate::ports::{choose_port, DeclaredPort};
+use crate::sources::plans_from_root;
 use crate::Deployer;
-use capstan_build::{apply_repo_config, fetch_git, local_commit};
+use capstan_build::apply_repo_config;
 use capstan_compose::model::{ComposeSpec, Service};
 use capstan_compose::render::{render_deployment, DeploymentNames, RenderInput};
 use capstan_core::{AppSpec, DeploymentState, Source, Trigger};
 use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why a deployment failed: a typed cause, shown in words in its log and `error` field.
 #[derive(Debug, thiserror::Error)]
@@ -225,11 +225,13 @@ impl Deployer {
             }
         };
         let image_health = self.settle_port_and_health(&mut artifact, log).await?;
-        // The settings this deployment runs (the app's, the repo's file, or an old
-        // release's) cross the same trust boundary as when they were saved.
-        self.check_trust(&d.app, &artifact.spec, &crate::Caller::daemon())
-            .await
-            .map_err(|e| Failure::msg(e.to_string()))?;
+        // The settings this deployment runs (an old release's) cross the same trust
+        // boundary as when they were saved; a deploy's were checked before its build.
+        if d.trigger != Trigger::Deploy {
+            self.check_trust(&d.app, &artifact.spec, None, &crate::Caller::daemon())
+                .await
+                .map_err(|e| Failure::msg(e.to_string()))?;
+        }
         let runtime_secrets: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
@@ -353,23 +355,32 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<Artifact, Failure> {
         if let Source::Image(image) = &spec.source {
+            self.check_trust(&d.app, spec, None, &crate::Caller::daemon())
+                .await
+                .map_err(|e| Failure::msg(e.to_string()))?;
             return self.use_prebuilt(d, spec, image, log).await;
         }
-        let (root, commit) = self.fetch_source(d, spec, workspace, log).await?;
+        let mut fetched = self.fetch_source(d, spec, workspace, log).await?;
+        let commit = fetched.commit.clone();
         if let Some(commit) = &commit {
-            let subject = capstan_build::source::commit_subject(&root, commit).await;
+            let subject =
+                capstan_build::source::commit_subject(&fetched.history_dir(), commit).await;
             self.store()
                 .set_commit(d.id, commit, subject.as_deref())
                 .await?;
         }
-        let (settings, recipe) = {
-            let (root, spec) = (root.clone(), spec.clone());
-            let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
-            let builder = self.builder_kind();
-            tokio::task::spawn_blocking(move || plan_tree(&root, &spec, &names, builder))
+        let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+        let mut planned = self.plan_source(&fetched.root, spec, &names).await?;
+        let pruned = fetched.local.as_ref().is_some_and(|l| !l.pruned.is_empty());
+        if pruned && !plans_from_root(&planned, &fetched.root) {
+            log.info("planning again from a full copy of the directory (what .dockerignore left out may be needed)")
+                .await;
+            self.copy_in_full(&mut fetched)
                 .await
-                .map_err(|e| Failure::msg(format!("planning the build panicked: {e}")))??
-        };
+                .map_err(|e| Failure::msg(e.to_string()))?;
+            planned = self.plan_source(&fetched.root, spec, &names).await?;
+        }
+        let (settings, recipe) = planned?;
         for line in &settings.applied {
             log.info(format!("setting {line}")).await;
         }
@@ -382,6 +393,11 @@ impl Deployer {
         for note in &recipe.notes {
             log.info(format!("dockerfile: {note}")).await;
         }
+        // The settings this deploy runs (the app's with the repo's file applied) cross
+        // the same trust boundary as when they were saved, before anything is built.
+        self.check_trust(&d.app, &settings.spec, None, &crate::Caller::daemon())
+            .await
+            .map_err(|e| Failure::msg(e.to_string()))?;
         let spec = settings.spec;
         let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
         let declared_port = DeclaredPort::of_settings(&spec, from_file, &recipe);
@@ -435,61 +451,5 @@ impl Deployer {
             companions,
             declared_port,
         })
-    }
-
-    /// Fetches a git source into the workspace, or checks a local directory.
-    async fn fetch_source(
-        &self,
-        d: &DeploymentRecord,
-        spec: &AppSpec,
-        workspace: &Path,
-        log: &DeployLog,
-    ) -> Result<(PathBuf, Option<String>), Failure> {
-        match &spec.source {
-            Source::Git { url, reference } => {
-                let reference = d.git_ref.as_deref().unwrap_or(reference);
-                let shown = capstan_build::source::redact_url(url);
-                let _slot = match self.inner_fetch_slot_now() {
-                    Some(slot) => slot,
-                    None => {
-                        log.info("waiting for a fetch slot (other sources are being fetched)")
-                            .await;
-                        self.fetch_slot().await
-                    }
-                };
-                log.info(format!("fetching {shown} at {reference}")).await;
-                let checkout = fetch_git(
-                    url,
-                    reference,
-                    &workspace.join("src"),
-                    self.settings().fetch_limits,
-                )
-                .await?;
-                log.info(format!("checked out commit {}", checkout.commit))
-                    .await;
-                Ok((checkout.dir, Some(checkout.commit)))
-            }
-            Source::Path(path) => {
-                let root = PathBuf::from(path);
-                if !root.is_dir() {
-                    return Err(Failure::msg(format!(
-                        "source directory {path} does not exist"
-                    )));
-                }
-                let commit = local_commit(&root).await;
-                log.info(format!(
-                    "using local directory {path}{}",
-                    commit
-                        .as_deref()
-                        .map(|c| format!(" at commit {c}"))
-                        .unwrap_or_default()
-                ))
-                .await;
-                Ok((root, commit))
-            }
-            Source::Image(image) => Err(Failure::msg(format!(
-                "image {image} has no source to fetch"
-            ))),
-        }
     }
 }

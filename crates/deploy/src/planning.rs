@@ -248,20 +248,26 @@ impl crate::Deployer {
             .prefix("plan-")
             .tempdir_in(&self.settings().workspace_dir)
             .map_err(|e| ActionError::Internal(format!("cannot make a scratch dir: {e}")))?;
+        // A dry run copies a local directory whole (no second try without what
+        // .dockerignore leaves out), checked as a deployment's is.
         let root = match &spec.source {
             Source::Image(_) => None,
-            Source::Path(path) => Some(self.check_source_dir(path)?),
-            Source::Git { url, reference } => {
+            Source::Path(_) => {
+                let dest = scratch.path().join("src");
+                Some(
+                    self.obtain_source(&spec, "", &dest, false, None)
+                        .await?
+                        .root,
+                )
+            }
+            Source::Git { reference, .. } => {
                 let reference = git_ref.unwrap_or(reference);
                 let _fetch = self.fetch_slot().await;
-                let checkout = capstan_build::fetch_git(
-                    url,
-                    reference,
-                    &scratch.path().join("src"),
-                    self.settings().fetch_limits,
-                )
-                .await?;
-                Some(checkout.dir)
+                let dest = scratch.path().join("src");
+                let fetched = self
+                    .obtain_source(&spec, reference, &dest, false, None)
+                    .await?;
+                Some(fetched.root)
             }
         };
         let instance = self.engine().instance().to_string();

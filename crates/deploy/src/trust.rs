@@ -92,13 +92,17 @@ pub fn protected_host_paths(data_dir: &Path, docker_socket: Option<&Path>) -> Ve
 
 impl Deployer {
     /// Checks settings that cross a trust boundary, for `caller`; the error says what and
-    /// why. `app` is the app the settings are for (its own domains are fine).
+    /// why. `app` is the app the settings are for (its own domains are fine). `previous`
+    /// are the settings being changed: a source the caller leaves as it is keeps the
+    /// approval of the admin who set it (its path is checked again all the same).
     pub(crate) async fn check_trust(
         &self,
         app: &AppName,
         spec: &AppSpec,
+        previous: Option<&AppSpec>,
         caller: &Caller,
     ) -> Result<(), ActionError> {
+        let source_changed = previous.is_none_or(|p| p.source != spec.source);
         for volume in spec.volumes.iter().filter(|v| v.is_host_path()) {
             if !caller.is_admin() {
                 return Err(ActionError::Forbidden(format!(
@@ -108,13 +112,19 @@ impl Deployer {
             }
             self.check_host_path("volumes.source", &volume.source)?;
         }
-        if let Source::Path(dir) = &spec.source {
-            if !caller.is_admin() {
-                return Err(ActionError::Forbidden(
-                    "source.path: deploying a directory of the daemon's host needs a token with the admin scope".into(),
-                ));
+        match &spec.source {
+            Source::Path(dir) => {
+                if source_changed && !caller.is_admin() {
+                    return Err(ActionError::Forbidden(
+                        "source.path: deploying a directory of the daemon's host needs a token with the admin scope".into(),
+                    ));
+                }
+                self.check_source_dir(dir)?;
             }
-            self.check_source_dir(dir)?;
+            Source::Git { url, .. } => {
+                self.check_git_source(url, caller, source_changed).await?;
+            }
+            Source::Image(_) => {}
         }
         self.check_domains_free(app, spec).await
     }
@@ -141,18 +151,29 @@ impl Deployer {
     /// A local source directory must lie inside one of the directories the operator
     /// allowed (`source_dirs`; none by default) and never touch the daemon's own paths.
     pub(crate) fn check_source_dir(&self, dir: &str) -> Result<PathBuf, ActionError> {
-        self.check_host_path("source.path", dir)?;
+        self.check_local_path("source.path", dir)
+    }
+
+    /// [`Self::check_source_dir`] for any local source (`field` names it in errors): a
+    /// source directory, a local git repository or bundle, a submodule's. Returns the
+    /// canonical path.
+    pub(crate) fn check_local_path(&self, field: &str, dir: &str) -> Result<PathBuf, ActionError> {
+        if !dir.starts_with('/') {
+            return Err(ActionError::Invalid(format!(
+                "{field}: {dir:?} is a relative path of the daemon's host; local sources are absolute paths"
+            )));
+        }
+        self.check_host_path(field, dir)?;
         let allowed = &self.settings().source_dirs;
-        let real = std::fs::canonicalize(normalize_host_path(dir)).map_err(|_| {
-            ActionError::Invalid(format!("source.path: directory {dir} does not exist"))
-        })?;
+        let real = std::fs::canonicalize(normalize_host_path(dir))
+            .map_err(|_| ActionError::Invalid(format!("{field}: {dir} does not exist")))?;
         let inside = allowed
             .iter()
             .filter_map(|a| std::fs::canonicalize(a).ok())
             .any(|a| real.starts_with(&a));
         if !inside {
             return Err(ActionError::Forbidden(format!(
-                "source.path: {dir} is not inside a directory the operator allows for local sources ({}); set source_dirs in the daemon's configuration",
+                "{field}: {dir} is not inside a directory the operator allows for local sources ({}); set source_dirs in the daemon's configuration",
                 if allowed.is_empty() {
                     "none are allowed".to_string()
                 } else {

@@ -13,6 +13,8 @@
 //! - what cannot be done without BuildKit (secret, ssh and bind mounts, `COPY <<EOF`,
 //!   `--chmod`, `--link`, heredocs with a `#!` line, ...) fails naming the line.
 
+use crate::dockerfile_lines::split_keyword;
+use crate::run_flags::{split_flags, Flag, Mount};
 use crate::BuildError;
 use std::collections::BTreeMap;
 
@@ -24,24 +26,7 @@ pub struct Compatible {
     pub notes: Vec<String>,
 }
 
-/// One instruction: its first line number, its text (continuations joined with their
-/// newlines kept), and a heredoc body if it has one.
-#[derive(Debug, Clone)]
-pub(crate) struct Instruction {
-    pub(crate) line: usize,
-    pub(crate) text: String,
-    pub(crate) heredoc: Option<(String, String)>,
-}
-
-impl Instruction {
-    pub(crate) fn keyword(&self) -> String {
-        self.text
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase()
-    }
-}
+pub(crate) use crate::dockerfile_lines::{render, split_instructions, Instruction};
 
 const PLATFORM_ARGS: [&str; 8] = [
     "BUILDPLATFORM",
@@ -174,162 +159,61 @@ pub fn for_builder(
     })
 }
 
-pub(crate) fn render(instructions: &[Instruction], header: String) -> String {
-    let mut rendered = header;
-    for inst in instructions {
-        rendered.push_str(&inst.text);
-        rendered.push('\n');
-        if let Some((marker, body)) = &inst.heredoc {
-            rendered.push_str(body);
-            rendered.push_str(marker);
-            rendered.push('\n');
-        }
-    }
-    rendered
-}
-
-/// Splits the file into instructions, joining `\` continuations and collecting heredoc
-/// bodies; comments and blank lines are dropped (the classic builder ignores them too).
-pub(crate) fn split_instructions(
-    text: &str,
-    refuse: &dyn Fn(usize, &str) -> BuildError,
-) -> Result<Vec<Instruction>, BuildError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let trimmed = lines[i].trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut joined = lines[i].trim_end().to_string();
-        while joined.ends_with('\\') && i + 1 < lines.len() {
-            i += 1;
-            let next = lines[i];
-            if next.trim_start().starts_with('#') {
-                continue; // comments inside continuations are dropped, as Docker does
-            }
-            joined.push('\n');
-            joined.push_str(next.trim_end());
-        }
-        let mut heredoc = None;
-        if let Some(marker) = heredoc_marker(&joined) {
-            let (name, strip_tabs) = marker;
-            let mut body = String::new();
-            loop {
-                i += 1;
-                let Some(line) = lines.get(i) else {
-                    return Err(refuse(
-                        start + 1,
-                        &format!("an unterminated heredoc <<{name}"),
-                    ));
-                };
-                let candidate = if strip_tabs {
-                    line.trim_start_matches('\t')
-                } else {
-                    line
-                };
-                if candidate == name {
-                    break;
-                }
-                body.push_str(candidate);
-                body.push('\n');
-            }
-            heredoc = Some((name, body));
-        }
-        out.push(Instruction {
-            line: start + 1,
-            text: joined,
-            heredoc,
-        });
-        i += 1;
-    }
-    Ok(out)
-}
-
-/// `<<EOF`, `<<-EOF`, `<<"EOF"` in an instruction: the end marker and whether tabs are
-/// stripped.
-fn heredoc_marker(text: &str) -> Option<(String, bool)> {
-    let keyword = text.split_whitespace().next()?.to_ascii_uppercase();
-    if !matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") {
-        return None;
-    }
-    let at = text.find("<<")?;
-    let rest = &text[at + 2..];
-    let (rest, strip) = match rest.strip_prefix('-') {
-        Some(r) => (r, true),
-        None => (rest, false),
-    };
-    let name: String = rest
-        .trim_start_matches(['"', '\''])
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    (!name.is_empty()).then_some((name, strip))
-}
-
-/// `RUN` flags and heredocs, lowered or refused.
+/// `RUN` flags and heredocs, lowered or refused. Flags and mount options are read as
+/// BuildKit reads them (`run_flags`), whatever their spelling.
 fn lower_run(
     inst: &mut Instruction,
     builder: BuilderKind,
     notes: &mut Vec<String>,
     refuse: &dyn Fn(usize, &str) -> BuildError,
 ) -> Result<(), BuildError> {
-    let body = inst.text[3..].trim_start().to_string();
-    let mut words = body.split(' ').peekable();
+    let logical = inst.logical();
+    let (_, args) = split_keyword(&logical);
+    let (flags, command) =
+        split_flags(args).map_err(|e| refuse(inst.line, &format!("RUN flags ({e})")))?;
+    let flag_count = flags.len();
     let mut kept_flags = Vec::new();
-    let mut rest = Vec::new();
-    let mut in_flags = true;
-    for word in words.by_ref() {
-        if in_flags && word.starts_with("--") {
-            let flag = word.to_ascii_lowercase();
-            if let Some(mount) = flag.strip_prefix("--mount=") {
-                let kind = mount
-                    .split(',')
-                    .find_map(|p| p.strip_prefix("type="))
-                    .unwrap_or("bind");
-                if kind == "ssh" && builder == BuilderKind::BuildKit {
-                    return Err(BuildError::Source(format!(
-                        "Dockerfile line {}: RUN --mount=type=ssh needs an SSH agent, which \
-                         Capstan's builds do not forward; fetch private code with a build \
-                         secret (RUN --mount=type=secret) instead",
-                        inst.line
-                    )));
-                }
-                if builder == BuilderKind::BuildKit {
-                    kept_flags.push(word.to_string());
-                    continue;
-                }
-                if kind == "cache" {
-                    notes.push(format!(
-                        "line {}: RUN --mount=type=cache runs without the cache",
-                        inst.line
-                    ));
-                    continue;
-                }
-                return Err(refuse(inst.line, &format!("RUN --mount=type={kind}")));
+    for flag in flags {
+        let name = flag.name.to_ascii_lowercase();
+        let value = flag.value.clone().unwrap_or_default();
+        if name == "mount" {
+            let kind = Mount::parse(&value)
+                .map_err(|e| refuse(inst.line, &format!("RUN --mount={value} ({e})")))?
+                .kind();
+            if kind == "ssh" && builder == BuilderKind::BuildKit {
+                return Err(BuildError::Source(format!(
+                    "Dockerfile line {}: RUN --mount=type=ssh needs an SSH agent, which \
+                     Capstan's builds do not forward; fetch private code with a build \
+                     secret (RUN --mount=type=secret) instead",
+                    inst.line
+                )));
             }
-            if flag == "--network=default" && builder == BuilderKind::BuildKit {
+            if builder == BuilderKind::BuildKit {
+                kept_flags.push(flag);
+                continue;
+            }
+            if kind == "cache" {
                 notes.push(format!(
-                    "line {}: RUN --network=default is the default; the flag is dropped",
+                    "line {}: RUN --mount=type=cache runs without the cache",
                     inst.line
                 ));
                 continue;
             }
-            if flag.starts_with("--network") || flag.starts_with("--security") {
-                return Err(refuse(inst.line, &format!("RUN {word}")));
-            }
-            kept_flags.push(word.to_string());
+            return Err(refuse(inst.line, &format!("RUN --mount=type={kind}")));
+        }
+        if name == "network" && value == "default" && builder == BuilderKind::BuildKit {
+            notes.push(format!(
+                "line {}: RUN --network=default is the default; the flag is dropped",
+                inst.line
+            ));
             continue;
         }
-        if !word.is_empty() {
-            in_flags = false;
+        if name == "network" || name == "security" {
+            return Err(refuse(inst.line, &format!("RUN {flag}")));
         }
-        rest.push(word);
+        kept_flags.push(flag);
     }
-    let command = rest.join(" ");
+    let command = command.trim_start();
     if let Some((marker, script)) = inst.heredoc.take() {
         if script.starts_with("#!") {
             return Err(refuse(inst.line, "a RUN heredoc with a #! line"));
@@ -347,24 +231,25 @@ fn lower_run(
             "line {}: the RUN <<{marker} heredoc runs as a /bin/sh -c script",
             inst.line
         ));
-        let mut text = String::from("RUN ");
-        for flag in &kept_flags {
-            text.push_str(flag);
-            text.push(' ');
-        }
-        text.push_str(&json);
-        inst.text = text;
+        inst.text = run_text(&kept_flags, &json);
         return Ok(());
     }
+    if kept_flags.len() != flag_count {
+        inst.text = run_text(&kept_flags, command);
+    }
+    Ok(())
+}
+
+/// `RUN <flags> <command>` on one line, each flag quoted as BuildKit reads it back.
+pub(crate) fn run_text(flags: &[Flag], command: &str) -> String {
     let mut text = String::from("RUN");
-    for flag in kept_flags {
+    for flag in flags {
         text.push(' ');
-        text.push_str(&flag);
+        text.push_str(&flag.to_string());
     }
     text.push(' ');
-    text.push_str(&command);
-    inst.text = text;
-    Ok(())
+    text.push_str(command);
+    text
 }
 
 /// `COPY`/`ADD` flags the builder does not have, and heredocs. `--link` only changes how

@@ -2,7 +2,9 @@
 //! app, build secrets read from their mounts, and secret-mounting steps stamped so the
 //! layer cache follows the secrets. Applied at build time, when the secrets are known.
 
-use crate::dockerfile_compat::{render, split_instructions, Compatible};
+use crate::dockerfile_compat::{render, run_text, split_instructions, Compatible, Instruction};
+use crate::dockerfile_lines::split_keyword;
+use crate::run_flags::{split_flags, Flag, Mount};
 use crate::BuildError;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 ///
 /// - every `RUN --mount=type=cache` gets an id scoped to `scope` (the app): BuildKit's
 ///   cache mounts are shared by id across every build on the engine, so without it one
-///   app's build could read or poison another's cache;
+///   app's build could read or poison another's cache. Mounts are read as BuildKit reads
+///   them (`run_flags`: any case, quoting, aliases; no id means the target is the id), and
+///   one whose type comes from a variable is refused;
 /// - build secrets are secret mounts, never build arguments (which the image's history
 ///   keeps). A Dockerfile that reads one as `ARG NAME` still gets its value: each
 ///   shell-form `RUN` after that `ARG` in the stage mounts the secret and sets `NAME` from
@@ -18,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// - a shell-form `RUN` that mounts a secret starts with `: build-secrets=<stamp>;`:
 ///   BuildKit's layer cache does not look at secret values, so without it a step would
 ///   not rerun when a secret changes, and another app with the same step would get this
-///   app's result. `stamp` is a digest of the app and its build secrets' values.
+///   app's result. `stamp` is a keyed digest of the app and its build secrets' values. An
+///   exec-form `RUN` cannot carry it, so one that mounts a secret is refused.
 ///
 /// Returns the rewritten text and notes, or `None` when nothing needed a change.
 pub fn scope_for_app(
@@ -31,93 +36,47 @@ pub fn scope_for_app(
     let refuse =
         |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
     let mut instructions = split_instructions(text, &refuse)?;
-    let mut in_scope: Vec<String> = Vec::new();
-    let mut read: BTreeSet<String> = BTreeSet::new();
-    let mut scoped_caches = 0;
-    let mut stamped = false;
-    let mut notes = Vec::new();
+    let mut state = Scoping {
+        scope,
+        stamp,
+        in_scope: Vec::new(),
+        read: BTreeSet::new(),
+        scoped_caches: 0,
+        notes: Vec::new(),
+    };
+    let mut changed = false;
     for inst in &mut instructions {
         match inst.keyword().as_str() {
-            "FROM" => in_scope.clear(),
+            "FROM" => state.in_scope.clear(),
             "ARG" => {
-                for word in inst.text.split_whitespace().skip(1) {
+                let logical = inst.logical();
+                for word in split_keyword(&logical).1.split_whitespace() {
                     let name = word.split('=').next().unwrap_or_default();
-                    if secrets.iter().any(|s| s == name) && !in_scope.iter().any(|s| s == name) {
-                        in_scope.push(name.to_string());
+                    if secrets.iter().any(|s| s == name)
+                        && !state.in_scope.iter().any(|s| s == name)
+                    {
+                        state.in_scope.push(name.to_string());
                     }
                 }
             }
-            "RUN" => {
-                let body = inst.text[3..].trim_start();
-                let flags_end = body
-                    .split(' ')
-                    .take_while(|w| w.starts_with("--"))
-                    .map(|w| w.len() + 1)
-                    .sum::<usize>()
-                    .min(body.len());
-                let (flags, command) = body.split_at(flags_end);
-                let flags: Vec<String> = flags
-                    .split(' ')
-                    .filter(|f| !f.is_empty())
-                    .map(|f| match scoped_cache_mount(f, scope) {
-                        Some(scoped) => {
-                            scoped_caches += 1;
-                            scoped
-                        }
-                        None => f.to_string(),
-                    })
-                    .collect();
-                let mut text = String::from("RUN ");
-                let mut prefix = String::new();
-                if !in_scope.is_empty() && command.trim_start().starts_with('[') {
-                    notes.push(format!(
-                        "line {}: an exec-form RUN does not see the build secrets {} (write it in shell form)",
-                        inst.line,
-                        in_scope.join(", ")
-                    ));
-                } else {
-                    for name in &in_scope {
-                        let mounted = flags.iter().any(|f| {
-                            f.starts_with("--mount=")
-                                && f.contains("type=secret")
-                                && f.split([',', '=']).any(|p| p == name.as_str())
-                        });
-                        if !mounted {
-                            text.push_str(&format!("--mount=type=secret,id={name} "));
-                        }
-                        prefix.push_str(&format!(
-                            "{name}=\"$(cat /run/secrets/{name} 2>/dev/null)\"; export {name}; "
-                        ));
-                        read.insert(name.clone());
-                    }
-                }
-                for flag in &flags {
-                    text.push_str(flag);
-                    text.push(' ');
-                }
-                let mounts_secret = text.contains("type=secret");
-                if mounts_secret && !command.trim_start().starts_with('[') {
-                    text.push_str(&format!(": build-secrets={stamp}; "));
-                    stamped = true;
-                }
-                text.push_str(&prefix);
-                text.push_str(command.trim_start());
-                inst.text = text;
-            }
+            "RUN" => changed |= state.scope_run(inst, &refuse)?,
+            "ONBUILD" => changed |= state.scope_onbuild(inst, &refuse)?,
             _ => {}
         }
     }
-    if read.is_empty() && notes.is_empty() && scoped_caches == 0 && !stamped {
+    if !changed && state.notes.is_empty() {
         return Ok(None);
     }
-    for name in &read {
+    let mut notes = state.notes;
+    for name in &state.read {
         notes.push(format!(
             "build secret {name} is a BuildKit secret mount; each RUN after `ARG {name}` reads it from /run/secrets/{name}, so the image's history never holds it"
         ));
     }
-    if scoped_caches > 0 {
+    if state.scoped_caches > 0 {
         notes.push(format!(
-            "{scoped_caches} cache mount(s) kept apart from other apps' builds (id prefixed with {scope}/)"
+            "{} cache mount(s) kept apart from other apps' builds (id prefixed with {scope}/)",
+            state.scoped_caches
         ));
     }
     Ok(Some(Compatible {
@@ -127,28 +86,139 @@ pub fn scope_for_app(
     }))
 }
 
-/// `--mount=type=cache,...` with its id (the target when it has none) prefixed by `scope`.
-fn scoped_cache_mount(flag: &str, scope: &str) -> Option<String> {
-    let spec = flag.strip_prefix("--mount=")?;
-    let parts: Vec<&str> = spec.split(',').collect();
-    if !parts.contains(&"type=cache") {
-        return None;
+/// What scoping has found so far in the Dockerfile.
+struct Scoping<'a> {
+    scope: &'a str,
+    stamp: &'a str,
+    /// Build secrets declared by `ARG` in the current stage.
+    in_scope: Vec<String>,
+    /// Build secrets some step reads from their mount.
+    read: BTreeSet<String>,
+    scoped_caches: usize,
+    notes: Vec<String>,
+}
+
+type Refuse<'r> = &'r dyn Fn(usize, &str) -> BuildError;
+
+impl Scoping<'_> {
+    /// Scopes one `RUN` (see [`scope_for_app`]); whether its text changed.
+    fn scope_run(&mut self, inst: &mut Instruction, refuse: Refuse) -> Result<bool, BuildError> {
+        let line = inst.line;
+        if inst.heredoc.is_some() {
+            return Err(refuse(
+                line,
+                "a RUN heredoc the engine's BuildKit cannot run",
+            ));
+        }
+        let logical = inst.logical();
+        let (flags, command) = split_flags(split_keyword(&logical).1)
+            .map_err(|e| refuse(line, &format!("RUN flags ({e})")))?;
+        let command = command.trim_start();
+        let exec_form = serde_json::from_str::<Vec<String>>(command).is_ok();
+        let mut scoped = false;
+        let mut secret_mounts: Vec<(String, String)> = Vec::new();
+        let mut kept: Vec<Flag> = Vec::with_capacity(flags.len());
+        for flag in flags {
+            if flag.name != "mount" {
+                kept.push(flag);
+                continue;
+            }
+            let value = flag.value.clone().unwrap_or_default();
+            let mount = Mount::parse(&value)
+                .map_err(|e| refuse(line, &format!("RUN --mount={value} ({e})")))?;
+            match mount.kind().as_str() {
+                kind if kind.contains('$') => {
+                    return Err(refuse(
+                        line,
+                        &format!("RUN --mount={value}: a mount type taken from a variable"),
+                    ));
+                }
+                "cache" => {
+                    // BuildKit's own default id is the target.
+                    let id = mount.id().filter(|id| !id.is_empty()).or(mount.target());
+                    let id = id.unwrap_or_default().trim_start_matches('/');
+                    kept.push(mount.with_id(&format!("{}/{id}", self.scope)).flag());
+                    self.scoped_caches += 1;
+                    scoped = true;
+                }
+                "secret" => {
+                    secret_mounts.extend(mount.secret());
+                    kept.push(flag);
+                }
+                _ => kept.push(flag),
+            }
+        }
+        let mut added: Vec<Flag> = Vec::new();
+        let mut prefix = String::new();
+        if !self.in_scope.is_empty() && exec_form {
+            self.notes.push(format!(
+                "line {line}: an exec-form RUN does not see the build secrets {} (write it in shell form)",
+                self.in_scope.join(", ")
+            ));
+        } else {
+            for name in &self.in_scope {
+                let target = format!("/run/secrets/{name}");
+                if !secret_mounts
+                    .iter()
+                    .any(|(id, t)| id == name && *t == target)
+                {
+                    added.push(Mount::secret_flag(name));
+                    secret_mounts.push((name.clone(), target));
+                }
+                prefix.push_str(&format!(
+                    "{name}=\"$(cat /run/secrets/{name} 2>/dev/null)\"; export {name}; "
+                ));
+                self.read.insert(name.clone());
+            }
+        }
+        let stamped = !secret_mounts.is_empty();
+        if stamped && exec_form {
+            return Err(refuse(
+                line,
+                "an exec-form RUN that mounts a build secret: BuildKit's layer cache would not \
+                 follow the secret's value (write it in shell form)",
+            ));
+        }
+        if !scoped && !stamped {
+            return Ok(false);
+        }
+        added.extend(kept);
+        let mut command_text = String::new();
+        if stamped {
+            command_text.push_str(&format!(": build-secrets={}; ", self.stamp));
+        }
+        command_text.push_str(&prefix);
+        command_text.push_str(command);
+        inst.text = run_text(&added, &command_text);
+        Ok(true)
     }
-    let value = |key: &str| {
-        parts
-            .iter()
-            .find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-    };
-    let id = value("id")
-        .or_else(|| value("target"))
-        .or_else(|| value("dst"))?;
-    let mut out: Vec<String> = parts
-        .iter()
-        .filter(|p| !p.starts_with("id="))
-        .map(|p| p.to_string())
-        .collect();
-    out.push(format!("id={scope}/{}", id.trim_start_matches('/')));
-    Some(format!("--mount={}", out.join(",")))
+
+    /// `ONBUILD RUN ...` runs in a build that starts from this stage or image: its mounts
+    /// are scoped the same way (no build secret is read into it).
+    fn scope_onbuild(
+        &mut self,
+        inst: &mut Instruction,
+        refuse: Refuse,
+    ) -> Result<bool, BuildError> {
+        let logical = inst.logical();
+        let mut inner = Instruction {
+            line: inst.line,
+            text: split_keyword(&logical).1.to_string(),
+            heredoc: None,
+            escape: inst.escape,
+        };
+        if inner.keyword() != "RUN" {
+            return Ok(false);
+        }
+        let in_scope = std::mem::take(&mut self.in_scope);
+        let changed = self.scope_run(&mut inner, refuse);
+        self.in_scope = in_scope;
+        if changed? {
+            inst.text = format!("ONBUILD {}", inner.text);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// Whether `reference` names an image of this Capstan instance (`<instance>/...`) that
@@ -182,43 +252,23 @@ pub fn is_foreign_image(reference: &str, scope: &str) -> bool {
 }
 
 /// Refuses a Dockerfile that builds from, copies from or mounts another app's image (see
-/// [`is_foreign_image`]): in `FROM`, `COPY --from=`, `RUN --mount=...,from=` and in `ARG`
-/// defaults (which `FROM ${BASE}` may use).
+/// [`is_foreign_image`]): in `FROM`, `COPY --from=`, `RUN --mount=...,from=` (flags and
+/// mount options read as BuildKit reads them, in any spelling), in `ARG` defaults (which
+/// `FROM ${BASE}` may use) and in `ONBUILD` triggers. Quotes and escapes, which BuildKit
+/// removes before it resolves a name, are removed before the check.
 pub fn refuse_foreign_images(text: &str, file: &str, scope: &str) -> Result<(), BuildError> {
     let refuse =
         |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
     for inst in split_instructions(text, &refuse)? {
-        let keyword = inst.keyword();
-        let mut references: Vec<String> = Vec::new();
-        let words: Vec<&str> = inst.text.split_whitespace().skip(1).collect();
-        match keyword.as_str() {
-            "FROM" => references.extend(
-                words
-                    .iter()
-                    .find(|w| !w.starts_with("--"))
-                    .map(|w| w.to_string()),
-            ),
-            "ARG" => references.extend(words.iter().filter_map(|w| {
-                w.split_once('=')
-                    .map(|(_, v)| v.trim_matches('"').to_string())
-            })),
-            _ => {}
-        }
-        for word in words.iter().take_while(|w| w.starts_with("--")) {
-            let lower = word.to_ascii_lowercase();
-            if let Some(from) = lower.strip_prefix("--from=") {
-                references.push(from.to_string());
-            }
-            if let Some(mount) = lower.strip_prefix("--mount=") {
-                references.extend(
-                    mount
-                        .split(',')
-                        .filter_map(|p| p.strip_prefix("from="))
-                        .map(str::to_string),
-                );
-            }
-        }
-        if let Some(reference) = references.iter().find(|r| is_foreign_image(r, scope)) {
+        let logical = inst.logical();
+        let references =
+            image_references(&logical).map_err(|e| refuse(inst.line, &format!("flags ({e})")))?;
+        let unquoted = |r: &str| r.replace(['"', '\'', '\\', inst.escape], "");
+        if let Some(reference) = references
+            .iter()
+            .map(|r| unquoted(r))
+            .find(|r| is_foreign_image(r, scope))
+        {
             return Err(refuse(
                 inst.line,
                 &format!(
@@ -229,4 +279,29 @@ pub fn refuse_foreign_images(text: &str, file: &str, scope: &str) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Every image (or stage) name an instruction's logical line may use.
+fn image_references(logical: &str) -> Result<Vec<String>, crate::run_flags::FlagError> {
+    let (keyword, args) = split_keyword(logical);
+    let (flags, rest) = split_flags(args)?;
+    let mut references: Vec<String> = Vec::new();
+    match keyword.to_ascii_uppercase().as_str() {
+        "FROM" => references.extend(rest.split_whitespace().next().map(str::to_string)),
+        "ARG" => references.extend(
+            rest.split_whitespace()
+                .filter_map(|w| w.split_once('=').map(|(_, v)| v.to_string())),
+        ),
+        "ONBUILD" => references.extend(image_references(rest.trim())?),
+        _ => {}
+    }
+    for flag in flags {
+        let value = flag.value.unwrap_or_default();
+        if flag.name.eq_ignore_ascii_case("from") {
+            references.push(value);
+        } else if flag.name.eq_ignore_ascii_case("mount") {
+            references.extend(Mount::parse(&value)?.from().map(str::to_string));
+        }
+    }
+    Ok(references)
 }

@@ -265,3 +265,164 @@ fn another_apps_image_is_refused_in_a_build() {
     )
     .unwrap();
 }
+
+fn scoped(text: &str) -> String {
+    scope_for_app(text, "Dockerfile", &[], "cap/web", "s1")
+        .unwrap()
+        .unwrap_or_else(|| panic!("nothing scoped in {text:?}"))
+        .text
+}
+
+#[test]
+fn cache_mounts_are_scoped_in_every_spelling() {
+    let f = "FROM busybox\n";
+    for (text, expected) in [
+        (
+            format!("{f}RUN --mount=TYPE=CACHE,ID=other/app/npm,TARGET=/c true\n"),
+            "RUN --mount=TYPE=CACHE,TARGET=/c,id=cap/web/other/app/npm true",
+        ),
+        (
+            format!("{f}RUN --mount=Type=Cache,Id=npm,Dst=/c true\n"),
+            "RUN --mount=Type=Cache,Dst=/c,id=cap/web/npm true",
+        ),
+        // No id: BuildKit's default id is the target, in any of its spellings.
+        (
+            format!("{f}RUN --mount=type=cache,destination=/root/.npm true\n"),
+            "RUN --mount=type=cache,destination=/root/.npm,id=cap/web/root/.npm true",
+        ),
+        (
+            format!("{f}RUN --mount=type=cache,target=/c,id=a,ID=b true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/b true",
+        ),
+        (
+            format!("{f}RUN --mount=type=cache,id=a,target=/c,id= true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/c true",
+        ),
+        // Quoted flag words and CSV fields, escapes, tabs.
+        (
+            format!("{f}RUN --mount=\"type=cache,id=x,target=/c\" true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("{f}RUN --mount=type=cache,\"id=x\",'target'=/c true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("{f}RUN --mount=ty\\pe=cache,i\\d=x,target=/c true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("{f}RUN\t--mount=type=cache,id=x,target=/c\ttrue\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        // The flag word's quotes are BuildKit's shell-like ones; a CSV-quoted field needs
+        // them kept (inside single quotes).
+        (
+            format!("{f}RUN --mount='type=cache,\"id=a,b\",target=/c' true\n"),
+            "RUN --\"mount=type=cache,target=/c,\\\"id=cap/web/a,b\\\"\" true",
+        ),
+        (
+            format!("{f}RUN --mount=type=cache,id=x,\"target=/a b\" true\n"),
+            "RUN --\"mount=type=cache,target=/a b,id=cap/web/x\" true",
+        ),
+        // Where BuildKit's parser joins lines: a blank line in a continuation, an
+        // indented or lower-case keyword, the backtick escape directive, ONBUILD.
+        (
+            format!("{f}RUN \\\n\n  --mount=type=cache,id=x,target=/c \\\n# c\n  true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("{f}  run --mount=type=cache,id=x,target=/c true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("# escape=`\n{f}RUN `\n  --mount=type=cache,id=x,target=/c true\n"),
+            "RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+        (
+            format!("{f}ONBUILD RUN --mount=type=cache,id=x,target=/c true\n"),
+            "ONBUILD RUN --mount=type=cache,target=/c,id=cap/web/x true",
+        ),
+    ] {
+        let out = scoped(&text);
+        assert!(out.contains(expected), "{text:?} became {out:?}");
+    }
+    // The escape directive stays with the file it was read with.
+    assert!(scoped(&format!(
+        "# escape=`\n{f}RUN --mount=type=cache,target=/c true\n"
+    ))
+    .starts_with("# escape=`\n"));
+}
+
+#[test]
+fn mounts_that_cannot_be_read_safely_are_refused() {
+    let f = "FROM busybox\n";
+    for (text, expected) in [
+        (
+            format!("{f}ARG T=cache\nRUN --mount=type=$T,id=x,target=/c true\n"),
+            "line 3: RUN --mount=type=$T,id=x,target=/c: a mount type taken from a variable",
+        ),
+        (
+            format!("{f}RUN --mount='type=cache,id=x\"y,target=/c' true\n"),
+            "line 2: RUN --mount=type=cache,id=x\"y,target=/c (a quote inside an unquoted",
+        ),
+        (
+            format!("{f}RUN --mount=type=cache,id=\u{e0},target=/c true\n"),
+            "line 2: RUN flags (a flag holds a non-ASCII character",
+        ),
+        (
+            format!("{f}RUN --mount=TYPE=SECRET,ID=TOKEN [\"cat\", \"/run/secrets/TOKEN\"]\n"),
+            "line 2: an exec-form RUN that mounts a build secret",
+        ),
+    ] {
+        let err = scope_for_app(&text, "Dockerfile", &["TOKEN".into()], "cap/web", "s1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{text:?}: {err}");
+    }
+    // A shell-form step that only starts with `[` is not exec form: it is stamped.
+    let out = scope_for_app(
+        &format!("{f}RUN --mount=TYPE=SECRET,ID=TOKEN [ -f /run/secrets/TOKEN ] && true\n"),
+        "Dockerfile",
+        &[],
+        "cap/web",
+        "s1",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.text.contains(
+            "RUN --mount=TYPE=SECRET,ID=TOKEN : build-secrets=s1; [ -f /run/secrets/TOKEN ]"
+        ),
+        "{}",
+        out.text
+    );
+}
+
+#[test]
+fn another_apps_image_is_refused_in_every_spelling() {
+    use capstan_build::dockerfile_scope::refuse_foreign_images;
+    let f = "FROM busybox\n";
+    for text in [
+        format!("{f}RUN --mount=type=bind,FROM=cap/api:3,target=/x ls\n"),
+        format!("{f}RUN --mount=\"type=bind,from=cap/api:3,target=/x\" ls\n"),
+        format!("{f}RUN --mount=type=bind,\"from=cap/api:3\",target=/x ls\n"),
+        format!("{f}RUN --mount=type=bind,fr\\om=cap/api:3,target=/x ls\n"),
+        format!("{f}RUN --mount=type=bind,from='cap/api:3',target=/x ls\n"),
+        format!("{f}RUN --mount=TYPE=CACHE,From=cap/api,target=/x ls\n"),
+        format!("{f}COPY --from=\"cap/api:3\" /a /a\n"),
+        format!("{f}  copy --from=cap/api:3 /a /a\n"),
+        format!("{f}COPY \\\n\n  --from=cap/api:3 /a /a\n"),
+        format!("{f}ONBUILD COPY --from=cap/api:3 /a /a\n"),
+        format!("{f}ONBUILD RUN --mount=type=bind,from=cap/api:3,target=/x ls\n"),
+        "FROM \"cap/api:3\"\n".to_string(),
+        "FROM cap\\/api:3\n".to_string(),
+        format!("ARG BASE=\"cap/api:3\"\n{f}"),
+    ] {
+        let err = refuse_foreign_images(&text, "Dockerfile", "cap/web")
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(err.contains("cap/api"), "{text:?}: {err}");
+        assert!(err.contains("another app's image"), "{text:?}: {err}");
+    }
+}

@@ -150,3 +150,104 @@ async fn a_buildkit_dockerfile_builds_with_buildkit_and_secrets_stay_out_of_the_
         (200, "version: buildkit\n".to_string())
     );
 }
+
+/// One app's build cannot read or write another app's BuildKit cache mount, however the
+/// mount is spelled: key case, aliases, quoted flag words and CSV fields, escapes, no id
+/// (the target is the id), tabs, a blank line inside a continuation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_cache_mounts_are_out_of_reach_of_another_apps_build_in_every_spelling() {
+    let daemon = support::start_daemon().await;
+    let run = &daemon.instance;
+    // The victim keeps a marker in two cache mounts, one with an id and one without, and
+    // says whether it finds someone else's file there. Its last step fails: only the
+    // build matters, and the deployment ends there.
+    let victim = SampleRepo::new();
+    let victim_dockerfile = format!(
+        "FROM busybox:stable\nENV TEST_RUN={run}\nCOPY version.txt /version.txt\n\
+         RUN --mount=type=cache,id=shared,target=/c --mount=type=cache,target=/var/cache/v \
+         sh -c 'for d in /c /var/cache/v; do if [ -e $d/poison ]; then echo POISONED-$d; fi; \
+         if [ -e $d/m ]; then echo victim-kept-$d; fi; echo victim-marker > $d/m; done'\n\
+         RUN exit 7\n"
+    );
+    victim.commit_file("version.txt", "1", "v1");
+    victim.commit_file("Dockerfile", &victim_dockerfile, "victim");
+    daemon
+        .create_app(
+            json!({"name": "cachea", "source": {"git": {"url": victim.url(), "ref": "main"}}}),
+        )
+        .await;
+    daemon.deploy_expect("cachea", None, "failed").await;
+
+    // The attacker names the victim's cache by the id it really has on the engine.
+    let shared = format!("{run}/cachea/shared");
+    let unnamed = format!("{run}/cachea/var/cache/v");
+    let spellings = [
+        (format!("--mount=TYPE=CACHE,ID={shared},TARGET=/c"), "/c"),
+        (format!("--mount=Type=Cache,Id={shared},Dst=/c"), "/c"),
+        (
+            format!("--mount=type=cache,destination=/c,id={shared}"),
+            "/c",
+        ),
+        (
+            format!("--mount=\"type=cache,id={shared},target=/c\""),
+            "/c",
+        ),
+        (
+            format!("--mount='type=cache,\"id={shared}\",target=/c'"),
+            "/c",
+        ),
+        (
+            format!("--mount=ty\\pe=cache,i\\d={shared},target=/c"),
+            "/c",
+        ),
+        (format!("--mount=TYPE=CACHE,ID={unnamed},target=/c"), "/c"),
+        // No id, a relative target: BuildKit's id would be the victim's.
+        (
+            format!("--mount=type=cache,target={shared}"),
+            shared.as_str(),
+        ),
+    ];
+    let probe = "sh -c 'if [ -e $1/m ]; then echo LEAK-$0; else echo none-$0; fi; \
+                 echo poison > $1/poison'";
+    let mut dockerfile = format!("FROM busybox:stable\nENV TEST_RUN={run}\n");
+    for (n, (mount, dir)) in spellings.iter().enumerate() {
+        dockerfile.push_str(&format!("RUN {mount} {probe} {n} {dir}\n"));
+    }
+    let n = spellings.len();
+    dockerfile.push_str(&format!(
+        "RUN\t--mount=type=cache,id={shared},target=/c\t{probe} {n} /c\n"
+    ));
+    dockerfile.push_str(&format!(
+        "RUN \\\n\n  --mount=type=cache,id={shared},target=/c \\\n  {probe} {} /c\n",
+        n + 1
+    ));
+    dockerfile.push_str("RUN exit 7\n");
+    let attacker = SampleRepo::new();
+    attacker.commit_file("Dockerfile", &dockerfile, "attacker");
+    daemon
+        .create_app(
+            json!({"name": "cacheb", "source": {"git": {"url": attacker.url(), "ref": "main"}}}),
+        )
+        .await;
+    let d = daemon.deploy_expect("cacheb", None, "failed").await;
+    let log = daemon.final_log(d["id"].as_i64().unwrap()).await;
+    // (The step lines echo the command, `LEAK-$0`: only the output names a step.)
+    for step in 0..n + 2 {
+        assert!(
+            !log.contains(&format!("LEAK-{step}")),
+            "step {step} read the victim's cache:\n{log}"
+        );
+        assert!(log.contains(&format!("none-{step}")), "step {step}:\n{log}");
+    }
+
+    // The victim's next build finds its own marker, and nothing the attacker wrote.
+    victim.commit_file("version.txt", "2", "v2");
+    let d = daemon.deploy_expect("cachea", None, "failed").await;
+    let log = daemon.final_log(d["id"].as_i64().unwrap()).await;
+    assert!(log.contains("victim-kept-/c"), "{log}");
+    assert!(log.contains("victim-kept-/var/cache/v"), "{log}");
+    assert!(
+        !log.contains("POISONED-/"),
+        "wrote into the victim's cache:\n{log}"
+    );
+}

@@ -339,4 +339,52 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn source_limits_default_to_closed_and_come_from_file_env_and_flag() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                defaults.source_limits(),
+                capstan_deploy::SourceLimits::default()
+            );
+            assert!(!defaults.allow_private_submodules);
+
+            jail.create_file(
+                "c.toml",
+                "local_source_max_mb = 8
+",
+            )?;
+            jail.set_env("CAPSTAN_ALLOW_PRIVATE_SUBMODULES", "true");
+            let args = ServeArgs {
+                config: Some("c.toml".into()),
+                ..Default::default()
+            };
+            let limits = Config::load(&args)
+                .map_err(|e| e.to_string())?
+                .source_limits();
+            assert!(limits.allow_private_submodules);
+            assert_eq!(limits.local_source_max_bytes, 8 * 1024 * 1024);
+            let args = ServeArgs {
+                config: Some("c.toml".into()),
+                allow_private_submodules: Some(false),
+                ..Default::default()
+            };
+            let config = Config::load(&args).map_err(|e| e.to_string())?;
+            assert!(!config.allow_private_submodules, "the flag wins");
+
+            jail.create_file(
+                "zero.toml",
+                "local_source_max_mb = 0
+",
+            )?;
+            let args = ServeArgs {
+                config: Some("zero.toml".into()),
+                ..Default::default()
+            };
+            let err = format!("{:#}", Config::load(&args).unwrap_err());
+            assert!(err.contains("local_source_max_mb"), "{err}");
+            Ok(())
+        });
+    }
 }

@@ -221,6 +221,8 @@ async fn local_sources_are_the_admins_and_are_checked_before_they_are_read() {
     git_urls_naming_this_host_are_the_admins(&daemon, outside.path()).await;
     submodules_are_checked_before_git_fetches_them(&daemon, outside.path()).await;
     a_path_source_is_checked_and_copied_before_it_is_read(&daemon, outside.path()).await;
+    drop(daemon);
+    the_operator_may_allow_private_submodules().await;
 }
 
 async fn git_urls_naming_this_host_are_the_admins(daemon: &Daemon, outside: &Path) {
@@ -458,4 +460,26 @@ async fn a_path_source_is_checked_and_copied_before_it_is_read(daemon: &Daemon, 
     );
     assert_eq!(images_of_deployment(daemon, &failed["id"]), "");
     assert_eq!(daemon.via_proxy("site.test", "/").await.1, "version: p1\n");
+}
+
+async fn the_operator_may_allow_private_submodules() {
+    let daemon = support::start_daemon_with(&["--allow-private-submodules", "true"]).await;
+    let lib = tempfile::tempdir().unwrap();
+    let lib_commit = repo_with(lib.path(), "marker.txt", "from the loopback server\n");
+    let server = DumbGitServer::start();
+    let url = server.publish(lib.path(), "lib");
+    let repo = SampleRepo::new();
+    repo.commit_version("v1", &[]);
+    commit_with_submodule(repo.path(), "v2", &url, &lib_commit);
+    daemon
+        .create_app(sample_app("private", &repo, "main", "private.test"))
+        .await;
+    daemon.deploy_expect("private", None, "live").await;
+    assert_eq!(
+        daemon
+            .via_proxy("private.test", "/file/read?path=/vendor/marker.txt")
+            .await,
+        (200, "from the loopback server\n".into())
+    );
+    assert!(server.hits() > 0, "fetched from the loopback server");
 }

@@ -214,7 +214,7 @@ impl Copy<'_> {
         options
             .read(true)
             .follow(FollowSymlinks::No)
-            .custom_flags(libc::O_NONBLOCK);
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
         let file = dir.open_with(name, &options)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {

@@ -257,12 +257,50 @@ pub fn is_foreign_image(reference: &str, scope: &str) -> bool {
 /// `FROM ${BASE}` may use) and in `ONBUILD` triggers. Quotes and escapes, which BuildKit
 /// removes before it resolves a name, are removed before the check.
 pub fn refuse_foreign_images(text: &str, file: &str, scope: &str) -> Result<(), BuildError> {
+    refuse_foreign_images_with_args(text, file, scope, &BTreeMap::new())
+}
+
+/// [`refuse_foreign_images`] for a build given `args`: no argument's value may name
+/// another app's image, and a `FROM` that names its image through arguments
+/// (`FROM ${REGISTRY}${NAME}`) is checked with the values it would get (the build's
+/// arguments, else the `ARG` defaults).
+pub fn refuse_foreign_images_with_args(
+    text: &str,
+    file: &str,
+    scope: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<(), BuildError> {
+    if let Some((name, value)) = args.iter().find(|(_, v)| is_foreign_image(v, scope)) {
+        return Err(BuildError::Source(format!(
+            "build argument {name}: {value} is another app's image; a build may use public \
+             images, its own stages and its own app's images only"
+        )));
+    }
     let refuse =
         |line: usize, what: &str| BuildError::Source(format!("{file} line {line}: {what}"));
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
     for inst in split_instructions(text, &refuse)? {
         let logical = inst.logical();
-        let references =
+        let mut references =
             image_references(&logical).map_err(|e| refuse(inst.line, &format!("flags ({e})")))?;
+        let (keyword, rest) = split_keyword(&logical);
+        match keyword.to_ascii_uppercase().as_str() {
+            "ARG" => {
+                for word in rest.split_whitespace() {
+                    let (name, default) = word.split_once('=').unwrap_or((word, ""));
+                    let value = match args.get(name) {
+                        Some(given) => given.clone(),
+                        None => expand(default.trim_matches(['"', '\'']), &values),
+                    };
+                    references.push(value.clone());
+                    values.insert(name.to_string(), value);
+                }
+            }
+            "FROM" => {
+                references = references.iter().map(|r| expand(r, &values)).collect();
+            }
+            _ => {}
+        }
         let unquoted = |r: &str| r.replace(['"', '\'', '\\', inst.escape], "");
         if let Some(reference) = references
             .iter()
@@ -281,6 +319,48 @@ pub fn refuse_foreign_images(text: &str, file: &str, scope: &str) -> Result<(), 
     Ok(())
 }
 
+/// `$NAME`, `${NAME}`, `${NAME:-word}`, `${NAME-word}`, `${NAME:+word}`, `${NAME+word}` in
+/// `word` replaced as BuildKit's shell lexer would, with `values` (an unknown name is
+/// empty).
+fn expand(word: &str, values: &BTreeMap<String, String>) -> String {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(braced) = after.strip_prefix('{') {
+            let Some(end) = braced.find('}') else {
+                out.push_str(&rest[at..]);
+                return out;
+            };
+            let inner = &braced[..end];
+            let name_end = inner.find(|c: char| !is_name(c)).unwrap_or(inner.len());
+            let (name, modifier) = inner.split_at(name_end);
+            let value = values.get(name).map(String::as_str);
+            let chosen = match (modifier.chars().next(), modifier.get(1..)) {
+                (Some(':'), Some(m)) if m.starts_with('-') => value
+                    .filter(|v| !v.is_empty())
+                    .map_or_else(|| expand(&m[1..], values), str::to_string),
+                (Some(':'), Some(m)) if m.starts_with('+') => value
+                    .filter(|v| !v.is_empty())
+                    .map_or(String::new(), |_| expand(&m[1..], values)),
+                (Some('-'), Some(m)) => value.map_or_else(|| expand(m, values), str::to_string),
+                (Some('+'), Some(m)) => value.map_or(String::new(), |_| expand(m, values)),
+                _ => value.unwrap_or_default().to_string(),
+            };
+            out.push_str(&chosen);
+            rest = &braced[end + 1..];
+        } else {
+            let name_end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+            out.push_str(values.get(&after[..name_end]).map_or("", String::as_str));
+            rest = &after[name_end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Every image (or stage) name an instruction's logical line may use.
 fn image_references(logical: &str) -> Result<Vec<String>, crate::run_flags::FlagError> {
     let (keyword, args) = split_keyword(logical);
@@ -288,10 +368,6 @@ fn image_references(logical: &str) -> Result<Vec<String>, crate::run_flags::Flag
     let mut references: Vec<String> = Vec::new();
     match keyword.to_ascii_uppercase().as_str() {
         "FROM" => references.extend(rest.split_whitespace().next().map(str::to_string)),
-        "ARG" => references.extend(
-            rest.split_whitespace()
-                .filter_map(|w| w.split_once('=').map(|(_, v)| v.to_string())),
-        ),
         "ONBUILD" => references.extend(image_references(rest.trim())?),
         _ => {}
     }

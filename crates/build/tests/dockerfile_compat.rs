@@ -426,3 +426,49 @@ fn another_apps_image_is_refused_in_every_spelling() {
         assert!(err.contains("another app's image"), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn another_apps_image_named_through_build_arguments_is_refused() {
+    use capstan_build::dockerfile_scope::refuse_foreign_images_with_args;
+    use std::collections::BTreeMap;
+    let none = BTreeMap::new();
+    let base = BTreeMap::from([("BASE".to_string(), "cap/api:3".to_string())]);
+    let part = BTreeMap::from([("NAME".to_string(), "api:3".to_string())]);
+    for (text, args, expected) in [
+        (
+            "ARG A=cap\nARG B=/api:3\nFROM ${A}${B}\n",
+            &none,
+            "line 3: cap/api:3",
+        ),
+        (
+            "ARG A=cap\nFROM ${A}/${NAME:-api}\n",
+            &none,
+            "line 2: cap/api",
+        ),
+        (
+            "ARG A=cap\nARG B=${A}/api\nFROM $B\n",
+            &none,
+            "line 2: cap/api",
+        ),
+        (
+            "ARG BASE\nFROM $BASE\n",
+            &base,
+            "build argument BASE: cap/api:3",
+        ),
+        ("ARG NAME\nFROM cap/${NAME}\n", &part, "line 2: cap/api:3"),
+    ] {
+        let err = refuse_foreign_images_with_args(text, "Dockerfile", "cap/web", args)
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(err.contains(expected), "{text:?}: {err}");
+        assert!(err.contains("another app's image"), "{text:?}: {err}");
+    }
+    let own = BTreeMap::from([("NAME".to_string(), "web:2".to_string())]);
+    refuse_foreign_images_with_args(
+        "ARG NAME\nFROM cap/${NAME}\n",
+        "Dockerfile",
+        "cap/web",
+        &own,
+    )
+    .unwrap();
+}

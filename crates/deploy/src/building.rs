@@ -11,7 +11,9 @@ use crate::pipeline::{Artifact, Failure};
 use crate::Deployer;
 use capstan_build::compose_file::RepoMount;
 use capstan_build::dockerfile_compat::make_compatible;
-use capstan_build::dockerfile_scope::{is_foreign_image, refuse_foreign_images, scope_for_app};
+use capstan_build::dockerfile_scope::{
+    is_foreign_image, refuse_foreign_images_with_args, scope_for_app,
+};
 use capstan_build::plan::service_recipe;
 use capstan_build::{pack_context, GeneratedFile, Plan, Recipe};
 use capstan_compose::Service;
@@ -215,7 +217,9 @@ impl Deployer {
         commit: Option<&str>,
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        let recipe = &self.scoped_to_app(d, recipe, secrets, log).await?;
+        let recipe = &self
+            .scoped_to_app(d, recipe, app_args, secrets, log)
+            .await?;
         let mut build_args: HashMap<String, String> =
             recipe.build_args.clone().into_iter().collect();
         build_args.extend(app_args.clone());
@@ -294,12 +298,14 @@ impl Deployer {
     }
 
     /// The recipe made the app's own: a Dockerfile that reads another app's image is
-    /// refused; on BuildKit its cache mounts get the app's ids and a build secret it reads
-    /// as `ARG NAME` comes from the secret's mount (see `scope_for_app`).
+    /// refused (also through its build arguments, `app_args` winning as in the build); on
+    /// BuildKit its cache mounts get the app's ids and a build secret it reads as
+    /// `ARG NAME` comes from the secret's mount (see `scope_for_app`).
     async fn scoped_to_app(
         &self,
         d: &DeploymentRecord,
         recipe: &Recipe,
+        app_args: &HashMap<String, String>,
         secrets: &HashMap<String, String>,
         log: &DeployLog,
     ) -> Result<Recipe, Failure> {
@@ -309,7 +315,9 @@ impl Deployer {
         }
         let prefix = self.engine().names().app(&d.app).image_prefix();
         let scope = prefix.trim_end_matches(':');
-        refuse_foreign_images(&recipe.dockerfile_text, &recipe.dockerfile, scope)?;
+        let mut args = recipe.build_args.clone();
+        args.extend(app_args.clone());
+        refuse_foreign_images_with_args(&recipe.dockerfile_text, &recipe.dockerfile, scope, &args)?;
         if !self.engine().builds_with_buildkit() {
             return Ok(recipe);
         }

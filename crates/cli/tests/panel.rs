@@ -44,7 +44,7 @@ async fn sign_up(browser: &Browser, daemon: &support::Daemon) {
     }
     browser.submit("form button").await;
     assert!(browser
-        .text("#error")
+        .text("[data-field=code]")
         .await
         .contains("setup code does not match"));
 
@@ -81,7 +81,10 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.fill("#new-app", "domains", "panel.test").await;
     browser.submit("#create").await;
     assert!(
-        browser.text("[data-field=name]").await.contains("name"),
+        browser
+            .text("[data-field=name]")
+            .await
+            .contains("lower-case letters"),
         "a bad name is named"
     );
     browser.screenshot("03-new-app-error").await;
@@ -201,7 +204,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.fill("#settings", "port", "").await;
     browser.fill("#settings", "env", "GREETING=hello").await;
     browser.submit("#save").await;
-    assert!(browser.exists("#saved").await);
+    assert!(browser.text("#flash").await.contains("Settings saved"));
     let (_, app) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(app["env"]["GREETING"], "hello");
     assert_eq!(app["replicas"], 2);
@@ -221,7 +224,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.fill("#token-form", "name", "ci").await;
     browser.click("#token-form [name=scope_deploy]").await;
     browser.submit("#token-form button").await;
-    let token = browser.text("#new-token pre").await;
+    let token = browser.text("#new-token").await;
     assert!(token.starts_with("cap_"), "{token}");
     let (status, restart) = daemon
         .call_as(Some(&token), Method::POST, "/apps/shop/restart", None)

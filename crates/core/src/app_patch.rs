@@ -41,6 +41,14 @@ impl AppSpec {
     /// are replaced whole. The patch's keys and types are checked first, so an unknown or
     /// misspelt field is named.
     pub fn merge_patch(&self, patch: &serde_json::Value) -> Result<AppSpec, ValidationError> {
+        let next = self.merged(patch)?;
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// [`AppSpec::merge_patch`] without the final validation: the settings a patch asks
+    /// for, for a caller that reports every problem of them at once (the panel's forms).
+    pub fn merged(&self, patch: &serde_json::Value) -> Result<AppSpec, ValidationError> {
         let invalid = |e: serde_json::Error| ValidationError::new("settings", e.to_string());
         if !patch.is_object() {
             return Err(ValidationError::new(
@@ -58,9 +66,7 @@ impl AppSpec {
             .map_err(|e| ValidationError::new("settings", e.to_string()))?;
         let mut merged = serde_json::to_value(self).map_err(invalid)?;
         merge_json(&mut merged, patch, true);
-        let next: AppSpec = serde_json::from_value(merged).map_err(invalid)?;
-        next.validate()?;
-        Ok(next)
+        serde_json::from_value(merged).map_err(invalid)
     }
 }
 

@@ -182,11 +182,16 @@ pub(crate) fn check_health(health: &HealthSpec) -> Result<(), ValidationError> {
         ));
     }
     let in_range = |v: f64, min: f64| v.is_finite() && (min..=3600.0).contains(&v);
-    if !in_range(health.interval_secs, 0.1) || !in_range(health.timeout_secs, 0.1) {
-        return Err(ValidationError::new(
-            "health",
-            "interval_secs and timeout_secs must be between 0.1 and 3600",
-        ));
+    for (field, value) in [
+        ("health.interval_secs", health.interval_secs),
+        ("health.timeout_secs", health.timeout_secs),
+    ] {
+        if !in_range(value, 0.1) {
+            return Err(ValidationError::new(
+                field,
+                "must be between 0.1 and 3600 seconds",
+            ));
+        }
     }
     if !in_range(health.start_period_secs, 0.0) {
         return Err(ValidationError::new(
@@ -317,7 +322,9 @@ pub fn check_env_key(key: &str) -> Result<(), ValidationError> {
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(ValidationError::new(
             "env",
-            format!("{key:?} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+            format!(
+                "{key:?} is not a variable name: use letters, digits and _, and do not start with a digit"
+            ),
         ));
     }
     Ok(())

@@ -1,6 +1,10 @@
-// Capstan's panel script: confirmations, the settings form's source switch, and the live
-// deployment log. Every action also works without it, as a plain form post.
+// Capstan's panel script: confirmations, buttons held while a form is sent (and freed
+// when Back restores the page), relative times kept current, the settings form's source
+// switch, and the live deployment log. Every action also works without it, as a plain
+// form post.
 "use strict";
+
+const SIGNED_OUT = "capstan-signed-out";
 
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -16,8 +20,55 @@ document.addEventListener("submit", (event) => {
     typed.reportValidity();
     return;
   }
-  for (const button of form.querySelectorAll("button")) button.disabled = true;
+  if (form.action.endsWith("/logout")) sessionStorage.setItem(SIGNED_OUT, "1");
+  for (const button of form.querySelectorAll("button:not(:disabled)")) {
+    button.disabled = true;
+    button.dataset.busy = "";
+  }
 });
+
+// A page the browser restores from its back/forward cache comes back as it was left:
+// free the buttons held while its form was sent, drop one-time messages (a new token's
+// secret is shown once), and after signing out show nothing: reload, which signs in anew.
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) {
+    sessionStorage.removeItem(SIGNED_OUT);
+    return;
+  }
+  if (sessionStorage.getItem(SIGNED_OUT)) {
+    document.body.hidden = true;
+    window.location.reload();
+    return;
+  }
+  for (const button of document.querySelectorAll("button[data-busy]")) {
+    button.disabled = false;
+    delete button.dataset.busy;
+  }
+  for (const once of document.querySelectorAll("[data-once]")) once.remove();
+});
+
+// Relative times: `<time datetime>` says how long ago in words, kept current; hovering
+// shows the moment in the browser's own time zone. The words match the server's.
+function ago(ms) {
+  const secs = Math.max(0, Math.floor(ms / 1000));
+  if (secs < 60) return "just now";
+  if (secs < 3600) return Math.floor(secs / 60) + " min ago";
+  if (secs < 86400) return Math.floor(secs / 3600) + " h ago";
+  return Math.floor(secs / 86400) + " days ago";
+}
+function refreshTimes() {
+  const now = Date.now();
+  for (const time of document.querySelectorAll("time[datetime]")) {
+    const at = Date.parse(time.dateTime);
+    if (Number.isNaN(at)) continue;
+    time.textContent = ago(now - at);
+    time.title = new Date(at).toLocaleString(undefined, {
+      dateStyle: "medium", timeStyle: "medium", timeZoneName: "short",
+    });
+  }
+}
+refreshTimes();
+setInterval(refreshTimes, 30000);
 
 document.addEventListener("input", (event) => {
   if (event.target.dataset.mustEqual !== undefined) event.target.setCustomValidity("");

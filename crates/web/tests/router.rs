@@ -447,7 +447,12 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
         ),
     )
     .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(
+        bad.body.contains("data-field=\"retry_after\"") && bad.body.contains("id=\"maintenance\""),
+        "the problem is beside its field on the app page: {}",
+        bad.body
+    );
     assert!(h.store.maintenance(&name).await.unwrap().is_none());
     let on = send(
         &h,

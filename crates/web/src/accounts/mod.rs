@@ -36,6 +36,8 @@ pub struct Accounts {
     pub passwords: PasswordGate,
     /// Tokens of the sign-in and setup forms.
     pub form_tokens: FormTokens,
+    /// The panel's one-time messages, per session.
+    pub flashes: crate::panel::Flashes,
 }
 
 impl Accounts {
@@ -47,6 +49,7 @@ impl Accounts {
             limiter: Arc::new(Mutex::new(LoginLimiter::default())),
             passwords: PasswordGate::default(),
             form_tokens: FormTokens::default(),
+            flashes: crate::panel::Flashes::default(),
         }
     }
 

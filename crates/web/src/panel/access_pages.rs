@@ -1,85 +1,44 @@
-//! The server page (engine, proxy, disk use of Capstan's images, daemon) and, for admins,
-//! users and API tokens: add and remove users with a role, create tokens with scopes (the
-//! secret shown once) and revoke them.
+//! Users and API tokens (admins): add and remove users with a role (the least, viewer,
+//! unless another is chosen), create tokens with scopes and revoke them. A new token's
+//! secret reaches the browser once, on the page the post redirects to; a form with
+//! problems comes back with each beside its field and what was typed kept (never a
+//! password).
 
-use crate::panel::page::{render, render_with, when, Nav, PanelError};
+use crate::accounts::{check_password, check_user_name};
+use crate::panel::page::{render_with, Moment, Nav, PanelError};
 use crate::panel::session::{Posted, SignedIn};
+use crate::panel::settings_form::FieldErrors;
+use crate::panel::Flash;
 use crate::users::NewUser;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use capstan_core::{Role, Scope, Scopes};
-
-#[derive(Template)]
-#[template(path = "server.html")]
-struct ServerPage {
-    nav: Nav,
-    version: &'static str,
-    instance: String,
-    rss_mib: String,
-    engine: Result<capstan_engine::server::EngineStatus, String>,
-    image_mib: String,
-    proxy: &'static str,
-    /// The disk under the engine's data root: path, percent used, free (local engine).
-    disk: Option<(String, String, String)>,
-    apps: usize,
-    queued: i64,
-    running: i64,
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-pub async fn server(
-    State(state): State<AppState>,
-    session: SignedIn,
-) -> Result<Response, PanelError> {
-    let deployer = &state.deployer;
-    let (queued, running) = deployer.store().queue_depth().await?;
-    let engine = deployer.engine().status().await.map_err(|e| e.to_string());
-    let image_mib = engine
-        .as_ref()
-        .map(|e| mib(u64::try_from(e.image_bytes).unwrap_or(0)))
-        .unwrap_or_default();
-    Ok(render(&ServerPage {
-        nav: Nav::new(&session, "server"),
-        version: env!("CARGO_PKG_VERSION"),
-        instance: deployer.engine().instance().to_string(),
-        rss_mib: crate::server::rss_bytes()
-            .map(mib)
-            .unwrap_or_else(|| "unknown".into()),
-        engine,
-        image_mib,
-        proxy: deployer.proxy_state().as_str(),
-        disk: deployer.engine_disk().await.map(|(root, usage)| {
-            (
-                root,
-                format!("{:.1}%", usage.used_percent()),
-                mib(usage.free_bytes),
-            )
-        }),
-        apps: deployer.store().apps().await?.len(),
-        queued,
-        running,
-    }))
-}
 
 struct UserRow {
     name: String,
     role: String,
-    created: String,
-    last_login: String,
+    created: Moment,
+    last_login: Option<Moment>,
 }
 
 struct TokenRow {
     id: i64,
     name: String,
     scopes: String,
-    created: String,
-    last_used: String,
+    created: Moment,
+    last_used: Option<Moment>,
+}
+
+/// What the two forms hold: empty, or what was posted.
+#[derive(Default)]
+struct Typed {
+    user_name: String,
+    role: String,
+    token_name: String,
+    scopes: Vec<&'static str>,
 }
 
 #[derive(Template)]
@@ -88,20 +47,40 @@ struct AccessPage {
     nav: Nav,
     users: Vec<UserRow>,
     tokens: Vec<TokenRow>,
-    /// A token just created: its secret, shown this once.
-    new_token: Option<(String, String)>,
-    error: Option<String>,
+    typed: Typed,
+    /// By field (`user_name`, `user_password`, `role`, `token_name`, `scopes`), or
+    /// `access` for a refused delete or revoke.
+    errors: FieldErrors,
     roles: [Role; 3],
     scopes: [Scope; 4],
+}
+
+impl AccessPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+
+    /// The role the user form shows chosen: the one posted, else the least (viewer).
+    fn role_chosen(&self, role: &Role) -> bool {
+        match Role::parse(&self.typed.role) {
+            Some(chosen) => chosen == *role,
+            None => *role == Role::Viewer,
+        }
+    }
+
+    fn scope_ticked(&self, scope: &Scope) -> bool {
+        self.typed.scopes.contains(&scope.as_str())
+    }
 }
 
 async fn access_page(
     state: &AppState,
     session: &SignedIn,
-    new_token: Option<(String, String)>,
-    error: Option<String>,
+    typed: Typed,
+    errors: FieldErrors,
 ) -> Result<AccessPage, PanelError> {
     let store = state.deployer.store();
+    let now = capstan_store::now_ms();
     let users = store
         .users()
         .await?
@@ -109,8 +88,8 @@ async fn access_page(
         .map(|u| UserRow {
             name: u.name,
             role: u.role,
-            created: when(u.created_at),
-            last_login: u.last_login_at.map(when).unwrap_or_else(|| "never".into()),
+            created: Moment::new(u.created_at, now),
+            last_login: u.last_login_at.map(|at| Moment::new(at, now)),
         })
         .collect();
     let tokens = store
@@ -121,16 +100,16 @@ async fn access_page(
             id: t.id,
             name: t.name,
             scopes: t.scopes.replace(',', ", "),
-            created: when(t.created_at),
-            last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            created: Moment::new(t.created_at, now),
+            last_used: t.last_used_at.map(|at| Moment::new(at, now)),
         })
         .collect();
     Ok(AccessPage {
         nav: Nav::new(session, "access"),
         users,
         tokens,
-        new_token,
-        error,
+        typed,
+        errors,
         roles: Role::ALL,
         scopes: Scope::ALL,
     })
@@ -141,17 +120,35 @@ pub async fn access(
     session: SignedIn,
 ) -> Result<Response, PanelError> {
     session.require(Scope::Admin)?;
-    Ok(render(&access_page(&state, &session, None, None).await?))
+    let page = access_page(&state, &session, Typed::default(), FieldErrors::new()).await?;
+    Ok(render_with(StatusCode::OK, &page))
 }
 
-/// Shows the access page again with a problem, status 422.
+/// The access page again, with what was typed and every problem, with `status`.
 async fn refused(
     state: &AppState,
     session: &SignedIn,
-    error: String,
+    status: StatusCode,
+    typed: Typed,
+    errors: FieldErrors,
 ) -> Result<Response, PanelError> {
-    let page = access_page(state, session, None, Some(error)).await?;
-    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    let page = access_page(state, session, typed, errors).await?;
+    Ok(render_with(status, &page))
+}
+
+/// Every problem of the user form at once.
+fn user_problems(new: &NewUser) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    if let Err(e) = check_user_name(new.name.trim()) {
+        errors.insert("user_name".into(), format!("The name needs {e}."));
+    }
+    if let Err(e) = check_password(&new.password) {
+        errors.insert("user_password".into(), format!("The password needs {e}."));
+    }
+    if Role::parse(&new.role).is_none() {
+        errors.insert("role".into(), "Choose admin, deployer or viewer.".into());
+    }
+    errors
 }
 
 pub async fn add_user(
@@ -160,17 +157,36 @@ pub async fn add_user(
 ) -> Result<Response, PanelError> {
     posted.session.require(Scope::Admin)?;
     let new = NewUser {
-        name: posted.fields.get("name").to_string(),
+        name: posted.fields.get("name").trim().to_string(),
         password: posted.fields.get("password").to_string(),
         role: posted.fields.get("role").to_string(),
     };
-    match crate::users::add_user(&state, &posted.session.caller(), &new).await {
-        Ok(_) => Ok(Redirect::to("/access").into_response()),
-        Err(err) if err.status.is_client_error() => {
-            refused(&state, &posted.session, err.message).await
+    let typed = Typed {
+        user_name: new.name.clone(),
+        role: new.role.clone(),
+        ..Typed::default()
+    };
+    let mut errors = user_problems(&new);
+    if errors.is_empty() {
+        match crate::users::add_user(&state, &posted.session.caller(), &new).await {
+            Ok(user) => {
+                let flash = Flash::notice(format!("User {} added as {}.", user.name, user.role));
+                return Ok(posted.session.redirect_with("/access", flash));
+            }
+            Err(err) if err.status == StatusCode::CONFLICT => {
+                errors.insert(
+                    "user_name".into(),
+                    format!("There is already a user named {}.", new.name),
+                );
+            }
+            Err(err) if err.status.is_client_error() => {
+                errors.insert("user".into(), err.message);
+            }
+            Err(err) => return Err(err.into()),
         }
-        Err(err) => Err(err.into()),
     }
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    refused(&state, &posted.session, status, typed, errors).await
 }
 
 pub async fn delete_user(
@@ -180,9 +196,20 @@ pub async fn delete_user(
 ) -> Result<Response, PanelError> {
     posted.session.require(Scope::Admin)?;
     match crate::users::remove_user(&state, &posted.session.caller(), &name).await {
-        Ok(()) => Ok(Redirect::to("/access").into_response()),
+        Ok(()) => {
+            let flash = Flash::notice(format!("User {name} deleted; their sessions ended."));
+            Ok(posted.session.redirect_with("/access", flash))
+        }
         Err(err) if err.status.is_client_error() => {
-            refused(&state, &posted.session, err.message).await
+            let errors = FieldErrors::from([("access".to_string(), err.message)]);
+            refused(
+                &state,
+                &posted.session,
+                err.status,
+                Typed::default(),
+                errors,
+            )
+            .await
         }
         Err(err) => Err(err.into()),
     }
@@ -194,22 +221,34 @@ pub async fn add_token(
 ) -> Result<Response, PanelError> {
     posted.session.require(Scope::Admin)?;
     let name = posted.fields.get("name").trim().to_string();
-    let chosen: Vec<&str> = Scope::ALL
+    let chosen: Vec<&'static str> = Scope::ALL
         .iter()
         .map(|s| s.as_str())
         .filter(|s| posted.fields.checked(&format!("scope_{s}")))
         .collect();
-    let problem = if name.is_empty() || name.len() > 64 {
-        Some("token name: 1 to 64 characters".to_string())
-    } else if chosen.is_empty() {
-        Some("scopes: tick at least one".to_string())
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        return refused(&state, &posted.session, problem).await;
+    let mut errors = FieldErrors::new();
+    if name.is_empty() || name.chars().count() > 64 {
+        errors.insert(
+            "token_name".into(),
+            "Give the token a name of 1 to 64 characters (what uses it, e.g. ci).".into(),
+        );
     }
-    let scopes = Scopes::parse_list(&chosen.join(",")).map_err(PanelError::bad_request)?;
+    let scopes = Scopes::parse_list(&chosen.join(","));
+    if chosen.is_empty() || scopes.is_err() {
+        errors.insert("scopes".into(), "Tick at least one scope.".into());
+    }
+    let scopes = match scopes {
+        Ok(scopes) if errors.is_empty() => scopes,
+        _ => {
+            let typed = Typed {
+                token_name: name,
+                scopes: chosen,
+                ..Typed::default()
+            };
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return refused(&state, &posted.session, status, typed, errors).await;
+        }
+    };
     let secret = capstan_store::new_token();
     state
         .deployer
@@ -217,8 +256,8 @@ pub async fn add_token(
         .add_token(&name, &secret, &scopes.to_string())
         .await?;
     tracing::info!(token = %name, %scopes, by = %posted.session.caller().actor(), "token created");
-    let page = access_page(&state, &posted.session, Some((name, secret)), None).await?;
-    Ok(render_with(StatusCode::CREATED, &page))
+    let flash = Flash::with_secret(format!("Token “{name}” created ({scopes})."), secret);
+    Ok(posted.session.redirect_with("/access", flash))
 }
 
 pub async fn revoke_token(
@@ -228,9 +267,20 @@ pub async fn revoke_token(
 ) -> Result<Response, PanelError> {
     posted.session.require(Scope::Admin)?;
     match crate::tokens::revoke_by_id(&state, &id).await {
-        Ok(()) => Ok(Redirect::to("/access").into_response()),
+        Ok(()) => {
+            let flash = Flash::notice("Token revoked: whatever used it is refused from now on.");
+            Ok(posted.session.redirect_with("/access", flash))
+        }
         Err(err) if err.status.is_client_error() => {
-            refused(&state, &posted.session, err.message).await
+            let errors = FieldErrors::from([("access".to_string(), err.message)]);
+            refused(
+                &state,
+                &posted.session,
+                err.status,
+                Typed::default(),
+                errors,
+            )
+            .await
         }
         Err(err) => Err(err.into()),
     }

@@ -1,28 +1,40 @@
-//! An app's page and its actions: deploy (ref, no cache), roll back to any earlier
-//! successful release, restart, plan (the dry run shown whole), maintenance mode on and
-//! off, and delete after typing the app's name. Every action is a plain form post that redirects to what it started.
+//! An app's page (live version, actions, maintenance, history, changes, delete) and its
+//! plan (the dry run shown whole). The actions' posts are in `app_actions`; a refused one
+//! shows this page again with its problem beside its form.
 
 use crate::apps::app_name;
-use crate::panel::page::{render, Nav, PanelError};
+use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{app_url, source_text, DeploymentRow};
-use crate::panel::session::{Posted, SignedIn};
+use crate::panel::session::SignedIn;
+use crate::panel::settings_form::FieldErrors;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
-use capstan_core::{DeploymentState, MaintenancePage, Scope};
-use capstan_deploy::{PlanReport, RollbackTarget};
+use axum::response::Response;
+use capstan_core::{AppName, DeploymentState, Scope};
+use capstan_deploy::PlanReport;
 
 struct EventRow {
-    at: String,
+    at: Moment,
     actor: String,
     action: String,
     detail: String,
 }
 
+/// What a refused action post typed and what was wrong, shown beside its form.
+#[derive(Default)]
+pub struct Refusal {
+    /// By form: `action` (deploy, roll back, restart), `maintenance`, `retry_after`,
+    /// `message`, `confirm`.
+    pub errors: FieldErrors,
+    pub message: String,
+    pub retry_after: String,
+    pub confirm: String,
+}
+
 #[derive(Template)]
 #[template(path = "app.html")]
-struct AppPage {
+pub struct AppPage {
     nav: Nav,
     name: String,
     url: Option<String>,
@@ -35,19 +47,24 @@ struct AppPage {
     rollback_ids: Vec<i64>,
     events: Vec<EventRow>,
     maintenance: Option<MaintenanceRow>,
+    refusal: Refusal,
 }
 
 /// The app's maintenance mode while it is on.
 struct MaintenanceRow {
     message: String,
     retry_after_secs: u32,
-    since: String,
+    since: Moment,
     actor: String,
 }
 
 impl AppPage {
     fn can_roll_back_to(&self, id: &i64) -> bool {
         self.rollback_ids.contains(id)
+    }
+
+    fn error(&self, form: &str) -> Option<&str> {
+        self.refusal.errors.get(form).map(String::as_str)
     }
 }
 
@@ -57,10 +74,22 @@ pub async fn show(
     Path(app): Path<String>,
 ) -> Result<Response, PanelError> {
     let name = app_name(&app)?;
-    let view = state.deployer.app_view(&name).await?;
+    Ok(render(
+        &app_page(&state, &session, &name, Refusal::default()).await?,
+    ))
+}
+
+/// The app's page, with a refused action's problem when there is one.
+pub async fn app_page(
+    state: &AppState,
+    session: &SignedIn,
+    name: &AppName,
+    refusal: Refusal,
+) -> Result<AppPage, PanelError> {
+    let view = state.deployer.app_view(name).await?;
     let store = state.deployer.store();
     let now = capstan_store::now_ms();
-    let records = store.deployments_of(&name, 50).await?;
+    let records = store.deployments_of(name, 50).await?;
     let live_id = view.app.live_deployment_id;
     let rollback_ids = records
         .iter()
@@ -72,28 +101,28 @@ pub async fn show(
         .collect();
     let events = state
         .deployer
-        .app_events(&name, 10)
+        .app_events(name, 10)
         .await?
         .into_iter()
         .map(|e| EventRow {
-            at: crate::panel::page::when(e.at),
+            at: Moment::new(e.at, now),
             actor: e.actor,
             action: e.action,
             detail: e.detail,
         })
         .collect();
-    let maintenance = store.maintenance(&name).await?.map(|m| MaintenanceRow {
+    let maintenance = store.maintenance(name).await?.map(|m| MaintenanceRow {
         message: m.page.message,
         retry_after_secs: m.page.retry_after_secs,
-        since: crate::panel::page::when(m.since),
+        since: Moment::new(m.since, now),
         actor: m.actor,
     });
     let (is_git, default_ref) = match &view.app.spec.source {
         capstan_core::Source::Git { reference, .. } => (true, reference.clone()),
         _ => (false, String::new()),
     };
-    Ok(render(&AppPage {
-        nav: Nav::new(&session, "apps"),
+    Ok(AppPage {
+        nav: Nav::new(session, "apps"),
         name: name.to_string(),
         url: app_url(&view.app.spec),
         source: source_text(&view.app.spec),
@@ -104,104 +133,8 @@ pub async fn show(
         rollback_ids,
         events,
         maintenance,
-    }))
-}
-
-fn to_deployment(id: i64) -> Response {
-    Redirect::to(&format!("/deployments/{id}")).into_response()
-}
-
-pub async fn deploy(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    posted: Posted,
-) -> Result<Response, PanelError> {
-    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
-    let git_ref = Some(posted.fields.get("ref").trim()).filter(|r| !r.is_empty());
-    let no_cache = posted.fields.checked("no_cache");
-    let d = state
-        .deployer
-        .deploy(&name, git_ref, no_cache, &caller)
-        .await?;
-    Ok(to_deployment(d.id))
-}
-
-pub async fn rollback(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    posted: Posted,
-) -> Result<Response, PanelError> {
-    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
-    let target = match posted.fields.get("deployment") {
-        "" => RollbackTarget::Previous,
-        id => RollbackTarget::Deployment(
-            id.parse()
-                .map_err(|_| PanelError::bad_request(format!("{id:?} is not a deployment id")))?,
-        ),
-    };
-    let d = state.deployer.rollback(&name, target, &caller).await?;
-    Ok(to_deployment(d.id))
-}
-
-pub async fn restart(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    posted: Posted,
-) -> Result<Response, PanelError> {
-    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
-    let d = state.deployer.restart(&name, &caller).await?;
-    Ok(to_deployment(d.id))
-}
-
-/// Deletes the app when the typed confirmation is its name.
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    posted: Posted,
-) -> Result<Response, PanelError> {
-    let (name, caller) = posted.for_app(Scope::Write, &app)?;
-    if posted.fields.get("confirm").trim() != name.as_str() {
-        return Err(PanelError::bad_request(format!(
-            "nothing was deleted: type the app's name, {name}, to confirm"
-        )));
-    }
-    state.deployer.delete_app(&name, &caller).await?;
-    Ok(Redirect::to("/").into_response())
-}
-
-/// Turns maintenance mode on (with the form's message and Retry-After) or off.
-pub async fn maintenance(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    posted: Posted,
-) -> Result<Response, PanelError> {
-    let (name, caller) = posted.for_app(Scope::Deploy, &app)?;
-    let page = match posted.fields.get("switch") {
-        "on" => {
-            let mut page = MaintenancePage::default();
-            let message = posted.fields.get("message").trim();
-            if !message.is_empty() {
-                page.message = message.to_string();
-            }
-            let retry = posted.fields.get("retry_after").trim();
-            if !retry.is_empty() {
-                page.retry_after_secs = retry.parse().map_err(|_| {
-                    PanelError::bad_request(format!(
-                        "nothing changed: Retry-After {retry:?} is not a number of seconds"
-                    ))
-                })?;
-            }
-            Some(page)
-        }
-        "off" => None,
-        other => {
-            return Err(PanelError::bad_request(format!(
-                "nothing changed: {other:?} is neither on nor off"
-            )))
-        }
-    };
-    state.deployer.set_maintenance(&name, page, &caller).await?;
-    Ok(Redirect::to(&format!("/apps/{name}")).into_response())
+        refusal,
+    })
 }
 
 #[derive(Template)]

@@ -4,17 +4,23 @@
 //! session's anti-forgery token.
 
 mod access_pages;
+mod app_actions;
 mod app_page;
 mod assets;
 mod dashboard;
 mod deployment_page;
+mod flash;
 mod new_app;
 mod page;
+mod problems;
 mod rows;
+mod server_page;
 mod session;
 mod settings_form;
 mod settings_page;
 mod sign_in;
+
+pub use flash::{Flash, Flashes};
 
 use crate::AppState;
 use axum::http::{header, HeaderValue};
@@ -61,11 +67,11 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(sign_in::logout))
         .route("/new", get(new_app::show).post(new_app::create))
         .route("/apps/{app}", get(app_page::show))
-        .route("/apps/{app}/deploy", post(app_page::deploy))
-        .route("/apps/{app}/rollback", post(app_page::rollback))
-        .route("/apps/{app}/restart", post(app_page::restart))
-        .route("/apps/{app}/delete", post(app_page::delete))
-        .route("/apps/{app}/maintenance", post(app_page::maintenance))
+        .route("/apps/{app}/deploy", post(app_actions::deploy))
+        .route("/apps/{app}/rollback", post(app_actions::rollback))
+        .route("/apps/{app}/restart", post(app_actions::restart))
+        .route("/apps/{app}/delete", post(app_actions::delete))
+        .route("/apps/{app}/maintenance", post(app_actions::maintenance))
         .route("/apps/{app}/plan", get(app_page::plan))
         .route(
             "/apps/{app}/settings",
@@ -78,7 +84,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/deployments/{id}", get(deployment_page::show))
         .route("/deployments/{id}/stream", get(deployment_page::stream))
-        .route("/server", get(access_pages::server))
+        .route("/server", get(server_page::server))
         .route("/access", get(access_pages::access))
         .route("/access/users", post(access_pages::add_user))
         .route(

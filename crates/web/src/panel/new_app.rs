@@ -2,13 +2,15 @@
 //! optional port. Creating it shows the plan before anything is deployed.
 
 use crate::panel::page::{render, render_with, Nav, PanelError};
+use crate::panel::problems::{beside_field, every_problem, in_words};
 use crate::panel::session::{Posted, SignedIn};
-use crate::panel::settings_form::{field_of, FieldErrors};
+use crate::panel::settings_form::FieldErrors;
+use crate::panel::Flash;
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use capstan_core::{AppName, AppSpec, Scope};
 use capstan_deploy::ActionError;
 use serde_json::json;
@@ -51,6 +53,7 @@ pub async fn show(session: SignedIn) -> Result<Response, PanelError> {
     }))
 }
 
+/// The settings the form asks for, or None with every problem of the form in `errors`.
 fn spec_of(form: &NewAppForm, errors: &mut FieldErrors) -> Option<AppSpec> {
     let source = match form.source_kind.as_str() {
         "git" => json!({ "git": {
@@ -59,22 +62,25 @@ fn spec_of(form: &NewAppForm, errors: &mut FieldErrors) -> Option<AppSpec> {
         }}),
         "image" => json!({ "image": form.image.trim() }),
         other => {
-            errors.insert("source".into(), format!("{other:?} is not git or image"));
-            return None;
+            errors.insert(
+                "source".into(),
+                format!("{other:?} is not a kind of source: choose a git repository or an image."),
+            );
+            // Checked with a stand-in so the other fields' problems show too.
+            json!({ "image": "image" })
         }
     };
     let port = match form.port.trim() {
         "" => None,
-        text => match text.parse::<u16>() {
-            Ok(port) => Some(port),
-            Err(_) => {
-                errors.insert(
-                    "port".into(),
-                    format!("{text:?} is not a port from 1 to 65535"),
-                );
-                return None;
-            }
-        },
+        text => text.parse::<u16>().ok().filter(|p| *p > 0).or_else(|| {
+            errors.insert(
+                "port".into(),
+                format!(
+                    "{text:?} is not a port: give a number from 1 to 65535, or leave it empty."
+                ),
+            );
+            None
+        }),
     };
     let domains: Vec<&str> = form
         .domains
@@ -82,8 +88,13 @@ fn spec_of(form: &NewAppForm, errors: &mut FieldErrors) -> Option<AppSpec> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    match serde_json::from_value(json!({ "source": source, "domains": domains, "port": port })) {
-        Ok(spec) => Some(spec),
+    match serde_json::from_value::<AppSpec>(
+        json!({ "source": source, "domains": domains, "port": port }),
+    ) {
+        Ok(spec) => {
+            every_problem(spec.clone(), errors);
+            errors.is_empty().then_some(spec)
+        }
         Err(err) => {
             errors.insert("settings".into(), err.to_string());
             None
@@ -105,21 +116,32 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> Result<Res
     };
     let mut errors = FieldErrors::new();
     let name = AppName::parse(&form.name)
-        .map_err(|e| errors.insert("name".into(), e.to_string()))
+        .map_err(|e| errors.insert("name".into(), in_words(&e)))
         .ok();
     let spec = spec_of(&form, &mut errors);
-    if let (Some(name), Some(spec)) = (name, spec) {
+    if let (Some(name), Some(spec), true) = (name, spec, errors.is_empty()) {
         match state
             .deployer
             .create_app(&name, spec, &posted.session.caller())
             .await
         {
-            Ok(_) => return Ok(Redirect::to(&format!("/apps/{name}/plan")).into_response()),
-            Err(ActionError::Invalid(m) | ActionError::Forbidden(m)) => {
-                errors.insert(field_of(&m), m);
+            Ok(_) => {
+                let flash = Flash::notice(format!(
+                    "App {name} created. This is its plan: nothing is deployed until you say so."
+                ));
+                return Ok(posted
+                    .session
+                    .redirect_with(&format!("/apps/{name}/plan"), flash));
             }
-            Err(ActionError::Conflict(m)) => {
-                errors.insert("name".into(), m);
+            Err(ActionError::Invalid(m) | ActionError::Forbidden(m)) => {
+                let (field, message) = beside_field(&m);
+                errors.insert(field, message);
+            }
+            Err(ActionError::Conflict(_)) => {
+                errors.insert(
+                    "name".into(),
+                    format!("There is already an app named {name}."),
+                );
             }
             Err(other) => return Err(other.into()),
         }

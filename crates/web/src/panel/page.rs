@@ -1,6 +1,8 @@
-//! What every panel page shares: the navigation bar's view model, rendering a template
-//! into a response, the error page, and how times and durations read.
+//! What every panel page shares: the navigation bar's view model (with the one-time
+//! message of the post that led to the page), rendering a template into a response, the
+//! error page, and how times, durations and sizes read.
 
+use crate::panel::flash::Flash;
 use crate::panel::session::SignedIn;
 use crate::ApiError;
 use askama::Template;
@@ -17,11 +19,15 @@ pub struct Nav {
     pub can_write: bool,
     pub csrf: String,
     pub section: &'static str,
+    /// What the post that led here did, said once (see `flash`).
+    pub flash: Option<Flash>,
 }
 
 impl Nav {
+    /// The bar of a page about to be shown; takes the session's one-time message.
     pub fn new(session: &SignedIn, section: &'static str) -> Self {
         Nav {
+            flash: session.take_flash(),
             user: session.user.name.clone(),
             role: session.role.as_str(),
             is_admin: session.can(Scope::Admin),
@@ -127,6 +133,75 @@ pub fn ago(ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// A moment as a page shows it: `<time datetime="ISO" title="… UTC">5 min ago</time>`.
+/// The panel's script keeps the relative text current and puts the moment in the
+/// browser's own time zone in the title; without the script the UTC time is the title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    /// RFC 3339 in UTC, e.g. `2026-11-24T05:42:13Z`.
+    pub iso: String,
+    /// `2026-11-24 05:42 UTC`.
+    pub utc: String,
+    /// `5 min ago`.
+    pub ago: String,
+}
+
+impl Moment {
+    pub fn new(ms: i64, now_ms: i64) -> Self {
+        Moment {
+            iso: chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            utc: when(ms),
+            ago: ago(ms, now_ms),
+        }
+    }
+}
+
+impl std::fmt::Display for Moment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every part is made here from a number: digits, ASCII letters, `:-+ `; escaped
+        // all the same, so the markup cannot be broken whatever they hold.
+        let escape = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        write!(
+            f,
+            r#"<time datetime="{}" title="{}">{}</time>"#,
+            escape(&self.iso),
+            escape(&self.utc),
+            escape(&self.ago)
+        )
+    }
+}
+
+/// A `Moment` is its own markup in a template (`{{ d.created }}`).
+impl askama::filters::HtmlSafe for Moment {}
+
+/// A size in the binary unit that reads best: `512 B`, `1.5 KiB`, `73.4 GiB`, `734 GiB`,
+/// `2.1 TiB`: at most three digits before the point, one after it below 100.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the number would show four digits (999.5 MiB rounds to 1000).
+    while value >= 999.5 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value >= 99.95 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// A duration in milliseconds as `850 ms`, `12.4 s` or `3 min 5 s`.
 pub fn took(ms: i64) -> String {
     match ms {
@@ -151,5 +226,41 @@ mod tests {
         assert_eq!(took(12_400), "12.4 s");
         assert_eq!(took(185_000), "3 min 5 s");
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(
+            ago(10_000, 0),
+            "just now",
+            "a clock ahead is not the future"
+        );
+        assert_eq!(ago(0, 59_999), "just now");
+        assert_eq!(ago(0, 60_000), "1 min ago");
+        assert_eq!(ago(0, 86_399_999), "23 h ago");
+    }
+
+    #[test]
+    fn a_moment_is_a_time_element_with_the_iso_time() {
+        let moment = Moment::new(1_764_000_000_000, 1_764_000_300_000);
+        assert_eq!(moment.iso, "2025-11-24T16:00:00Z");
+        assert_eq!(
+            moment.to_string(),
+            r#"<time datetime="2025-11-24T16:00:00Z" title="2025-11-24 16:00 UTC">5 min ago</time>"#
+        );
+    }
+
+    #[test]
+    fn sizes_read_in_the_best_unit() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(1024 * 1024 - 1), "1.0 MiB", "never 1024.0 KiB");
+        assert_eq!(size(5 * 1024 * 1024 + 300 * 1024), "5.3 MiB");
+        assert_eq!(size(200 * 1024 * 1024), "200 MiB");
+        // The server page's case: 75157.9 MiB.
+        assert_eq!(size(78_809_601_638), "73.4 GiB");
+        assert_eq!(size(999 * 1024 * 1024 * 1024), "999 GiB");
+        assert_eq!(size(1_048_156_570), "1.0 GiB", "999.6 MiB: never 1000 MiB");
+        assert_eq!(size(1000 * 1024 * 1024 * 1024), "1.0 TiB");
+        assert_eq!(size(3 * 1024u64.pow(4) / 2), "1.5 TiB");
+        assert_eq!(size(u64::MAX), "16384 PiB");
     }
 }

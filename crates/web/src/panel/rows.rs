@@ -1,7 +1,7 @@
 //! View models shared by several pages: a deployment as one row, and how an app's address
 //! and state read.
 
-use crate::panel::page::{ago, took, when};
+use crate::panel::page::{took, Moment};
 use capstan_core::{AppSpec, DeploymentState};
 use capstan_store::DeploymentRecord;
 
@@ -18,8 +18,8 @@ pub struct DeploymentRow {
     /// The commit's subject line, or "".
     pub message: String,
     pub git_ref: String,
-    pub created: String,
-    pub created_ago: String,
+    /// When it was queued.
+    pub created: Moment,
     pub duration: String,
     pub error: String,
     pub finished: bool,
@@ -58,8 +58,7 @@ impl DeploymentRow {
                 .unwrap_or_default(),
             message: d.commit_message.clone().unwrap_or_default(),
             git_ref: d.git_ref.clone().unwrap_or_default(),
-            created: when(d.created_at),
-            created_ago: ago(d.created_at, now_ms),
+            created: Moment::new(d.created_at, now_ms),
             duration,
             error: d.error.clone().unwrap_or_default(),
             finished: d.state.is_finished(),

@@ -2,11 +2,13 @@
 //! anti-forgery check every form post passes before its handler runs.
 
 use crate::accounts::{role_of, SESSION_LIFETIME};
+use crate::panel::flash::{Flash, Flashes};
 use crate::panel::page::PanelError;
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use capstan_core::{AppName, Role, Scope};
 use capstan_deploy::Caller;
@@ -21,9 +23,26 @@ pub struct SignedIn {
     pub user: UserRecord,
     pub role: Role,
     pub csrf: String,
+    flashes: Flashes,
 }
 
 impl SignedIn {
+    /// The one-time message waiting for this session's next page, taken.
+    pub fn take_flash(&self) -> Option<Flash> {
+        self.flashes.take(&self.csrf)
+    }
+
+    /// Answers a post that succeeded: a 303 to `to`, whose page then says `flash` once.
+    pub fn redirect_with(&self, to: &str, flash: Flash) -> Response {
+        self.flashes.put(&self.csrf, flash);
+        Redirect::to(to).into_response()
+    }
+
+    /// Drops what waits for this session (it is ending).
+    pub fn forget_flashes(&self) {
+        self.flashes.forget(&self.csrf);
+    }
+
     pub fn caller(&self) -> Caller {
         Caller::user(self.user.name.clone(), self.role)
     }
@@ -62,6 +81,7 @@ impl FromRequestParts<AppState> for SignedIn {
                     user: session.user,
                     role,
                     csrf: session.csrf,
+                    flashes: state.accounts.flashes.clone(),
                 });
             }
         }

@@ -261,6 +261,9 @@ impl SettingsForm {
 pub fn field_of(message: &str) -> String {
     let field = message.split(':').next().unwrap_or("").trim();
     let known = [
+        ("source.git.url", "git_url"),
+        ("source.image", "image"),
+        ("ref", "git_ref"),
         ("source", "source"),
         ("port", "port"),
         ("domains", "domains"),

@@ -1,23 +1,33 @@
-//! The app settings page: the settings form (saved whole or not at all, with each problem
-//! next to its field) and the app's secrets (names only: set, replace, delete; a value is
-//! never sent back to the browser).
+//! The app settings page: the settings form (saved whole or not at all, every problem
+//! beside its field at once) and the app's secrets (names only: set, replace, delete; a
+//! value is never sent back to the browser). A success redirects to the page, which
+//! confirms it once.
 
 use crate::apps::app_name;
-use crate::panel::page::{render, render_with, when, Nav, PanelError};
+use crate::panel::page::{render, render_with, Moment, Nav, PanelError};
+use crate::panel::problems::{beside_field, in_words, settings_patch};
 use crate::panel::session::{Posted, SignedIn};
-use crate::panel::settings_form::{field_of, FieldErrors, SettingsForm};
+use crate::panel::settings_form::{FieldErrors, SettingsForm};
+use crate::panel::Flash;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use capstan_core::Scope;
+use axum::response::Response;
+use capstan_core::{AppName, Scope};
 use capstan_deploy::ActionError;
 
 struct SecretRow {
     name: String,
     build: bool,
-    updated: String,
+    updated: Moment,
+}
+
+/// What the secret form holds after a refused post (never the value).
+#[derive(Default)]
+struct SecretTyped {
+    name: String,
+    build: bool,
 }
 
 #[derive(Template)]
@@ -26,9 +36,10 @@ struct SettingsPage {
     nav: Nav,
     name: String,
     form: SettingsForm,
+    /// By settings field, and `secret_name`, `secret_value`, `secret` for the secret form.
     errors: FieldErrors,
     secrets: Vec<SecretRow>,
-    saved: bool,
+    secret: SecretTyped,
 }
 
 impl SettingsPage {
@@ -39,16 +50,26 @@ impl SettingsPage {
     fn build_type_is(&self, kind: &str) -> bool {
         self.form.build_type == kind
     }
+
+    /// Whether the settings form (not the secret form) has a problem.
+    fn settings_refused(&self) -> bool {
+        self.errors.keys().any(|k| !k.starts_with("secret"))
+    }
 }
 
 async fn page(
     state: &AppState,
     session: &SignedIn,
-    app: &capstan_core::AppName,
-    form: SettingsForm,
+    app: &AppName,
+    form: Option<SettingsForm>,
     errors: FieldErrors,
-    saved: bool,
+    secret: SecretTyped,
 ) -> Result<SettingsPage, PanelError> {
+    let form = match form {
+        Some(form) => form,
+        None => SettingsForm::from_spec(&state.deployer.store().app(app).await?.spec),
+    };
+    let now = capstan_store::now_ms();
     let secrets = state
         .deployer
         .secrets(app)
@@ -57,7 +78,7 @@ async fn page(
         .map(|s| SecretRow {
             name: s.name,
             build: s.build,
-            updated: when(s.updated_at),
+            updated: Moment::new(s.updated_at, now),
         })
         .collect();
     Ok(SettingsPage {
@@ -66,7 +87,7 @@ async fn page(
         form,
         errors,
         secrets,
-        saved,
+        secret,
     })
 }
 
@@ -74,13 +95,17 @@ pub async fn show(
     State(state): State<AppState>,
     session: SignedIn,
     Path(app): Path<String>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, PanelError> {
     let name = app_name(&app)?;
-    let record = state.deployer.store().app(&name).await?;
-    let saved = query.as_deref() == Some("saved");
-    let form = SettingsForm::from_spec(&record.spec);
-    let page = page(&state, &session, &name, form, FieldErrors::new(), saved).await?;
+    let page = page(
+        &state,
+        &session,
+        &name,
+        None,
+        FieldErrors::new(),
+        SecretTyped::default(),
+    )
+    .await?;
     Ok(render(&page))
 }
 
@@ -93,7 +118,7 @@ pub async fn save(
     let name = app_name(&app)?;
     let record = state.deployer.store().app(&name).await?;
     let form = SettingsForm::from_fields(&posted.fields);
-    let errors = match form.to_patch(Some(&record.spec)) {
+    let errors = match settings_patch(&form, &record.spec) {
         Ok(patch) => {
             match state
                 .deployer
@@ -101,18 +126,45 @@ pub async fn save(
                 .await
             {
                 Ok(_) => {
-                    return Ok(Redirect::to(&format!("/apps/{name}/settings?saved")).into_response())
+                    let flash = Flash::notice(
+                        "Settings saved. They take effect with the next deploy or restart.",
+                    );
+                    return Ok(posted
+                        .session
+                        .redirect_with(&format!("/apps/{name}/settings"), flash));
                 }
                 Err(ActionError::Invalid(message) | ActionError::Forbidden(message)) => {
-                    FieldErrors::from([(field_of(&message), message)])
+                    FieldErrors::from([beside_field(&message)])
                 }
                 Err(other) => return Err(other.into()),
             }
         }
         Err(errors) => errors,
     };
-    let page = page(&state, &posted.session, &name, form, errors, false).await?;
+    let secret = SecretTyped::default();
+    let page = page(&state, &posted.session, &name, Some(form), errors, secret).await?;
     Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+/// Every problem of the secret form at once (the deployer checks again).
+fn secret_problems(name: &str, value: &str) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    if name.is_empty() {
+        errors.insert("secret_name".into(), "Give the secret a name.".into());
+    } else if let Err(problem) = capstan_core::validate::check_env_key(name) {
+        errors.insert("secret_name".into(), in_words(&problem));
+    }
+    let min = capstan_deploy::logs::MIN_SECRET_LEN;
+    if value.chars().count() < min {
+        errors.insert(
+            "secret_value".into(),
+            format!(
+                "The value needs at least {min} characters (shorter ones cannot be hidden in \
+                 logs; put them in the variables above)."
+            ),
+        );
+    }
+    errors
 }
 
 pub async fn set_secret(
@@ -123,17 +175,46 @@ pub async fn set_secret(
     posted.session.require(Scope::Write)?;
     let name = app_name(&app)?;
     let fields = &posted.fields;
-    state
-        .deployer
-        .set_secret(
-            &name,
-            fields.get("name").trim(),
-            fields.get("value"),
-            fields.checked("build"),
-            &posted.session.caller(),
-        )
-        .await?;
-    Ok(Redirect::to(&format!("/apps/{name}/settings#secrets")).into_response())
+    let typed = SecretTyped {
+        name: fields.get("name").trim().to_string(),
+        build: fields.checked("build"),
+    };
+    let value = fields.get("value");
+    let mut errors = secret_problems(&typed.name, value);
+    if errors.is_empty() {
+        match state
+            .deployer
+            .set_secret(
+                &name,
+                &typed.name,
+                value,
+                typed.build,
+                &posted.session.caller(),
+            )
+            .await
+        {
+            Ok(_) => {
+                let when = if typed.build {
+                    "deploys and builds"
+                } else {
+                    "deploys"
+                };
+                let flash = Flash::notice(format!(
+                    "Secret {} set. The next {when} use it.",
+                    typed.name
+                ));
+                return Ok(posted
+                    .session
+                    .redirect_with(&format!("/apps/{name}/settings#secrets"), flash));
+            }
+            Err(ActionError::Invalid(message)) => {
+                errors.insert("secret".into(), message);
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let page = page(&state, &posted.session, &name, None, errors, typed).await?;
+    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 
 pub async fn delete_secret(
@@ -147,5 +228,10 @@ pub async fn delete_secret(
         .deployer
         .delete_secret(&name, &secret, &posted.session.caller())
         .await?;
-    Ok(Redirect::to(&format!("/apps/{name}/settings#secrets")).into_response())
+    let flash = Flash::notice(format!(
+        "Secret {secret} deleted. Running containers keep it until the next deploy or restart."
+    ));
+    Ok(posted
+        .session
+        .redirect_with(&format!("/apps/{name}/settings#secrets"), flash))
 }

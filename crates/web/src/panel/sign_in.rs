@@ -8,6 +8,7 @@ use crate::panel::page::{render, render_with, PanelError};
 use crate::panel::session::{
     cleared_cookie, session_cookie, ClientAddress, FormFields, SESSION_COOKIE,
 };
+use crate::panel::settings_form::FieldErrors;
 use crate::{ApiError, AppState};
 use askama::Template;
 use axum::extract::State;
@@ -20,9 +21,18 @@ use capstan_core::Role;
 #[template(path = "setup.html")]
 struct SetupPage {
     code_path: String,
+    /// The setup code as typed, kept only when it matched.
+    code: String,
     name: String,
-    error: Option<String>,
+    /// By field: `code`, `name`, `password`, `confirm`.
+    errors: FieldErrors,
     form_token: String,
+}
+
+impl SetupPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
 }
 
 #[derive(Template)]
@@ -90,24 +100,30 @@ pub async fn setup_form(
     let (jar, form_token) = form_token(&state, jar, &headers);
     let page = SetupPage {
         code_path: code_path(&state),
+        code: String::new(),
         name: String::new(),
-        error: None,
+        errors: FieldErrors::new(),
         form_token,
     };
     Ok((jar, render(&page)).into_response())
 }
 
-/// What is wrong with a setup form whose code matched, if anything.
-fn setup_problem(name: &str, form: &FormFields) -> Option<String> {
+/// Every problem of a setup form besides its code.
+fn setup_problems(name: &str, form: &FormFields) -> FieldErrors {
+    let mut errors = FieldErrors::new();
     if let Err(e) = check_user_name(name) {
-        Some(format!("user name: {e}"))
-    } else if let Err(e) = check_password(form.get("password")) {
-        Some(format!("password: {e}"))
-    } else if form.get("password") != form.get("confirm") {
-        Some("the two passwords differ".to_string())
-    } else {
-        None
+        errors.insert("name".into(), format!("The name needs {e}."));
     }
+    if let Err(e) = check_password(form.get("password")) {
+        errors.insert("password".into(), format!("The password needs {e}."));
+    }
+    if form.get("password") != form.get("confirm") {
+        errors.insert(
+            "confirm".into(),
+            "The two passwords differ: type the same one twice.".into(),
+        );
+    }
+    errors
 }
 
 /// Creates the first admin account when the setup code matches, and signs it in. Two
@@ -126,19 +142,29 @@ pub async fn setup(
     check_form_token(&state, &jar, &form)?;
     let attempt = state.accounts.reserve_attempt(None, address)?;
     let name = form.get("name").trim().to_string();
-    let problem = if state.accounts.setup_code_matches(form.get("code")) {
+    let code_matches = state.accounts.setup_code_matches(form.get("code"));
+    let mut errors = setup_problems(&name, &form);
+    if code_matches {
         // Only a wrong code counts against the address.
         state.accounts.attempt_succeeded(attempt);
-        setup_problem(&name, &form)
     } else {
-        Some("the setup code does not match the one in the file named above".to_string())
-    };
-    if let Some(error) = problem {
+        errors.insert(
+            "code".into(),
+            "The setup code does not match the one in the file named above.".into(),
+        );
+    }
+    if !errors.is_empty() {
         let (jar, form_token) = form_token(&state, jar, &headers);
         let page = SetupPage {
             code_path: code_path(&state),
+            // A code that matched is kept, so fixing a password does not mean finding it again.
+            code: if code_matches {
+                form.get("code").to_string()
+            } else {
+                String::new()
+            },
             name,
-            error: Some(error),
+            errors,
             form_token,
         };
         return Ok((jar, render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response());
@@ -227,6 +253,7 @@ pub async fn logout(
             .delete_session(cookie.value())
             .await?;
     }
+    posted.session.forget_flashes();
     tracing::info!(user = %posted.session.user.name, "signed out");
     Ok((jar.remove(cleared_cookie()), Redirect::to("/login")).into_response())
 }

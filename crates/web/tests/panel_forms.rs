@@ -1,0 +1,471 @@
+//! The panel's forms in-process (no Docker engine): every successful post answers 303
+//! (post/redirect/get) and the page it leads to confirms it once; a new token's secret is
+//! on that page once and never in the URL; a form with problems comes back (422) with
+//! every one beside its field, in plain words, with what was typed kept.
+
+mod support;
+
+use axum::http::StatusCode;
+use support::{form, form_token, harness, page, pre_session_form, send, signed_in, Harness};
+
+/// Posts a form; asserts the 303 and where it leads, then returns the page there, read
+/// twice: the first with the confirmation, the second without.
+async fn post_then_get(
+    h: &Harness,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    to: &str,
+) -> (String, String) {
+    let answer = send(h, form(path, cookie, fields)).await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (StatusCode::SEE_OTHER, to),
+        "{path}: {}",
+        answer.body
+    );
+    let target = to.split('#').next().unwrap_or(to);
+    let first = send(h, page(target, cookie)).await;
+    assert_eq!(first.status, StatusCode::OK, "{target}: {}", first.body);
+    let again = send(h, page(target, cookie)).await;
+    (first.body, again.body)
+}
+
+/// The text of the element with `id` (up to its first tag end).
+fn text_of(body: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = body.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
+    body[start..]
+        .split('<')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn every_successful_post_redirects_and_its_page_confirms_it_once() {
+    let h = harness().await;
+    let (cookie, csrf) = signed_in(&h).await;
+    let csrf = csrf.as_str();
+    let cookie = cookie.as_str();
+
+    let app = [
+        ("csrf", csrf),
+        ("name", "site"),
+        ("source_kind", "image"),
+        ("image", "busybox:stable"),
+        ("domains", "site.test"),
+    ];
+    let created = send(&h, form("/new", cookie, &app)).await;
+    assert_eq!(
+        (created.status, created.location.as_str()),
+        (StatusCode::SEE_OTHER, "/apps/site/plan")
+    );
+    // (The plan needs the engine; the next page shown says it instead.)
+    let first = send(&h, page("/apps/site", cookie)).await;
+    assert!(first.body.contains("App site created"), "{}", first.body);
+    let again = send(&h, page("/apps/site", cookie)).await;
+    assert!(!again.body.contains("id=\"flash\""), "shown once");
+
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        "/apps/site/maintenance",
+        &[("csrf", csrf), ("switch", "on"), ("retry_after", "60")],
+        "/apps/site",
+    )
+    .await;
+    assert!(first.contains("Maintenance is on"), "{first}");
+    let (first, again) = post_then_get(
+        &h,
+        cookie,
+        "/apps/site/maintenance",
+        &[("csrf", csrf), ("switch", "off")],
+        "/apps/site",
+    )
+    .await;
+    assert!(first.contains("Maintenance is off"), "{first}");
+    assert!(!again.contains("Maintenance is off"));
+
+    let settings = [
+        ("csrf", csrf),
+        ("source_kind", "image"),
+        ("image", "busybox:stable"),
+        ("domains", "site.test"),
+        ("health_path", "/"),
+        ("health_interval", "1"),
+        ("health_timeout", "2"),
+        ("health_retries", "3"),
+        ("health_start_period", "0"),
+        ("health_deadline", "60"),
+        ("replicas", "2"),
+        ("build_type", "auto"),
+    ];
+    let (first, again) = post_then_get(
+        &h,
+        cookie,
+        "/apps/site/settings",
+        &settings,
+        "/apps/site/settings",
+    )
+    .await;
+    assert!(first.contains("Settings saved"), "{first}");
+    assert!(!again.contains("Settings saved"));
+    let name = capstan_core::AppName::parse("site").unwrap();
+    assert_eq!(h.store.app(&name).await.unwrap().spec.replicas, 2);
+
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        "/apps/site/secrets",
+        &[
+            ("csrf", csrf),
+            ("name", "API_KEY"),
+            ("value", "s3cr3t-value"),
+        ],
+        "/apps/site/settings#secrets",
+    )
+    .await;
+    assert!(first.contains("Secret API_KEY set"), "{first}");
+    assert!(!first.contains("s3cr3t-value"), "a value never comes back");
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        "/apps/site/secrets/API_KEY/delete",
+        &[("csrf", csrf)],
+        "/apps/site/settings#secrets",
+    )
+    .await;
+    assert!(first.contains("Secret API_KEY deleted"), "{first}");
+
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        "/access/users",
+        &[
+            ("csrf", csrf),
+            ("name", "vic"),
+            ("password", "long enough pw"),
+            ("role", "viewer"),
+        ],
+        "/access",
+    )
+    .await;
+    assert!(first.contains("User vic added as viewer"), "{first}");
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        "/access/users/vic/delete",
+        &[("csrf", csrf)],
+        "/access",
+    )
+    .await;
+    assert!(first.contains("User vic deleted"), "{first}");
+
+    // A token's secret: not in the answer to the post or its address, on the next page
+    // once, then never again.
+    let made = send(
+        &h,
+        form(
+            "/access/tokens",
+            cookie,
+            &[("csrf", csrf), ("name", "ci"), ("scope_deploy", "on")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (made.status, made.location.as_str()),
+        (StatusCode::SEE_OTHER, "/access")
+    );
+    assert!(!made.body.contains("cap_"));
+    let shown = send(&h, page("/access", cookie)).await;
+    let secret = text_of(&shown.body, "new-token");
+    assert!(secret.starts_with("cap_"), "{}", shown.body);
+    let again = send(&h, page("/access", cookie)).await;
+    assert!(!again.body.contains(&secret), "the secret is shown once");
+    let id = h.store.tokens().await.unwrap()[0].id;
+    let (first, _) = post_then_get(
+        &h,
+        cookie,
+        &format!("/access/tokens/{id}/delete"),
+        &[("csrf", csrf)],
+        "/access",
+    )
+    .await;
+    assert!(first.contains("Token revoked"), "{first}");
+
+    // Queueing a deployment needs no engine: its page says it was queued.
+    let deployed = send(&h, form("/apps/site/deploy", cookie, &[("csrf", csrf)])).await;
+    assert_eq!(deployed.status, StatusCode::SEE_OTHER, "{}", deployed.body);
+    assert!(deployed.location.starts_with("/deployments/"));
+
+    // A message left for a session is not shown to another, and ends with the session.
+    let stray = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            cookie,
+            &[("csrf", csrf), ("switch", "off")],
+        ),
+    )
+    .await;
+    assert_eq!(stray.status, StatusCode::SEE_OTHER);
+    let other = send(
+        &h,
+        pre_session_form(
+            &h,
+            "/login",
+            &[("name", "ada"), ("password", "long enough pw")],
+        )
+        .await,
+    )
+    .await;
+    let other = other.cookie.split(';').next().unwrap().to_string();
+    let elsewhere = send(&h, page("/", &other)).await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
+    assert!(
+        !elsewhere.body.contains("id=\"flash\""),
+        "another session's message"
+    );
+    let here = send(&h, page("/", cookie)).await;
+    assert!(here.body.contains("Maintenance is off"), "{}", here.body);
+    let out = send(&h, form("/logout", cookie, &[("csrf", csrf)])).await;
+    assert_eq!(
+        (out.status, out.location.as_str()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+}
+
+#[tokio::test]
+async fn a_form_with_problems_comes_back_with_every_one_beside_its_field() {
+    let h = harness().await;
+    let (cookie, csrf) = signed_in(&h).await;
+    let (cookie, csrf) = (cookie.as_str(), csrf.as_str());
+    let beside = |body: &str, fields: &[&str]| {
+        for field in fields {
+            assert!(
+                body.contains(&format!("data-field=\"{field}\"")),
+                "no problem beside {field}: {body}"
+            );
+        }
+        assert!(
+            !body.contains("_secs") && !body.contains("[A-Za-z"),
+            "in the user's words: {body}"
+        );
+    };
+
+    // New app: the name, the source, the port and a domain, all in one answer.
+    let bad = send(
+        &h,
+        form(
+            "/new",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("name", "Bad Name"),
+                ("source_kind", "image"),
+                ("image", "-x"),
+                ("domains", "not a host"),
+                ("port", "http"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["name", "image", "domains", "port"]);
+    assert!(bad.body.contains("value=\"http\"") && bad.body.contains(">not a host</textarea>"));
+    assert!(h.store.apps().await.unwrap().is_empty(), "nothing created");
+
+    let app = [
+        ("csrf", csrf),
+        ("name", "site"),
+        ("source_kind", "image"),
+        ("image", "busybox:stable"),
+    ];
+    assert_eq!(
+        send(&h, form("/new", cookie, &app)).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Settings: a field that does not parse and fields out of range, together.
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/settings",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("source_kind", "image"),
+                ("image", "busybox:stable"),
+                ("port", "http"),
+                ("health_path", "/"),
+                ("health_interval", "0"),
+                ("health_timeout", "2"),
+                ("health_retries", "3"),
+                ("health_start_period", "0"),
+                ("health_deadline", "60"),
+                ("replicas", "0"),
+                ("build_type", "auto"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["port", "health_interval", "replicas"]);
+
+    // Secrets: inline on the settings page, the name kept, never the value.
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/secrets",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("name", "a b"),
+                ("value", "xy"),
+                ("build", "on"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["secret_name", "secret_value"]);
+    assert!(bad.body.contains("id=\"secret-form\"") && bad.body.contains("value=\"a b\""));
+
+    // Maintenance: both fields at once, what was typed kept.
+    let long = "x".repeat(1200);
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/maintenance",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("switch", "on"),
+                ("message", &long),
+                ("retry_after", "soon"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["message", "retry_after"]);
+    assert!(bad.body.contains("value=\"soon\""));
+
+    // Restart before anything is live: said on the app page, not an error page.
+    let bad = send(&h, form("/apps/site/restart", cookie, &[("csrf", csrf)])).await;
+    assert_eq!(bad.status, StatusCode::CONFLICT);
+    assert!(
+        bad.body.contains("id=\"action-error\"") && bad.body.contains("id=\"deployments\"")
+            || bad.body.contains("No deployments yet"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("no live deployment"), "{}", bad.body);
+
+    // Delete with the wrong name: beside the confirmation, nothing deleted.
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/delete",
+            cookie,
+            &[("csrf", csrf), ("confirm", "sit")],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["confirm"]);
+    assert_eq!(h.store.apps().await.unwrap().len(), 1);
+
+    // Users: every problem at once; a new user's role is viewer unless chosen.
+    let bad = send(
+        &h,
+        form(
+            "/access/users",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("name", "a b"),
+                ("password", "short"),
+                ("role", "root"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["user_name", "user_password", "role"]);
+    let fresh = send(&h, page("/access", cookie)).await;
+    assert!(
+        fresh.body.contains("<option value=\"viewer\" selected>"),
+        "{}",
+        fresh.body
+    );
+    let taken = send(
+        &h,
+        form(
+            "/access/users",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("name", "ada"),
+                ("password", "long enough pw"),
+                ("role", "admin"),
+            ],
+        ),
+    )
+    .await;
+    beside(&taken.body, &["user_name"]);
+    assert!(
+        taken.body.contains("<option value=\"admin\" selected>"),
+        "the choice is kept"
+    );
+
+    // Tokens: the name and the scopes together.
+    let bad = send(
+        &h,
+        form("/access/tokens", cookie, &[("csrf", csrf), ("name", "")]),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    beside(&bad.body, &["token_name", "scopes"]);
+    assert!(h.store.tokens().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn setup_reports_every_problem_and_keeps_a_code_that_matched() {
+    let h = harness().await;
+    let fields = |code: &'static str| {
+        [
+            ("code", code),
+            ("name", "a b"),
+            ("password", "long enough pw"),
+            ("confirm", "another long pw"),
+        ]
+    };
+    let bad = send(
+        &h,
+        pre_session_form(&h, "/setup", &fields("the-code")).await,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "confirm"] {
+        assert!(
+            bad.body.contains(&format!("data-field=\"{field}\"")),
+            "{}",
+            bad.body
+        );
+    }
+    assert!(
+        bad.body.contains("name=\"code\" value=\"the-code\""),
+        "a matching code is kept: {}",
+        bad.body
+    );
+    let wrong = send(&h, pre_session_form(&h, "/setup", &fields("guess")).await).await;
+    assert!(wrong.body.contains("data-field=\"code\""));
+    assert!(
+        !wrong.body.contains("value=\"guess\""),
+        "a wrong code is not kept"
+    );
+    assert_eq!(form_token(&wrong.body).len() > 10, true);
+}

@@ -65,11 +65,18 @@ impl Masker {
         let Some(matcher) = &self.matcher else {
             return clean;
         };
+        // Matches come ordered by where they end; merge them by where they start, so a
+        // longer match that begins earlier is never cut short. Adjacent ones stay apart.
+        let mut found: Vec<(usize, usize)> = matcher
+            .find_overlapping_iter(&clean)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        found.sort_unstable();
         let mut covered: Vec<(usize, usize)> = Vec::new();
-        for found in matcher.find_overlapping_iter(&clean) {
+        for (start, end) in found {
             match covered.last_mut() {
-                Some(last) if found.start() <= last.1 => last.1 = last.1.max(found.end()),
-                _ => covered.push((found.start(), found.end())),
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => covered.push((start, end)),
             }
         }
         if covered.is_empty() {
@@ -183,6 +190,12 @@ mod tests {
     fn overlapping_secrets_are_masked_whole() {
         let masker = Masker::new(["abcd1234", "1234SECRETXYZ"]);
         assert_eq!(masker.mask("[abcd1234SECRETXYZ]"), "[****]");
+        // A longer match that starts earlier but ends later than a shorter one inside it.
+        let masker = Masker::new(["SECRETXYZ", "prefixSECRETXYZsuffix"]);
+        assert_eq!(masker.mask("[prefixSECRETXYZsuffix]"), "[****]");
+        // Two occurrences side by side are two masks.
+        let masker = Masker::new(["abcd1234"]);
+        assert_eq!(masker.mask("abcd1234abcd1234"), "********");
     }
 
     #[test]

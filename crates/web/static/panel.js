@@ -32,7 +32,8 @@ document.addEventListener("submit", (event) => {
 // secret is shown once), and after signing out show nothing: reload, which signs in anew.
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) {
-    sessionStorage.removeItem(SIGNED_OUT);
+    // A page of a session, fresh from the server: signed in (again).
+    if (document.querySelector(".who")) sessionStorage.removeItem(SIGNED_OUT);
     return;
   }
   if (sessionStorage.getItem(SIGNED_OUT)) {
@@ -46,6 +47,15 @@ window.addEventListener("pageshow", (event) => {
   }
   for (const once of document.querySelectorAll("[data-once]")) once.remove();
 });
+
+// A page that may answer a post (a form shown again with its problems) names the address
+// that shows it by GET: made the history entry's address, Back to it or a reload asks for
+// the page instead of sending the form again.
+const here = document.body.dataset.here;
+if (here) {
+  const same = here === window.location.pathname;
+  history.replaceState(history.state, "", same ? window.location.href : here + window.location.hash);
+}
 
 // Relative times: `<time datetime>` says how long ago in words, kept current; hovering
 // shows the moment in the browser's own time zone. The words match the server's.
@@ -63,7 +73,8 @@ function refreshTimes() {
     if (Number.isNaN(at)) continue;
     time.textContent = ago(now - at);
     time.title = new Date(at).toLocaleString(undefined, {
-      dateStyle: "medium", timeStyle: "medium", timeZoneName: "short",
+      year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
     });
   }
 }

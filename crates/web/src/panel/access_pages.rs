@@ -105,7 +105,7 @@ async fn access_page(
         })
         .collect();
     Ok(AccessPage {
-        nav: Nav::new(session, "access"),
+        nav: Nav::at(session, "access", Some("/access".into())),
         users,
         tokens,
         typed,

@@ -122,7 +122,7 @@ pub async fn app_page(
         _ => (false, String::new()),
     };
     Ok(AppPage {
-        nav: Nav::new(session, "apps"),
+        nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
         url: app_url(&view.app.spec),
         source: source_text(&view.app.spec),

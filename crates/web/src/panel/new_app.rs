@@ -147,7 +147,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> Result<Res
         }
     }
     let page = NewAppPage {
-        nav: Nav::new(&posted.session, "new"),
+        nav: Nav::at(&posted.session, "new", Some("/new".into())),
         form,
         errors,
     };

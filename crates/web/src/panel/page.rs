@@ -21,13 +21,24 @@ pub struct Nav {
     pub section: &'static str,
     /// What the post that led here did, said once (see `flash`).
     pub flash: Option<Flash>,
+    /// The address that shows this page by GET, for a page that may answer a post (a
+    /// form shown again with its problems): the script makes it the history entry's
+    /// address, so Back to it, or a reload, asks for the page instead of sending the
+    /// form again.
+    pub here: Option<String>,
 }
 
 impl Nav {
     /// The bar of a page about to be shown; takes the session's one-time message.
     pub fn new(session: &SignedIn, section: &'static str) -> Self {
+        Nav::at(session, section, None)
+    }
+
+    /// The bar of a page that `here` shows by GET and a post may show again.
+    pub fn at(session: &SignedIn, section: &'static str, here: Option<String>) -> Self {
         Nav {
             flash: session.take_flash(),
+            here,
             user: session.user.name.clone(),
             role: session.role.as_str(),
             is_admin: session.can(Scope::Admin),

@@ -82,7 +82,7 @@ async fn page(
         })
         .collect();
     Ok(SettingsPage {
-        nav: Nav::new(session, "apps"),
+        nav: Nav::at(session, "apps", Some(format!("/apps/{app}/settings"))),
         name: app.to_string(),
         form,
         errors,

@@ -99,7 +99,7 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/api/v1{path}", self.base))
             .bearer_auth(&self.token)
@@ -234,13 +234,13 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Server-sent events as (event, data) pairs, from a response's byte stream.
-struct Events {
+pub(crate) struct Events {
     buffer: String,
     event: String,
 }
 
 impl Events {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             buffer: String::new(),
             event: String::new(),
@@ -248,7 +248,7 @@ impl Events {
     }
 
     /// Feeds a chunk; returns the complete events it finished.
-    fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
         self.buffer.push_str(&String::from_utf8_lossy(chunk));
         let mut out = Vec::new();
         while let Some(pos) = self.buffer.find('\n') {

@@ -42,6 +42,9 @@ pub struct Config {
     /// The most a local source directory's copy may hold, in MiB (what its
     /// `.dockerignore` leaves out of the build is not copied).
     pub local_source_max_mb: u64,
+    /// The longest time limit a one-off command (`capstan run`) may ask for, in seconds
+    /// (the default limit is 600 s, or this when lower).
+    pub run_timeout_max_secs: u32,
     /// The engine builder builds use: `auto` (BuildKit where the engine offers it),
     /// `buildkit` (refuse to start without it) or `classic`.
     pub builder: capstan_engine::Builder,
@@ -139,6 +142,7 @@ impl Default for Config {
             fetch_idle_secs: 30,
             allow_private_submodules: false,
             local_source_max_mb: 1024,
+            run_timeout_max_secs: 3600,
             builder: capstan_engine::Builder::Auto,
             backup: BackupConfig {
                 keep: 7,
@@ -202,7 +206,7 @@ pub struct ServeArgs {
     pub allow_private_submodules: Option<bool>,
 }
 
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "builder",
     "data_dir",
     "listen",
@@ -220,6 +224,7 @@ const KEYS: [&str; 17] = [
     "fetch_idle_secs",
     "allow_private_submodules",
     "local_source_max_mb",
+    "run_timeout_max_secs",
 ];
 
 impl Config {
@@ -268,6 +273,9 @@ impl Config {
         if self.local_source_max_mb == 0 {
             bail!("local_source_max_mb must be at least 1");
         }
+        if self.run_timeout_max_secs == 0 {
+            bail!("run_timeout_max_secs must be at least 1");
+        }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");
         }
@@ -279,6 +287,14 @@ impl Config {
         capstan_deploy::SourceLimits {
             allow_private_submodules: self.allow_private_submodules,
             local_source_max_bytes: self.local_source_max_mb.saturating_mul(1024 * 1024),
+        }
+    }
+
+    /// What one-off commands are held to.
+    pub fn run_limits(&self) -> capstan_deploy::RunLimits {
+        capstan_deploy::RunLimits {
+            max_timeout_secs: self.run_timeout_max_secs,
+            ..Default::default()
         }
     }
 
@@ -384,6 +400,26 @@ mod tests {
             };
             let err = format!("{:#}", Config::load(&args).unwrap_err());
             assert!(err.contains("local_source_max_mb"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_run_time_limit_comes_from_file_and_env_and_is_never_zero() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(defaults.run_limits(), capstan_deploy::RunLimits::default());
+            assert_eq!(defaults.run_limits().max_timeout_secs, 3600);
+            jail.create_file("r.toml", "run_timeout_max_secs = 120\n")?;
+            let args = ServeArgs {
+                config: Some("r.toml".into()),
+                ..Default::default()
+            };
+            let config = Config::load(&args).map_err(|e| e.to_string())?;
+            assert_eq!(config.run_limits().max_timeout_secs, 120);
+            jail.set_env("CAPSTAN_RUN_TIMEOUT_MAX_SECS", "0");
+            let err = format!("{:#}", Config::load(&args).unwrap_err());
+            assert!(err.contains("run_timeout_max_secs"), "{err}");
             Ok(())
         });
     }

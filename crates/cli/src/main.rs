@@ -8,6 +8,7 @@ mod config;
 mod maintenance;
 mod manage;
 mod plan;
+mod run;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,9 @@ enum Command {
     Rollback(manage::RollbackArgs),
     /// Start new containers of the live release with the current settings.
     Restart(manage::RestartArgs),
+    /// Run a command once in a new container of an app's live release (`capstan run APP
+    /// -- CMD...`), print its output and exit with its status.
+    Run(run::RunArgs),
     /// Turn an app's maintenance mode on or off (a 503 page at the proxy), or show it.
     Maintenance(maintenance::MaintenanceArgs),
     /// Write Capstan's own state (database, secret key, routes, ACME store) to an archive.
@@ -109,6 +113,7 @@ fn main() -> std::process::ExitCode {
             Command::App(command) => manage::app(command).await,
             Command::Rollback(args) => manage::rollback(args).await,
             Command::Restart(args) => manage::restart(args).await,
+            Command::Run(args) => run::run(args).await,
             Command::Maintenance(args) => maintenance::maintenance(args).await,
             Command::Secrets(command) => manage::secrets(command).await,
             Command::Status(args) => manage::status(args).await,

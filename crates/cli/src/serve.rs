@@ -111,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             source_limits: config.source_limits(),
         },
     );
+    deployer.set_run_limits(config.run_limits());
     deployer.recover().await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -18,6 +18,11 @@ pub const FINGERPRINT: &str = "capstan.fingerprint";
 pub const DEFINITION: &str = "capstan.definition";
 /// The compose service a companion runs.
 pub const SERVICE: &str = "capstan.service";
+/// The id of the one-off run a container belongs to (with role [`ROLE_RUN`]).
+pub const RUN: &str = "capstan.run";
+/// The role of a one-off run's container: not `app`, so no retirement, route, usage or
+/// runtime log of the app ever counts it.
+pub const ROLE_RUN: &str = "run";
 
 /// `key=value`, as Docker's label filters take it.
 pub fn filter(key: &str, value: &str) -> String {

@@ -9,7 +9,7 @@
 //!   name can reach the daemon's objects, and app `x` with volume `y-data`
 //!   (`capstan_x_y-data`) never meets app `x-y` with volume `data` (`capstan_x-y_data`);
 //! - within an app, deployment containers are `…_d<id>[_r<k>]`, companions
-//!   `…_svc_<service>`, so the two never meet either.
+//!   `…_svc_<service>`, one-off runs `…_run<id>`, so none of them meet.
 
 use crate::AppName;
 
@@ -116,6 +116,12 @@ impl AppNames {
     /// The container of a compose companion service.
     pub fn companion(&self, service: &str) -> String {
         format!("{}_svc_{service}", self.prefix())
+    }
+
+    /// The one-off container of run `id` (a command run in a fresh container of the live
+    /// release; never `_d<id>` or `_svc_`, so it meets no deployment or companion).
+    pub fn run_container(&self, id: i64) -> String {
+        format!("{}_run{id}", self.prefix())
     }
 
     /// Names of one deployment of the app.
@@ -257,6 +263,12 @@ mod tests {
             app("x-d1").deployment(2).container()
         );
         assert_ne!(app("x").http_router(), app("x-http").traefik_service());
+        assert_ne!(app("x").run_container(1), app("x").companion("run1"));
+        assert_ne!(
+            app("x").run_container(1),
+            app("x-run1").deployment(1).container()
+        );
+        assert_eq!(app("web").run_container(3), "capstan_web_run3");
         assert_eq!(
             app("web").deployment(7).replicas(2),
             vec!["capstan_web_d7", "capstan_web_d7_r2"]

@@ -109,6 +109,8 @@ impl Deployer {
                 .companion_containers(Some(name.as_str()))
                 .await?,
         );
+        // A one-off command still running ends with its app.
+        containers.extend(self.engine().run_containers(Some(name.as_str())).await?);
         self.remove_route(name)
             .await
             .map_err(|e| ActionError::Internal(e.to_string()))?;

@@ -1,7 +1,8 @@
 //! Deployments end to end: the durable queue and its workers, the pipeline (source, plan,
-//! build, release, start, health, cutover, retire), rollback and restart, and recovery
-//! after a crash. Talks to Docker only through `capstan-engine` and to SQLite only
-//! through `capstan-store`.
+//! build, release, start, health, cutover, retire), rollback and restart, one-off
+//! commands in a fresh container of the live release (`runs`), and recovery after a
+//! crash. Talks to Docker only through `capstan-engine` and to SQLite only through
+//! `capstan-store`.
 
 mod actions;
 mod app_output;
@@ -23,6 +24,8 @@ mod queue;
 mod recovery;
 mod retention;
 mod routing;
+mod run_exec;
+mod runs;
 mod secrets;
 mod sources;
 mod trust;
@@ -37,6 +40,7 @@ pub use maintenance::MaintenanceState;
 pub use metrics::Metrics;
 pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
+pub use runs::{check_command, RunEvent, RunLimits, RunRequest, DEFAULT_RUN_TIMEOUT_SECS};
 pub use trust::{protected_host_paths, Caller, CallerKind};
 pub use usage::ContainerUsage;
 
@@ -192,6 +196,8 @@ struct Inner {
     routes_in_force: tokio::sync::Mutex<
         std::collections::HashMap<capstan_core::AppName, capstan_compose::routes::RouteTarget>,
     >,
+    /// One-off runs: their live output, limits and start lock.
+    runs: runs::Runs,
 }
 
 /// How many git fetches may run at once.
@@ -227,6 +233,7 @@ impl Deployer {
                 proxy_state: std::sync::Mutex::new(ProxyState::Running),
                 metrics: Metrics::new(),
                 routes_in_force: Default::default(),
+                runs: Default::default(),
             }),
         }
     }

@@ -16,47 +16,67 @@ pub enum LogEvent {
     End(DeploymentState),
 }
 
-/// Live fan-out of log events, one broadcast channel per deployment being followed.
-#[derive(Default)]
-pub struct LogHub {
-    channels: Mutex<HashMap<i64, broadcast::Sender<LogEvent>>>,
+/// An event a [`LogHub`] fans out: the last one of a stream ends it.
+pub trait HubEvent: Clone {
+    /// Whether no more events follow this one.
+    fn is_end(&self) -> bool;
 }
 
-impl LogHub {
-    /// Subscribes to a deployment's future events.
-    pub fn subscribe(&self, deployment: i64) -> broadcast::Receiver<LogEvent> {
+impl HubEvent for LogEvent {
+    fn is_end(&self) -> bool {
+        matches!(self, LogEvent::End(_))
+    }
+}
+
+/// Live fan-out of log events, one broadcast channel per stream being followed (a
+/// deployment's log, a one-off run's output), keyed by its id.
+pub struct LogHub<E = LogEvent> {
+    channels: Mutex<HashMap<i64, broadcast::Sender<E>>>,
+}
+
+impl<E> Default for LogHub<E> {
+    fn default() -> Self {
+        Self {
+            channels: Mutex::default(),
+        }
+    }
+}
+
+impl<E: HubEvent> LogHub<E> {
+    /// Subscribes to a stream's future events.
+    pub fn subscribe(&self, id: i64) -> broadcast::Receiver<E> {
         let mut channels = self.channels.lock().expect("log hub lock");
         channels
-            .entry(deployment)
+            .entry(id)
             .or_insert_with(|| broadcast::channel(1024).0)
             .subscribe()
     }
 
-    /// Drops the deployment's channel once its last follower has gone, so following a
-    /// finished deployment (for which no end event will come) leaves nothing behind.
-    pub fn release(&self, deployment: i64) {
+    /// Drops the stream's channel once its last follower has gone, so following a
+    /// finished stream (for which no end event will come) leaves nothing behind.
+    pub fn release(&self, id: i64) {
         let mut channels = self.channels.lock().expect("log hub lock");
         if channels
-            .get(&deployment)
+            .get(&id)
             .is_some_and(|sender| sender.receiver_count() == 0)
         {
-            channels.remove(&deployment);
+            channels.remove(&id);
         }
     }
 
-    /// How many deployments have a live channel (for tests and metrics).
+    /// How many streams have a live channel (for tests and metrics).
     pub fn channel_count(&self) -> usize {
         self.channels.lock().expect("log hub lock").len()
     }
 
-    fn publish(&self, deployment: i64, event: LogEvent) {
+    pub(crate) fn publish(&self, id: i64, event: E) {
         let mut channels = self.channels.lock().expect("log hub lock");
-        let end = matches!(event, LogEvent::End(_));
-        if let Some(sender) = channels.get(&deployment) {
+        let end = event.is_end();
+        if let Some(sender) = channels.get(&id) {
             let _ = sender.send(event);
         }
         if end {
-            channels.remove(&deployment);
+            channels.remove(&id);
         }
     }
 }
@@ -142,7 +162,7 @@ mod tests {
 
     #[test]
     fn following_finished_deployments_leaves_no_channel_behind() {
-        let hub = LogHub::default();
+        let hub: LogHub = LogHub::default();
         for _ in 0..1000 {
             let receiver = hub.subscribe(7);
             drop(receiver);

@@ -24,6 +24,7 @@ impl Deployer {
         if let Err(err) = self.reconcile_containers().await {
             tracing::error!(%err, "cannot reconcile containers");
         }
+        self.recover_runs().await;
     }
 
     async fn reconcile_containers(&self) -> Result<(), crate::ActionError> {

@@ -375,6 +375,15 @@ impl Engine {
         self.owned_with_role(app, "companion").await
     }
 
+    /// The containers of one-off runs (`capstan.role=run`), of one app or all.
+    pub async fn run_containers(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
+        self.owned_with_role(app, capstan_compose::labels::ROLE_RUN)
+            .await
+    }
+
     async fn owned_with_role(
         &self,
         app: Option<&str>,

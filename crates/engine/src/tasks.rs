@@ -58,13 +58,20 @@ impl Engine {
         config.entrypoint = Some(vec![program.clone()]);
         config.cmd = Some(args.to_vec());
         let attachments = task.networks.attachments();
-        self.create_and_start(
-            name,
-            config,
-            attachments.get(1..).unwrap_or_default(),
-            &task.secret_files,
-        )
-        .await?;
+        let started = self
+            .create_and_start(
+                name,
+                config,
+                attachments.get(1..).unwrap_or_default(),
+                &task.secret_files,
+            )
+            .await;
+        if let Err(err) = started {
+            // Created but not started (an executable the image lacks, say): nothing of
+            // it stays behind.
+            let _ = self.remove_container(name).await;
+            return Err(err);
+        }
         let options = LogsOptions::<String> {
             follow: true,
             stdout: true,

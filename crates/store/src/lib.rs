@@ -1,5 +1,5 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases, encrypted secrets, hashed API tokens, and panel users with their sessions. Only this crate
+//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, hashed API tokens, and panel users with their sessions. Only this crate
 //! speaks SQL.
 
 mod apps;
@@ -9,6 +9,7 @@ pub mod fixtures;
 mod logs;
 mod maintenance;
 mod releases;
+mod runs;
 mod secrets;
 pub mod snapshot;
 pub mod stored_spec;
@@ -23,6 +24,7 @@ pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
 pub use maintenance::MaintenanceRecord;
 pub use releases::{NewRelease, ReleaseRecord};
+pub use runs::{NewRun, RunLine, RunRecord, RunState, MAX_RUN_LINES};
 pub use secrets::{DerivedKey, SecretInfo, SecretKey, SecretValue};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

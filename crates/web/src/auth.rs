@@ -11,8 +11,8 @@ use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
 /// The scope a route needs: token and user management and cleanup are `admin`; reading is `read`; deploying,
-/// rolling back, restarting, planning and switching maintenance mode are `deploy`; every
-/// other change is `write`.
+/// rolling back, restarting, planning, running a one-off command and switching
+/// maintenance mode are `deploy`; every other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
     if route.starts_with("/tokens") || route.starts_with("/users") || route == "/server/cleanup" {
@@ -27,6 +27,7 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         "/apps/{app}/restart",
         "/apps/{app}/plan",
         "/apps/{app}/maintenance",
+        "/apps/{app}/runs",
     ];
     let changes = [Method::POST, Method::PUT, Method::DELETE];
     if changes.contains(method) && deploys.contains(&route) {
@@ -112,6 +113,14 @@ mod tests {
                 Scope::Deploy,
             ),
             (Method::GET, "/api/v1/apps/{app}/maintenance", Scope::Read),
+            (Method::POST, "/api/v1/apps/{app}/runs", Scope::Deploy),
+            (Method::GET, "/api/v1/apps/{app}/runs", Scope::Read),
+            (Method::GET, "/api/v1/apps/{app}/runs/{id}", Scope::Read),
+            (
+                Method::GET,
+                "/api/v1/apps/{app}/runs/{id}/output",
+                Scope::Read,
+            ),
             (Method::POST, "/api/v1/apps", Scope::Write),
             (Method::PATCH, "/api/v1/apps/{app}", Scope::Write),
             (Method::DELETE, "/api/v1/apps/{app}", Scope::Write),

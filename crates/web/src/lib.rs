@@ -15,6 +15,7 @@ mod openapi;
 mod panel;
 pub use listener::ConnectionLimits;
 mod plan;
+mod runs;
 mod secrets;
 mod server;
 mod tokens;
@@ -51,6 +52,9 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(deployments::list_for_app, deployments::create))
             .routes(routes!(deployments::rollback))
             .routes(routes!(deployments::restart))
+            .routes(routes!(runs::list, runs::create))
+            .routes(routes!(runs::show))
+            .routes(routes!(runs::output))
             .routes(routes!(plan::plan))
             .routes(routes!(app_output::output))
             .routes(routes!(apps::events))

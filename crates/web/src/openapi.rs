@@ -137,6 +137,9 @@ mod tests {
             "/apps/{app}/events",
             "/apps/{app}/usage",
             "/apps/{app}/maintenance",
+            "/apps/{app}/runs",
+            "/apps/{app}/runs/{id}",
+            "/apps/{app}/runs/{id}/output",
             "/apps/{app}/secrets",
             "/apps/{app}/secrets/{name}",
             "/server",
@@ -160,6 +163,8 @@ mod tests {
             "Deployment",
             "ErrorBody",
             "Token",
+            "Run",
+            "NewRun",
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }

@@ -53,9 +53,9 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     for error in names("errors") {
         println!("kept {error}");
     }
-    let mib = report["image_bytes"].as_i64().unwrap_or(0) as f64 / 1048576.0;
+    let images = capstan_core::units::size(report["image_bytes"].as_u64().unwrap_or(0));
     println!(
-        "{removed} objects removed ({mib:.1} MiB of images); only this instance's objects were considered"
+        "{removed} objects removed ({images} of images); only this instance's objects were considered"
     );
     Ok(ExitCode::SUCCESS)
 }

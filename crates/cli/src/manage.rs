@@ -413,10 +413,9 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn mib(bytes: &Value) -> String {
-    bytes
-        .as_f64()
-        .map_or("-".into(), |b| format!("{:.1} MiB", b / 1024.0 / 1024.0))
+/// A size from the API in the unit that reads best, or `-`.
+fn size(bytes: &Value) -> String {
+    bytes.as_u64().map_or("-".into(), capstan_core::units::size)
 }
 
 /// `capstan status`: the daemon, engine, proxy and queue at a glance.
@@ -433,7 +432,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "daemon  {} (instance {}), {} resident",
         text(&daemon["version"]),
         text(&daemon["instance"]),
-        mib(&daemon["rss_bytes"])
+        size(&daemon["rss_bytes"])
     );
     if engine["reachable"].as_bool() == Some(true) {
         println!(
@@ -443,7 +442,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             text(&engine["platform"]),
             text(&engine["builder"]),
             text(&engine["images"]),
-            mib(&engine["image_bytes"])
+            size(&engine["image_bytes"])
         );
     } else {
         println!("engine  NOT REACHABLE: {}", text(&engine["error"]));
@@ -454,7 +453,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!(
             "disk    {}% used, {} free under {}",
             text(&disk["used_percent"]),
-            mib(&disk["free_bytes"]),
+            size(&disk["free_bytes"]),
             text(&disk["engine_root"])
         );
     } else {

@@ -14,6 +14,7 @@ pub mod names;
 pub mod redact;
 pub mod repo_config;
 pub mod scope;
+pub mod units;
 pub mod validate;
 
 pub use app::{AppSpec, HealthSpec, HookCommand, Limits, Source, VolumeSpec, DEFAULT_PORT};

@@ -43,6 +43,53 @@ pub(crate) fn builds_with_others(
     (!others.is_empty()).then(|| (compose_file_name(recipe), others))
 }
 
+/// For a Dockerfile plan: the compose file beside it and the service in it that builds
+/// that very Dockerfile (`build: .`), whose `ports`, `expose` and `PORT` still say where the
+/// app listens. Of several such services: the configured `build.compose_service`, else the
+/// only one, else the first (in the file's order) that declares a port. A compose file that
+/// does not parse gives nothing here (the plan's reason already says why it was not used).
+pub fn dockerfile_service(
+    build: &BuildSpec,
+    vars: &Variables,
+    recipe: &Recipe,
+) -> Option<(String, UserService)> {
+    if !matches!(recipe.plan, Plan::Dockerfile { .. }) || recipe.dockerfile.is_empty() {
+        return None;
+    }
+    let context = &recipe.context_dir;
+    let ours = context.join(&recipe.dockerfile).canonicalize().ok()?;
+    let file = match &build.compose_file {
+        Some(file) => file.as_str(),
+        None => COMPOSE_FILES
+            .into_iter()
+            .find(|n| context.join(n).is_file())?,
+    };
+    let real = ensure_inside(context, &context.join(file), file).ok()?;
+    let text = std::fs::read_to_string(&real).ok()?;
+    let dir = real.parent()?.to_path_buf();
+    let compose = parse_compose_file(&text, file, &ComposeSource { dir: &dir, vars }).ok()?;
+    let builds_ours = |s: &&UserService| {
+        s.build.as_ref().is_some_and(|b| {
+            dir.join(&b.context)
+                .join(&b.dockerfile)
+                .canonicalize()
+                .is_ok_and(|p| p == ours)
+        })
+    };
+    let builders: Vec<&UserService> = compose
+        .order
+        .iter()
+        .filter_map(|n| compose.services.get(n))
+        .filter(builds_ours)
+        .collect();
+    let chosen = match build.compose_service.as_deref() {
+        Some(name) => builders.iter().find(|s| s.name == name),
+        None if builders.len() == 1 => builders.first(),
+        None => builders.iter().find(|s| s.declared_port().is_some()),
+    }?;
+    Some((file.to_string(), (*chosen).clone()))
+}
+
 pub(crate) fn compose_recipe(
     context: &Path,
     build: &BuildSpec,

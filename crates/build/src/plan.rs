@@ -6,8 +6,8 @@
 //! same code path.
 
 use crate::compose_file::UserCompose;
-pub use crate::compose_plan::service_recipe;
 use crate::compose_plan::{builds_with_others, compose_file_name, compose_recipe};
+pub use crate::compose_plan::{dockerfile_service, service_recipe};
 use crate::compose_vars::Variables;
 use crate::context::GeneratedFile;
 pub use crate::dockerfile_compat::BuilderKind;
@@ -166,23 +166,26 @@ fn choose(
     match build.kind {
         BuildKind::Dockerfile => dockerfile_recipe(&context, build)?
             .map(|r| with_reason(r, "build type set to dockerfile"))
-            .ok_or_else(|| missing_dockerfile(build)),
+            .ok_or_else(|| below(&context, missing_dockerfile(build))),
         BuildKind::Compose => compose_recipe(&context, build, vars)?
             .map(|r| with_reason(r, "build type set to compose"))
-            .ok_or_else(|| missing_compose(build)),
-        BuildKind::Nixpacks => nixpacks_recipe(&context, build, port, true)?
-            .map(|r| with_reason(r, "build type set to nixpacks"))
-            .ok_or_else(|| {
-                BuildError::NoPlan(
-                    "build type is nixpacks, but no nixpacks provider recognised the source \
+            .ok_or_else(|| below(&context, missing_compose(build))),
+        BuildKind::Nixpacks => {
+            layout::refuse_a_tree_of_apps(&context)?;
+            nixpacks_recipe(&context, build, port, true)?
+                .map(|r| with_reason(r, "build type set to nixpacks"))
+                .ok_or_else(|| {
+                    BuildError::NoPlan(
+                        "build type is nixpacks, but no nixpacks provider recognised the source \
                      (Node needs package.json, Python requirements.txt or pyproject.toml, Go \
                      go.mod, Rust Cargo.toml, ...)"
-                        .into(),
-                )
-            }),
+                            .into(),
+                    )
+                })
+        }
         BuildKind::Static => static_recipe(&context, build, port)?
             .map(|r| with_reason(r, "build type set to static"))
-            .ok_or_else(|| missing_static(build)),
+            .ok_or_else(|| below(&context, missing_static(build))),
         BuildKind::Auto => detect(&context, build, port, vars),
     }
 }
@@ -231,7 +234,7 @@ fn detect(
     if let Some(r) = compose? {
         return Ok(with_reason(r, "no Dockerfile; found a compose file"));
     }
-    refuse_a_tree_of_apps(context)?;
+    layout::refuse_a_tree_of_apps(context)?;
     if let Some(r) = nixpacks_recipe(context, build, port, false)? {
         return Ok(with_reason(
             r,
@@ -257,36 +260,15 @@ fn detect(
     )))
 }
 
-/// A root with no app of its own but apps in subdirectories is a tree of apps: name them
-/// rather than build whatever a detector finds somewhere inside.
-fn refuse_a_tree_of_apps(context: &Path) -> Result<(), BuildError> {
-    if layout::app_marker(context).is_some() || context.join("index.html").is_file() {
-        return Ok(());
+/// A plan of the configured kind found nothing at the base dir: when subdirectories hold
+/// apps, the error names them too.
+fn below(context: &Path, err: BuildError) -> BuildError {
+    match (err, layout::subdirectory_apps(context)) {
+        (BuildError::NoPlan(message), Some(listed)) => BuildError::NoPlan(format!(
+            "{message}; {listed} (set build.base_dir to the one to deploy)"
+        )),
+        (err, _) => err,
     }
-    let candidates = layout::app_subdirectories(context);
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let root_languages = detect_providers(context, &BTreeMap::new())?
-        .into_iter()
-        .any(|p| p != "staticfile");
-    if root_languages {
-        return Ok(());
-    }
-    let listed: Vec<String> = candidates
-        .iter()
-        .map(|(dir, marker)| format!("{dir} ({marker})"))
-        .collect();
-    Err(BuildError::NoPlan(format!(
-        "there is no app at the root of the source, but {} in subdirectories: {}; set \
-         build.base_dir to the one to deploy (one Capstan app per directory)",
-        if candidates.len() == 1 {
-            "there is one"
-        } else {
-            "there are several"
-        },
-        listed.join(", ")
-    )))
 }
 
 fn missing_dockerfile(build: &BuildSpec) -> BuildError {

@@ -78,8 +78,10 @@ pub struct RenderInput<'a> {
     pub image_health: Option<&'a [String]>,
 }
 
-/// Docker runs the container's health check at least this far apart once it is up: the
-/// daemon runs the same test itself, at the app's interval, while a deployment waits.
+/// Docker runs an app container's health check at least this far apart once it is up:
+/// the daemon runs the same test itself, at the app's interval, while a deployment waits.
+/// The spec keeps the app's interval; the deployment stretches Docker's copy of it when it
+/// creates the container.
 pub const RUNTIME_HEALTH_INTERVAL_SECS: f64 = 30.0;
 
 /// Renders the compose spec for one deployment and reads it back into the typed model,
@@ -150,7 +152,7 @@ pub fn render_deployment(input: &RenderInput<'_>) -> Result<(ComposeSpec, String
         labels => all_labels,
         health_test => health_test,
         health => context! {
-            interval => duration(health.interval_secs.max(RUNTIME_HEALTH_INTERVAL_SECS)),
+            interval => duration(health.interval_secs),
             timeout => duration(health.timeout_secs),
             retries => health.retries,
             start_period => duration(health.start_period_secs),

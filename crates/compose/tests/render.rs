@@ -64,8 +64,11 @@ fn the_app_learns_its_port_from_port_unless_it_sets_port_itself() {
     assert!(text.contains(r#""PORT":"3000""#), "{text}");
     let own = render(r#"{"source":{"path":"/s"},"port":3000,"env":{"PORT":"4000"}}"#);
     assert!(own.contains(r#""PORT":"4000""#), "{own}");
-    // Docker's own check runs rarely once the app is up; deploys run it at the app's pace.
-    assert!(text.contains(r#"interval: "30s""#), "{text}");
+    // The spec says what the settings say: the app's interval (1 s by default). Docker's
+    // own copy of the check is stretched when the container is created, not here.
+    assert!(text.contains(r#"interval: "1s""#), "{text}");
+    // The template's own notes are not part of what users see.
+    assert!(!text.contains('#') && text.starts_with("name: "), "{text}");
 }
 
 #[test]
@@ -292,7 +295,7 @@ fn sub_second_health_timings_render_in_milliseconds() {
         r#"{"source":{"path":"/s"},"health":{"path":"/up","interval_secs":0.25,"timeout_secs":1.5}}"#,
     );
     assert_valid_compose(&text);
-    // The interval is the deploy-time one; Docker's own check runs every 30s at most.
-    assert!(text.contains("interval: \"30s\""), "{text}");
+    // The interval is the app's, as its settings say.
+    assert!(text.contains("interval: \"250ms\""), "{text}");
     assert!(text.contains("timeout: \"1500ms\""), "{text}");
 }

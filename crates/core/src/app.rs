@@ -116,7 +116,8 @@ pub struct AppSpec {
     pub source: Source,
     /// The port the app listens on inside its container. Unset: found at deploy time
     /// from `capstan.toml`, the compose service's `ports`/`expose`, the image's `EXPOSE`,
-    /// else [`DEFAULT_PORT`]; a deployment's stored settings hold the port it used.
+    /// else the one TCP port the new container listens on, else [`DEFAULT_PORT`]; a
+    /// deployment's stored settings hold the port it used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Host names routed to the app by the proxy.

@@ -4,12 +4,14 @@
 //! the old ones. Any failure before the new version is marked live puts the route back and
 //! removes the new containers, so the live version keeps serving.
 
+use crate::health::Gate;
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
+use crate::release::Rendered;
 use crate::routing::route_target;
 use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
-use capstan_compose::{ComposeSpec, Service};
+use capstan_compose::Service;
 use capstan_core::{AppName, AppSpec, DeploymentState, HookCommand};
 use capstan_engine::containers::Health;
 use capstan_store::DeploymentRecord;
@@ -19,18 +21,38 @@ pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// The last line of a deployment that went live, once the version it replaced is retired.
 pub(crate) const CLEANUP_DONE: &str = "cleanup done (old containers retired, old images pruned)";
 
+/// One try at a cutover: the port the containers start with when nothing named one
+/// (`open_port`: what they listen on may decide another), and whether it is the first
+/// try (`first`: the pre-deploy command runs and the deployment enters health checking;
+/// a second try, on the port the first one's containers listened on, does neither again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    pub open_port: Option<u16>,
+    pub first: bool,
+}
+
+/// How a cutover ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cutover {
+    Live,
+    /// The app named no port and its containers listen on this one only: they were
+    /// removed, to be rendered and started again on it.
+    ListensOn(u16),
+}
+
 impl Deployer {
     pub(crate) async fn cutover(
         &self,
         d: &DeploymentRecord,
         spec: &AppSpec,
-        compose: &ComposeSpec,
-        service: &Service,
+        release: &Rendered,
         names: &DeploymentNames,
+        attempt: Attempt,
         log: &DeployLog,
-    ) -> Result<(), Failure> {
+    ) -> Result<Cutover, Failure> {
+        let (compose, service) = (&release.compose, &release.service);
         self.engine().ensure_app_network(&d.app).await?;
-        if let Some(hook) = &spec.pre_deploy {
+        if let Some(hook) = spec.pre_deploy.as_ref().filter(|_| attempt.first) {
             self.run_pre_deploy(hook, service, names, log).await?;
         }
         let containers = names.replica_containers(spec.replicas);
@@ -48,17 +70,30 @@ impl Deployer {
             }
             log.info(format!("started container {name}")).await;
         }
-        let outcome = self.switch_to_new(d, spec, service, &containers, log).await;
-        if let Err(failure) = outcome {
-            self.remove_failed(&containers, log).await;
-            return Err(failure);
+        let outcome = self
+            .switch_to_new(d, spec, service, &containers, attempt, log)
+            .await;
+        match outcome {
+            Err(failure) => {
+                self.remove_failed(&containers, log).await;
+                return Err(failure);
+            }
+            Ok(Cutover::ListensOn(port)) => {
+                for container in &containers {
+                    if let Err(err) = self.engine().remove_container(container).await {
+                        log.info(format!("cannot remove {container}: {err}")).await;
+                    }
+                }
+                return Ok(Cutover::ListensOn(port));
+            }
+            Ok(Cutover::Live) => {}
         }
         if let Some(hook) = &spec.post_deploy {
             // Once per deployment, like a migration: in the first replica.
             self.run_post_deploy(hook, &containers[0], log).await;
         }
         self.retire_in_background(d, &containers, spec, log).await;
-        Ok(())
+        Ok(Cutover::Live)
     }
 
     async fn switch_to_new(
@@ -67,14 +102,22 @@ impl Deployer {
         spec: &AppSpec,
         service: &Service,
         containers: &[String],
+        attempt: Attempt,
         log: &DeployLog,
-    ) -> Result<(), Failure> {
-        self.store()
-            .transition(d.id, DeploymentState::HealthChecking, None)
-            .await?;
+    ) -> Result<Cutover, Failure> {
+        if attempt.first {
+            self.store()
+                .transition(d.id, DeploymentState::HealthChecking, None)
+                .await?;
+        }
         let check = crate::health::GateCheck::of(service, spec);
-        for container in containers {
-            self.wait_healthy(container, &check, log).await?;
+        for (index, container) in containers.iter().enumerate() {
+            // The first replica settles an open port; the others start on the same one.
+            let open = attempt.open_port.filter(|_| index == 0);
+            let gate = self.wait_healthy(container, &check, open, log).await?;
+            if let Gate::ListensOn(port) = gate {
+                return Ok(Cutover::ListensOn(port));
+            }
         }
         self.store()
             .transition(d.id, DeploymentState::Switching, None)
@@ -94,7 +137,7 @@ impl Deployer {
             self.restore_route(&d.app, previous, log).await;
             return Err(failure);
         }
-        Ok(())
+        Ok(Cutover::Live)
     }
 
     /// Flips the route, watches the new container while the old one drains, and records

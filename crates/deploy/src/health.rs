@@ -5,6 +5,7 @@
 //! seconds or more for the container's life. When the test fails with "connection
 //! refused", the failure says which ports the container really listens on.
 
+use crate::listening::{reachable_ports, several_ports, Decision, PortWatch};
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
 use crate::Deployer;
@@ -66,29 +67,56 @@ fn exec_argv(test: &[String]) -> Option<Vec<String>> {
 }
 
 /// One run of the test: passed, and what it printed (or why it could not run).
-struct Outcome {
-    passed: bool,
-    output: String,
+pub(crate) struct Outcome {
+    pub passed: bool,
+    pub output: String,
+}
+
+/// How a container's health gate ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    Healthy,
+    /// The app names no port and listens on this one only: it is to run on it.
+    ListensOn(u16),
+}
+
+/// Where the port of an app that names none stands after one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortStand {
+    /// Named, or the app listens on the port it was started with.
+    Known,
+    /// Nothing reachable listens.
+    Nothing,
+    /// Something listens; another reading decides.
+    Reading,
+    Use(u16),
 }
 
 impl Deployer {
     /// Runs the health test in `container` until it passes. Fails when the container
     /// stops, when the test fails `retries` times in a row after the start period, or at
     /// the deadline; the failure carries the container's last output lines (copied into
-    /// the log) and, for a refused connection, the ports it listens on.
+    /// the log) and, for a refused connection, the ports it listens on. `open` is the port
+    /// it was started with when nothing named one: then what it listens on may decide
+    /// another ([`Gate::ListensOn`]), before the test's failures count.
     pub(crate) async fn wait_healthy(
         &self,
         container: &str,
         check: &GateCheck,
+        open: Option<u16>,
         log: &DeployLog,
-    ) -> Result<(), Failure> {
+    ) -> Result<Gate, Failure> {
         let started = Instant::now();
+        let mut watch = open.map(PortWatch::new);
         let Some(argv) = &check.argv else {
             log.info(format!(
                 "{container} has no health check; running counts as healthy"
             ))
             .await;
-            return self.wait_running(container, log).await;
+            self.wait_running(container, log).await?;
+            return self
+                .settle_port_without_test(container, watch, check, log)
+                .await;
         };
         log.info(format!(
             "waiting for {container} to be healthy ({}, every {:.2}s, up to {}s)",
@@ -112,20 +140,25 @@ impl Deployer {
                 )));
             }
             let outcome = self.run_test(container, argv, check.timeout).await;
-            if outcome.passed {
+            let stand = self.read_port(container, &mut watch, log).await?;
+            if let PortStand::Use(port) = stand {
+                return Ok(Gate::ListensOn(port));
+            }
+            if outcome.passed && stand != PortStand::Reading {
                 log.info(format!("health probe: {}", outcome.output)).await;
                 log.info(format!(
                     "{container} is healthy after {:.1}s",
                     started.elapsed().as_secs_f64()
                 ))
                 .await;
-                return Ok(());
+                return Ok(Gate::Healthy);
             }
             if last_shown.as_deref() != Some(outcome.output.as_str()) {
                 log.info(format!("health probe: {}", outcome.output)).await;
                 last_shown = Some(outcome.output.clone());
             }
-            if started.elapsed() >= grace {
+            // While a listening port is being read, a failed test is no verdict yet.
+            if started.elapsed() >= grace && stand != PortStand::Reading {
                 failures += 1;
             }
             let why = if failures >= check.retries {
@@ -151,6 +184,72 @@ impl Deployer {
         }
     }
 
+    /// One reading of the ports an app that names none listens on (`watch` is `None` once
+    /// the port is known). Several ports fail the deployment, naming them.
+    async fn read_port(
+        &self,
+        container: &str,
+        watch: &mut Option<PortWatch>,
+        log: &DeployLog,
+    ) -> Result<PortStand, Failure> {
+        let Some(reading) = watch.as_mut() else {
+            return Ok(PortStand::Known);
+        };
+        let sockets = self.listening(container).await;
+        match reading.observe(reachable_ports(&sockets)) {
+            Decision::Keep => {
+                *watch = None;
+                log.info(format!(
+                    "{container} listens on the port it was given as PORT; the port stays"
+                ))
+                .await;
+                Ok(PortStand::Known)
+            }
+            Decision::Nothing => Ok(PortStand::Nothing),
+            Decision::Unsettled => Ok(PortStand::Reading),
+            Decision::Use(port) => {
+                log.info(format!(
+                    "port {port} (found listening: no setting, capstan.toml, compose ports or \
+                     image EXPOSE names a port, and {container} listens on {port} only); the \
+                     new containers start again on it (set the app's port to name it)"
+                ))
+                .await;
+                Ok(PortStand::Use(port))
+            }
+            Decision::Several(ports) => {
+                self.metrics().health_check_failed();
+                self.copy_container_logs(container, log).await;
+                Err(Failure::msg(several_ports(&ports, &sockets)))
+            }
+        }
+    }
+
+    /// Without a health test, an app that names no port is still read for the one it
+    /// listens on: until a reading is seen twice (up to the health deadline), or, while
+    /// nothing listens, for the start period and two intervals (a worker listens nowhere).
+    async fn settle_port_without_test(
+        &self,
+        container: &str,
+        mut watch: Option<PortWatch>,
+        check: &GateCheck,
+        log: &DeployLog,
+    ) -> Result<Gate, Failure> {
+        let started = Instant::now();
+        while watch.is_some() && started.elapsed() < check.deadline {
+            match self.read_port(container, &mut watch, log).await? {
+                PortStand::Use(port) => return Ok(Gate::ListensOn(port)),
+                PortStand::Reading => tokio::time::sleep(check.interval).await,
+                PortStand::Nothing
+                    if started.elapsed() < check.start_period + 2 * check.interval =>
+                {
+                    tokio::time::sleep(check.interval).await
+                }
+                PortStand::Known | PortStand::Nothing => break,
+            }
+        }
+        Ok(Gate::Healthy)
+    }
+
     /// Without a health test: the container must still be running a moment after start.
     async fn wait_running(&self, container: &str, log: &DeployLog) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -166,7 +265,12 @@ impl Deployer {
         }
     }
 
-    async fn run_test(&self, container: &str, argv: &[String], timeout: Duration) -> Outcome {
+    pub(crate) async fn run_test(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Outcome {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // Docker's own limit is the timeout; the exec round trip gets a second more.
         let ran = self

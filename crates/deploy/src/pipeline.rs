@@ -1,16 +1,18 @@
 //! One deployment from claim to finish: produce the image (source, plan, build) or reuse a
 //! release's, render and store the release, then hand over to the cutover.
 
-use crate::companions::{companions_in, complete_compose_spec, stored_web_template};
+use crate::companions::{companions_in, stored_web_template};
+use crate::cutover::{Attempt, Cutover};
 use crate::logs::DeployLog;
-use crate::ports::{choose_port, DeclaredPort};
+use crate::planning::Planned;
+use crate::ports::DeclaredPort;
 use crate::sources::plans_from_root;
 use crate::Deployer;
 use capstan_build::apply_repo_config;
 use capstan_compose::model::{ComposeSpec, Service};
-use capstan_compose::render::{render_deployment, DeploymentNames, RenderInput};
+use capstan_compose::render::DeploymentNames;
 use capstan_core::{AppSpec, DeploymentState, Source, Trigger};
-use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
+use capstan_store::{DeploymentRecord, SecretValue};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -224,7 +226,7 @@ impl Deployer {
                 }
             }
         };
-        let image_health = self.settle_port_and_health(&mut artifact, log).await?;
+        let settled = self.settle_port_and_health(&mut artifact, log).await?;
         // The settings this deployment runs (an old release's) cross the same trust
         // boundary as when they were saved; a deploy's were checked before its build.
         if d.trigger != Trigger::Deploy {
@@ -232,66 +234,43 @@ impl Deployer {
                 .await
                 .map_err(|e| Failure::msg(e.to_string()))?;
         }
-        let runtime_secrets: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
-        let (mut compose, mut text) = render_deployment(&RenderInput {
-            instance: self.engine().instance(),
-            app: &d.app,
-            deployment: d.id,
-            image: &artifact.image,
-            spec: &artifact.spec,
-            secrets: &runtime_secrets,
-            image_health: image_health.as_deref(),
-        })?;
-        if let Some(template) = &artifact.web_template {
-            text = complete_compose_spec(
-                self.engine().instance(),
-                &d.app,
-                &mut compose,
-                template,
-                &artifact.companions,
-                artifact.spec.env.contains_key("PORT"),
-            )
-            .map_err(Failure::msg)?;
-        }
-        self.store()
-            .save_release(&NewRelease {
-                app: &d.app,
-                deployment_id: d.id,
-                image: &artifact.image,
-                commit_sha: artifact.commit.as_deref(),
-                compose_spec: &text,
-                app_spec: &artifact.spec,
-                repo_config: artifact
-                    .repo_config
-                    .as_ref()
-                    .map(|(f, t)| (f.as_str(), t.as_str())),
-            })
-            .await?;
-        log.info("release recorded (compose spec stored with the deployment)")
-            .await;
-        let service = compose
-            .services
-            .get(d.app.as_str())
-            .ok_or_else(|| Failure::msg("rendered spec has no service"))?;
-        // The stored spec holds `${NAME}`; only the container gets the values.
-        let mut service =
-            crate::companions::with_secrets(service, &secrets).map_err(Failure::msg)?;
-        for secret in &secrets {
-            service
-                .environment
-                .insert(secret.name.clone(), secret.value.clone());
-        }
-        let service = &service;
         let names = DeploymentNames::new(self.engine().instance(), &d.app, d.id);
-        if artifact.web_template.is_some() {
-            self.ensure_companions(&d.app, &compose, &artifact.companions, &secrets, log)
+        let mut attempt = Attempt {
+            open_port: settled.open_port,
+            first: true,
+        };
+        loop {
+            let release = self
+                .record_release(d, &artifact, settled.image_health.as_deref(), &secrets, log)
                 .await?;
+            if attempt.first && artifact.web_template.is_some() {
+                self.ensure_companions(
+                    &d.app,
+                    &release.compose,
+                    &artifact.companions,
+                    &secrets,
+                    log,
+                )
+                .await?;
+            }
+            let ended = self
+                .cutover(d, &artifact.spec, &release, &names, attempt, log)
+                .await?;
+            match ended {
+                Cutover::Live => break,
+                // Once: the second try has the port settled.
+                Cutover::ListensOn(port) => {
+                    artifact.spec.port = Some(port);
+                    attempt = Attempt {
+                        open_port: None,
+                        first: false,
+                    };
+                }
+            }
         }
-        self.cutover(d, &artifact.spec, &compose, service, &names, log)
-            .await?;
         let keep: Vec<String> = artifact
             .companions
             .iter()
@@ -299,49 +278,6 @@ impl Deployer {
             .collect();
         self.remove_stale_companions(&d.app, &keep, log).await;
         Ok(())
-    }
-
-    /// Settles the port the deployment uses (logged with its source) and returns the
-    /// image's own `HEALTHCHECK` test when the app's settings define no health check.
-    async fn settle_port_and_health(
-        &self,
-        artifact: &mut Artifact,
-        log: &DeployLog,
-    ) -> Result<Option<Vec<String>>, Failure> {
-        let facts = self.engine().image_facts(&artifact.image).await?;
-        let (port, why) = choose_port(artifact.declared_port.as_ref(), &facts.exposed_ports);
-        log.info(why).await;
-        artifact.spec.port = Some(port);
-        // The compose web service's own check (a stored template's is the probe Capstan
-        // rendered, which is what runs anyway), then the image's HEALTHCHECK.
-        let compose_check = artifact
-            .web_template
-            .as_ref()
-            .and_then(|t| t.healthcheck.as_ref())
-            .map(|h| h.test.clone())
-            .filter(|test| {
-                !test
-                    .iter()
-                    .any(|a| a == capstan_compose::render::PROBE_PATH)
-            });
-        let (test, source) = match (compose_check, facts.healthcheck) {
-            (Some(test), _) => (test, "the compose service's healthcheck"),
-            (None, Some(image)) => (image.test, "the image's HEALTHCHECK"),
-            (None, None) => return Ok(None),
-        };
-        if artifact.spec.health != capstan_core::HealthSpec::default() {
-            log.info(format!(
-                "{source} is not used: the app's own health settings are"
-            ))
-            .await;
-            return Ok(None);
-        }
-        log.info(format!(
-            "health check: {source} ({}), since the app's settings define none",
-            test.join(" ")
-        ))
-        .await;
-        Ok(Some(test))
     }
 
     /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the
@@ -380,7 +316,11 @@ impl Deployer {
                 .map_err(|e| Failure::msg(e.to_string()))?;
             planned = self.plan_source(&fetched.root, spec, &names).await?;
         }
-        let (settings, recipe) = planned?;
+        let Planned {
+            settings,
+            recipe,
+            declared_port,
+        } = planned?;
         for line in &settings.applied {
             log.info(format!("setting {line}")).await;
         }
@@ -399,8 +339,6 @@ impl Deployer {
             .await
             .map_err(|e| Failure::msg(e.to_string()))?;
         let spec = settings.spec;
-        let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
-        let declared_port = DeclaredPort::of_settings(&spec, from_file, &recipe);
         self.store()
             .transition(d.id, DeploymentState::Building, None)
             .await?;

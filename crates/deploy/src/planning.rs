@@ -4,8 +4,11 @@
 //! will do.
 
 use crate::companions::{companions_for, complete_compose_spec, web_template};
+pub use crate::ports::DeclaredPort;
+use crate::ports::{planned_port, PlannedPort};
 use capstan_build::compose_file::UserService;
 use capstan_build::compose_vars::Variables;
+use capstan_build::plan::dockerfile_service;
 pub use capstan_build::plan::BuilderKind;
 use capstan_build::procfile::apply_procfile;
 use capstan_build::{
@@ -17,15 +20,24 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The settings (with the repo's file applied) and the build recipe for a source tree.
-/// `secrets` are the names of the app's secrets (a compose file may use them as
-/// variables). Blocking: nixpacks reads the tree synchronously.
+/// A source tree planned: the settings with the repo's file applied, the build recipe,
+/// and the port they name, if any (see [`DeclaredPort::of_settings`]).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub settings: RepoSettings,
+    pub recipe: Recipe,
+    pub declared_port: Option<DeclaredPort>,
+}
+
+/// The settings (with the repo's file applied), the build recipe and the declared port for
+/// a source tree. `secrets` are the names of the app's secrets (a compose file may use them
+/// as variables). Blocking: nixpacks reads the tree synchronously.
 pub fn plan_tree(
     root: &Path,
     spec: &AppSpec,
     secrets: &[String],
     builder: BuilderKind,
-) -> Result<(RepoSettings, Recipe), BuildError> {
+) -> Result<Planned, BuildError> {
     // Before anything in the tree is read: no symlink may lead out of it.
     check_tree_links(root)?;
     let mut settings = load_repo_config(root, spec)?;
@@ -48,7 +60,15 @@ pub fn plan_tree(
     let base_dir = capstan_build::plan::context_dir(root, &settings.spec.build)?;
     let from_procfile = apply_procfile(&base_dir, &recipe, &mut settings.spec)?;
     settings.applied.extend(from_procfile);
-    Ok((settings, recipe))
+    let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
+    let builder = dockerfile_service(&settings.spec.build, &vars, &recipe);
+    let declared_port =
+        DeclaredPort::of_settings(&settings.spec, from_file, &recipe, builder.as_ref());
+    Ok(Planned {
+        settings,
+        recipe,
+        declared_port,
+    })
 }
 
 /// What the compose web service's `deploy` and `stop_grace_period` give the app, where
@@ -121,7 +141,7 @@ pub fn plan_report(
     secrets: &[String],
     builder: BuilderKind,
 ) -> Result<PlanReport, String> {
-    let (settings, recipe, image) = match (&spec.source, root) {
+    let (mut settings, recipe, image, port) = match (&spec.source, root) {
         (Source::Image(image), _) => (
             RepoSettings {
                 spec: spec.clone(),
@@ -130,20 +150,30 @@ pub fn plan_report(
             },
             None,
             image.clone(),
+            PlannedPort {
+                port: spec.port,
+                text: match spec.port {
+                    Some(port) => format!("{port} (from the app's settings)"),
+                    None => crate::ports::UNNAMED.to_string(),
+                },
+            },
         ),
         (_, Some(root)) => {
-            let (settings, recipe) =
-                plan_tree(root, spec, secrets, builder).map_err(|e| e.to_string())?;
+            let planned = plan_tree(root, spec, secrets, builder).map_err(|e| e.to_string())?;
+            let port = planned_port(planned.declared_port.as_ref(), &planned.recipe);
             (
-                settings,
-                Some(recipe),
+                planned.settings,
+                Some(planned.recipe),
                 capstan_core::InstanceNames::new(instance)
                     .app(app)
                     .image("plan"),
+                port,
             )
         }
         (_, None) => return Err("a source tree is needed to plan a build".into()),
     };
+    // The spec shown runs on the port the plan names, as a deployment's does.
+    settings.spec.port = port.port.or(settings.spec.port);
     let (mut compose, mut compose_spec) = render_deployment(&RenderInput {
         instance,
         app,
@@ -186,14 +216,7 @@ pub fn plan_report(
             settings.spec.env.contains_key("PORT"),
         )?;
     }
-    let from_file = settings.applied.iter().any(|l| l.starts_with("port "));
-    let port = match recipe.as_ref() {
-        Some(recipe) => crate::ports::planned_port(&settings.spec, from_file, recipe),
-        None => match settings.spec.port {
-            Some(port) => format!("{port} (from the app's settings)"),
-            None => "the image's EXPOSE at deploy time, else 8080".to_string(),
-        },
-    };
+    let port = port.text;
     Ok(match recipe {
         Some(recipe) => PlanReport {
             build_type: recipe.plan.kind().as_str().to_string(),

@@ -6,11 +6,11 @@
 
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
-use crate::planning::plan_tree;
+use crate::planning::{plan_tree, Planned};
 use crate::{ActionError, Deployer};
 use capstan_build::snapshot::SourceDir;
 use capstan_build::submodules;
-use capstan_build::{fetch_git, local_commit, BuildError, Recipe, RepoSettings};
+use capstan_build::{fetch_git, local_commit, BuildError};
 use capstan_core::{AppSpec, Source};
 use capstan_store::DeploymentRecord;
 use std::path::{Path, PathBuf};
@@ -262,7 +262,7 @@ impl Deployer {
         root: &Path,
         spec: &AppSpec,
         secrets: &[String],
-    ) -> Result<Result<(RepoSettings, Recipe), capstan_build::BuildError>, Failure> {
+    ) -> Result<Result<Planned, capstan_build::BuildError>, Failure> {
         let (root, spec, names) = (root.to_path_buf(), spec.clone(), secrets.to_vec());
         let builder = self.builder_kind();
         tokio::task::spawn_blocking(move || plan_tree(&root, &spec, &names, builder))
@@ -274,11 +274,11 @@ impl Deployer {
 /// Whether a plan builds only from the root of the tree, so a copy that left out what the
 /// root's `.dockerignore` excludes holds everything the build can see.
 pub(crate) fn plans_from_root(
-    planned: &Result<(RepoSettings, Recipe), capstan_build::BuildError>,
+    planned: &Result<Planned, capstan_build::BuildError>,
     root: &Path,
 ) -> bool {
     match planned {
-        Ok((_, recipe)) => {
+        Ok(Planned { recipe, .. }) => {
             recipe.compose.is_none() && root.canonicalize().is_ok_and(|r| r == recipe.context_dir)
         }
         Err(_) => false,

@@ -56,3 +56,58 @@ fn planned_specs_are_valid_compose() {
         }
     }
 }
+
+/// The dry run agrees with itself: the port it announces is the one the spec it shows
+/// probes and hands the app as `PORT`, the spec's health interval is the settings', and
+/// the template's own comments are not shown.
+#[test]
+fn a_plan_shows_one_port_and_one_interval_throughout() {
+    let repos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/tests/repos");
+    // The most common docker-compose.yml: one service that builds the Dockerfile beside it.
+    let one_service = tempfile::tempdir().unwrap();
+    std::fs::write(
+        one_service.path().join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        one_service.path().join("docker-compose.yml"),
+        "services:\n  web:\n    build: .\n    ports:\n      - \"8000:8000\"\n",
+    )
+    .unwrap();
+    let app = AppName::parse("shop").unwrap();
+    for (root, build_type, port, source) in [
+        (
+            repos.join("compose-beside-dockerfile"),
+            "compose",
+            8000,
+            "compose.yaml: service web's ports",
+        ),
+        (
+            one_service.path().to_path_buf(),
+            "dockerfile",
+            8000,
+            "docker-compose.yml: service web's ports, the service that builds the Dockerfile",
+        ),
+    ] {
+        let root = root.canonicalize().unwrap();
+        let spec: AppSpec = serde_json::from_value(serde_json::json!({
+            "source": {"path": root.to_string_lossy()},
+            "health": {"interval_secs": 1.0},
+        }))
+        .unwrap();
+        let report = plan_report("capstan", &app, &spec, Some(&root), &[], BuilderKind::BuildKit)
+            .unwrap_or_else(|e| panic!("{root:?}: {e}"));
+        assert_eq!(report.build_type, build_type, "{}", report.reason);
+        assert_eq!(report.port, format!("{port} (from {source})"));
+        assert_eq!(report.settings.port, Some(port));
+        let text = &report.compose_spec;
+        assert!(!text.contains('#'), "template comments are shown:\n{text}");
+        let shown: serde_json::Value = serde_norway::from_str(text).unwrap();
+        let web = &shown["services"]["shop"];
+        assert_eq!(web["environment"]["PORT"], port.to_string(), "{text}");
+        let probe = web["healthcheck"]["test"][2].as_str().unwrap_or_default();
+        assert_eq!(probe, format!("http://127.0.0.1:{port}/"), "{text}");
+        assert_eq!(web["healthcheck"]["interval"], "1s", "{text}");
+    }
+}

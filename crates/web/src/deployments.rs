@@ -141,7 +141,12 @@ pub async fn show(
     let id = deployment_id(&id)?;
     let d = state.deployer.store().deployment(id).await?;
     let phases = state.deployer.store().phases(id).await?;
-    Ok(Json(views::deployment(&d, Some(&phases))))
+    let mut view = views::deployment_view(&d, Some(&phases));
+    let release = state.deployer.store().release_of(id).await?;
+    view.port = release.and_then(|r| r.app_spec.port);
+    Ok(Json(
+        serde_json::to_value(view).expect("a deployment always serializes"),
+    ))
 }
 
 #[utoipa::path(get, path = "/deployments/{id}/spec", tag = "deployments",

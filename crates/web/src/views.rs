@@ -52,6 +52,11 @@ pub struct Deployment {
     pub finished_at: Option<String>,
     /// Who asked for it: `token:<name>`, `user:<name>` or `capstan`.
     pub actor: Option<String>,
+    /// When shown alone: the port its containers serve on, as its release records it
+    /// (named by the settings, the repo or the image, or found listening; the log says
+    /// which).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// State → when it was entered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<BTreeMap<String, String>>,
@@ -95,6 +100,7 @@ pub fn deployment_view(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Deploy
         started_at: d.started_at.map(time),
         finished_at: d.finished_at.map(time),
         actor: d.actor.clone(),
+        port: None,
         phases: phases.map(|phases| {
             phases
                 .iter()

@@ -5,7 +5,7 @@
 #                                                 and `capstan-probe`), or the `capstan`
 #                                                 binary with `capstan-probe` beside it
 #   install.sh --from-source                      build both from the checkout it sits in
-#   install.sh --uninstall [--purge-data]
+#   install.sh --uninstall [--purge | --purge-data] [--instance NAME]
 #
 # Options written into a new /etc/capstan/capstan.toml (an existing one is kept):
 #   --data-dir DIR (/var/lib/capstan)  --listen ADDR (127.0.0.1:8000)
@@ -20,13 +20,24 @@
 # changes nothing, or upgrades the binaries in place when different ones are given: the
 # daemon restarts (apps and the proxy keep serving: they are not its children), and if the
 # new daemon does not come up healthy the previous binaries are put back.
+#
+# --uninstall stops and removes the unit and the binaries. It keeps the data dir, the
+# config and every Docker object of the instance (apps keep serving): it lists them, keeps
+# a copy of `capstan` in /usr/local/lib/capstan to remove them with later, and prints the
+# command that does. --purge-data also removes the data dir and /etc/capstan.
+# --purge removes those and, after listing them, every Docker object labelled
+# capstan.instance=<instance> (apps, companions, proxy, page server, networks, volumes,
+# images); it works with the daemon stopped or gone. Nothing else on the host is touched.
+# Once /etc/capstan is gone, --instance and --data-dir say what to remove.
 set -euo pipefail
 
 BIN_DIR=/usr/local/bin
 CONFIG_DIR=/etc/capstan
 UNIT=/etc/systemd/system/capstan.service
+# Where --uninstall keeps a copy of `capstan` while Docker objects of the instance remain.
+KEEP_DIR=/usr/local/lib/capstan
 
-binary_src="" sha256="" from_source=0 uninstall=0 purge_data=0
+binary_src="" sha256="" from_source=0 uninstall=0 purge_data=0 purge=0 data_dir_given=0
 data_dir=/var/lib/capstan listen=127.0.0.1:8000 http_port=80 https_port=443
 instance=capstan proxy_image=traefik:v3.7 acme_email=""
 changed=()
@@ -35,7 +46,7 @@ say() { printf 'capstan-install: %s\n' "$*"; }
 warn() { printf 'capstan-install: warning: %s\n' "$*" >&2; }
 die() { printf 'capstan-install: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,7 +55,8 @@ while [ $# -gt 0 ]; do
     --from-source) from_source=1; shift ;;
     --uninstall) uninstall=1; shift ;;
     --purge-data) purge_data=1; shift ;;
-    --data-dir) data_dir=${2:?}; shift 2 ;;
+    --purge) purge=1; shift ;;
+    --data-dir) data_dir=${2:?}; data_dir_given=1; shift 2 ;;
     --listen) listen=${2:?}; shift 2 ;;
     --http-port) http_port=${2:?}; shift 2 ;;
     --https-port) https_port=${2:?}; shift 2 ;;
@@ -332,29 +344,132 @@ wait_healthy() {
 
 # ---------------------------------------------------------------------------------------
 
-do_uninstall() {
+# The `capstan` that can list and remove the instance's Docker objects: the installed one,
+# else the copy an earlier --uninstall kept; none when neither is there.
+purge_tool() {
+  local candidate
+  for candidate in "$BIN_DIR/capstan" "$KEEP_DIR/capstan"; do
+    if [ -x "$candidate" ]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 0
+}
+
+# The command that removes what an uninstall kept, as the user can paste it.
+purge_command() {
+  local script=install.sh
+  [ -f "$0" ] && script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+  echo "bash $script --uninstall --purge --instance $1"
+}
+
+stop_and_remove_unit() {
   if [ -f "$UNIT" ]; then
     systemctl disable --now capstan >/dev/null 2>&1 || true
     rm -f "$UNIT"
     systemctl daemon-reload
     say "removed the capstan unit"
   fi
+}
+
+# Removes the installed binaries; with `keep`, `capstan` is first copied to $KEEP_DIR.
+remove_binaries() {
+  local keep=$1 tool=$2
+  if [ "$keep" -eq 1 ] && [ "$tool" = "$BIN_DIR/capstan" ]; then
+    install -d -m 0700 "$KEEP_DIR"
+    cp -p "$tool" "$KEEP_DIR/capstan"
+  fi
   for bin in capstan capstan-probe capstan.previous capstan-probe.previous; do
     rm -f "$BIN_DIR/$bin"
   done
   say "removed the binaries from $BIN_DIR"
-  local dir=$data_dir inst=$instance
+  if [ "$keep" -eq 0 ]; then
+    rm -rf "$KEEP_DIR"
+  fi
+}
+
+# --purge: every labelled Docker object (listed first), then data, config and binaries.
+purge_all() {
+  local dir=$1 inst=$2 tool=$3
+  local args=(purge --yes --instance "$inst")
+  [ -f "$CONFIG_DIR/capstan.toml" ] && args+=(--config "$CONFIG_DIR/capstan.toml")
+  if [ -z "$tool" ]; then
+    say "no capstan binary is left to list Docker objects with: the last uninstall found none labelled capstan.instance=$inst, or removed them"
+    remove_binaries 0 ""
+    remove_state "$dir"
+    return
+  fi
+  say "removing every Docker object labelled capstan.instance=$inst"
+  if ! "$tool" "${args[@]}"; then
+    remove_binaries 1 "$tool"
+    die "not every Docker object of $inst could be removed (see above); the data and config were kept. Once that is fixed, run again: $(purge_command "$inst")"
+  fi
+  remove_binaries 0 "$tool"
+  remove_state "$dir"
+}
+
+# Removes the data dir (when known) and the config.
+remove_state() {
+  local dir=$1 path gone=()
+  for path in "$dir" "$CONFIG_DIR"; do
+    if [ -n "$path" ] && [ -e "$path" ]; then
+      rm -rf "$path"
+      gone+=("$path")
+    fi
+  done
+  [ "${#gone[@]}" -eq 0 ] || say "removed ${gone[*]}"
+  [ -n "$dir" ] || say "no config names the data dir any more: give --data-dir DIR if one is left"
+}
+
+# Without --purge: lists the instance's Docker objects and keeps them (apps keep serving).
+keep_objects() {
+  local dir=$1 inst=$2 tool=$3 listing="" keep=1
+  if [ -n "$tool" ]; then
+    local args=(purge --list --instance "$inst")
+    [ -f "$CONFIG_DIR/capstan.toml" ] && args+=(--config "$CONFIG_DIR/capstan.toml")
+    if listing=$("$tool" "${args[@]}"); then
+      [ -n "$listing" ] || keep=0
+    else
+      warn "cannot list the Docker objects of $inst (see above); keeping the means to remove them"
+    fi
+  fi
+  remove_binaries "$keep" "$tool"
+  if [ "$purge_data" -eq 1 ]; then
+    remove_state "$dir"
+  else
+    say "kept ${dir:-the data dir} and $CONFIG_DIR (add --purge-data to remove them)"
+  fi
+  if [ "$keep" -eq 0 ]; then
+    say "no Docker object is labelled capstan.instance=$inst"
+    return
+  fi
+  [ -n "$listing" ] && printf '%s\n' "$listing"
+  if [ -x "$KEEP_DIR/capstan" ]; then
+    say "kept these Docker objects (and a copy of capstan in $KEEP_DIR to remove them with)"
+    say "to remove them, with the data and config: $(purge_command "$inst")"
+  else
+    say "no capstan binary is left to list Docker objects with (the last uninstall found none labelled capstan.instance=$inst)"
+  fi
+}
+
+do_uninstall() {
+  # The data dir is removed only when known: named by the config or --data-dir, or the
+  # default one holding a Capstan database.
+  local dir="" inst=$instance tool
   if [ -f "$CONFIG_DIR/capstan.toml" ]; then
     dir=$(configured data_dir "$data_dir")
     inst=$(configured instance "$instance")
+  elif [ "$data_dir_given" -eq 1 ] || [ -f "$data_dir/capstan.db" ]; then
+    dir=$data_dir
   fi
-  if [ "$purge_data" -eq 1 ]; then
-    rm -rf "$dir" "$CONFIG_DIR"
-    say "removed $dir and $CONFIG_DIR"
+  tool=$(purge_tool)
+  stop_and_remove_unit
+  if [ "$purge" -eq 1 ]; then
+    purge_all "$dir" "$inst" "$tool"
   else
-    say "kept $dir and $CONFIG_DIR (add --purge-data to remove them)"
+    keep_objects "$dir" "$inst" "$tool"
   fi
-  say "containers, images, volumes and networks were not touched; Capstan's own carry the label capstan.instance=$inst (docker ps -a --filter label=capstan.instance=$inst)"
 }
 
 main() {
@@ -385,6 +500,8 @@ main() {
   chmod 0700 "$dir"
 
   local upgraded=0
+  # What an earlier --uninstall kept to remove objects with: the installed binary does now.
+  rm -rf "$KEEP_DIR"
   if install_binaries; then
     if [ "$was_active" -eq 1 ]; then upgraded=1; changed+=("upgraded the binaries in $BIN_DIR"); else changed+=("installed the binaries in $BIN_DIR"); fi
   fi

@@ -8,6 +8,7 @@ mod config;
 mod maintenance;
 mod manage;
 mod plan;
+mod purge;
 mod run;
 mod serve;
 
@@ -63,6 +64,9 @@ enum Command {
     /// Show the build plan, the Dockerfile and the compose spec of a directory or an app,
     /// without deploying.
     Plan(plan::PlanArgs),
+    /// List every Docker object of this instance and, with --yes, remove them all (what
+    /// `install.sh --uninstall --purge` runs once the daemon has stopped).
+    Purge(purge::PurgeArgs),
 }
 
 /// Client commands end quietly when what reads their output goes away (`capstan logs 7 |
@@ -121,6 +125,7 @@ fn main() -> std::process::ExitCode {
             Command::Cleanup(args) => cleanup::cleanup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Plan(args) => plan::plan(args).await,
+            Command::Purge(args) => purge::purge(args).await,
         }
     });
     match result {

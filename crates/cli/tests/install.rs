@@ -2,8 +2,11 @@
 //! scripts/build-test-images.sh) running systemd as PID 1, with the host's Docker socket.
 //! Install → the unit is active and the daemon healthy with its proxy up; a second run
 //! changes nothing; an upgrade with a different binary (checksum verified, a wrong one
-//! refused) restarts it; a binary that cannot start is rolled back; --uninstall removes
-//! unit and binaries and keeps the data. `shellcheck install.sh` runs in the same test.
+//! refused) restarts it; a binary that cannot start is rolled back. With an app deployed
+//! through the installed daemon, --uninstall removes unit and binaries and keeps the data
+//! and every labelled Docker object, saying how to remove them; --purge-data removes data
+//! and config only; --purge (config gone, instance named) removes every labelled object
+//! while another instance's and foreign ones stay. `shellcheck install.sh` runs too.
 //!
 //! The daemon in the container talks to the host's engine, which resolves bind-mount
 //! sources on the host: the test's directory is mounted at the same path inside, and the
@@ -11,6 +14,7 @@
 //! container shares the host's network, as the daemon does on a VPS.
 
 mod support;
+mod uninstall_objects;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +26,7 @@ struct Host {
     container: String,
     listen: String,
     instance: String,
+    suffix: String,
     dir: PathBuf,
 }
 
@@ -79,6 +84,7 @@ impl Drop for Host {
                 vec!["volume", "ls", "-q", "--filter", &filter],
                 vec!["volume", "rm", "-f"],
             ),
+            (vec!["images", "-q", "--filter", &filter], vec!["rmi", "-f"]),
         ] {
             let listed = support::docker(&list);
             let ids: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
@@ -87,8 +93,13 @@ impl Drop for Host {
             }
         }
         let proxy_data = format!("{}-proxy-data", self.instance);
+        let other = format!("other-{}", self.suffix);
+        let foreign = format!("foreign-{}", self.suffix);
         let _ = Command::new("docker")
-            .args(["volume", "rm", "-f", &proxy_data])
+            .args(["rm", "-f", "-v", &other, &foreign])
+            .output();
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &proxy_data, &other])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -176,7 +187,7 @@ async fn install_rerun_upgrade_rollback_and_uninstall_on_debian_with_systemd() {
         .args(["-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"])
         .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
         .args(["-v", &mount])
-        .args(["--label", &format!("capstan.instance={instance}")])
+        // Not labelled as the instance's: `--uninstall --purge` would remove this host.
         .arg(IMAGE)
         .output()
         .unwrap();
@@ -190,6 +201,7 @@ async fn install_rerun_upgrade_rollback_and_uninstall_on_debian_with_systemd() {
         container,
         listen: listen.clone(),
         instance: instance.clone(),
+        suffix: suffix.clone(),
         dir: dir.clone(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -282,6 +294,15 @@ async fn install_rerun_upgrade_rollback_and_uninstall_on_debian_with_systemd() {
             && config.contains("# acme_email"),
         "{config}"
     );
+    // Local sources under the test's directory may be deployed (the app uninstall keeps
+    // and --purge removes); the upgrade below restarts the daemon onto this.
+    std::fs::write(
+        dir.join("capstan.toml"),
+        format!("{config}source_dirs = [\"{}\"]\n", dir.display()),
+    )
+    .unwrap();
+    let edited = dir.join("capstan.toml");
+    host.exec(&["cp", edited.to_str().unwrap(), "/etc/capstan/capstan.toml"]);
     let (_, mode) = host.exec(&["stat", "-c", "%a", data_dir.to_str().unwrap()]);
     assert_eq!(mode.trim(), "700");
     let (_, mode) = host.exec(&[
@@ -349,27 +370,5 @@ async fn install_rerun_upgrade_rollback_and_uninstall_on_debian_with_systemd() {
         "{installed}"
     );
 
-    // A foreign container on the same engine, to show uninstall leaves it alone.
-    let foreign = format!("foreign-{suffix}");
-    support::docker(&["create", "--name", &foreign, "busybox:stable", "true"]);
-
-    let (ok, out) = host.install(&["--uninstall"]);
-    assert!(ok, "{out}");
-    let (active, _) = host.exec(&["systemctl", "is-active", "capstan"]);
-    assert!(!active);
-    let (exists, _) = host.exec(&["test", "-e", "/usr/local/bin/capstan"]);
-    assert!(!exists, "the binary is removed");
-    let (exists, _) = host.exec(&["test", "-e", "/etc/systemd/system/capstan.service"]);
-    assert!(!exists, "the unit is removed");
-    assert!(
-        data_dir.join("capstan.db").exists(),
-        "data kept without --purge-data"
-    );
-    assert!(out.contains("were not touched"), "{out}");
-    let still = support::docker(&["inspect", "-f", "{{.Name}}", &foreign]);
-    assert!(still.contains(&foreign));
-    support::docker(&["rm", "-f", &foreign]);
-    let (ok, out) = host.install(&["--uninstall", "--purge-data"]);
-    assert!(ok, "{out}");
-    assert!(!data_dir.exists(), "--purge-data removes the data dir");
+    uninstall_objects::uninstall_keeps_then_purges(&host, &data_dir).await;
 }

@@ -56,7 +56,8 @@ pub fn disk_usage(path: &std::path::Path) -> Option<DiskUsage> {
 }
 
 impl Engine {
-    fn instance_filter(&self, extra: &[String]) -> HashMap<String, Vec<String>> {
+    /// A `label` filter on this instance, and on the `extra` labels (`key=value`).
+    pub(crate) fn instance_filter(&self, extra: &[String]) -> HashMap<String, Vec<String>> {
         let mut label = vec![labels::filter(labels::INSTANCE, self.instance())];
         label.extend(extra.iter().cloned());
         HashMap::from([("label".to_string(), label)])

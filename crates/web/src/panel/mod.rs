@@ -14,6 +14,7 @@ mod new_app;
 mod page;
 mod problems;
 mod rows;
+mod run_pages;
 mod server_page;
 mod session;
 mod settings_form;
@@ -73,6 +74,12 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/delete", post(app_actions::delete))
         .route("/apps/{app}/maintenance", post(app_actions::maintenance))
         .route("/apps/{app}/plan", get(app_page::plan))
+        .route(
+            "/apps/{app}/runs",
+            get(run_pages::list).post(run_pages::start),
+        )
+        .route("/apps/{app}/runs/{id}", get(run_pages::show))
+        .route("/apps/{app}/runs/{id}/stream", get(run_pages::stream))
         .route(
             "/apps/{app}/settings",
             get(settings_page::show).post(settings_page::save),

@@ -1,7 +1,7 @@
 //! A one-off run from start to end, in a task of its own: the app's network and volumes
 //! made sure of, the container run to its exit or its time limit (then killed and
-//! removed), each output line masked, stored (up to `MAX_RUN_LINES`, the rest counted)
-//! and broadcast, then the outcome recorded and added to the app's change log.
+//! removed), each output line masked, stored (up to `MAX_RUN_LINES` lines and
+//! [`MAX_RUN_BYTES`], the rest counted) and broadcast, then the outcome recorded and added to the app's change log.
 
 use crate::logs::Masker;
 use crate::runs::RunEvent;
@@ -10,6 +10,10 @@ use capstan_compose::model::{ComposeSpec, Service};
 use capstan_engine::EngineError;
 use capstan_store::{RunRecord, RunState, MAX_RUN_LINES};
 use std::time::Duration;
+
+/// The most output bytes kept per run (lines may be 64 KiB each); later lines are
+/// counted, not kept.
+const MAX_RUN_BYTES: usize = 8 * 1024 * 1024;
 
 /// How a run ended, before it is recorded.
 struct Outcome {
@@ -82,7 +86,8 @@ impl Deployer {
         let dropped = writer.await.unwrap_or_default();
         if dropped > 0 {
             let note = format!(
-                "{dropped} more lines of output were not kept (a run keeps {MAX_RUN_LINES})"
+                "{dropped} more lines of output were not kept (a run keeps {MAX_RUN_LINES} lines, {} MiB)",
+                MAX_RUN_BYTES / (1024 * 1024)
             );
             self.store_line(run.id, None, &note).await;
         }
@@ -120,16 +125,17 @@ impl Deployer {
     }
 
     /// Masks, stores and broadcasts each line until the sender is gone; returns how many
-    /// lines were past the bound and not kept.
+    /// lines were past the bounds (`MAX_RUN_LINES` lines, [`MAX_RUN_BYTES`]) and not kept.
     async fn store_output(
         self,
         run: i64,
         mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
         masker: Masker,
     ) -> u64 {
-        let mut dropped = 0;
+        let (mut dropped, mut bytes) = (0, 0);
         while let Some(line) = lines.recv().await {
-            if !self.store_line(run, Some(&masker), &line).await {
+            bytes += line.len();
+            if bytes > MAX_RUN_BYTES || !self.store_line(run, Some(&masker), &line).await {
                 dropped += 1;
             }
         }

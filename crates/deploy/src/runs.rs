@@ -163,9 +163,15 @@ impl Deployer {
             run.id,
             serde_json::to_string(&command).unwrap_or_default()
         );
-        self.store()
+        // The run is recorded: whatever happens now, it runs and ends (a run left
+        // `running` without a task would count against the limits until a restart).
+        if let Err(err) = self
+            .store()
             .record_event(app, &run.actor, "command run", &detail)
-            .await?;
+            .await
+        {
+            tracing::warn!(%app, run = run.id, %err, "cannot record a run in the change log");
+        }
         if let Err(err) = self.store().prune_runs(app, limits.keep_per_app).await {
             tracing::warn!(%app, %err, "cannot remove old runs");
         }

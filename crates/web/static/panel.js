@@ -57,8 +57,9 @@ if (here) {
   history.replaceState(history.state, "", same ? window.location.href : here + window.location.hash);
 }
 
-// Relative times: `<time datetime>` says how long ago in words, kept current; hovering
-// shows the moment in the browser's own time zone. The words match the server's.
+// Times: `<time datetime>` says how long ago in words, kept current (a `data-clock` one,
+// the time of day in the browser's own zone); hovering shows the moment in the
+// browser's own time zone. The words match the server's.
 function ago(ms) {
   const secs = Math.max(0, Math.floor(ms / 1000));
   if (secs < 60) return "just now";
@@ -71,7 +72,9 @@ function refreshTimes() {
   for (const time of document.querySelectorAll("time[datetime]")) {
     const at = Date.parse(time.dateTime);
     if (Number.isNaN(at)) continue;
-    time.textContent = ago(now - at);
+    time.textContent = time.dataset.clock === undefined
+      ? ago(now - at)
+      : new Date(at).toLocaleTimeString(undefined, { hour12: false });
     time.title = new Date(at).toLocaleString(undefined, {
       year: "numeric", month: "short", day: "numeric",
       hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
@@ -133,6 +136,7 @@ if (log && log.dataset.stream) {
       const fresh = new DOMParser().parseFromString(await page.text(), "text/html");
       const phases = fresh.getElementById("phases");
       if (phases) document.getElementById("phases").replaceWith(phases);
+      refreshTimes();
     } catch (_) { /* the phases stay as they were */ }
   });
 }

@@ -2,7 +2,7 @@
 //! whole when finished, followed live (server-sent events from the line after the last one
 //! rendered) while it runs, the state turning `live` or `failed` without a reload.
 
-use crate::panel::page::{render, took, when, Nav, PanelError};
+use crate::panel::page::{render, took, Clock, Nav, PanelError};
 use crate::panel::rows::DeploymentRow;
 use crate::panel::session::SignedIn;
 use crate::AppState;
@@ -16,9 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 struct PhaseRow {
     name: &'static str,
-    /// The time of day; the full date is in `date`.
-    at: String,
-    date: String,
+    /// When the phase began, as a time of day.
+    at: Clock,
     took: String,
 }
 
@@ -65,8 +64,7 @@ pub async fn show(
                 .or(record.finished_at.filter(|_| !phase.state.is_finished()));
             PhaseRow {
                 name: phase.state.as_str(),
-                at: clock(phase.at),
-                date: when(phase.at),
+                at: Clock::new(phase.at),
                 took: match end {
                     Some(end) => took(end - phase.at),
                     None if !phase.state.is_finished() => {
@@ -94,13 +92,6 @@ pub async fn show(
         last_seq,
         has_spec,
     }))
-}
-
-/// `05:42:13`, in UTC.
-fn clock(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%H:%M:%S").to_string())
-        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

@@ -192,6 +192,30 @@ impl std::fmt::Display for Moment {
 /// A `Moment` is its own markup in a template (`{{ d.created }}`).
 impl askama::filters::HtmlSafe for Moment {}
 
+/// A time of day as a page shows it: `<time datetime="ISO" data-clock>05:42:13</time>`,
+/// in UTC from the server; the panel's script shows it in the browser's own time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clock(pub Moment);
+
+impl Clock {
+    pub fn new(ms: i64) -> Self {
+        let mut moment = Moment::new(ms, ms);
+        moment.ago = chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        Clock(moment)
+    }
+}
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let markup = self.0.to_string();
+        f.write_str(&markup.replacen("<time ", "<time data-clock ", 1))
+    }
+}
+
+impl askama::filters::HtmlSafe for Clock {}
+
 pub use capstan_core::units::size;
 
 /// A duration in milliseconds as `850 ms`, `12.4 s` or `3 min 5 s`.
@@ -235,6 +259,10 @@ mod tests {
         assert_eq!(
             moment.to_string(),
             r#"<time datetime="2025-11-24T16:00:00Z" title="2025-11-24 16:00 UTC">5 min ago</time>"#
+        );
+        assert_eq!(
+            Clock::new(1_764_000_013_000).to_string(),
+            r#"<time data-clock datetime="2025-11-24T16:00:13Z" title="2025-11-24 16:00 UTC">16:00:13</time>"#
         );
     }
 }

@@ -159,6 +159,10 @@ async fn one_off_commands_run_beside_the_live_release() {
     );
     assert_eq!(output, "from-run\n");
 
+    // The argv is run as it is: no shell expands or splits it.
+    let (_, output) = run_to_end(&daemon, "jobs", &["echo", "$API_KEY;", "id", "`id`"]).await;
+    assert_eq!(output, "$API_KEY; id `id`\n");
+
     // A secret value in the argv itself is masked in the record, the output and the
     // change log.
     let (run, output) = run_to_end(&daemon, "jobs", &["echo", SECRET]).await;

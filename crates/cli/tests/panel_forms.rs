@@ -234,6 +234,17 @@ async fn times_and_sizes(browser: &Browser, daemon: &support::Daemon) {
     .await;
     assert_eq!(aged, "5 min ago");
 
+    let sizes = js(
+        browser,
+        "return [0, 1023, 1536, 1048575, 78809601638, 1000 * 1024 ** 3].map(formatSize)",
+    )
+    .await;
+    assert_eq!(
+        sizes,
+        serde_json::json!(["0 B", "1023 B", "1.5 KiB", "1.0 MiB", "73.4 GiB", "1.0 TiB"]),
+        "the script writes sizes as the server does"
+    );
+
     browser.goto(&format!("{}/server", daemon.api)).await;
     let server = browser.text("#server").await;
     let sizes: Vec<&str> = server

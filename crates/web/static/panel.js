@@ -67,6 +67,20 @@ function ago(ms) {
   if (secs < 86400) return Math.floor(secs / 3600) + " h ago";
   return Math.floor(secs / 86400) + " days ago";
 }
+// A size in the binary unit that reads best, as the server writes it (for numbers that
+// arrive after the page, such as live memory use): "1.5 KiB", "73.4 GiB", "734 GiB".
+function formatSize(bytes) {
+  if (!(bytes >= 1024)) return Math.max(0, Math.floor(bytes || 0)) + " B";
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 999.5 && unit + 1 < units.length) {
+    value /= 1024;
+    unit += 1;
+  }
+  return (value >= 99.95 ? value.toFixed(0) : value.toFixed(1)) + " " + units[unit];
+}
+
 function refreshTimes() {
   const now = Date.now();
   for (const time of document.querySelectorAll("time[datetime]")) {

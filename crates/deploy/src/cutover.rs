@@ -80,8 +80,14 @@ impl Deployer {
             }
             Ok(Cutover::ListensOn(port)) => {
                 for container in &containers {
-                    if let Err(err) = self.engine().remove_container(container).await {
-                        log.info(format!("cannot remove {container}: {err}")).await;
+                    match self.engine().remove_container(container).await {
+                        Ok(()) => {
+                            log.info(format!(
+                                "removed {container}; it starts again on port {port}"
+                            ))
+                            .await
+                        }
+                        Err(err) => log.info(format!("cannot remove {container}: {err}")).await,
                     }
                 }
                 return Ok(Cutover::ListensOn(port));

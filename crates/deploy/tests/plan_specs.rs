@@ -96,8 +96,15 @@ fn a_plan_shows_one_port_and_one_interval_throughout() {
             "health": {"interval_secs": 1.0},
         }))
         .unwrap();
-        let report = plan_report("capstan", &app, &spec, Some(&root), &[], BuilderKind::BuildKit)
-            .unwrap_or_else(|e| panic!("{root:?}: {e}"));
+        let report = plan_report(
+            "capstan",
+            &app,
+            &spec,
+            Some(&root),
+            &[],
+            BuilderKind::BuildKit,
+        )
+        .unwrap_or_else(|e| panic!("{root:?}: {e}"));
         assert_eq!(report.build_type, build_type, "{}", report.reason);
         assert_eq!(report.port, format!("{port} (from {source})"));
         assert_eq!(report.settings.port, Some(port));

@@ -1,7 +1,9 @@
 //! The server-rendered web panel on the API's listener: compile-time-checked templates
 //! (askama) bound to typed view models, hand-written CSS and a little JS, every action a
 //! plain form post. Signed-in users act with their role's scopes; every post carries the
-//! session's anti-forgery token.
+//! session's anti-forgery token. A post that succeeds redirects (post/redirect/get) and the
+//! page it leads to confirms it once (`flash`); one whose form has problems shows the form
+//! again (422) with every problem beside its field (`problems`).
 
 mod access_pages;
 mod app_actions;

@@ -298,6 +298,6 @@ async fn forms_say_every_problem_confirm_once_and_back_is_safe() {
         !page.contains("Sign out") && !page.contains("API tokens"),
         "nothing private after sign-out: {page}"
     );
-    browser.screenshot("10-back-after-sign-out").await;
+    browser.screenshot("09-back-after-sign-out").await;
     browser.close().await;
 }

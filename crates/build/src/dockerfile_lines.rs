@@ -73,7 +73,8 @@ fn escape_directive(lines: &[&str]) -> char {
                     escape = '`';
                 }
             }
-            "syntax" => {}
+            // Newer BuildKit reads `check` as a directive too, and an `escape` after it.
+            "syntax" | "check" => {}
             _ => break,
         }
     }
@@ -245,5 +246,9 @@ mod tests {
         // After another line, it is a comment.
         let late = split("FROM busybox\n# escape=`\nRUN a `\nRUN b\n");
         assert_eq!(late.len(), 3);
+        // A `check` directive before it does not end the directives (newer BuildKit).
+        let checked = split("# check=skip=all\n# escape=`\nFROM busybox\nLABEL x=y \\\nRUN `\n  --mount=type=cache,target=/c true\n");
+        assert_eq!(checked.len(), 3, "the RUN is its own instruction");
+        assert_eq!(checked[2].keyword(), "RUN");
     }
 }

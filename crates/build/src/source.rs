@@ -64,6 +64,10 @@ pub(crate) async fn git(
             "protocol.ext.allow=never",
             "-c",
             "core.hooksPath=/dev/null",
+            // A remote checked as public must not hand git on to another host (a loopback
+            // one, say) through an HTTP redirect.
+            "-c",
+            "http.followRedirects=false",
         ])
         .args(args)
         .current_dir(cwd)

@@ -131,7 +131,7 @@ impl Deployer {
         let mut failures = 0;
         let mut last_shown: Option<String> = None;
         loop {
-            if let Health::Down(detail) = self.engine().health(container).await?.health {
+            if let Some(detail) = stopped(self.engine().health(container).await?) {
                 self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
                 let last = last_shown.unwrap_or_else(|| "no probe result yet".into());
@@ -362,6 +362,19 @@ fn nonempty(text: String, fallback: &str) -> String {
         fallback.to_string()
     } else {
         text
+    }
+}
+
+/// Why a container that should be starting is not: it is down, or it already exited and
+/// was restarted by its restart policy (then it may look running between restarts).
+fn stopped(report: capstan_engine::containers::HealthReport) -> Option<String> {
+    match report.health {
+        Health::Down(detail) => Some(detail),
+        _ if report.restart_count > 0 => Some(format!(
+            "it exited and was restarted {} time(s)",
+            report.restart_count
+        )),
+        _ => None,
     }
 }
 

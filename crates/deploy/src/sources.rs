@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 /// How many levels of submodules inside submodules are fetched.
 const MAX_SUBMODULE_DEPTH: usize = 8;
+/// Submodules one deployment may fetch in all, at every depth: each is a clone of its
+/// own, so a repository could otherwise make a deployment fetch without end.
+const MAX_SUBMODULES: usize = 64;
 
 /// Why a source could not be had: refused by a trust rule, or failed to fetch or copy.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,7 @@ impl Deployer {
     ) -> Result<(), SourceError> {
         let limits = self.settings().fetch_limits;
         let mut levels = vec![(root.to_path_buf(), 0)];
+        let mut fetched = 0;
         while let Some((dir, depth)) = levels.pop() {
             if !submodules::declares_submodules(&dir)? {
                 continue;
@@ -193,6 +197,13 @@ impl Deployer {
                 .into());
             }
             let found = submodules::init(&dir, limits).await?;
+            fetched += found.len();
+            if fetched > MAX_SUBMODULES {
+                return Err(BuildError::Source(format!(
+                    "the repository declares more than {MAX_SUBMODULES} submodules in all"
+                ))
+                .into());
+            }
             let mut any_local = false;
             for submodule in &found {
                 any_local |= self.check_submodule(submodule, app_local).await?;

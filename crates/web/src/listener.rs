@@ -49,13 +49,14 @@ struct Counted {
 impl OpenConnections {
     /// Counts a new connection from `address`, or `None` when a limit is reached.
     fn admit(&self, address: IpAddr, limits: &ConnectionLimits) -> Option<Counted> {
+        let address = client_network(address);
         let mut open = self.0.lock().expect("connection counts poisoned");
         let total: usize = open.values().sum();
-        let mine = open.entry(address).or_insert(0);
-        if *mine >= limits.per_address || total >= limits.total {
+        let mine = open.get(&address).copied().unwrap_or(0);
+        if mine >= limits.per_address || total >= limits.total {
             return None;
         }
-        *mine += 1;
+        open.insert(address, mine + 1);
         Some(Counted {
             open: self.clone(),
             address,
@@ -72,6 +73,22 @@ impl Drop for Counted {
                 open.remove(&self.address);
             }
         }
+    }
+}
+
+/// What one client is counted as: an IPv4 address, or an IPv6 address's /64 (the block
+/// one host is usually given, so it cannot take a fresh address for each connection).
+pub(crate) fn client_network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -120,7 +137,7 @@ pub async fn serve_router(
         .await
         .is_err()
     {
-        tracing::info!("shutdown: connections still open after the drain were closed");
+        tracing::info!("shutdown: connections still open after the drain end with the process");
     }
     Ok(())
 }
@@ -164,6 +181,20 @@ mod tests {
         assert!(
             open.admit(a, &limits).is_some(),
             "a closed one is handed back"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_block() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let same: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(one), client_network(same));
+        assert_ne!(client_network(one), client_network(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_network(mapped),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
         );
     }
 }

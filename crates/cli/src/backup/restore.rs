@@ -207,8 +207,9 @@ fn read_manifest(entry: &mut impl Read, size: u64) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
-/// The size the manifest declares for `what`, or its kind's cap when the manifest
-/// declares none (an older archive, or the manifest has not come yet).
+/// The size the manifest declares for `what` (never above its kind's cap: a manifest is
+/// the archive's own word), or that cap when the manifest declares none (an older
+/// archive, or the manifest has not come yet).
 fn limit_of(what: &Entry, manifest: Option<&Manifest>) -> anyhow::Result<Limit> {
     let Some(declared) = manifest.and_then(|m| m.files.as_ref()) else {
         return Ok(Limit {
@@ -217,10 +218,16 @@ fn limit_of(what: &Entry, manifest: Option<&Manifest>) -> anyhow::Result<Limit> 
         });
     };
     match declared.get(&what.path()) {
-        Some(facts) => Ok(Limit {
+        Some(facts) if facts.size <= what.cap() => Ok(Limit {
             bytes: facts.size,
             declared: true,
         }),
+        Some(facts) => bail!(
+            "the archive's manifest declares {} as {} bytes, more than such a file may hold ({}): refused, nothing was restored",
+            what.path(),
+            facts.size,
+            what.cap()
+        ),
         None => bail!(
             "the archive holds {}, which its manifest does not declare: refused, nothing was restored",
             what.path()

@@ -45,7 +45,7 @@ impl LoginLimiter {
         now: Instant,
     ) -> Result<Reservation, Refusal> {
         let account = account.map(account_key);
-        let address = address.map(|a| format!("address:{a}"));
+        let address = address.map(|a| format!("address:{}", crate::listener::client_network(a)));
         if let Some(key) = &account {
             if let Some(wait) = self.blocked(key, MAX_FAILURES_PER_ACCOUNT, now) {
                 return Err(Refusal::Account(wait));
@@ -94,12 +94,24 @@ impl LoginLimiter {
     }
 
     fn count(&mut self, key: String, now: Instant) {
-        // Bounded memory: a flood of distinct names cannot grow the map without end.
+        // Bounded memory: a flood of distinct keys cannot grow the map without end. The
+        // stale ones go first; if that is not enough, the half tried longest ago.
         if self.attempts.len() > MAX_KEYS {
             self.attempts.retain(|_, l| {
                 l.back()
                     .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
             });
+        }
+        if self.attempts.len() > MAX_KEYS {
+            let mut last: Vec<Instant> = self
+                .attempts
+                .values()
+                .filter_map(|l| l.back().copied())
+                .collect();
+            last.sort_unstable();
+            let cut = last[last.len() / 2];
+            self.attempts
+                .retain(|_, l| l.back().is_some_and(|t| *t > cut));
         }
         let list = self.attempts.entry(key).or_default();
         list.push_back(now);

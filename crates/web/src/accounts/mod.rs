@@ -147,8 +147,14 @@ pub async fn sign_in(
     password: &str,
     address: Option<IpAddr>,
 ) -> Result<UserRecord, ApiError> {
-    let attempt = accounts.reserve_attempt(Some(name), address)?;
-    let found = store.user_with_hash(name).await?;
+    // A name no account can have is counted against the address only: the limiter never
+    // keeps what a stranger typed beyond what a real name can be.
+    let account = check_user_name(name).is_ok().then_some(name);
+    let attempt = accounts.reserve_attempt(account, address)?;
+    let found = match account {
+        Some(name) => store.user_with_hash(name).await?,
+        None => None,
+    };
     let hash = found.as_ref().map_or(DECOY_HASH, |(_, h)| h.as_str());
     let valid = accounts.passwords.verify(password, hash).await?;
     match found {

@@ -89,8 +89,13 @@ impl PasswordGate {
             .acquire_owned()
             .await
             .map_err(|_| busy())?;
-        let result = tokio::task::spawn_blocking(work).await;
-        drop((running, admitted));
+        // The permits go with the work: a client that hangs up drops this future, but the
+        // hash it started runs on, and still counts, until it ends.
+        let result = tokio::task::spawn_blocking(move || {
+            let _held = (running, admitted);
+            work()
+        })
+        .await;
         result.map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

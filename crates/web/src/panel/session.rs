@@ -112,9 +112,7 @@ impl FromRequest<AppState> for Posted {
             given.as_bytes(),
             session.csrf.as_bytes(),
         )) {
-            return Err(PanelError::forbidden(
-                "the form's anti-forgery token is missing or stale; reload the page and try again",
-            ));
+            return Err(stale_form());
         }
         Ok(Posted { session, fields })
     }
@@ -179,13 +177,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
+/// The refusal of a post whose anti-forgery token does not match.
+pub fn stale_form() -> PanelError {
+    PanelError::forbidden(
+        "the form's anti-forgery token is missing or stale; reload the page and try again",
+    )
+}
+
+/// Whether a proxy in front says the request came over HTTPS (`X-Forwarded-Proto`).
+pub fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
 /// The session cookie: HttpOnly, SameSite=Lax, Secure when the panel is reached over
 /// HTTPS (a proxy in front says so with `X-Forwarded-Proto`).
 pub fn session_cookie(secret: String, headers: &HeaderMap) -> Cookie<'static> {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let https = over_https(headers);
     Cookie::build((SESSION_COOKIE, secret))
         .path("/")
         .http_only(true)

@@ -51,24 +51,18 @@ fn code_path(state: &AppState) -> String {
         .unwrap_or_else(|| "(setup is disabled: add users through the API)".into())
 }
 
-/// The pre-session nonce of this browser (kept when it has one) and the form token for it;
-/// the jar carries the cookie to set.
+/// The pre-session cookie of this browser (kept when this daemon signed it, else a new
+/// one) and the form token for it; the jar carries the cookie to set.
 fn form_token(state: &AppState, jar: CookieJar, headers: &HeaderMap) -> (CookieJar, String) {
-    let nonce = jar
-        .get(FORM_COOKIE)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
-        .unwrap_or_else(accounts::random_secret);
-    let token = state.accounts.form_tokens.field_for(&nonce);
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    let cookie = Cookie::build((FORM_COOKIE, nonce))
+    let (value, token) = state
+        .accounts
+        .form_tokens
+        .issue(jar.get(FORM_COOKIE).map(|c| c.value()));
+    let cookie = Cookie::build((FORM_COOKIE, value))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(https)
+        .secure(crate::panel::session::over_https(headers))
         .build();
     (jar.add(cookie), token)
 }
@@ -79,13 +73,11 @@ fn check_form_token(
     jar: &CookieJar,
     form: &FormFields,
 ) -> Result<(), PanelError> {
-    let nonce = jar.get(FORM_COOKIE).map_or("", |c| c.value());
-    if state.accounts.form_tokens.matches(nonce, form.get("csrf")) {
+    let cookie = jar.get(FORM_COOKIE).map_or("", |c| c.value());
+    if state.accounts.form_tokens.matches(cookie, form.get("csrf")) {
         Ok(())
     } else {
-        Err(PanelError::forbidden(
-            "the form's anti-forgery token is missing or stale; reload the page and try again",
-        ))
+        Err(crate::panel::session::stale_form())
     }
 }
 

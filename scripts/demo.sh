@@ -39,7 +39,7 @@ if [ -f "$demo/daemon.pid" ] && kill -0 "$(cat "$demo/daemon.pid")" 2>/dev/null;
 else
   "$capstan" serve --data-dir "$demo/data" --instance "$instance" \
     --listen "127.0.0.1:$api_port" --proxy-http-port "$proxy_port" --proxy-https-port 8443 \
-    >"$demo/daemon.log" 2>&1 &
+    --source-dir "$demo" >"$demo/daemon.log" 2>&1 &
   echo $! >"$demo/daemon.pid"
 fi
 export CAPSTAN_URL=http://127.0.0.1:$api_port
@@ -60,9 +60,14 @@ if [ ! -d "$repo/.git" ]; then
   git -C "$repo" add -A
   git -C "$repo" -c user.email=demo@capstan.invalid -c user.name=demo commit -qm "hello v1"
 fi
-curl -sS -o /dev/null -X POST "$CAPSTAN_URL/api/v1/apps" -H "Authorization: Bearer $token" \
-  -H 'content-type: application/json' \
-  -d "{\"name\":\"hello\",\"source\":{\"git\":{\"url\":\"$repo\",\"ref\":\"main\"}},\"port\":8080,\"domains\":[\"hello.localhost\"],\"health\":{\"path\":\"/health\"}}"
+# A local git repository is a local source: the daemon allows it under --source-dir only.
+created=$(curl -sS -o "$demo/create.json" -w '%{http_code}' -X POST "$CAPSTAN_URL/api/v1/apps" \
+  -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+  -d "{\"name\":\"hello\",\"source\":{\"git\":{\"url\":\"$repo\",\"ref\":\"main\"}},\"port\":8080,\"domains\":[\"hello.localhost\"],\"health\":{\"path\":\"/health\"}}")
+case $created in
+  201 | 409) ;; # created now, or by an earlier run
+  *) echo "creating the app failed ($created): $(cat "$demo/create.json")" >&2; exit 1 ;;
+esac
 CAPSTAN_TOKEN=$token "$capstan" deploy hello --wait
 echo
 echo "hello is live. Through the proxy:"

@@ -100,6 +100,13 @@ struct Scoping<'a> {
 
 type Refuse<'r> = &'r dyn Fn(usize, &str) -> BuildError;
 
+/// A `RUN`'s flags with its cache mounts scoped: whether any was, and its secret mounts.
+struct ScopedMounts {
+    kept: Vec<Flag>,
+    scoped: bool,
+    secret_mounts: Vec<(String, String)>,
+}
+
 impl Scoping<'_> {
     /// Scopes one `RUN` (see [`scope_for_app`]); whether its text changed.
     fn scope_run(&mut self, inst: &mut Instruction, refuse: Refuse) -> Result<bool, BuildError> {
@@ -115,39 +122,11 @@ impl Scoping<'_> {
             .map_err(|e| refuse(line, &format!("RUN flags ({e})")))?;
         let command = command.trim_start();
         let exec_form = serde_json::from_str::<Vec<String>>(command).is_ok();
-        let mut scoped = false;
-        let mut secret_mounts: Vec<(String, String)> = Vec::new();
-        let mut kept: Vec<Flag> = Vec::with_capacity(flags.len());
-        for flag in flags {
-            if flag.name != "mount" {
-                kept.push(flag);
-                continue;
-            }
-            let value = flag.value.clone().unwrap_or_default();
-            let mount = Mount::parse(&value)
-                .map_err(|e| refuse(line, &format!("RUN --mount={value} ({e})")))?;
-            match mount.kind().as_str() {
-                kind if kind.contains('$') => {
-                    return Err(refuse(
-                        line,
-                        &format!("RUN --mount={value}: a mount type taken from a variable"),
-                    ));
-                }
-                "cache" => {
-                    // BuildKit's own default id is the target.
-                    let id = mount.id().filter(|id| !id.is_empty()).or(mount.target());
-                    let id = id.unwrap_or_default().trim_start_matches('/');
-                    kept.push(mount.with_id(&format!("{}/{id}", self.scope)).flag());
-                    self.scoped_caches += 1;
-                    scoped = true;
-                }
-                "secret" => {
-                    secret_mounts.extend(mount.secret());
-                    kept.push(flag);
-                }
-                _ => kept.push(flag),
-            }
-        }
+        let ScopedMounts {
+            kept,
+            scoped,
+            mut secret_mounts,
+        } = self.scope_mounts(flags, line, refuse)?;
         let mut added: Vec<Flag> = Vec::new();
         let mut prefix = String::new();
         if !self.in_scope.is_empty() && exec_form {
@@ -191,6 +170,54 @@ impl Scoping<'_> {
         command_text.push_str(command);
         inst.text = run_text(&added, &command_text);
         Ok(true)
+    }
+
+    /// Scopes the cache mounts among a `RUN`'s flags and collects its secret mounts (id,
+    /// target); a mount whose type comes from a variable is refused.
+    fn scope_mounts(
+        &mut self,
+        flags: Vec<Flag>,
+        line: usize,
+        refuse: Refuse,
+    ) -> Result<ScopedMounts, BuildError> {
+        let mut scoped = false;
+        let mut secret_mounts: Vec<(String, String)> = Vec::new();
+        let mut kept: Vec<Flag> = Vec::with_capacity(flags.len());
+        for flag in flags {
+            if flag.name != "mount" {
+                kept.push(flag);
+                continue;
+            }
+            let value = flag.value.clone().unwrap_or_default();
+            let mount = Mount::parse(&value)
+                .map_err(|e| refuse(line, &format!("RUN --mount={value} ({e})")))?;
+            match mount.kind().as_str() {
+                kind if kind.contains('$') => {
+                    return Err(refuse(
+                        line,
+                        &format!("RUN --mount={value}: a mount type taken from a variable"),
+                    ));
+                }
+                "cache" => {
+                    // BuildKit's own default id is the target.
+                    let id = mount.id().filter(|id| !id.is_empty()).or(mount.target());
+                    let id = id.unwrap_or_default().trim_start_matches('/');
+                    kept.push(mount.with_id(&format!("{}/{id}", self.scope)).flag());
+                    self.scoped_caches += 1;
+                    scoped = true;
+                }
+                "secret" => {
+                    secret_mounts.extend(mount.secret());
+                    kept.push(flag);
+                }
+                _ => kept.push(flag),
+            }
+        }
+        Ok(ScopedMounts {
+            kept,
+            scoped,
+            secret_mounts,
+        })
     }
 
     /// `ONBUILD RUN ...` runs in a build that starts from this stage or image: its mounts

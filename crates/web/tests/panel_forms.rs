@@ -6,7 +6,9 @@
 mod support;
 
 use axum::http::StatusCode;
-use support::{form, form_token, harness, page, pre_session_form, send, signed_in, Harness};
+use support::{
+    form, form_token, harness, page, pre_session_form, send, sign_in, signed_in, Harness,
+};
 
 /// Posts a form; asserts the 303 and where it leads, then returns the page there, read
 /// twice: the first with the confirmation, the second without.
@@ -211,16 +213,7 @@ async fn every_successful_post_redirects_and_its_page_confirms_it_once() {
     )
     .await;
     assert_eq!(stray.status, StatusCode::SEE_OTHER);
-    let other = send(
-        &h,
-        pre_session_form(
-            &h,
-            "/login",
-            &[("name", "ada"), ("password", "long enough pw")],
-        )
-        .await,
-    )
-    .await;
+    let other = sign_in(&h, "ada", "long enough pw").await;
     let other = other.cookie.split(';').next().unwrap().to_string();
     let elsewhere = send(&h, page("/", &other)).await;
     assert_eq!(elsewhere.status, StatusCode::OK);

@@ -7,7 +7,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::{api, form, form_token, harness, page, pre_session_form, send, token};
+use support::{api, form, form_token, harness, page, pre_session_form, send, sign_in, token};
 
 #[tokio::test]
 async fn tokens_and_scopes_guard_every_endpoint_and_bad_input_is_named() {
@@ -247,27 +247,9 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
         .await
         .unwrap();
     h.store.add_user("vic", &hash, "viewer").await.unwrap();
-    let wrong = send(
-        &h,
-        pre_session_form(
-            &h,
-            "/login",
-            &[("name", "vic"), ("password", "nope nope nope")],
-        )
-        .await,
-    )
-    .await;
+    let wrong = sign_in(&h, "vic", "nope nope nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let signed = send(
-        &h,
-        pre_session_form(
-            &h,
-            "/login",
-            &[("name", "vic"), ("password", "viewer password")],
-        )
-        .await,
-    )
-    .await;
+    let signed = sign_in(&h, "vic", "viewer password").await;
     let viewer = signed.cookie.split(';').next().unwrap().to_string();
     let their_page = send(&h, page("/apps/site", &viewer)).await;
     assert_eq!(their_page.status, StatusCode::OK);

@@ -134,6 +134,12 @@ pub async fn pre_session_form(h: &Harness, path: &str, fields: &[(&str, &str)]) 
     form(path, &cookie, &fields)
 }
 
+/// Posts the sign-in form (with its pre-session token) as `name`.
+pub async fn sign_in(h: &Harness, name: &str, password: &str) -> Answer {
+    let request = pre_session_form(h, "/login", &[("name", name), ("password", password)]).await;
+    send(h, request).await
+}
+
 /// The value of the first `csrf` field of a page.
 pub fn form_token(body: &str) -> String {
     let start = body.find("name=\"csrf\" value=\"").expect("a form token") + 19;

@@ -210,6 +210,58 @@ pub async fn fetch_git(
     })
 }
 
+/// What a remote said of a ref when asked without fetching anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteRef {
+    /// A branch, tag or other ref of that name.
+    Listed,
+    /// No ref has that name, but it reads as a commit id: remotes list refs, not commits,
+    /// so only a fetch can tell whether the commit exists.
+    MaybeCommit,
+}
+
+/// Whether `reference` reads as a (possibly abbreviated) commit id.
+fn looks_like_commit(reference: &str) -> bool {
+    (4..=64).contains(&reference.len()) && reference.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Asks the remote at `url` for `reference` (`git ls-remote`, under the same guards and
+/// `limits` as a fetch) without fetching anything: whether it answers as a repository,
+/// and whether it has a branch or tag of that name, as [`fetch_git`] would resolve it.
+pub async fn remote_ref(
+    url: &str,
+    reference: &str,
+    limits: FetchLimits,
+) -> Result<RemoteRef, BuildError> {
+    let cwd = std::env::temp_dir();
+    let listing = git(
+        &cwd,
+        "ls-remote",
+        &["ls-remote", "--", url, reference],
+        limits,
+    )
+    .await?;
+    let wanted = [
+        reference.to_string(),
+        format!("refs/heads/{reference}"),
+        format!("refs/tags/{reference}"),
+    ];
+    let listed = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .any(|(_, name)| wanted.iter().any(|w| w == name));
+    if listed {
+        Ok(RemoteRef::Listed)
+    } else if looks_like_commit(reference) {
+        Ok(RemoteRef::MaybeCommit)
+    } else {
+        Err(BuildError::UnknownRef {
+            reference: reference.to_string(),
+            url: redact_url(url),
+        })
+    }
+}
+
 /// The subject line of `commit` in the repository at `dir` (at most 200 characters), or
 /// `None` when git cannot tell.
 pub async fn commit_subject(dir: &Path, commit: &str) -> Option<String> {
@@ -243,6 +295,51 @@ pub async fn local_commit(dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.email=t@example.test", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_remote_is_asked_for_a_ref_as_a_fetch_would_resolve_it() {
+        let repo = tempfile::tempdir().unwrap();
+        run(repo.path(), &["init", "-q", "-b", "main"]);
+        run(repo.path(), &["commit", "-q", "--allow-empty", "-m", "one"]);
+        run(repo.path(), &["tag", "-a", "v1", "-m", "v1"]);
+        run(repo.path(), &["branch", "feature/x"]);
+        let url = repo.path().to_string_lossy().into_owned();
+        let limits = FetchLimits::default();
+        for reference in ["main", "v1", "feature/x", "HEAD", "refs/heads/main"] {
+            assert_eq!(
+                remote_ref(&url, reference, limits).await.unwrap(),
+                RemoteRef::Listed,
+                "{reference}"
+            );
+        }
+        // A commit id cannot be asked for without fetching; a name that only ends like a
+        // branch is not that branch.
+        assert_eq!(
+            remote_ref(&url, "0123abcd", limits).await.unwrap(),
+            RemoteRef::MaybeCommit
+        );
+        for missing in ["x", "nope", "ain"] {
+            let err = remote_ref(&url, missing, limits).await.unwrap_err();
+            assert!(
+                matches!(&err, BuildError::UnknownRef { reference, .. } if reference == missing),
+                "{err}"
+            );
+        }
+        let not_a_repo = tempfile::tempdir().unwrap();
+        let url = not_a_repo.path().to_string_lossy().into_owned();
+        let err = remote_ref(&url, "main", limits).await.unwrap_err();
+        assert!(matches!(err, BuildError::Git { .. }), "{err}");
+    }
 
     #[tokio::test]
     async fn a_remote_that_never_answers_is_given_up_on_quickly() {

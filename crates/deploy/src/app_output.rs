@@ -1,6 +1,6 @@
 //! An app's runtime output: the stdout and stderr of every running container of the app
 //! (each replica and each compose companion), each line prefixed with the container it came
-//! from and with the app's secret values masked, as in deployment logs.
+//! from and with the app's secret values masked, as in deployment logs; all of them or one.
 
 use crate::logs::Masker;
 use crate::{ActionError, Deployer};
@@ -12,12 +12,14 @@ use futures::StreamExt;
 pub const MAX_TAIL: usize = 10_000;
 
 impl Deployer {
-    /// The last `tail` lines of each running container of `app`, one container after the
-    /// other; with `follow`, then every new line of any of them as it comes, until all of
-    /// them stop or the reader goes away.
+    /// The last `tail` lines of each running container of `app` (or only of the one
+    /// `container` names, which must be one of them), one container after the other; with
+    /// `follow`, then every new line of any of them as it comes, until all of them stop or
+    /// the reader goes away.
     pub async fn app_output(
         &self,
         app: &AppName,
+        container: Option<&str>,
         tail: usize,
         follow: bool,
     ) -> Result<BoxStream<'static, String>, ActionError> {
@@ -26,15 +28,7 @@ impl Deployer {
                 "tail: at most {MAX_TAIL} lines per container"
             )));
         }
-        self.store().app(app).await?;
-        let mut containers = self.engine().owned_containers(Some(app.as_str())).await?;
-        containers.extend(
-            self.engine()
-                .companion_containers(Some(app.as_str()))
-                .await?,
-        );
-        containers.retain(|c| c.running);
-        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let containers = self.chosen_containers(app, container).await?;
         if containers.is_empty() {
             return Err(ActionError::Conflict(format!(
                 "{app} has no running containers: deploy it first"
@@ -42,15 +36,10 @@ impl Deployer {
         }
         let secrets = self.secret_values(app).await?;
         let masker = Masker::new(secrets.iter().map(|s| s.value.as_str()));
-        let instance_prefix = format!("{}_", self.engine().instance());
         let streams: Vec<BoxStream<'static, String>> = containers
             .iter()
             .map(|container| {
-                let shown = container
-                    .name
-                    .strip_prefix(&instance_prefix)
-                    .unwrap_or(&container.name)
-                    .to_string();
+                let shown = container.shown.clone();
                 let masker = masker.clone();
                 self.engine()
                     .output_lines(&container.id, tail, follow)

@@ -26,6 +26,7 @@ mod recovery;
 mod release;
 mod retention;
 mod routing;
+mod running;
 mod run_exec;
 mod runs;
 mod secrets;
@@ -44,6 +45,7 @@ pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
 pub use runs::{check_command, RunEvent, RunLimits, RunRequest, DEFAULT_RUN_TIMEOUT_SECS};
 pub use trust::{protected_host_paths, Caller, CallerKind};
+pub use running::RunningContainer;
 pub use usage::ContainerUsage;
 
 use capstan_engine::proxy::{ProxyApi, RouteFiles};

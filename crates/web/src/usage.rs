@@ -1,5 +1,5 @@
 //! `GET /api/v1/apps/{app}/usage`: each running container of the app with its CPU and
-//! memory use now, from the engine.
+//! memory use now, from the engine (the panel's app page polls the same list).
 
 use crate::apps::app_name;
 use crate::error::ApiError;
@@ -7,6 +7,7 @@ use crate::views::ErrorBody;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
+use capstan_core::AppName;
 use serde::Serialize;
 
 /// One running container and what it uses.
@@ -34,18 +35,21 @@ pub async fn usage(
     State(state): State<AppState>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<ContainerUse>>, ApiError> {
-    let usages = state.deployer.app_usage(&app_name(&app)?).await?;
-    Ok(Json(
-        usages
-            .into_iter()
-            .map(|u| ContainerUse {
-                container: u.container,
-                role: u.role.to_string(),
-                deployment: u.deployment,
-                cpu_percent: u.usage.cpu_percent,
-                memory_bytes: u.usage.memory_bytes,
-                memory_limit_bytes: u.usage.memory_limit_bytes,
-            })
-            .collect(),
-    ))
+    Ok(Json(uses(&state, &app_name(&app)?).await?))
+}
+
+/// Every running container of `app` with what it uses now (the API's and the panel's).
+pub(crate) async fn uses(state: &AppState, app: &AppName) -> Result<Vec<ContainerUse>, ApiError> {
+    let usages = state.deployer.app_usage(app).await?;
+    Ok(usages
+        .into_iter()
+        .map(|u| ContainerUse {
+            container: u.container,
+            role: u.role.to_string(),
+            deployment: u.deployment,
+            cpu_percent: u.usage.cpu_percent,
+            memory_bytes: u.usage.memory_bytes,
+            memory_limit_bytes: u.usage.memory_limit_bytes,
+        })
+        .collect())
 }

@@ -3,6 +3,7 @@
 //! shows this page again with its problem beside its form.
 
 use crate::apps::app_name;
+use crate::panel::app_live::{running_view, RunningView};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{app_url, source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
@@ -48,6 +49,8 @@ pub struct AppPage {
     events: Vec<EventRow>,
     maintenance: Option<MaintenanceRow>,
     refusal: Refusal,
+    /// Its running containers, for the live output and use (`app_live`).
+    running: RunningView,
 }
 
 /// The app's maintenance mode while it is on.
@@ -134,6 +137,7 @@ pub async fn app_page(
         events,
         maintenance,
         refusal,
+        running: running_view(state, name).await,
     })
 }
 

@@ -5,6 +5,8 @@ use axum::response::IntoResponse;
 
 const CSS: &str = include_str!("../../static/panel.css");
 const JS: &str = include_str!("../../static/panel.js");
+/// The app page's live output and use graphs, loaded on that page only.
+const APP_LIVE_JS: &str = include_str!("../../static/app_live.js");
 const CACHE: &str = "public, max-age=3600";
 
 pub async fn css() -> impl IntoResponse {
@@ -18,11 +20,19 @@ pub async fn css() -> impl IntoResponse {
 }
 
 pub async fn js() -> impl IntoResponse {
+    script(JS)
+}
+
+pub async fn app_live_js() -> impl IntoResponse {
+    script(APP_LIVE_JS)
+}
+
+fn script(text: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, CACHE),
         ],
-        JS,
+        text,
     )
 }

@@ -7,6 +7,7 @@
 
 mod access_pages;
 mod app_actions;
+mod app_live;
 mod app_page;
 mod assets;
 mod dashboard;
@@ -76,6 +77,8 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/delete", post(app_actions::delete))
         .route("/apps/{app}/maintenance", post(app_actions::maintenance))
         .route("/apps/{app}/plan", get(app_page::plan))
+        .route("/apps/{app}/logs/stream", get(app_live::output))
+        .route("/apps/{app}/usage", get(app_live::usage))
         .route(
             "/apps/{app}/runs",
             get(run_pages::list).post(run_pages::start),
@@ -107,4 +110,5 @@ pub fn router() -> Router<AppState> {
         )
         .route("/static/panel.css", get(assets::css))
         .route("/static/panel.js", get(assets::js))
+        .route("/static/app_live.js", get(assets::app_live_js))
 }

@@ -7,6 +7,7 @@
 mod actions;
 mod app_output;
 mod building;
+pub mod certificates;
 mod cleanup;
 mod companions;
 mod cutover;

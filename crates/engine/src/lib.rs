@@ -10,6 +10,7 @@ pub mod images;
 pub mod lines;
 pub mod pages;
 pub mod proxy;
+pub mod proxy_certs;
 pub mod purge;
 pub mod server;
 pub mod setup;

@@ -51,6 +51,61 @@ pub struct ProxyStatus {
     pub running: bool,
     /// The names of the networks it is connected to.
     pub networks: BTreeSet<String>,
+    /// The ports it publishes on the host, as the engine reports them (none while it is
+    /// stopped).
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A port of the proxy container published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// The container's port and protocol, e.g. `80/tcp`.
+    pub container_port: String,
+    /// The host address it listens on (`0.0.0.0`, `127.0.0.1`, `::`).
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+impl ProxyStatus {
+    /// The host port published for the container's `port` (TCP), on any address but
+    /// loopback first.
+    pub fn host_port(&self, port: u16) -> Option<u16> {
+        let key = format!("{port}/tcp");
+        let mut matching: Vec<&PublishedPort> = self
+            .ports
+            .iter()
+            .filter(|p| p.container_port == key)
+            .collect();
+        matching.sort_by_key(|p| p.host_ip.starts_with("127.") || p.host_ip == "::1");
+        matching.first().map(|p| p.host_port)
+    }
+}
+
+fn published_ports(ports: Option<bollard::models::PortMap>) -> Vec<PublishedPort> {
+    let mut out: Vec<PublishedPort> = ports
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(container_port, bindings)| {
+            bindings
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(move |b| {
+                    Some(PublishedPort {
+                        container_port: container_port.clone(),
+                        host_ip: b.host_ip.unwrap_or_default(),
+                        host_port: b.host_port?.parse().ok()?,
+                    })
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.host_port, &a.host_ip, &a.container_port).cmp(&(
+            b.host_port,
+            &b.host_ip,
+            &b.container_port,
+        ))
+    });
+    out
 }
 
 impl Engine {
@@ -71,14 +126,17 @@ impl Engine {
             .inspect_container(&self.proxy_container_name(), None)
             .await
         {
-            Ok(info) => Ok(Some(ProxyStatus {
-                running: info.state.and_then(|s| s.running) == Some(true),
-                networks: info
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .map(|n| n.into_keys().collect())
-                    .unwrap_or_default(),
-            })),
+            Ok(info) => {
+                let settings = info.network_settings.unwrap_or_default();
+                Ok(Some(ProxyStatus {
+                    running: info.state.and_then(|s| s.running) == Some(true),
+                    networks: settings
+                        .networks
+                        .map(|n| n.into_keys().collect())
+                        .unwrap_or_default(),
+                    ports: published_ports(settings.ports),
+                }))
+            }
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }

@@ -1,0 +1,194 @@
+//! Whether each domain of an app has its certificate, as Traefik sees it: its ACME store
+//! says which domains hold a certificate (and until when), its log says which it failed
+//! to obtain and why; a domain routed with the resolver and in neither is pending. An app
+//! without TLS is served over plain HTTP. Reads go through [`CertificateSource`], which
+//! the engine implements and the tests replace with fixtures.
+
+mod acme_store;
+
+pub use acme_store::{AcmeStore, StoreError};
+
+use crate::{ActionError, Deployer};
+use capstan_core::AppName;
+use capstan_engine::{Engine, EngineError};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// How many of the proxy's last log lines are searched for failures.
+const LOG_LINES: usize = 5_000;
+/// The longest failure reason kept (lego's errors can quote whole ACME problems).
+const REASON_MAX: usize = 600;
+
+/// Where Traefik's certificate facts come from.
+pub trait CertificateSource {
+    /// The ACME store (`acme.json`) as Traefik wrote it; `None` before it has one.
+    fn acme_store(&self) -> impl Future<Output = Result<Option<Vec<u8>>, EngineError>> + Send;
+    /// The proxy's last log lines, oldest first.
+    fn proxy_log(&self) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+}
+
+impl CertificateSource for Engine {
+    async fn acme_store(&self) -> Result<Option<Vec<u8>>, EngineError> {
+        self.proxy_acme_store().await
+    }
+
+    async fn proxy_log(&self) -> Result<Vec<String>, EngineError> {
+        self.proxy_log_tail(LOG_LINES).await
+    }
+}
+
+/// One domain of an app and its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCertificate {
+    pub domain: String,
+    pub state: CertificateState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateState {
+    /// Traefik holds a certificate for the domain, valid until then (Unix ms).
+    Issued { expires_at_ms: i64 },
+    /// Routed with the certificate resolver; no certificate yet and no failure logged.
+    Pending,
+    /// Traefik logged that it could not obtain a certificate for the domain.
+    Failed { reason: String },
+    /// The app is served over plain HTTP (its settings do not ask for TLS).
+    HttpOnly,
+    /// No deployment serves the app, so the domain is not routed yet.
+    NotServed,
+}
+
+impl CertificateState {
+    /// The state's name in the API and the panel.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Issued { .. } => "issued",
+            Self::Pending => "pending",
+            Self::Failed { .. } => "failed",
+            Self::HttpOnly => "http_only",
+            Self::NotServed => "not_served",
+        }
+    }
+}
+
+/// The certificate of each of `domains`, from what `source` reads of Traefik.
+pub async fn domain_certificates(
+    source: &impl CertificateSource,
+    domains: &[String],
+    tls: bool,
+    served: bool,
+) -> Result<Vec<DomainCertificate>, ActionError> {
+    if !tls || !served || domains.is_empty() {
+        let state = if tls {
+            CertificateState::NotServed
+        } else {
+            CertificateState::HttpOnly
+        };
+        return Ok(domains
+            .iter()
+            .map(|d| DomainCertificate {
+                domain: d.clone(),
+                state: state.clone(),
+            })
+            .collect());
+    }
+    let store = match source.acme_store().await? {
+        Some(bytes) => AcmeStore::parse(&bytes, capstan_compose::routes::CERT_RESOLVER)
+            .map_err(|e| ActionError::Unavailable(e.to_string()))?,
+        None => AcmeStore::default(),
+    };
+    let failures = failures_in_log(&source.proxy_log().await?);
+    Ok(states(domains, &store, &failures))
+}
+
+/// Each domain's state from the store and the failures logged: a certificate in the
+/// store wins (a failed renewal keeps the certificate in force), then a failure, else
+/// pending.
+pub fn states(
+    domains: &[String],
+    store: &AcmeStore,
+    failures: &BTreeMap<String, String>,
+) -> Vec<DomainCertificate> {
+    domains
+        .iter()
+        .map(|domain| {
+            let key = domain.to_ascii_lowercase();
+            let state = if let Some(expires_at_ms) = store.expiry_of(&key) {
+                CertificateState::Issued { expires_at_ms }
+            } else if let Some(reason) = failures.get(&key) {
+                CertificateState::Failed {
+                    reason: reason.clone(),
+                }
+            } else {
+                CertificateState::Pending
+            };
+            DomainCertificate {
+                domain: domain.clone(),
+                state,
+            }
+        })
+        .collect()
+}
+
+/// The last failure reason Traefik logged for each domain (lower case) of this
+/// instance's resolver. The proxy logs JSON lines (`log.format: json`); a failure is an
+/// `error` line of the resolver's ACME provider naming its `domains`.
+pub fn failures_in_log(lines: &[String]) -> BTreeMap<String, String> {
+    let provider = format!("{}.acme", capstan_compose::routes::CERT_RESOLVER);
+    let mut failures = BTreeMap::new();
+    for line in lines {
+        let Ok(entry) = serde_json::from_str::<LogEntry>(line.trim()) else {
+            continue;
+        };
+        if entry.level != "error" || entry.provider_name.as_deref() != Some(provider.as_str()) {
+            continue;
+        }
+        let (Some(domains), Some(error)) = (entry.domains, entry.error) else {
+            continue;
+        };
+        let reason = shorten(&error);
+        for domain in domains {
+            failures.insert(domain.to_ascii_lowercase(), reason.clone());
+        }
+    }
+    failures
+}
+
+/// The fields of a Traefik JSON log line this module reads.
+#[derive(serde::Deserialize)]
+struct LogEntry {
+    #[serde(default)]
+    level: String,
+    #[serde(rename = "providerName")]
+    provider_name: Option<String>,
+    domains: Option<Vec<String>>,
+    error: Option<String>,
+}
+
+fn shorten(reason: &str) -> String {
+    let reason = reason.trim();
+    match reason.char_indices().nth(REASON_MAX) {
+        Some((cut, _)) => format!("{}…", &reason[..cut]),
+        None => reason.to_string(),
+    }
+}
+
+impl Deployer {
+    /// The certificate of each of the app's domains, as Traefik has them now.
+    pub async fn certificates(
+        &self,
+        name: &AppName,
+    ) -> Result<Vec<DomainCertificate>, ActionError> {
+        let app = self.store().app(name).await?;
+        domain_certificates(
+            self.engine(),
+            &app.spec.domains,
+            app.spec.tls,
+            app.live_deployment_id.is_some(),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

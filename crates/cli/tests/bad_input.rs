@@ -238,7 +238,16 @@ async fn api_rejects_bad_requests_with_clear_messages() {
         "/apps/web/restart",
         None,
         409,
-        "no live deployment",
+        "nothing is deployed yet",
+    )
+    .await;
+    expect_error(
+        &daemon,
+        Method::PUT,
+        "/apps/web/maintenance",
+        None,
+        409,
+        "nothing is deployed yet",
     )
     .await;
     expect_error(

@@ -211,7 +211,7 @@ async fn scoped_tokens_allow_what_their_scope_names_and_nothing_more() {
             (
                 "token:ci write".into(),
                 "settings changed".into(),
-                "env".into()
+                "variable MESSAGE added".into()
             ),
             ("token:admin".into(), "app created".into(), String::new()),
         ],

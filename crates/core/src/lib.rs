@@ -2,6 +2,7 @@
 //! state machine. Pure data and validation; no IO lives here.
 
 pub mod app;
+pub mod app_diff;
 pub mod app_patch;
 pub mod build_spec;
 pub mod deployment;

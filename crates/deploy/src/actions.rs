@@ -3,6 +3,7 @@
 
 use crate::{ActionError, Caller, Deployer};
 use capstan_core::app::check_git_ref;
+use capstan_core::app_diff::settings_changes;
 use capstan_core::{AppName, AppSpec, DeploymentState, Trigger};
 use capstan_store::{AppRecord, DeploymentRecord, NewDeployment};
 
@@ -59,7 +60,7 @@ impl Deployer {
     }
 
     /// Changes settings with a JSON merge patch; they take effect with the next deploy or
-    /// restart.
+    /// restart. The change log names each field that changed (nothing when none did).
     pub async fn patch_app(
         &self,
         name: &AppName,
@@ -74,17 +75,18 @@ impl Deployer {
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;
+        let changes = settings_changes(&current.spec, &next);
+        if changes.is_empty() {
+            // Nothing to store, and nothing for the change log to say.
+            return self.app_view(name).await;
+        }
         self.store().update_app_spec(name, &next).await?;
-        let fields: Vec<&str> = patch
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
         self.store()
             .record_event(
                 name,
                 &caller.actor(),
                 "settings changed",
-                &fields.join(", "),
+                &changes.join(", "),
             )
             .await?;
         self.app_view(name).await
@@ -240,7 +242,9 @@ impl Deployer {
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
         let live = app.live_deployment_id.ok_or_else(|| {
-            ActionError::Conflict(format!("app {name} has no live deployment to restart"))
+            ActionError::Conflict(format!(
+                "nothing is deployed yet: deploy {name} first; a restart starts the live version again"
+            ))
         })?;
         let release = self.store().release_of(live).await?.ok_or_else(|| {
             ActionError::Conflict(format!("live deployment {live} has no recorded release"))

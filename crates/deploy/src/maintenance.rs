@@ -28,18 +28,24 @@ impl Deployer {
     }
 
     /// Turns maintenance on with `page` (`Some`) or off (`None`), and waits until the
-    /// proxy shows the change.
+    /// proxy shows the change. Turning it on is refused (409) while nothing of the app
+    /// was ever deployed: there is no site to put a page in front of.
     pub async fn set_maintenance(
         &self,
         app: &AppName,
         page: Option<MaintenancePage>,
         caller: &Caller,
     ) -> Result<MaintenanceState, ActionError> {
-        self.store().app(app).await?;
+        let stored = self.store().app(app).await?;
         let (record, event) = match &page {
             Some(page) => {
                 page.validate()
                     .map_err(|e| ActionError::Invalid(e.to_string()))?;
+                if stored.live_deployment_id.is_none() {
+                    return Err(ActionError::Conflict(format!(
+                        "nothing is deployed yet: maintenance can be turned on once a version of {app} is live"
+                    )));
+                }
                 let record = self
                     .store()
                     .set_maintenance(app, page, &caller.actor())

@@ -13,6 +13,13 @@ pub struct AppView {
     pub live: Option<DeploymentRecord>,
 }
 
+/// `current` with a JSON merge patch applied and checked.
+fn merged(current: &AppSpec, patch: &serde_json::Value) -> Result<AppSpec, ActionError> {
+    current
+        .merge_patch(patch)
+        .map_err(|e| ActionError::Invalid(e.to_string()))
+}
+
 /// Which release a rollback returns to.
 pub enum RollbackTarget {
     /// The most recent successful release before the live one.
@@ -29,8 +36,15 @@ impl Deployer {
     ) -> Result<AppView, ActionError> {
         spec.validate()
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        if self.store().app(name).await.is_ok() {
+            return Err(ActionError::Conflict(format!("app {name} already exists")));
+        }
+        // Who may point at the source comes first, then whether it answers: neither waits
+        // for the lock, which other apps' changes need.
+        self.check_settings_trust(&spec, None, caller).await?;
+        self.check_source_answers(&spec).await?;
         let _settings = self.inner.settings_lock.lock().await;
-        self.check_trust(name, &spec, None, caller).await?;
+        self.check_domains_free(name, &spec).await?;
         let app = self.store().create_app(name, &spec).await?;
         self.store()
             .record_event(name, &caller.actor(), "app created", "")
@@ -67,14 +81,17 @@ impl Deployer {
         patch: &serde_json::Value,
         caller: &Caller,
     ) -> Result<AppView, ActionError> {
+        // A changed source is asked before the lock is taken, and again under it only if
+        // another change moved it meanwhile.
+        let asked = self.changed_source_answers(name, patch, caller).await?;
         let _settings = self.inner.settings_lock.lock().await;
         let current = self.store().app(name).await?;
-        let next = current
-            .spec
-            .merge_patch(patch)
-            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let next = merged(&current.spec, patch)?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;
+        if next.source != current.spec.source && Some(&next.source) != asked.as_ref() {
+            self.check_source_answers(&next).await?;
+        }
         let changes = settings_changes(&current.spec, &next);
         if changes.is_empty() {
             // Nothing to store, and nothing for the change log to say.
@@ -90,6 +107,25 @@ impl Deployer {
             )
             .await?;
         self.app_view(name).await
+    }
+
+    /// If `patch` changes the app's source: its trust checked, then whether it answers;
+    /// the source asked about, if any.
+    async fn changed_source_answers(
+        &self,
+        name: &AppName,
+        patch: &serde_json::Value,
+        caller: &Caller,
+    ) -> Result<Option<capstan_core::Source>, ActionError> {
+        let current = self.store().app(name).await?;
+        let next = merged(&current.spec, patch)?;
+        if next.source == current.spec.source {
+            return Ok(None);
+        }
+        self.check_settings_trust(&next, Some(&current.spec), caller)
+            .await?;
+        self.check_source_answers(&next).await?;
+        Ok(Some(next.source))
     }
 
     /// Deletes an app with its containers, route and images. Refused while a deployment

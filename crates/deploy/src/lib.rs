@@ -31,6 +31,7 @@ mod running;
 mod run_exec;
 mod runs;
 mod secrets;
+mod source_check;
 mod sources;
 mod trust;
 mod usage;

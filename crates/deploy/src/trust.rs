@@ -102,6 +102,18 @@ impl Deployer {
         previous: Option<&AppSpec>,
         caller: &Caller,
     ) -> Result<(), ActionError> {
+        self.check_settings_trust(spec, previous, caller).await?;
+        self.check_domains_free(app, spec).await
+    }
+
+    /// [`Self::check_trust`] but for the domains, which depend on the other apps: what
+    /// the settings themselves may reach (host paths, the source).
+    pub(crate) async fn check_settings_trust(
+        &self,
+        spec: &AppSpec,
+        previous: Option<&AppSpec>,
+        caller: &Caller,
+    ) -> Result<(), ActionError> {
         let source_changed = previous.is_none_or(|p| p.source != spec.source);
         for volume in spec.volumes.iter().filter(|v| v.is_host_path()) {
             if !caller.is_admin() {
@@ -126,7 +138,7 @@ impl Deployer {
             }
             Source::Image(_) => {}
         }
-        self.check_domains_free(app, spec).await
+        Ok(())
     }
 
     /// A host path passes the lexical check and, if it exists, so does its real path
@@ -171,8 +183,9 @@ impl Deployer {
             .iter()
             .filter_map(|a| std::fs::canonicalize(a).ok())
             .any(|a| real.starts_with(&a));
+        // Nobody may, whatever their scopes: the settings are wrong, not the caller.
         if !inside {
-            return Err(ActionError::Forbidden(format!(
+            return Err(ActionError::Invalid(format!(
                 "{field}: {dir} is not inside a directory the operator allows for local sources ({}); set source_dirs in the daemon's configuration",
                 if allowed.is_empty() {
                     "none are allowed".to_string()
@@ -189,7 +202,11 @@ impl Deployer {
     }
 
     /// No two apps route the same host name: the first one keeps it.
-    async fn check_domains_free(&self, app: &AppName, spec: &AppSpec) -> Result<(), ActionError> {
+    pub(crate) async fn check_domains_free(
+        &self,
+        app: &AppName,
+        spec: &AppSpec,
+    ) -> Result<(), ActionError> {
         if spec.domains.is_empty() {
             return Ok(());
         }

@@ -79,6 +79,15 @@ pub struct ImageHealthcheck {
     pub retries: Option<u32>,
 }
 
+/// What the engine says of an image reference (see [`Engine::look_up_image`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageLookup {
+    Present,
+    Absent,
+    /// Not a reference the engine can read, with its reason.
+    Unreadable(String),
+}
+
 impl Engine {
     /// The ports and health check an image declares.
     pub async fn image_facts(&self, reference: &str) -> Result<ImageFacts, EngineError> {
@@ -235,6 +244,21 @@ impl Engine {
         match self.docker().inspect_image(reference).await {
             Ok(image) => Ok(image.id),
             Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// What the engine says of an image reference without pulling anything: on the
+    /// engine, not on it (a deployment pulls it), or not a reference it can read (its
+    /// reason). The same lookup a deployment of an image source starts with.
+    pub async fn look_up_image(&self, reference: &str) -> Result<ImageLookup, EngineError> {
+        match self.docker().inspect_image(reference).await {
+            Ok(_) => Ok(ImageLookup::Present),
+            Err(err) if is_not_found(&err) => Ok(ImageLookup::Absent),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => Ok(ImageLookup::Unreadable(message)),
             Err(err) => Err(err.into()),
         }
     }

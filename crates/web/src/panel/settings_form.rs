@@ -262,6 +262,7 @@ pub fn field_of(message: &str) -> String {
     let field = message.split(':').next().unwrap_or("").trim();
     let known = [
         ("source.git.url", "git_url"),
+        ("source.git.ref", "git_ref"),
         ("source.image", "image"),
         ("ref", "git_ref"),
         ("source", "source"),

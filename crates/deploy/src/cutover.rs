@@ -2,7 +2,7 @@
 //! the live ones, wait until every one passes its health check (`health`), point the app's route file
 //! at them, confirm through Traefik's API, watch them while the old ones drain, then retire
 //! the old ones. Any failure before the new version is marked live puts the route back and
-//! removes the new containers, so the live version keeps serving.
+//! removes the new containers, so the live version (if there is one) keeps serving.
 
 use crate::health::Gate;
 use crate::logs::DeployLog;
@@ -40,6 +40,16 @@ pub(crate) enum Cutover {
     ListensOn(u16),
 }
 
+/// What serves the app once a failed deployment's containers are removed, from whether
+/// it had a live version (`None`: the store could not say).
+fn after_failure(serving: Option<bool>) -> &'static str {
+    match serving {
+        Some(true) => "the live version keeps serving",
+        Some(false) => "nothing was serving before, so the app is not up",
+        None => "the version that was live, if any, keeps serving",
+    }
+}
+
 impl Deployer {
     pub(crate) async fn cutover(
         &self,
@@ -65,7 +75,7 @@ impl Deployer {
                 self.engine().run_service(&replica).await
             };
             if let Err(err) = started {
-                self.remove_failed(&containers, log).await;
+                self.remove_failed(&d.app, &containers, log).await;
                 return Err(err.into());
             }
             log.info(format!("started container {name}")).await;
@@ -75,7 +85,7 @@ impl Deployer {
             .await;
         match outcome {
             Err(failure) => {
-                self.remove_failed(&containers, log).await;
+                self.remove_failed(&d.app, &containers, log).await;
                 return Err(failure);
             }
             Ok(Cutover::ListensOn(port)) => {
@@ -183,7 +193,8 @@ impl Deployer {
             None => self.remove_route(app).await,
         };
         match restored {
-            Ok(()) => log.info("route restored to the live version").await,
+            Ok(()) if previous.is_some() => log.info("route restored to the live version").await,
+            Ok(()) => log.info("route removed: nothing was live before").await,
             Err(err) => log.info(format!("cannot restore the route: {err}")).await,
         }
     }
@@ -213,7 +224,7 @@ impl Deployer {
             .await?;
         if exit != 0 {
             return Err(Failure::msg(format!(
-                "pre-deploy command exited with status {exit}; nothing was switched, the live version keeps serving"
+                "pre-deploy command exited with status {exit}; nothing was started or switched"
             )));
         }
         log.info("pre-deploy command succeeded").await;
@@ -293,15 +304,17 @@ impl Deployer {
         }
     }
 
-    async fn remove_failed(&self, containers: &[String], log: &DeployLog) {
+    async fn remove_failed(&self, app: &AppName, containers: &[String], log: &DeployLog) {
+        let serving = match self.store().app(app).await {
+            Ok(record) => Some(record.live_deployment_id.is_some()),
+            Err(_) => None,
+        };
         for container in containers {
             let proxy_up = self.proxy_state() == crate::ProxyState::Running;
             match self.engine().remove_container(container).await {
                 Ok(()) if proxy_up => {
-                    log.info(format!(
-                        "removed {container}; the live version keeps serving"
-                    ))
-                    .await
+                    log.info(format!("removed {container}; {}", after_failure(serving)))
+                        .await
                 }
                 Ok(()) => {
                     log.info(format!(
@@ -354,5 +367,18 @@ impl Deployer {
             log.info(CLEANUP_DONE).await;
         };
         self.track_retirement(d.id, retirement);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_failure;
+
+    #[test]
+    fn a_failure_claims_a_live_version_only_when_there_was_one() {
+        assert_eq!(after_failure(Some(true)), "the live version keeps serving");
+        let first = after_failure(Some(false));
+        assert!(first.contains("nothing was serving") && !first.contains("keeps serving"));
+        assert!(after_failure(None).contains("if any"));
     }
 }

@@ -220,7 +220,7 @@ pub async fn logs(
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(256);
     let deployer = state.deployer.clone();
     tokio::spawn(async move {
-        follow(deployer, id, resume_after, sender).await;
+        follow(deployer, id, resume_after, (), sender).await;
     });
     Ok(Sse::new(ReceiverStream::new(receiver))
         .keep_alive(KeepAlive::default())
@@ -259,16 +259,35 @@ async fn send_stored(
     }
 }
 
+/// What a follower sends besides the log lines: asked each time the follow loop wakes,
+/// with the deployment as the store has it now, for an event to send before the next
+/// line (the panel's page follows the phases this way; `()` sends nothing, as for the
+/// API's log).
+pub(crate) trait ProgressFeed: Send {
+    fn news(
+        &mut self,
+        store: &capstan_store::Store,
+        record: &DeploymentRecord,
+    ) -> impl std::future::Future<Output = Option<Event>> + Send;
+}
+
+impl ProgressFeed for () {
+    async fn news(&mut self, _: &capstan_store::Store, _: &DeploymentRecord) -> Option<Event> {
+        None
+    }
+}
+
 /// Streams stored lines after `last`, then live ones, until the deployment finishes
-/// (shared by the API and the panel's live log). Subscribing before reading the store
-/// means no line can fall between the two.
+/// (shared by the API and the panel's live log), with what `feed` adds. Subscribing
+/// before reading the store means no line can fall between the two.
 pub(crate) async fn follow(
     deployer: capstan_deploy::Deployer,
     id: i64,
     last: i64,
+    feed: impl ProgressFeed,
     sender: tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
 ) {
-    follow_until_end(&deployer, id, last, sender).await;
+    follow_until_end(&deployer, id, last, feed, sender).await;
     deployer.logs().release(id);
 }
 
@@ -276,6 +295,7 @@ async fn follow_until_end(
     deployer: &capstan_deploy::Deployer,
     id: i64,
     mut last: i64,
+    mut feed: impl ProgressFeed,
     sender: tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
 ) {
     let store = deployer.store().clone();
@@ -284,10 +304,15 @@ async fn follow_until_end(
         if !send_stored(&store, id, &mut last, &sender).await {
             return;
         }
-        let (state, error) = match store.deployment(id).await {
-            Ok(d) => (d.state, d.error),
-            Err(_) => return,
+        let Ok(record) = store.deployment(id).await else {
+            return;
         };
+        if let Some(event) = feed.news(&store, &record).await {
+            if sender.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        let (state, error) = (record.state, record.error);
         if state.is_finished() && !deployer.is_running(id) {
             if !send_stored(&store, id, &mut last, &sender).await {
                 return;
@@ -298,9 +323,10 @@ async fn follow_until_end(
             let _ = sender.send(Ok(end)).await;
             return;
         }
-        // Wait for news (a line or the end) or re-check the store every 2 s. Lines are
-        // always sent from the store, so a lagging receiver can never skip one.
-        match tokio::time::timeout(Duration::from_secs(2), live.recv()).await {
+        // Wait for news (a line or the end) or re-check the store every second (a phase
+        // may change without a line). Lines are always sent from the store, so a lagging
+        // receiver can never skip one.
+        match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
             Ok(Err(RecvError::Closed)) => live = deployer.logs().subscribe(id),
             Ok(Ok(LogEvent::Line(_) | LogEvent::End(_)))
             | Ok(Err(RecvError::Lagged(_)))

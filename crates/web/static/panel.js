@@ -1,7 +1,7 @@
 // Capstan's panel script: confirmations, buttons held while a form is sent (and freed
 // when Back restores the page), relative times kept current, the settings form's source
-// switch, and the live deployment log. Every action also works without it, as a plain
-// form post.
+// switch. (The deployment page's live log is in deployment.js.) Every action also works
+// without it, as a plain form post.
 "use strict";
 
 const SIGNED_OUT = "capstan-signed-out";
@@ -114,43 +114,4 @@ function applySwitch(select) {
 for (const select of document.querySelectorAll("select[data-switch]")) {
   applySwitch(select);
   select.addEventListener("change", () => applySwitch(select));
-}
-
-// Follows a running deployment: appends lines as they come, then shows the final state
-// and error, and refreshes the phases, without reloading the page.
-const log = document.getElementById("log");
-if (log && log.dataset.stream) {
-  const source = new EventSource(log.dataset.stream);
-  const stuckToBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.scrollTop = log.scrollHeight;
-  source.addEventListener("log", (event) => {
-    const follow = stuckToBottom();
-    const match = /^\[(\w+)\] /.exec(event.data);
-    const line = document.createElement("span");
-    if (match) line.className = match[1];
-    line.textContent = event.data;
-    log.append(line, "\n");
-    if (follow) log.scrollTop = log.scrollHeight;
-  });
-  source.addEventListener("end", async (event) => {
-    source.close();
-    const end = JSON.parse(event.data);
-    const badge = document.getElementById("state");
-    badge.textContent = end.state;
-    badge.className = "badge " + ({ live: "ok", failed: "bad" }[end.state] || "idle");
-    const following = document.getElementById("following");
-    if (following) following.remove();
-    if (end.error) {
-      const error = document.getElementById("error");
-      error.textContent = end.error;
-      error.hidden = false;
-    }
-    try {
-      const page = await fetch(window.location.href, { credentials: "same-origin" });
-      const fresh = new DOMParser().parseFromString(await page.text(), "text/html");
-      const phases = fresh.getElementById("phases");
-      if (phases) document.getElementById("phases").replaceWith(phases);
-      refreshTimes();
-    } catch (_) { /* the phases stay as they were */ }
-  });
 }

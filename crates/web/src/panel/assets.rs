@@ -5,6 +5,7 @@ use axum::response::IntoResponse;
 
 const CSS: &str = include_str!("../../static/panel.css");
 const JS: &str = include_str!("../../static/panel.js");
+const DEPLOYMENT_JS: &str = include_str!("../../static/deployment.js");
 /// The app page's live output and use graphs, loaded on that page only.
 const APP_LIVE_JS: &str = include_str!("../../static/app_live.js");
 const CACHE: &str = "public, max-age=3600";
@@ -35,4 +36,9 @@ fn script(text: &'static str) -> impl IntoResponse {
         ],
         text,
     )
+}
+
+/// The deployment page's own script (the live log, phases and title).
+pub async fn deployment_js() -> impl IntoResponse {
+    script(DEPLOYMENT_JS)
 }

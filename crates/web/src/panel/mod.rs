@@ -13,6 +13,7 @@ mod assets;
 mod dashboard;
 mod deployment_page;
 mod flash;
+mod deployment_view;
 mod new_app;
 mod page;
 mod problems;
@@ -101,6 +102,7 @@ pub fn router() -> Router<AppState> {
         .route("/access/users", post(access_pages::add_user))
         .route(
             "/access/users/{name}/delete",
+        .route("/deployments/{id}/spec", get(deployment_page::spec))
             post(access_pages::delete_user),
         )
         .route("/access/tokens", post(access_pages::add_token))
@@ -112,3 +114,4 @@ pub fn router() -> Router<AppState> {
         .route("/static/panel.js", get(assets::js))
         .route("/static/app_live.js", get(assets::app_live_js))
 }
+        .route("/static/deployment.js", get(assets::deployment_js))

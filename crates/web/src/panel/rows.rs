@@ -21,7 +21,6 @@ pub struct DeploymentRow {
     /// When it was queued.
     pub created: Moment,
     pub duration: String,
-    pub error: String,
     pub finished: bool,
     pub from_release: Option<i64>,
 }
@@ -60,7 +59,6 @@ impl DeploymentRow {
             git_ref: d.git_ref.clone().unwrap_or_default(),
             created: Moment::new(d.created_at, now_ms),
             duration,
-            error: d.error.clone().unwrap_or_default(),
             finished: d.state.is_finished(),
             from_release: d.from_release,
         }

@@ -263,8 +263,10 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("viewer"));
-    // Maintenance mode from the panel: a viewer may not, an admin may; the page says so;
-    // a wrong Retry-After changes nothing. (Nothing is live, so no route changes yet.)
+    // Maintenance mode from the panel: a viewer may not; a wrong Retry-After changes
+    // nothing; before a first deployment the card is not offered and turning it on is
+    // refused beside it (there is no site yet). Once on, the page and dashboard say so and
+    // an admin ends it.
     let refused = send(
         &h,
         form(
@@ -290,27 +292,37 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
         "the problem is beside its field on the app page: {}",
         bad.body
     );
-    assert!(h.store.maintenance(&name).await.unwrap().is_none());
-    let on = send(
+    let app_page = send(&h, page("/apps/site", &cookie)).await;
+    assert!(
+        !app_page.body.contains("id=\"maintenance\"") && !app_page.body.contains("id=\"restart\""),
+        "nothing deployed: no Maintenance and no Restart offered"
+    );
+    let early = send(
         &h,
         form(
             "/apps/site/maintenance",
             &cookie,
-            &[
-                ("csrf", csrf),
-                ("switch", "on"),
-                ("message", "Back <soon>"),
-                ("retry_after", "60"),
-            ],
+            &[("csrf", csrf), ("switch", "on"), ("retry_after", "60")],
         ),
     )
     .await;
-    assert_eq!(
-        (on.status, on.location.as_str()),
-        (StatusCode::SEE_OTHER, "/apps/site")
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    assert!(
+        text_after(&early.body, "id=\"maintenance-error\"").contains("nothing is deployed yet"),
+        "{}",
+        early.body
     );
+    assert!(h.store.maintenance(&name).await.unwrap().is_none());
+    let page_on = capstan_core::MaintenancePage {
+        message: "Back <soon>".into(),
+        retry_after_secs: 60,
+    };
+    h.store
+        .set_maintenance(&name, &page_on, "user:ada")
+        .await
+        .unwrap();
     let shown = send(&h, page("/apps/site", &cookie)).await;
-    let card = &shown.body[shown.body.find("id=\"maintenance\"").unwrap_or(0)..];
+    let card = text_after(&shown.body, "id=\"maintenance\"");
     assert!(
         card.contains("Back &#60;soon&#62;") && card.contains("id=\"maintenance-off\""),
         "{}",
@@ -320,11 +332,6 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
     assert!(
         dashboard.body.contains(">maintenance</span>"),
         "the dashboard marks it"
-    );
-    let record = h.store.maintenance(&name).await.unwrap().unwrap();
-    assert_eq!(
-        (record.page.retry_after_secs, record.actor.as_str()),
-        (60, "user:ada")
     );
     let off = send(
         &h,
@@ -341,4 +348,9 @@ async fn the_panel_needs_setup_a_session_the_form_token_and_the_right_role() {
     let admin_deploy = send(&h, form("/apps/site/deploy", &cookie, &[("csrf", csrf)])).await;
     assert_eq!(admin_deploy.status, StatusCode::SEE_OTHER);
     assert!(admin_deploy.location.starts_with("/deployments/"));
+}
+
+/// The page from the first `marker` on (or all of it when absent).
+fn text_after<'a>(body: &'a str, marker: &str) -> &'a str {
+    &body[body.find(marker).unwrap_or(0)..]
 }

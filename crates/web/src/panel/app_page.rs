@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use capstan_core::{AppName, DeploymentState, Scope};
 use capstan_deploy::PlanReport;
+use capstan_store::DeploymentRecord;
 
 struct EventRow {
     at: Moment,
@@ -44,7 +45,8 @@ pub struct AppPage {
     is_git: bool,
     live: Option<DeploymentRow>,
     deployments: Vec<DeploymentRow>,
-    /// Ids of successful releases one may roll back to (not the live one).
+    /// Ids of successful releases one may roll back to: not the live one, nor any that
+    /// runs the live image (a restart or redeploy of it).
     rollback_ids: Vec<i64>,
     events: Vec<EventRow>,
     maintenance: Option<MaintenanceRow>,
@@ -69,6 +71,32 @@ impl AppPage {
     fn error(&self, form: &str) -> Option<&str> {
         self.refusal.errors.get(form).map(String::as_str)
     }
+
+    /// The maintenance card is shown once something is live (there is a site to put the
+    /// page in front of), while maintenance is on, or to say why it was refused.
+    fn shows_maintenance(&self) -> bool {
+        self.live.is_some()
+            || self.maintenance.is_some()
+            || ["maintenance", "message", "retry_after"]
+                .iter()
+                .any(|form| self.error(form).is_some())
+    }
+}
+
+/// The deployments one may roll back to: those that went live, except the live one and
+/// every other that runs the same image (rolling back to it would change nothing that runs).
+fn rollback_targets(records: &[DeploymentRecord], live: Option<&DeploymentRecord>) -> Vec<i64> {
+    let live_id = live.map(|d| d.id);
+    let live_image = live.and_then(|d| d.image.as_deref());
+    records
+        .iter()
+        .filter(|d| {
+            Some(d.id) != live_id
+                && matches!(d.state, DeploymentState::Live | DeploymentState::Superseded)
+                && (live_image.is_none() || d.image.as_deref() != live_image)
+        })
+        .map(|d| d.id)
+        .collect()
 }
 
 pub async fn show(
@@ -93,15 +121,7 @@ pub async fn app_page(
     let store = state.deployer.store();
     let now = capstan_store::now_ms();
     let records = store.deployments_of(name, 50).await?;
-    let live_id = view.app.live_deployment_id;
-    let rollback_ids = records
-        .iter()
-        .filter(|d| {
-            Some(d.id) != live_id
-                && matches!(d.state, DeploymentState::Live | DeploymentState::Superseded)
-        })
-        .map(|d| d.id)
-        .collect();
+    let rollback_ids = rollback_targets(&records, view.live.as_ref());
     let events = state
         .deployer
         .app_events(name, 10)

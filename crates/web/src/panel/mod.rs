@@ -90,6 +90,10 @@ pub fn router() -> Router<AppState> {
             "/apps/{app}/settings",
             get(settings_page::show).post(settings_page::save),
         )
+        .route(
+            "/apps/{app}/settings/deploy",
+            post(settings_page::save_and_deploy),
+        )
         .route("/apps/{app}/secrets", post(settings_page::set_secret))
         .route(
             "/apps/{app}/secrets/{name}/delete",

@@ -1,7 +1,7 @@
 //! The app settings page: the settings form (saved whole or not at all, every problem
-//! beside its field at once) and the app's secrets (names only: set, replace, delete; a
-//! value is never sent back to the browser). A success redirects to the page, which
-//! confirms it once.
+//! beside its field at once; "Save and deploy" queues a deployment once they are saved)
+//! and the app's secrets (names only: set, replace, delete; a value is never sent back to
+//! the browser). A success redirects to the page, which confirms it once.
 
 use crate::apps::app_name;
 use crate::panel::page::{render, render_with, Moment, Nav, PanelError};
@@ -114,35 +114,68 @@ pub async fn save(
     Path(app): Path<String>,
     posted: Posted,
 ) -> Result<Response, PanelError> {
+    save_settings(&state, &app, &posted, false).await
+}
+
+/// "Save and deploy": the settings saved as by Save, then a deployment with them queued;
+/// when they cannot be saved nothing is deployed and the problems show as for Save.
+pub async fn save_and_deploy(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    posted: Posted,
+) -> Result<Response, PanelError> {
+    save_settings(&state, &app, &posted, true).await
+}
+
+async fn save_settings(
+    state: &AppState,
+    app: &str,
+    posted: &Posted,
+    then_deploy: bool,
+) -> Result<Response, PanelError> {
     posted.session.require(Scope::Write)?;
-    let name = app_name(&app)?;
+    if then_deploy {
+        posted.session.require(Scope::Deploy)?;
+    }
+    let name = app_name(app)?;
     let record = state.deployer.store().app(&name).await?;
     let form = SettingsForm::from_fields(&posted.fields);
+    let caller = posted.session.caller();
     let errors = match settings_patch(&form, &record.spec) {
-        Ok(patch) => {
-            match state
-                .deployer
-                .patch_app(&name, &patch, &posted.session.caller())
-                .await
-            {
-                Ok(_) => {
-                    let flash = Flash::notice(
-                        "Settings saved. They take effect with the next deploy or restart.",
-                    );
-                    return Ok(posted
-                        .session
-                        .redirect_with(&format!("/apps/{name}/settings"), flash));
-                }
-                Err(ActionError::Invalid(message) | ActionError::Forbidden(message)) => {
-                    FieldErrors::from([beside_field(&message)])
-                }
-                Err(other) => return Err(other.into()),
+        Ok(patch) => match state.deployer.patch_app(&name, &patch, &caller).await {
+            Ok(_) if then_deploy => {
+                let (to, flash) = match state.deployer.deploy(&name, None, false, &caller).await {
+                    Ok(queued) => (
+                        format!("/deployments/{}", queued.id),
+                        format!(
+                            "Settings saved; deployment #{} of {name} queued with them.",
+                            queued.id
+                        ),
+                    ),
+                    Err(err) => (
+                        format!("/apps/{name}"),
+                        format!("Settings saved, but no deployment was queued: {err}"),
+                    ),
+                };
+                return Ok(posted.session.redirect_with(&to, Flash::notice(flash)));
             }
-        }
+            Ok(_) => {
+                let flash = Flash::notice(
+                    "Settings saved. They take effect with the next deploy or restart.",
+                );
+                return Ok(posted
+                    .session
+                    .redirect_with(&format!("/apps/{name}/settings"), flash));
+            }
+            Err(ActionError::Invalid(message) | ActionError::Forbidden(message)) => {
+                FieldErrors::from([beside_field(&message)])
+            }
+            Err(other) => return Err(other.into()),
+        },
         Err(errors) => errors,
     };
     let secret = SecretTyped::default();
-    let page = page(&state, &posted.session, &name, Some(form), errors, secret).await?;
+    let page = page(state, &posted.session, &name, Some(form), errors, secret).await?;
     Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 

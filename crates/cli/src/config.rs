@@ -28,6 +28,12 @@ pub struct Config {
     pub keep_images: usize,
     /// Contact address for Let's Encrypt.
     pub acme_email: Option<String>,
+    /// The ACME directory URL certificates are asked from; unset: Let's Encrypt's.
+    /// For an operator's own ACME server (or a test CA such as pebble).
+    pub acme_ca_server: Option<String>,
+    /// A PEM file of CA certificates the proxy's ACME client trusts for that server's
+    /// HTTPS, besides the system's.
+    pub acme_ca_certificates: Option<PathBuf>,
     /// How long the proxy batches configuration changes.
     pub proxy_throttle: String,
     /// Directories under which an admin may deploy local source directories
@@ -137,6 +143,8 @@ impl Default for Config {
             build_slots: 2,
             keep_images: 5,
             acme_email: None,
+            acme_ca_server: None,
+            acme_ca_certificates: None,
             proxy_throttle: "200ms".into(),
             source_dirs: Vec::new(),
             fetch_idle_secs: 30,
@@ -193,6 +201,14 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_email: Option<String>,
+    /// The ACME directory URL certificates are asked from (default: Let's Encrypt).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_ca_server: Option<String>,
+    /// A PEM file of CA certificates the proxy trusts for that ACME server.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_ca_certificates: Option<PathBuf>,
     /// A directory under which local sources may be deployed (repeat for several).
     #[arg(long = "source-dir")]
     #[serde(rename = "source_dirs", skip_serializing_if = "Vec::is_empty")]
@@ -206,7 +222,7 @@ pub struct ServeArgs {
     pub allow_private_submodules: Option<bool>,
 }
 
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 20] = [
     "builder",
     "data_dir",
     "listen",
@@ -219,6 +235,8 @@ const KEYS: [&str; 18] = [
     "build_slots",
     "keep_images",
     "acme_email",
+    "acme_ca_server",
+    "acme_ca_certificates",
     "proxy_throttle",
     "source_dirs",
     "fetch_idle_secs",

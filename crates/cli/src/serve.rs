@@ -67,6 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let static_config = render_static_config(&ProxySettings {
         instance: &config.instance,
         acme_email: config.acme_email.as_deref(),
+        acme_ca_server: config.acme_ca_server.as_deref(),
         throttle: &config.proxy_throttle,
     })?;
     let proxy_spec = ProxySpec {
@@ -76,6 +77,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         https_port: config.proxy_https_port,
         routes_dir: routes.dir().to_path_buf(),
         routes_mount: DYNAMIC_DIR.to_string(),
+        acme_ca_certificates: match &config.acme_ca_certificates {
+            Some(path) => Some(std::fs::read(path).with_context(|| {
+                format!("cannot read acme_ca_certificates {}", path.display())
+            })?),
+            None => None,
+        },
     };
     let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
     let proxy = ProxyApi::new(proxy_url);
@@ -135,6 +142,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let deployer = deployer.clone();
         tokio::spawn(async move { deployer.watch_proxy(proxy_spec, stop_rx).await })
     };
+    let backups_on_demand = std::sync::Arc::new(crate::backup::DaemonBackups::new(
+        config.clone(),
+        deployer.store().clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -144,6 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         capstan_web::AppState {
             deployer,
             accounts: capstan_web::accounts::Accounts::new(Some(&data_dir)),
+            backups: Some(backups_on_demand),
         },
         shutdown_signal(),
     )

@@ -11,6 +11,8 @@ pub const DYNAMIC_DIR: &str = "/etc/traefik/dynamic";
 pub struct ProxySettings<'a> {
     pub instance: &'a str,
     pub acme_email: Option<&'a str>,
+    /// The ACME directory the resolver asks for certificates; unset: Let's Encrypt.
+    pub acme_ca_server: Option<&'a str>,
     /// Traefik's `providersThrottleDuration`, e.g. `"200ms"`.
     pub throttle: &'a str,
 }
@@ -20,7 +22,7 @@ pub const API_PORT: u16 = 8080;
 
 /// Renders `traefik.yml`: the file provider for the per-app routes (the only source of
 /// routes), HTTP and HTTPS entrypoints, the API entrypoint bound to the control network,
-/// ACME HTTP-01 resolver.
+/// ACME HTTP-01 resolver, logs as JSON lines (read back for certificate failures).
 pub fn render_static_config(settings: &ProxySettings<'_>) -> Result<String, RenderError> {
     let api_alias = capstan_core::InstanceNames::new(settings.instance).proxy_api_alias();
     let text = render_template(
@@ -31,6 +33,7 @@ pub fn render_static_config(settings: &ProxySettings<'_>) -> Result<String, Rend
             dynamic_dir => DYNAMIC_DIR,
             throttle => settings.throttle,
             acme_email => settings.acme_email,
+            acme_ca_server => settings.acme_ca_server,
         },
     )?;
     serde_norway::from_str::<serde_norway::Value>(&text).map_err(|source| RenderError::Yaml {

@@ -283,6 +283,7 @@ fn proxy_static_config() {
     let text = render_static_config(&ProxySettings {
         instance: "capstan",
         acme_email: Some("ops@example.test"),
+        acme_ca_server: None,
         throttle: "200ms",
     })
     .unwrap();

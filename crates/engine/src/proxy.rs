@@ -25,7 +25,13 @@ pub struct ProxySpec {
     pub routes_dir: PathBuf,
     /// Where the file provider watches inside the container.
     pub routes_mount: String,
+    /// PEM certificates the ACME client trusts besides the system's (an operator's own
+    /// ACME server); put in the container and named by `LEGO_CA_CERTIFICATES`.
+    pub acme_ca_certificates: Option<Vec<u8>>,
 }
+
+/// Where the proxy container holds [`ProxySpec::acme_ca_certificates`].
+const ACME_CA_PATH: &str = "etc/traefik/acme-ca.pem";
 
 impl ProxySpec {
     fn fingerprint(&self) -> String {
@@ -40,6 +46,10 @@ impl ProxySpec {
         ] {
             hash.update(part.as_bytes());
             hash.update([0]);
+        }
+        if let Some(pem) = &self.acme_ca_certificates {
+            hash.update(b"acme-ca");
+            hash.update(pem);
         }
         hex::encode(&hash.finalize()[..8])
     }
@@ -261,6 +271,10 @@ impl Engine {
         let config = Config {
             image: Some(spec.image.clone()),
             cmd: Some(vec!["--configfile=/etc/traefik/traefik.yml".to_string()]),
+            env: spec
+                .acme_ca_certificates
+                .as_ref()
+                .map(|_| vec![format!("LEGO_CA_CERTIFICATES=/{ACME_CA_PATH}")]),
             labels: Some(labels),
             exposed_ports: Some(exposed),
             host_config: Some(HostConfig {
@@ -308,21 +322,23 @@ impl Engine {
                 config,
             )
             .await?;
-        let archive = single_file_tar(
-            "etc/traefik/traefik.yml",
-            spec.static_config.as_bytes(),
-            0o644,
-        )?;
-        self.docker()
-            .upload_to_container(
-                name,
-                Some(UploadToContainerOptions {
-                    path: "/".to_string(),
-                    ..Default::default()
-                }),
-                archive.into(),
-            )
-            .await?;
+        let mut files = vec![("etc/traefik/traefik.yml", spec.static_config.as_bytes())];
+        if let Some(pem) = &spec.acme_ca_certificates {
+            files.push((ACME_CA_PATH, pem.as_slice()));
+        }
+        for (path, contents) in files {
+            let archive = single_file_tar(path, contents, 0o644)?;
+            self.docker()
+                .upload_to_container(
+                    name,
+                    Some(UploadToContainerOptions {
+                        path: "/".to_string(),
+                        ..Default::default()
+                    }),
+                    archive.into(),
+                )
+                .await?;
+        }
         for network in self.app_networks().await? {
             self.connect_proxy(&network).await?;
         }

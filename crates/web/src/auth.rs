@@ -15,7 +15,11 @@ use capstan_deploy::Caller;
 /// maintenance mode are `deploy`; every other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
-    if route.starts_with("/tokens") || route.starts_with("/users") || route == "/server/cleanup" {
+    if route.starts_with("/tokens")
+        || route.starts_with("/users")
+        || route == "/server/cleanup"
+        || route == "/server/backups"
+    {
         return Scope::Admin;
     }
     if method == Method::GET || method == Method::HEAD {

@@ -6,6 +6,8 @@ pub mod accounts;
 mod app_output;
 mod apps;
 mod auth;
+pub mod backups;
+mod certificates;
 mod deployments;
 mod error;
 mod listener;
@@ -34,6 +36,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub deployer: Deployer,
     pub accounts: accounts::Accounts,
+    /// Writes and lists backup archives (the binary's writer); `None`: no backups here.
+    pub backups: Option<std::sync::Arc<dyn backups::Backups>>,
 }
 
 /// The API's routes, each from a handler that carries its OpenAPI description, and the
@@ -59,6 +63,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(app_output::output))
             .routes(routes!(apps::events))
             .routes(routes!(usage::usage))
+            .routes(routes!(certificates::certificates))
             .routes(routes!(
                 maintenance::show,
                 maintenance::enable,
@@ -68,6 +73,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(server::status))
             .routes(routes!(server::cleanup))
+            .routes(routes!(backups::list, backups::create))
             .routes(routes!(tokens::list, tokens::create))
             .routes(routes!(tokens::revoke))
             .routes(routes!(users::list, users::create))

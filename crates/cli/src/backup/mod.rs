@@ -10,8 +10,10 @@
 
 mod archive;
 mod entries;
+mod on_demand;
 mod restore;
 
+pub use on_demand::DaemonBackups;
 pub use restore::{restore, RestoreArgs};
 
 use crate::config::{Config, ServeArgs};
@@ -275,11 +277,7 @@ pub async fn run_schedule(
     let Ok(cron) = parse_schedule(&expr) else {
         return;
     };
-    let dir = config
-        .backup
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("backups"));
+    let dir = on_demand::backup_dir(&config);
     tracing::info!(schedule = %expr, dir = %dir.display(), keep = config.backup.keep, "scheduled backups on");
     loop {
         let now = chrono::Utc::now();
@@ -299,12 +297,8 @@ pub async fn run_schedule(
 }
 
 async fn scheduled_backup(config: &Config, store: &Store, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let name = format!(
-        "{SCHEDULED_PREFIX}{}.tar.gz",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    );
+    on_demand::prepare_dir(dir)?;
+    let name = on_demand::archive_name();
     let summary = write_archive(config, Snapshot::Store(store), &dir.join(&name)).await?;
     tracing::info!("{summary}");
     let mut archives: Vec<String> = std::fs::read_dir(dir)?

@@ -5,7 +5,8 @@
 use crate::apps::app_name;
 use crate::panel::app_live::{running_view, RunningView};
 use crate::panel::page::{render, Moment, Nav, PanelError};
-use crate::panel::rows::{app_url, source_text, DeploymentRow};
+use crate::panel::app_domains::{domain_links, DomainLink};
+use crate::panel::rows::{source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
 use crate::panel::settings_form::FieldErrors;
 use crate::AppState;
@@ -39,7 +40,8 @@ pub struct Refusal {
 pub struct AppPage {
     nav: Nav,
     name: String,
-    url: Option<String>,
+    /// Every domain: its address through the proxy and its certificate.
+    domains: Vec<DomainLink>,
     source: String,
     default_ref: String,
     is_git: bool,
@@ -147,7 +149,7 @@ pub async fn app_page(
     Ok(AppPage {
         nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
-        url: app_url(&view.app.spec),
+        domains: domain_links(state, name, &view.app.spec.domains, view.app.spec.tls).await,
         source: source_text(&view.app.spec),
         default_ref,
         is_git,

@@ -7,13 +7,14 @@
 
 mod access_pages;
 mod app_actions;
+mod app_domains;
 mod app_live;
 mod app_page;
 mod assets;
 mod dashboard;
 mod deployment_page;
-mod flash;
 mod deployment_view;
+mod flash;
 mod new_app;
 mod page;
 mod problems;

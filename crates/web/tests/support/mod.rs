@@ -50,6 +50,7 @@ pub async fn harness() -> Harness {
     let state = AppState {
         deployer,
         accounts: Accounts::new(Some(dir.path())),
+        backups: None,
     };
     Harness {
         router: capstan_web::router(state),

@@ -7,13 +7,10 @@
 
 mod support;
 
-use capstan_testkit::{docker, git};
+use capstan_testkit::{docker, git, GitServer};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use support::{sample_app, Daemon, SampleRepo};
 
 /// A directory outside the daemon's `source_dirs` (the test harness allows the temporary
@@ -86,78 +83,6 @@ fn commit_with_submodule(repo: &Path, version: &str, url: &str, commit_id: &str)
     );
     git(repo, &["add", "Dockerfile", ".gitmodules"]);
     commit(repo, version);
-}
-
-/// Serves the files under `root` over HTTP on a loopback port (git's "dumb" protocol
-/// needs nothing more), counting requests.
-struct DumbGitServer {
-    port: u16,
-    hits: Arc<AtomicUsize>,
-    root: tempfile::TempDir,
-}
-
-impl DumbGitServer {
-    fn start() -> DumbGitServer {
-        let root = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (files, counter) = (root.path().to_path_buf(), hits.clone());
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head);
-                let target = head.split_whitespace().nth(1).unwrap_or("/");
-                let path = target.split('?').next().unwrap_or("/");
-                let file = files.join(path.trim_start_matches('/'));
-                let answer = match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") => {
-                        let mut out = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        )
-                        .into_bytes();
-                        out.extend(body);
-                        out
-                    }
-                    _ => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = stream.write_all(&answer);
-            }
-        });
-        DumbGitServer { port, hits, root }
-    }
-
-    /// Publishes the repo at `source` as `<name>.git`; returns its URL.
-    fn publish(&self, source: &Path, name: &str) -> String {
-        let bare = self.root.path().join(format!("{name}.git"));
-        let _ = std::fs::remove_dir_all(&bare);
-        git(
-            self.root.path(),
-            &[
-                "clone",
-                "-q",
-                "--bare",
-                "--no-local",
-                &source.to_string_lossy(),
-                &bare.to_string_lossy(),
-            ],
-        );
-        git(&bare, &["update-server-info"]);
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
 }
 
 async fn token(daemon: &Daemon, name: &str, scopes: &[&str]) -> String {
@@ -253,8 +178,9 @@ async fn git_urls_naming_this_host_are_the_admins(daemon: &Daemon, outside: &Pat
         .await;
     }
     // A remote repo is the writer's to use, but not to turn into a host repo later.
+    let server = GitServer::outward();
     let remote =
-        json!({"name": "remote", "source": {"git": {"url": "https://git.example.invalid/a.git"}}});
+        json!({"name": "remote", "source": {"git": {"url": server.publish(repo.path(), "a")}}});
     let (status, answer) = daemon
         .call_as(Some(&writer), Method::POST, "/apps", Some(remote))
         .await;
@@ -281,7 +207,7 @@ async fn git_urls_naming_this_host_are_the_admins(daemon: &Daemon, outside: &Pat
         Method::POST,
         "/apps",
         body,
-        403,
+        422,
         &["source.git.url", "source_dirs"],
     )
     .await;
@@ -358,7 +284,7 @@ async fn submodules_are_checked_before_git_fetches_them(daemon: &Daemon, outside
     );
 
     // A submodule on a loopback address is refused by default, before git asks it.
-    let server = DumbGitServer::start();
+    let server = GitServer::loopback();
     let lib_url = server.publish(shared.path(), "lib");
     commit_with_submodule(repo.path(), "v4", &lib_url, &shared_commit);
     let failed = daemon.deploy_expect("subs", None, "failed").await;
@@ -466,7 +392,7 @@ async fn the_operator_may_allow_private_submodules() {
     let daemon = support::start_daemon_with(&["--allow-private-submodules", "true"]).await;
     let lib = tempfile::tempdir().unwrap();
     let lib_commit = repo_with(lib.path(), "marker.txt", "from the loopback server\n");
-    let server = DumbGitServer::start();
+    let server = GitServer::loopback();
     let url = server.publish(lib.path(), "lib");
     let repo = SampleRepo::new();
     repo.commit_version("v1", &[]);

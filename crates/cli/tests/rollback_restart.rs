@@ -211,6 +211,8 @@ async fn rollback_refusals_and_queueing() {
 async fn retention_keeps_the_newest_images_and_never_piles_up_containers() {
     let daemon = support::start_daemon_with(&["--keep-images", "2"]).await;
     let repo = SampleRepo::new();
+    // A source is asked for its ref when the app is created.
+    repo.commit_version("v0", &[]);
     daemon
         .create_app(sample_app("web", &repo, "main", "web.test"))
         .await;

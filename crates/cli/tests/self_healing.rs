@@ -6,7 +6,7 @@
 
 mod support;
 
-use capstan_testkit::docker;
+use capstan_testkit::{docker, GitAnswer, GitServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -252,9 +252,40 @@ async fn a_source_that_hangs_is_given_up_on_and_leaves_no_process() {
         std::thread::sleep(Duration::from_secs(120));
     });
     let url = format!("ssh://git@127.0.0.1:{port}/repo.git");
+    // Creating an app on it is refused once git has been silent for the limit, and
+    // nothing is created.
+    let started = Instant::now();
+    let (status, body) = daemon
+        .call(
+            Method::POST,
+            "/apps",
+            Some(json!({"name": "hang", "source": {"git": {"url": url}}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("source.git.url:") && error.contains("no progress"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, apps) = daemon.call(Method::GET, "/apps", None).await;
+    assert_eq!(apps, json!([]), "nothing created");
+
+    // A git server that answers when the app is created and hangs from then on.
+    let server = GitServer::loopback();
+    let repo = SampleRepo::new();
+    repo.commit_version("v1", &[]);
+    let url = server.publish(repo.path(), "repo");
     daemon
         .create_app(json!({"name": "hang", "source": {"git": {"url": url}}}))
         .await;
+    server.answer(GitAnswer::Hang);
+    let http_port = server.port().to_string();
 
     // The dry run gives up with a 502 that says why.
     let started = Instant::now();
@@ -282,7 +313,10 @@ async fn a_source_that_hangs_is_given_up_on_and_leaves_no_process() {
     let port_text = port.to_string();
     let left: Vec<&str> = leftovers
         .lines()
-        .filter(|l| (l.starts_with("ssh") || l.contains("git")) && l.contains(&port_text))
+        .filter(|l| {
+            (l.starts_with("ssh") || l.contains("git"))
+                && (l.contains(&port_text) || l.contains(&http_port))
+        })
         .collect();
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }

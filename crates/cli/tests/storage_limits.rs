@@ -114,6 +114,7 @@ async fn data_survives_redeploys_rollbacks_and_restarts() {
 async fn bad_volume_and_limit_settings_are_refused() {
     let daemon = support::start_daemon().await;
     let repo = SampleRepo::new();
+    repo.commit_version("v1", &[]);
     daemon
         .create_app(sample_app("web", &repo, "main", "web.test"))
         .await;

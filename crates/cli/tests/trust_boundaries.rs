@@ -5,7 +5,7 @@
 
 mod support;
 
-use capstan_testkit::docker;
+use capstan_testkit::{docker, GitAnswer, GitServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{sample_app, Daemon, SampleRepo};
@@ -201,7 +201,7 @@ async fn images_and_repos_cannot_route_mount_or_read_what_they_do_not_own() {
     )
     .await;
     let body = json!({"name": "usr", "source": {"path": "/usr/share"}});
-    refused(&daemon, Method::POST, "/apps", body, 403, &["source_dirs"]).await;
+    refused(&daemon, Method::POST, "/apps", body, 422, &["source_dirs"]).await;
     let body = json!({"name": "data", "source": {"path": data_dir}});
     refused(&daemon, Method::POST, "/apps", body, 422, &["source.path"]).await;
 
@@ -393,32 +393,37 @@ async fn secrets_and_credentials_never_reach_the_log() {
         assert!(!log.contains(encoded), "{encoded}:\n{log}");
     }
 
-    // Credentials in a git URL are redacted from the log and the error.
+    // Credentials in a git URL are redacted from the log and the error. The server
+    // answers when the apps are created, and refuses when they are deployed.
+    let server = GitServer::loopback();
+    let published = SampleRepo::new();
+    published.commit_version("v1", &[]);
+    server.publish(published.path(), "x");
+    let port = server.port();
     let app = json!({
         "name": "creds",
-        "source": {"git": {"url": "http://capuser:s3cretpw@127.0.0.1:9/x.git"}},
+        "source": {"git": {"url": format!("http://capuser:s3cretpw@127.0.0.1:{port}/x.git")}},
     });
     daemon.create_app(app).await;
+    let app = json!({
+        "name": "qcreds",
+        "source": {"git": {"url": format!("http://127.0.0.1:{port}/x.git?private_token=glpat-Qs3cret&X-Amz-Signature=feedface")}},
+    });
+    daemon.create_app(app).await;
+    server.answer(GitAnswer::Refuse);
     let d = daemon.deploy_expect("creds", None, "failed").await;
     let log = daemon.log(d["id"].as_i64().unwrap()).await;
     assert!(
         !log.contains("s3cretpw") && !d.to_string().contains("s3cretpw"),
         "{log}\n{d}"
     );
-    assert!(log.contains("http://****@127.0.0.1:9/x.git"), "{log}");
+    let shown_url = format!("http://****@127.0.0.1:{port}/x.git");
+    assert!(log.contains(&shown_url), "{log}");
     let shown = daemon.call(Method::GET, "/apps/creds", None).await.1;
-    assert_eq!(
-        shown["source"]["git"]["url"], "http://****@127.0.0.1:9/x.git",
-        "{shown}"
-    );
+    assert_eq!(shown["source"]["git"]["url"], shown_url, "{shown}");
 
     // So are credentials in its query string (GitLab's `private_token`, a presigned URL).
-    let app = json!({
-        "name": "qcreds",
-        "source": {"git": {"url": "http://127.0.0.1:9/x.git?private_token=glpat-Qs3cret&X-Amz-Signature=feedface"}},
-    });
-    daemon.create_app(app).await;
-    let redacted = "http://127.0.0.1:9/x.git?private_token=****&X-Amz-Signature=****";
+    let redacted = format!("http://127.0.0.1:{port}/x.git?private_token=****&X-Amz-Signature=****");
     let shown = daemon.call(Method::GET, "/apps/qcreds", None).await.1;
     assert_eq!(shown["source"]["git"]["url"], redacted, "{shown}");
     let d = daemon.deploy_expect("qcreds", None, "failed").await;
@@ -429,7 +434,7 @@ async fn secrets_and_credentials_never_reach_the_log() {
             "{log}\n{d}"
         );
     }
-    assert!(log.contains(redacted), "{log}");
+    assert!(log.contains(&redacted), "{log}");
     assert!(
         d["error"].as_str().unwrap().contains("private_token=****"),
         "git's own message, redacted: {d}"

@@ -4,9 +4,11 @@
 
 pub mod browser;
 pub mod forms;
+mod git_server;
 mod sample_repo;
 pub mod traffic;
 
+pub use git_server::{Answer as GitAnswer, GitServer};
 pub use sample_repo::{git, sample_app, SampleRepo};
 
 use rand::Rng;

@@ -20,6 +20,7 @@ mod page;
 mod problems;
 mod rows;
 mod run_pages;
+mod server_actions;
 mod server_page;
 mod session;
 mod settings_form;
@@ -102,12 +103,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/deployments/{id}", get(deployment_page::show))
         .route("/deployments/{id}/stream", get(deployment_page::stream))
+        .route("/deployments/{id}/spec", get(deployment_page::spec))
         .route("/server", get(server_page::server))
+        .route("/server/cleanup", post(server_actions::cleanup))
+        .route("/server/backups", post(server_actions::backup))
         .route("/access", get(access_pages::access))
         .route("/access/users", post(access_pages::add_user))
         .route(
             "/access/users/{name}/delete",
-        .route("/deployments/{id}/spec", get(deployment_page::spec))
             post(access_pages::delete_user),
         )
         .route("/access/tokens", post(access_pages::add_token))
@@ -117,6 +120,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/static/panel.css", get(assets::css))
         .route("/static/panel.js", get(assets::js))
+        .route("/static/deployment.js", get(assets::deployment_js))
         .route("/static/app_live.js", get(assets::app_live_js))
 }
-        .route("/static/deployment.js", get(assets::deployment_js))

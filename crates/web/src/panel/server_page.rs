@@ -1,7 +1,9 @@
 //! The server page: the daemon (version, memory), the Docker engine and the disk use of
-//! Capstan's images, the disk under the engine's data root, the proxy and the queue.
+//! Capstan's images, the disk under the engine's data root, the proxy and the ports it
+//! publishes, the queue, and (for admins) the cleanup and backup actions
+//! (`server_actions`) with the archives in the backup directory.
 
-use crate::panel::page::{render, size, Nav, PanelError};
+use crate::panel::page::{render, size, Moment, Nav, PanelError};
 use crate::panel::session::SignedIn;
 use crate::AppState;
 use askama::Template;
@@ -18,11 +20,62 @@ struct ServerPage {
     engine: Result<capstan_engine::server::EngineStatus, String>,
     image_size: String,
     proxy: &'static str,
+    /// `0.0.0.0:80 → 80/tcp`, as the engine reports them.
+    proxy_ports: Vec<String>,
+    /// The backup directory and its archives, for admins.
+    backups: Option<BackupsView>,
     /// The disk under the engine's data root: path, percent used, free (local engine).
     disk: Option<(String, String, String)>,
     apps: usize,
     queued: i64,
     running: i64,
+}
+
+struct BackupsView {
+    dir: String,
+    archives: Result<Vec<ArchiveRow>, String>,
+}
+
+struct ArchiveRow {
+    name: String,
+    size: String,
+    mode: String,
+    written: Moment,
+}
+
+fn backups_view(state: &AppState) -> Option<BackupsView> {
+    let backups = state.backups.as_deref()?;
+    let now = capstan_store::now_ms();
+    Some(BackupsView {
+        dir: backups.dir(),
+        archives: backups
+            .list()
+            .map(|files| {
+                files
+                    .into_iter()
+                    .map(|f| ArchiveRow {
+                        size: size(f.size_bytes),
+                        written: Moment::new(f.modified_ms, now),
+                        name: f.name,
+                        mode: f.mode,
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+    })
+}
+
+/// The proxy's published ports, as the engine reports them (none when it is not there).
+async fn proxy_ports(state: &AppState) -> Vec<String> {
+    let status = state.deployer.engine().proxy_status().await.ok().flatten();
+    status
+        .map(|s| {
+            s.ports
+                .iter()
+                .map(|p| format!("{}:{} → {}", p.host_ip, p.host_port, p.container_port))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub async fn server(
@@ -46,6 +99,12 @@ pub async fn server(
         engine,
         image_size,
         proxy: deployer.proxy_state().as_str(),
+        proxy_ports: proxy_ports(&state).await,
+        backups: if session.can(capstan_core::Scope::Admin) {
+            backups_view(&state)
+        } else {
+            None
+        },
         disk: deployer.engine_disk().await.map(|(root, usage)| {
             (
                 root,

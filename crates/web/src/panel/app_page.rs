@@ -209,3 +209,55 @@ pub async fn plan(
         settings,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_core::Trigger;
+
+    fn deployment(id: i64, state: DeploymentState, image: Option<&str>) -> DeploymentRecord {
+        DeploymentRecord {
+            id,
+            app: AppName::parse("shop").unwrap(),
+            server: "local".into(),
+            environment: "production".into(),
+            trigger: Trigger::Deploy,
+            state,
+            git_ref: None,
+            commit_sha: None,
+            commit_message: None,
+            image: image.map(str::to_string),
+            from_release: None,
+            no_cache: false,
+            error: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            actor: None,
+        }
+    }
+
+    #[test]
+    fn roll_back_is_offered_only_to_other_images_that_went_live() {
+        use DeploymentState::{Failed, Live, Superseded};
+        let records = [
+            deployment(6, Live, Some("i/shop:5")),
+            deployment(5, Superseded, Some("i/shop:5")),
+            deployment(4, Failed, Some("i/shop:4")),
+            deployment(3, Superseded, Some("i/shop:1")),
+            deployment(2, Superseded, Some("i/shop:2")),
+            deployment(1, Superseded, Some("i/shop:1")),
+        ];
+        assert_eq!(
+            rollback_targets(&records, Some(&records[0])),
+            [3, 2, 1],
+            "not the live one, nor one running its image, nor one that failed"
+        );
+        assert_eq!(rollback_targets(&records[3..], None), [3, 2, 1]);
+        let unknown = [
+            deployment(2, Live, None),
+            deployment(1, Superseded, Some("i/shop:1")),
+        ];
+        assert_eq!(rollback_targets(&unknown, Some(&unknown[0])), [1]);
+    }
+}

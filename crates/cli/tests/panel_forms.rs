@@ -82,6 +82,51 @@ async fn set_up(browser: &Browser, daemon: &support::Daemon) {
     assert_eq!(browser.path().await, "/");
 }
 
+/// A new app whose git source does not answer: refused beside the source's fields, with
+/// everything typed kept, and nothing created.
+async fn a_source_that_does_not_answer(browser: &Browser, daemon: &support::Daemon) {
+    let server = capstan_testkit::GitServer::loopback();
+    let repo = support::SampleRepo::new();
+    repo.commit_version("v1", &[]);
+    let cases = [
+        (server.url("nothing"), "main", "git_url"),
+        (repo.url(), "no-such-branch", "git_ref"),
+    ];
+    for (url, reference, field) in cases {
+        browser.goto(&format!("{}/new", daemon.api)).await;
+        browser.fill("#new-app", "name", "checked").await;
+        browser.fill("#new-app", "git_url", &url).await;
+        browser.fill("#new-app", "git_ref", reference).await;
+        browser.fill("#new-app", "domains", "checked.test").await;
+        browser.submit("#create").await;
+        assert_eq!(browser.path().await, "/new");
+        assert_eq!(problems(browser).await, [field], "{url} at {reference}");
+        let said = browser
+            .text(&format!(".field-error[data-field={field}]"))
+            .await;
+        let expected = match field {
+            "git_url" => "No git repository answers at",
+            _ => "Ref \"no-such-branch\" does not exist",
+        };
+        assert!(said.starts_with(expected), "{said}");
+        assert!(browser.exists("#not-created").await);
+        for (name, typed) in [
+            ("name", "checked"),
+            ("git_url", url.as_str()),
+            ("git_ref", reference),
+            ("domains", "checked.test"),
+        ] {
+            let css = format!("#new-app [name={name}]");
+            assert_eq!(value_of(browser, &css).await, typed, "{name} kept");
+        }
+        if field == "git_url" {
+            browser.screenshot("01b-new-app-source-refused").await;
+        }
+    }
+    let (_, apps) = daemon.call(Method::GET, "/apps", None).await;
+    assert_eq!(apps, serde_json::json!([]), "nothing created");
+}
+
 /// A new app: four problems in one submit, then created and confirmed once.
 async fn new_app(browser: &Browser, daemon: &support::Daemon) {
     browser.goto(&format!("{}/new", daemon.api)).await;
@@ -269,6 +314,7 @@ async fn forms_say_every_problem_confirm_once_and_back_is_safe() {
     std::env::set_var("TZ", "Asia/Kolkata");
     let browser = Browser::start("panel_forms").await;
     set_up(&browser, &daemon).await;
+    a_source_that_does_not_answer(&browser, &daemon).await;
     new_app(&browser, &daemon).await;
     secrets_and_back(&browser, &daemon).await;
     let token = token_once(&browser, &daemon).await;

@@ -228,14 +228,16 @@ fn looks_like_commit(reference: &str) -> bool {
 /// Asks the remote at `url` for `reference` (`git ls-remote`, under the same guards and
 /// `limits` as a fetch) without fetching anything: whether it answers as a repository,
 /// and whether it has a branch or tag of that name, as [`fetch_git`] would resolve it.
+/// git runs in `cwd`, which must be the daemon's own (git reads the configuration of a
+/// repository around its working directory).
 pub async fn remote_ref(
     url: &str,
     reference: &str,
+    cwd: &Path,
     limits: FetchLimits,
 ) -> Result<RemoteRef, BuildError> {
-    let cwd = std::env::temp_dir();
     let listing = git(
-        &cwd,
+        cwd,
         "ls-remote",
         &["ls-remote", "--", url, reference],
         limits,
@@ -314,10 +316,13 @@ mod tests {
         run(repo.path(), &["tag", "-a", "v1", "-m", "v1"]);
         run(repo.path(), &["branch", "feature/x"]);
         let url = repo.path().to_string_lossy().into_owned();
+        let work = tempfile::tempdir().unwrap();
         let limits = FetchLimits::default();
         for reference in ["main", "v1", "feature/x", "HEAD", "refs/heads/main"] {
             assert_eq!(
-                remote_ref(&url, reference, limits).await.unwrap(),
+                remote_ref(&url, reference, work.path(), limits)
+                    .await
+                    .unwrap(),
                 RemoteRef::Listed,
                 "{reference}"
             );
@@ -325,11 +330,15 @@ mod tests {
         // A commit id cannot be asked for without fetching; a name that only ends like a
         // branch is not that branch.
         assert_eq!(
-            remote_ref(&url, "0123abcd", limits).await.unwrap(),
+            remote_ref(&url, "0123abcd", work.path(), limits)
+                .await
+                .unwrap(),
             RemoteRef::MaybeCommit
         );
         for missing in ["x", "nope", "ain"] {
-            let err = remote_ref(&url, missing, limits).await.unwrap_err();
+            let err = remote_ref(&url, missing, work.path(), limits)
+                .await
+                .unwrap_err();
             assert!(
                 matches!(&err, BuildError::UnknownRef { reference, .. } if reference == missing),
                 "{err}"
@@ -337,7 +346,9 @@ mod tests {
         }
         let not_a_repo = tempfile::tempdir().unwrap();
         let url = not_a_repo.path().to_string_lossy().into_owned();
-        let err = remote_ref(&url, "main", limits).await.unwrap_err();
+        let err = remote_ref(&url, "main", work.path(), limits)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BuildError::Git { .. }), "{err}");
     }
 

@@ -59,7 +59,11 @@ impl Deployer {
     async fn check_git_answers(&self, url: &str, reference: &str) -> Result<(), ActionError> {
         let (fetch_url, _) = self.git_fetch_url(url)?;
         let limits = check_limits(self.settings().fetch_limits);
-        match remote_ref(&fetch_url, reference, limits).await {
+        // git runs in the daemon's own workspace, never in a directory others can write.
+        let cwd = &self.settings().workspace_dir;
+        std::fs::create_dir_all(cwd)
+            .map_err(|e| ActionError::Internal(format!("cannot make the workspace dir: {e}")))?;
+        match remote_ref(&fetch_url, reference, cwd, limits).await {
             Ok(_) => Ok(()),
             Err(err @ BuildError::UnknownRef { .. }) => {
                 Err(ActionError::Invalid(format!("source.git.ref: {err}")))

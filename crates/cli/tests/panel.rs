@@ -6,6 +6,8 @@
 //! saved, secrets whose values never come back, users and tokens, and a phone-sized
 //! screen. Screenshots of every page go to `$CAPSTAN_ARTIFACTS_DIR/panel`.
 
+#[path = "panel/deployment_page.rs"]
+mod deployment_page;
 mod support;
 
 use capstan_testkit::browser::Browser;
@@ -130,8 +132,10 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         log.contains("cutover") || log.contains("live"),
         "the log streamed: {log}"
     );
-    assert!(browser.text("#phases").await.contains("health_checking"));
+    assert!(browser.text("#phases").await.contains("health check"));
     browser.screenshot("05-deployment-live").await;
+    let first_id: i64 = path.trim_start_matches("/deployments/").parse().unwrap();
+    deployment_page::the_spec_opens_in_the_panel(&browser, &daemon, first_id).await;
     assert_eq!(daemon.via_proxy("panel.test", "/").await.0, 200);
     let (_, first) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(
@@ -179,8 +183,27 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .wait_text("#error", "no-such-file", Duration::from_secs(10))
         .await;
     assert!(error.contains("no-such-file"), "{error}");
+    let (_, shop) = daemon.call(Method::GET, "/apps/shop", None).await;
+    let serving = format!(
+        "The previous version (#{}) is still serving.",
+        shop["live"]["id"]
+    );
+    assert!(
+        error.contains("failed while building") && error.ends_with(&serving),
+        "the banner, as it arrived live: {error}"
+    );
     browser.screenshot("06b-deployment-failed").await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
+
+    // The deployment page phase by phase, its failures, its width, on an app of its own.
+    let (slow_repo, slow_live) =
+        deployment_page::follows_a_slow_deploy_phase_by_phase(&browser, &daemon).await;
+    deployment_page::phases_card_fits(&browser, &daemon, slow_live).await;
+    deployment_page::a_failure_names_the_version_still_serving(
+        &browser, &daemon, &slow_repo, slow_live,
+    )
+    .await;
+    deployment_page::a_failed_first_deployment_claims_nothing(&browser, &daemon).await;
 
     // Settings: every wrong field is named next to itself and nothing is saved.
     browser
@@ -230,8 +253,17 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .call_as(Some(&token), Method::POST, "/apps/shop/restart", None)
         .await;
     assert_eq!(status, 202, "the new deploy token works: {restart}");
-    daemon.wait(restart["id"].as_i64().unwrap()).await;
+    let restart_id = restart["id"].as_i64().unwrap();
+    daemon.wait(restart_id).await;
     browser.screenshot("09-access").await;
+    deployment_page::the_spec_page_never_shows_a_secret(
+        &browser,
+        &daemon,
+        restart_id,
+        "API_KEY",
+        "s3cr3t-value-xyz",
+    )
+    .await;
     browser.goto(&format!("{}/access", daemon.api)).await;
     assert!(!browser.source().await.contains(&token), "shown only once");
 

@@ -155,6 +155,10 @@ pub struct LogsArgs {
     /// With an app: lines per container to start with.
     #[arg(long, default_value_t = 100)]
     tail: usize,
+    /// With an app: only this running container (as its lines are prefixed, e.g.
+    /// `shop_d12_r2`).
+    #[arg(long)]
+    container: Option<String>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -217,6 +221,9 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let Ok(deployment) = args.target.parse::<i64>() else {
         return app_output(&api, &args).await;
     };
+    if args.container.is_some() {
+        bail!("--container chooses among an app's containers: give the app's name, not a deployment id");
+    }
     if args.follow {
         let state = follow(&api, deployment).await?;
         println!("deployment {deployment}: {state}");
@@ -266,12 +273,16 @@ impl Events {
 
 /// `capstan logs APP`: the running app's output, printed as it arrives.
 async fn app_output(api: &Api, args: &LogsArgs) -> anyhow::Result<ExitCode> {
+    let mut query = vec![
+        ("tail", args.tail.to_string()),
+        ("follow", args.follow.to_string()),
+    ];
+    if let Some(container) = &args.container {
+        query.push(("container", container.clone()));
+    }
     let response = api
         .request(reqwest::Method::GET, &format!("/apps/{}/logs", args.target))
-        .query(&[
-            ("tail", args.tail.to_string()),
-            ("follow", args.follow.to_string()),
-        ])
+        .query(&query)
         .send()
         .await?;
     let mut stream = check(response).await?.bytes_stream();

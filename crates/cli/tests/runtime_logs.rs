@@ -1,7 +1,10 @@
-//! The running app's own output through the API and `capstan logs APP`: every replica,
-//! each line prefixed with its container, secret values masked, followed live as
-//! server-sent events; bad requests are 4xx with a reason.
+//! The running app's own output through the API and `capstan logs APP`: every replica or
+//! one, each line prefixed with its container, secret values masked, followed live as
+//! server-sent events; bad requests are 4xx with a reason. Then the same app followed
+//! from its page in the panel, with its CPU and memory (`runtime_logs/panel.rs`).
 
+#[path = "runtime_logs/panel.rs"]
+mod panel;
 mod support;
 
 use futures::StreamExt;
@@ -18,6 +21,7 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
     repo.commit_version("v1", &[]);
     let mut app = support::sample_app("chatty", &repo, "main", "chatty.test");
     app["replicas"] = json!(2);
+    app["limits"] = json!({ "memory_mb": 64 });
     daemon.create_app(app).await;
     // Bad requests before there is anything to read.
     let (status, body) = daemon.call(Method::GET, "/apps/chatty/logs", None).await;
@@ -44,6 +48,23 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
     assert_eq!(starts.len(), 2, "one line per replica: {text}");
     assert!(starts.iter().all(|l| l.starts_with("[chatty_")), "{text}");
     assert!(!text.contains(SECRET_VERSION), "{text}");
+    // One container: only its lines.
+    let mut containers = daemon.containers("chatty");
+    containers.sort();
+    let one = containers[1].strip_prefix(&format!("{}_", daemon.instance)).unwrap();
+    let text = daemon
+        .text(&format!("/apps/chatty/logs?tail=5&container={one}"))
+        .await;
+    assert!(text.contains("listening on 8080"), "{text}");
+    assert!(text.lines().all(|l| l.starts_with(&format!("[{one}] "))), "{text}");
+    let (status, body) = daemon
+        .call(Method::GET, "/apps/chatty/logs?container=chatty_d99", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains(one),
+        "names the running ones: {body}"
+    );
     for (query, code) in [("tail=lots", 400), ("tail=20000", 422), ("colour=red", 400)] {
         let (status, body) = daemon
             .call(Method::GET, &format!("/apps/chatty/logs?{query}"), None)
@@ -86,6 +107,7 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
     // The CLI: an app name reads the app's output, a number a deployment's log.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["logs", "chatty", "--tail", "3", "--url", &daemon.api])
+        .args(["--container", &container])
         .args(["--token", &daemon.token])
         .output()
         .unwrap();
@@ -97,4 +119,13 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
     );
     assert!(stdout.contains("late line with ****"), "{stdout}");
     assert!(stdout.contains("listening on 8080"), "{stdout}");
+    let shown = container
+        .strip_prefix(&format!("{}_", daemon.instance))
+        .unwrap();
+    assert!(
+        stdout.lines().all(|l| l.starts_with(&format!("[{shown}] "))),
+        "only the chosen container: {stdout}"
+    );
+
+    panel::app_page_live(&daemon).await;
 }

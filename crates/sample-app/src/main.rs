@@ -12,7 +12,8 @@
 //! - `EXIT_AT_START`: exit with status 1 before listening
 //!
 //! As a one-off task (pre/post-deploy commands): `capstan-sample task EXIT MESSAGE` prints
-//! MESSAGE and exits with EXIT; `capstan-sample sleep SECS`; `capstan-sample write PATH V`.
+//! MESSAGE and exits with EXIT; `capstan-sample sleep SECS`; `capstan-sample write PATH V`;
+//! `capstan-sample burn SECS` keeps one core busy for SECS (for CPU use readings).
 //!
 //! Routes: `/` (version), `/health`, `/slow?ms=N` (answers after N ms), `/env/NAME`,
 //! `/file/read?path=P` and `/file/write?path=P&value=V` (for volume tests).
@@ -49,6 +50,11 @@ fn run_task(args: &[String]) {
             std::thread::sleep(Duration::from_secs(secs));
             std::process::exit(0);
         }
+        Some("burn") => {
+            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+            burn(Duration::from_secs(secs));
+            std::process::exit(0);
+        }
         Some("write") => {
             let (path, value) = (
                 args.get(1).cloned().unwrap_or_default(),
@@ -64,6 +70,15 @@ fn run_task(args: &[String]) {
             std::process::exit(0);
         }
         _ => {}
+    }
+}
+
+/// Spins on one core until `how_long` has passed.
+fn burn(how_long: Duration) {
+    let until = Instant::now() + how_long;
+    let mut spins: u64 = 0;
+    while Instant::now() < until {
+        spins = std::hint::black_box(spins.wrapping_add(1));
     }
 }
 

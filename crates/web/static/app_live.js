@@ -94,8 +94,9 @@
       logs.replaceChildren();
       lines = 0;
       const url = address();
-      const which = containerChoice.value || "every container";
-      say("Following " + which + " (last " + tailChoice.value + " lines each, then live)…");
+      say(containerChoice.value
+        ? "Following " + containerChoice.value + ", from its last " + tailChoice.value + " lines…"
+        : "Following every container, from the last " + tailChoice.value + " lines of each…");
       source = new EventSource(url);
       source.addEventListener("open", () => { failures = 0; });
       source.addEventListener("log", (event) => append(event.data));
@@ -118,7 +119,8 @@
   const usageState = document.getElementById("usage-state");
   if (usage && usage.dataset.source) {
     const EVERY_MS = 4000;
-    const KEEP = 60; // samples per container: four minutes at EVERY_MS
+    const PAUSED = "Paused while this tab is hidden.";
+    const KEEP = 40; // samples per container: under three minutes at EVERY_MS
     const history = new Map(); // container name -> { samples, figure }
     let timer = null;
     let polling = false;
@@ -239,13 +241,15 @@
       } finally {
         polling = false;
       }
-      if (next !== null && !document.hidden) timer = setTimeout(poll, next);
+      if (next === null) return;
+      if (document.hidden) usageState.textContent = PAUSED;
+      else timer = setTimeout(poll, next);
     }
 
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) {
         clearTimeout(timer);
-        usageState.textContent = "Paused while this tab is hidden.";
+        usageState.textContent = PAUSED;
       } else {
         poll();
       }

@@ -4,10 +4,14 @@
 //! and the log followed live until the state turns `live` without a reload, a second
 //! version, Rollback from the history, settings with every wrong field named and nothing
 //! saved, secrets whose values never come back, users and tokens, and a phone-sized
-//! screen. Screenshots of every page go to `$CAPSTAN_ARTIFACTS_DIR/panel`.
+//! screen. Only sensible actions are offered (`sensible`): no Restart or Maintenance before
+//! a first deployment, no Roll back to what runs; Save and deploy; the change log names
+//! what changed. Screenshots of every page go to `$CAPSTAN_ARTIFACTS_DIR/panel`.
 
 #[path = "panel/deployment_page.rs"]
 mod deployment_page;
+#[path = "panel/sensible.rs"]
+mod sensible;
 mod support;
 
 use capstan_testkit::browser::Browser;
@@ -107,6 +111,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         "planning deploys nothing"
     );
     browser.screenshot("04-plan").await;
+    sensible::nothing_to_restart_yet(&browser, &daemon, "shop").await;
 
     // Deploy: the log streams in and the state turns live on the same page.
     browser.submit("#deploy").await;
@@ -154,6 +159,15 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v2"));
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;
     browser.screenshot("06-app").await;
+    let v1 = format!("#{}", first["live"]["id"]);
+    let (_, second) = daemon.call(Method::GET, "/apps/shop", None).await;
+    let v2 = format!("#{}", second["live"]["id"]);
+    assert_eq!(
+        sensible::rollback_offers(&browser).await,
+        [v1.clone()],
+        "Roll back to v1, not to the live v2"
+    );
+    assert!(browser.exists("#restart").await && browser.exists("#maintenance").await);
     browser
         .client
         .execute("window.capstanOldPage = true", vec![])
@@ -166,6 +180,12 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .wait_text("#state", "live", Duration::from_secs(60))
         .await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
+    let (_, rolled_back) = daemon.call(Method::GET, "/apps/shop", None).await;
+    assert_eq!(
+        rolled_back["live"]["commit_message"], "v1",
+        "a rollback carries its subject"
+    );
+    let rollback = format!("#{}", rolled_back["live"]["id"]);
 
     // A broken version fails with its error on the page as it ends; v1 keeps serving.
     repo.commit_file(
@@ -224,13 +244,35 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.screenshot("07-settings-errors").await;
     let (_, app) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(app["replicas"], 1, "nothing was saved: {app}");
+    // Save and deploy: saved, then a deployment of the fixed repo that goes live with them.
+    repo.commit_version("v3", &[]);
     browser.fill("#settings", "port", "").await;
     browser.fill("#settings", "env", "GREETING=hello").await;
-    browser.submit("#save").await;
-    assert!(browser.text("#flash").await.contains("Settings saved"));
+    browser.submit("#save-deploy").await;
+    let path = browser.path().await;
+    assert!(path.starts_with("/deployments/"), "{path}");
+    assert!(browser
+        .text("#flash")
+        .await
+        .contains("Settings saved; deployment #"));
+    browser
+        .wait_text("#state", "live", Duration::from_secs(120))
+        .await;
     let (_, app) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(app["env"]["GREETING"], "hello");
     assert_eq!(app["replicas"], 2);
+    assert_eq!(app["live"]["commit_message"], "v3", "{app}");
+    let v3 = format!("#{}", app["live"]["id"]);
+    assert_eq!(path, format!("/deployments/{}", app["live"]["id"]));
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    assert_eq!(
+        sensible::latest_change(&browser).await,
+        "settings changed: variable GREETING added, replicas 1 → 2",
+        "exactly the fields that changed"
+    );
+    browser
+        .goto(&format!("{}/apps/shop/settings", daemon.api))
+        .await;
 
     // A secret goes in and its value never comes back to the browser.
     browser.fill("#secret-form", "name", "API_KEY").await;
@@ -271,19 +313,45 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     assert!(browser.text("#server").await.contains("running"));
     browser.screenshot("10-server").await;
 
+    // The history: live is the restart of v3; v3 itself runs the same image, so neither
+    // is offered, nor the failed build; v1, its rollback and v2 are.
+    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+    let history = sensible::history(&browser).await;
+    let (latest, ids) = (
+        &history[0],
+        history.iter().map(|e| &e.id).collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        (
+            latest.id.as_str(),
+            latest.state.as_str(),
+            latest.trigger.as_str()
+        ),
+        (
+            format!("#{restart_id}").as_str(),
+            "live",
+            format!("restart of {v3}").as_str()
+        ),
+        "a restart names the deployment whose release it reused"
+    );
+    assert!(ids.contains(&&v3) && history.iter().any(|e| e.state == "failed"));
+    let back = history.iter().find(|e| e.id == rollback).unwrap();
+    assert_eq!(back.trigger, format!("rollback of {v1}"));
+    assert_eq!(
+        sensible::rollback_offers(&browser).await,
+        [rollback, v2, v1],
+        "not the live one, nor v3 whose image it runs, nor the failed one"
+    );
+    sensible::empty_filter(&browser, &daemon, "shop").await;
+
     // A phone-sized screen.
-    browser.resize(390, 844).await;
     browser.goto(&daemon.api).await;
     let dashboard = browser.text("#apps").await;
-    assert!(dashboard.contains("shop"), "{dashboard}");
     assert!(
-        dashboard.contains("v1"),
-        "the live version's commit subject survives rollback and restart: {dashboard}"
+        dashboard.contains("v3"),
+        "the live version's commit subject survives a restart: {dashboard}"
     );
-    browser.screenshot("11-dashboard-phone").await;
-    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
-    browser.screenshot("12-app-phone").await;
-    browser.resize(1280, 900).await;
+    sensible::narrow_screen(&browser, &daemon, "shop").await;
 
     // Delete needs the typed name.
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;

@@ -3,9 +3,9 @@
 //! shows this page again with its problem beside its form.
 
 use crate::apps::app_name;
+use crate::panel::app_domains::{domain_links, DomainLink};
 use crate::panel::app_live::{running_view, RunningView};
 use crate::panel::page::{render, Moment, Nav, PanelError};
-use crate::panel::app_domains::{domain_links, DomainLink};
 use crate::panel::rows::{source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
 use crate::panel::settings_form::FieldErrors;
@@ -16,6 +16,7 @@ use axum::response::Response;
 use capstan_core::{AppName, DeploymentState, Scope};
 use capstan_deploy::PlanReport;
 use capstan_store::DeploymentRecord;
+use std::collections::HashMap;
 
 struct EventRow {
     at: Moment,
@@ -50,6 +51,8 @@ pub struct AppPage {
     /// Ids of successful releases one may roll back to: not the live one, nor any that
     /// runs the live image (a restart or redeploy of it).
     rollback_ids: Vec<i64>,
+    /// The deployment each reused release (of a rollback or restart) came from, by release.
+    release_origins: HashMap<i64, i64>,
     events: Vec<EventRow>,
     maintenance: Option<MaintenanceRow>,
     refusal: Refusal,
@@ -68,6 +71,12 @@ struct MaintenanceRow {
 impl AppPage {
     fn can_roll_back_to(&self, id: &i64) -> bool {
         self.rollback_ids.contains(id)
+    }
+
+    /// The deployment whose release a rollback or restart reused.
+    fn reused_from(&self, row: &DeploymentRow) -> Option<i64> {
+        row.from_release
+            .and_then(|release| self.release_origins.get(&release).copied())
     }
 
     fn error(&self, form: &str) -> Option<&str> {
@@ -124,6 +133,15 @@ pub async fn app_page(
     let now = capstan_store::now_ms();
     let records = store.deployments_of(name, 50).await?;
     let rollback_ids = rollback_targets(&records, view.live.as_ref());
+    let mut release_origins = HashMap::new();
+    for release in records.iter().filter_map(|d| d.from_release) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = release_origins.entry(release) {
+            // A release no longer stored is simply not named.
+            if let Ok(record) = store.release(release).await {
+                entry.insert(record.deployment_id);
+            }
+        }
+    }
     let events = state
         .deployer
         .app_events(name, 10)
@@ -156,6 +174,7 @@ pub async fn app_page(
         live: view.live.as_ref().map(|d| DeploymentRow::new(d, now)),
         deployments: records.iter().map(|d| DeploymentRow::new(d, now)).collect(),
         rollback_ids,
+        release_origins,
         events,
         maintenance,
         refusal,

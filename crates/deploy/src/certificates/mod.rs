@@ -137,32 +137,27 @@ pub fn failures_in_log(lines: &[String]) -> BTreeMap<String, String> {
     let provider = format!("{}.acme", capstan_compose::routes::CERT_RESOLVER);
     let mut failures = BTreeMap::new();
     for line in lines {
-        let Ok(entry) = serde_json::from_str::<LogEntry>(line.trim()) else {
+        // Read as a map, not a struct: Traefik repeats keys (`providerName`, `time`) in
+        // one line, which a struct refuses.
+        let Ok(serde_json::Value::Object(entry)) = serde_json::from_str(line.trim()) else {
             continue;
         };
-        if entry.level != "error" || entry.provider_name.as_deref() != Some(provider.as_str()) {
+        let text = |key: &str| entry.get(key).and_then(serde_json::Value::as_str);
+        if text("level") != Some("error") || text("providerName") != Some(provider.as_str()) {
             continue;
         }
-        let (Some(domains), Some(error)) = (entry.domains, entry.error) else {
+        let (Some(domains), Some(error)) = (
+            entry.get("domains").and_then(serde_json::Value::as_array),
+            text("error"),
+        ) else {
             continue;
         };
-        let reason = shorten(&error);
-        for domain in domains {
+        let reason = shorten(error);
+        for domain in domains.iter().filter_map(serde_json::Value::as_str) {
             failures.insert(domain.to_ascii_lowercase(), reason.clone());
         }
     }
     failures
-}
-
-/// The fields of a Traefik JSON log line this module reads.
-#[derive(serde::Deserialize)]
-struct LogEntry {
-    #[serde(default)]
-    level: String,
-    #[serde(rename = "providerName")]
-    provider_name: Option<String>,
-    domains: Option<Vec<String>>,
-    error: Option<String>,
 }
 
 fn shorten(reason: &str) -> String {

@@ -6,10 +6,10 @@ const LEAF_EXPIRY_MS: i64 = 1_804_419_894_000;
 /// notAfter of the fixture's `*.w.test` certificate.
 const WILDCARD_EXPIRY_MS: i64 = 1_799_235_899_000;
 
-/// Lines as Traefik v3 logs them with `log.format: json`.
+/// Lines as Traefik v3.7 logs them with `log.format: json` (keys repeated as it does).
 const LOG: &[&str] = &[
     r#"{"level":"info","time":"2026-12-07T11:00:00Z","message":"Configuration loaded from file: /etc/traefik/traefik.yml"}"#,
-    r#"{"level":"error","ACME CA":"https://ca.test/dir","acmeCA":"https://ca.test/dir","domains":["fail.test","Also.test"],"providerName":"letsencrypt.acme","routerName":"x_https@file","rule":"Host(`fail.test`)","error":"unable to generate a certificate for the domains [fail.test]: first","time":"2026-12-07T11:00:01Z","message":"Unable to obtain ACME certificate for domains"}"#,
+    r#"{"level":"error","providerName":"letsencrypt.acme","acmeCA":"https://ca.test/dir","providerName":"letsencrypt.acme","ACME CA":"https://ca.test/dir","domains":["fail.test","Also.test"],"routerName":"x_https@file","rule":"Host(`fail.test`)","error":"unable to generate a certificate for the domains [fail.test]: first","time":"2026-12-07T11:00:01Z","message":"Unable to obtain ACME certificate for domains"}"#,
     "not json at all",
     r#"{"level":"error","domains":["fail.test"],"providerName":"letsencrypt.acme","error":"acme: error: 400 :: urn:ietf:params:acme:error:dns :: no A records","message":"Unable to obtain ACME certificate for domains"}"#,
     r#"{"level":"error","domains":["elsewhere.test"],"providerName":"other.acme","error":"another resolver","message":"Unable to obtain ACME certificate for domains"}"#,

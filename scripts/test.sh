@@ -16,11 +16,15 @@ for tool in git python3 cargo; do
 done
 
 # The panel's tests drive a real Chromium through chromedriver; the install test checks
-# install.sh with shellcheck and runs it in a debootstrapped Debian (Debian's packages).
+# install.sh with shellcheck and runs it in a debootstrapped Debian; the certificates test
+# points the proxy at pebble, an ACME test CA, with a TLS certificate made by openssl
+# (Debian's packages).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-  || ! command -v shellcheck >/dev/null || ! command -v debootstrap >/dev/null; then
-  packages=(chromium chromium-driver shellcheck debootstrap)
-  echo "== installing ${packages[*]} (Debian packages) for the panel and install tests"
+  || ! command -v shellcheck >/dev/null || ! command -v debootstrap >/dev/null \
+  || ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
+  || ! command -v openssl >/dev/null; then
+  packages=(chromium chromium-driver shellcheck debootstrap pebble openssl)
+  echo "== installing ${packages[*]} (Debian packages) for the panel, install and certificate tests"
   if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >/dev/null \

@@ -1,0 +1,305 @@
+//! Each domain's certificate as the real Traefik has it, from a real ACME server: pebble
+//! (Debian's `pebble` package, an RFC 8555 test CA), with `pebble-challtestsrv` as its
+//! DNS. The daemon's proxy is pointed at pebble by the operator settings
+//! `acme_ca_server` and `acme_ca_certificates`. Pebble checks every HTTP-01 challenge for
+//! real, through the proxy's published HTTP port: domains whose DNS points at this host
+//! get a certificate Traefik writes into its ACME store (issued, with its expiry); a
+//! domain with no address fails (Traefik logs why); one whose address never answers
+//! stays pending while pebble waits; an app without TLS is http-only.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{sample_app, SampleRepo};
+
+/// A process killed (by its own id) when the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &str, args: &[&str], env: &[(&str, &str)], log: &Path) -> Running {
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{program} does not start ({e}): install Debian's pebble package (scripts/test.sh does)")
+        });
+    Running(child)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The host's address on Docker's default bridge (its gateway, else the subnet's first
+/// address, which the engine gives it): the proxy's ACME client reaches pebble there
+/// (pebble's TLS certificate names it).
+fn host_address_for_containers() -> String {
+    let field = |name: &str| {
+        support::docker(&[
+            "network",
+            "inspect",
+            "-f",
+            &format!("{{{{(index .IPAM.Config 0).{name}}}}}"),
+            "bridge",
+        ])
+        .trim()
+        .to_string()
+    };
+    let gateway = field("Gateway");
+    if !gateway.is_empty() {
+        return gateway;
+    }
+    let subnet = field("Subnet");
+    let base: std::net::Ipv4Addr = subnet
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the bridge network's subnet {subnet:?}"));
+    std::net::Ipv4Addr::from(u32::from(base) + 1).to_string()
+}
+
+/// Pebble's own TLS certificate (self-signed, naming `address`), which the proxy trusts.
+fn pebble_tls(dir: &Path, address: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=pebble"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=IP:{address},DNS:localhost"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn certificates(daemon: &support::Daemon, app: &str) -> Vec<Value> {
+    let (status, body) = daemon
+        .call(
+            reqwest::Method::GET,
+            &format!("/apps/{app}/certificates"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+/// Polls the app's certificates until every domain's state is `state`.
+async fn wait_for_state(daemon: &support::Daemon, app: &str, state: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = certificates(daemon, app).await;
+        if got.iter().all(|c| c["state"] == state) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{app}'s certificates are not {state}: {got:?}\nproxy log:\n{}",
+            support::docker(&[
+                "logs",
+                "--tail",
+                "40",
+                &format!("{}-proxy", daemon.instance)
+            ])
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn tls_app(name: &str, repo: &SampleRepo, domains: &[&str]) -> Value {
+    let mut app = sample_app(name, repo, "main", domains[0]);
+    app["domains"] = json!(domains);
+    app["tls"] = json!(true);
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_issued_pending_or_failed_as_traefik_has_them() {
+    let work = tempfile::tempdir().unwrap();
+    let address = host_address_for_containers();
+    pebble_tls(work.path(), &address);
+    let (acme_port, dns_port, dns_admin) = (free_port(), free_port(), free_port());
+    let daemon = support::start_daemon_with(&[
+        "--acme-ca-server",
+        &format!("https://{address}:{acme_port}/dir"),
+        "--acme-ca-certificates",
+        work.path().join("cert.pem").to_str().unwrap(),
+    ])
+    .await;
+
+    // DNS: no address unless one is added; pebble checks challenges on the proxy's port.
+    let dns = format!("127.0.0.1:{dns_port}");
+    let _dns = spawn(
+        "pebble-challtestsrv",
+        &[
+            "-dns01",
+            &dns,
+            "-management",
+            &format!("127.0.0.1:{dns_admin}"),
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+            "-defaultIPv4",
+            "",
+            "-defaultIPv6",
+            "",
+        ],
+        &[],
+        &work.path().join("challtestsrv.log"),
+    );
+    let config = json!({"pebble": {
+        "listenAddress": format!("0.0.0.0:{acme_port}"),
+        "managementListenAddress": format!("127.0.0.1:{}", free_port()),
+        "certificate": work.path().join("cert.pem"),
+        "privateKey": work.path().join("key.pem"),
+        "httpPort": daemon.proxy_port,
+        "tlsPort": free_port(),
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false
+    }});
+    let config_path = work.path().join("pebble.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let _pebble = spawn(
+        "pebble",
+        &["-config", config_path.to_str().unwrap(), "-dnsserver", &dns],
+        &[("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")],
+        &work.path().join("pebble.log"),
+    );
+    wait_for_port(dns_admin, "pebble-challtestsrv").await;
+    wait_for_port(acme_port, "pebble").await;
+    let http = reqwest::Client::new();
+    for (host, ip) in [
+        ("ok-a.test", "127.0.0.1"),
+        ("ok-b.test", "127.0.0.1"),
+        // TEST-NET-1: nothing answers there.
+        ("refused.test", "192.0.2.1"),
+    ] {
+        let added = http
+            .post(format!("http://127.0.0.1:{dns_admin}/add-a"))
+            .json(&json!({"host": host, "addresses": [ip]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(added.status().is_success());
+    }
+
+    let repo = SampleRepo::new();
+    repo.commit_version("v1", &[]);
+    // Not deployed yet: nothing is routed, so nothing is asked of Traefik.
+    daemon
+        .create_app(tls_app("certs", &repo, &["ok-a.test", "ok-b.test"]))
+        .await;
+    let before = certificates(&daemon, "certs").await;
+    assert!(
+        before.iter().all(|c| c["state"] == "not_served"),
+        "{before:?}"
+    );
+    daemon
+        .create_app(sample_app("plain", &repo, "main", "plain.test"))
+        .await;
+    assert_eq!(
+        certificates(&daemon, "plain").await[0]["state"],
+        "http_only"
+    );
+
+    daemon.deploy_expect("certs", None, "live").await;
+    let issued = wait_for_state(&daemon, "certs", "issued").await;
+    let now = chrono::Utc::now();
+    for certificate in &issued {
+        let expires =
+            chrono::DateTime::parse_from_rfc3339(certificate["expires_at"].as_str().unwrap())
+                .unwrap();
+        assert!(expires > now + chrono::Duration::days(1), "{certificate}");
+    }
+    assert_eq!(
+        issued
+            .iter()
+            .map(|c| c["domain"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["ok-a.test", "ok-b.test"]
+    );
+
+    // An address where nothing answers: pebble's check is refused and Traefik logs why.
+    daemon
+        .create_app(tls_app("refused", &repo, &["refused.test"]))
+        .await;
+    daemon.deploy_expect("refused", None, "live").await;
+    let failed = wait_for_state(&daemon, "refused", "failed").await;
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("refused.test") && reason.contains("192.0.2.1"),
+        "{reason}"
+    );
+    // A name with no address: pebble does not validate it, Traefik keeps waiting.
+    daemon
+        .create_app(tls_app("waiting", &repo, &["nowhere.test"]))
+        .await;
+    daemon.deploy_expect("waiting", None, "live").await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let waiting = certificates(&daemon, "waiting").await;
+    assert_eq!(waiting[0]["state"], "pending", "{waiting:?}");
+
+    let pebble_log = std::fs::read_to_string(work.path().join("pebble.log")).unwrap_or_default();
+    eprintln!(
+        "pebble on nowhere.test:\n{}",
+        pebble_log
+            .lines()
+            .filter(|l| l.contains("nowhere"))
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The other apps are as they were.
+    assert_eq!(certificates(&daemon, "certs").await[0]["state"], "issued");
+    assert_eq!(
+        certificates(&daemon, "plain").await[0]["state"],
+        "http_only"
+    );
+}

@@ -74,6 +74,24 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
     })
 }
 
+/// Records when a deployment entered `state`, inside the transaction that moved it there.
+async fn record_phase(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    state: DeploymentState,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, ?, ?)",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// How many deployments there are of each state and trigger.
     pub async fn deployment_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
@@ -229,34 +247,20 @@ impl Store {
                 ORDER BY d.id LIMIT 1)
              RETURNING *"
         );
+        // The state and its phase row in one transaction: a reader never sees a state
+        // without its phase (the panel follows the phases by the state).
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query(&sql)
             .bind(now)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
         };
         let record = decode(&row)?;
-        self.record_phase(record.id, DeploymentState::Preparing, now)
-            .await?;
+        record_phase(&mut tx, record.id, DeploymentState::Preparing, now).await?;
+        tx.commit().await?;
         Ok(Some(record))
-    }
-
-    async fn record_phase(
-        &self,
-        id: i64,
-        state: DeploymentState,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO deployment_phases (deployment_id, state, at) VALUES (?, ?, ?)",
-        )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
     }
 
     /// Moves a deployment to `next` if that is a legal step; `error` is kept with a
@@ -277,6 +281,7 @@ impl Store {
         }
         let now = now_ms();
         let finished = if next.is_finished() { Some(now) } else { None };
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE deployments SET state = ?, error = COALESCE(?, error),
                 finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?",
@@ -286,10 +291,11 @@ impl Store {
         .bind(finished)
         .bind(id)
         .bind(current.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             // Someone else moved it between the read and the write.
+            drop(tx);
             let now_state = self.deployment(id).await?.state;
             return Err(StoreError::IllegalTransition {
                 id,
@@ -297,7 +303,9 @@ impl Store {
                 to: next.to_string(),
             });
         }
-        self.record_phase(id, next, now).await
+        record_phase(&mut tx, id, next, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records the commit a deployment builds or reuses, with its subject line if known.
@@ -387,12 +395,13 @@ impl Store {
                 error = 'interrupted: the daemon stopped while this deployment was running'
              WHERE state IN {IN_PROGRESS} RETURNING *"
         );
-        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;
         let records: Vec<DeploymentRecord> = rows.iter().map(decode).collect::<Result<_, _>>()?;
         for record in &records {
-            self.record_phase(record.id, DeploymentState::Failed, now)
-                .await?;
+            record_phase(&mut tx, record.id, DeploymentState::Failed, now).await?;
         }
+        tx.commit().await?;
         Ok(records)
     }
 

@@ -137,7 +137,12 @@ impl ProgressFeed for PhaseFeed {
                 return None;
             }
         };
-        self.sent = Some(record.state);
+        // Sent again at the next wake if the phase row of this state was not there yet.
+        let complete = progress.phases.last().map(|phase| phase.name)
+            == Some(deployment_view::phase_label(record.state));
+        if complete {
+            self.sent = Some(record.state);
+        }
         let data = serde_json::to_string(&progress).ok()?;
         Some(Event::default().event("phase").data(data))
     }

@@ -51,12 +51,17 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
     // One container: only its lines.
     let mut containers = daemon.containers("chatty");
     containers.sort();
-    let one = containers[1].strip_prefix(&format!("{}_", daemon.instance)).unwrap();
+    let one = containers[1]
+        .strip_prefix(&format!("{}_", daemon.instance))
+        .unwrap();
     let text = daemon
         .text(&format!("/apps/chatty/logs?tail=5&container={one}"))
         .await;
     assert!(text.contains("listening on 8080"), "{text}");
-    assert!(text.lines().all(|l| l.starts_with(&format!("[{one}] "))), "{text}");
+    assert!(
+        text.lines().all(|l| l.starts_with(&format!("[{one}] "))),
+        "{text}"
+    );
     let (status, body) = daemon
         .call(Method::GET, "/apps/chatty/logs?container=chatty_d99", None)
         .await;
@@ -123,7 +128,9 @@ async fn the_apps_own_output_is_read_and_followed_with_secrets_masked() {
         .strip_prefix(&format!("{}_", daemon.instance))
         .unwrap();
     assert!(
-        stdout.lines().all(|l| l.starts_with(&format!("[{shown}] "))),
+        stdout
+            .lines()
+            .all(|l| l.starts_with(&format!("[{shown}] "))),
         "only the chosen container: {stdout}"
     );
 

@@ -59,7 +59,11 @@ pub async fn app_page_live(daemon: &Daemon) {
     let mut containers = daemon.containers("chatty");
     containers.sort();
     let [first, second] = <[String; 2]>::try_from(containers).unwrap();
-    let shown = |name: &str| name.strip_prefix(&format!("{instance}_")).unwrap().to_string();
+    let shown = |name: &str| {
+        name.strip_prefix(&format!("{instance}_"))
+            .unwrap()
+            .to_string()
+    };
     let (first_shown, second_shown) = (shown(&first), shown(&second));
     let bulk: String = (1..=120).map(|i| format!("bulk-{i:03}\n")).collect();
     print_in(&first, &bulk);
@@ -73,9 +77,18 @@ pub async fn app_page_live(daemon: &Daemon) {
     let text = browser
         .wait_text("#app-logs", "bulk-120", Duration::from_secs(15))
         .await;
-    assert!(text.contains(&format!("[{first_shown}] bulk-120")), "{text}");
-    assert!(text.contains("bulk-021") && !text.contains("bulk-020"), "tail 100: {text}");
-    print_in(&first, "after-open <img src=x onerror=\"window.pwned=1\"> &amp;\n");
+    assert!(
+        text.contains(&format!("[{first_shown}] bulk-120")),
+        "{text}"
+    );
+    assert!(
+        text.contains("bulk-021") && !text.contains("bulk-020"),
+        "tail 100: {text}"
+    );
+    print_in(
+        &first,
+        "after-open <img src=x onerror=\"window.pwned=1\"> &amp;\n",
+    );
     print_in(&second, "after-open-second\n");
     let text = browser
         .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
@@ -88,7 +101,10 @@ pub async fn app_page_live(daemon: &Daemon) {
             .wait_text("#app-logs", &wanted, Duration::from_secs(10))
             .await
     };
-    assert!(text.contains(&wanted), "app output is shown as text: {text}");
+    assert!(
+        text.contains(&wanted),
+        "app output is shown as text: {text}"
+    );
     let markup = run_js(
         &browser,
         "return [document.querySelectorAll('#app-logs img').length, window.pwned || 0]",
@@ -108,7 +124,10 @@ pub async fn app_page_live(daemon: &Daemon) {
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let text_now = browser.text("#app-logs").await;
-    assert!(text.contains("only-second") && !text_now.contains("only-first"), "{text_now}");
+    assert!(
+        text.contains("only-second") && !text_now.contains("only-first"),
+        "{text_now}"
+    );
     assert!(
         text_now
             .lines()
@@ -122,7 +141,10 @@ pub async fn app_page_live(daemon: &Daemon) {
     let text = browser
         .wait_text("#app-logs", "bulk-001", Duration::from_secs(15))
         .await;
-    assert!(text.contains("only-first") && !text.contains("only-second"), "{text}");
+    assert!(
+        text.contains("only-first") && !text.contains("only-second"),
+        "{text}"
+    );
     let flood: String = (1..=3100).map(|i| format!("flood-{i:04}\n")).collect();
     print_in(&first, &flood);
     browser
@@ -136,22 +158,46 @@ pub async fn app_page_live(daemon: &Daemon) {
     )
     .await;
     assert_eq!(view[0], json!(3000), "{view}");
-    assert_eq!(view[1], json!(format!("[{first_shown}] flood-0101\n")), "{view}");
-    assert_eq!(view[2], json!(true), "the view follows the newest line: {view}");
+    assert_eq!(
+        view[1],
+        json!(format!("[{first_shown}] flood-0101\n")),
+        "{view}"
+    );
+    assert_eq!(
+        view[2],
+        json!(true),
+        "the view follows the newest line: {view}"
+    );
     // Scrolled up to read, the view stays where the reader is.
-    run_js(&browser, "document.getElementById('app-logs').scrollTop = 0").await;
+    run_js(
+        &browser,
+        "document.getElementById('app-logs').scrollTop = 0",
+    )
+    .await;
     print_in(&first, "while-reading\n");
     browser
         .wait_text("#app-logs", "while-reading", Duration::from_secs(15))
         .await;
-    let top = run_js(&browser, "return document.getElementById('app-logs').scrollTop").await;
+    let top = run_js(
+        &browser,
+        "return document.getElementById('app-logs').scrollTop",
+    )
+    .await;
     assert_eq!(top, json!(0), "scrolled up, the view does not jump");
 
-    run_js(&browser, "document.getElementById('app-output').scrollIntoView()").await;
+    run_js(
+        &browser,
+        "document.getElementById('app-output').scrollIntoView()",
+    )
+    .await;
     browser.screenshot("02-app-output").await;
     usage_graphs(&browser, (&first, &second)).await;
     paused_while_hidden(&browser).await;
-    run_js(&browser, "document.getElementById('app-usage').scrollIntoView()").await;
+    run_js(
+        &browser,
+        "document.getElementById('app-usage').scrollIntoView()",
+    )
+    .await;
     browser.screenshot("03-app-usage").await;
     let cookie = browser
         .client
@@ -182,13 +228,18 @@ async fn usage_graphs(browser: &Browser, (idle, busy): (&str, &str)) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let figures = loop {
         let figures = run_js(browser, &read).await;
-        let ready = figures.as_array().unwrap().iter().all(|f| {
-            f[0].as_u64().unwrap_or(0) >= 3 && f[1] == f[0] && cpu_of(&f[2]) >= 0.0
-        });
+        let ready = figures
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f[0].as_u64().unwrap_or(0) >= 3 && f[1] == f[0] && cpu_of(&f[2]) >= 0.0);
         if ready && cpu_of(&figures[1][2]) >= 30.0 {
             break figures;
         }
-        assert!(Instant::now() < deadline, "no busy sample in 60 s: {figures}");
+        assert!(
+            Instant::now() < deadline,
+            "no busy sample in 60 s: {figures}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let (idle_cpu, busy_cpu) = (cpu_of(&figures[0][2]), cpu_of(&figures[1][2]));
@@ -203,7 +254,13 @@ async fn usage_graphs(browser: &Browser, (idle, busy): (&str, &str)) {
         let shown = bytes_of(used);
         assert!(shown > 0.0, "{text}");
         // The engine's own reading of the same container, as `docker stats` shows it.
-        let stats = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", container]);
+        let stats = docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.MemUsage}}",
+            container,
+        ]);
         let engine = bytes_of(stats.split(" / ").next().unwrap().trim());
         assert!(
             (shown - engine).abs() <= (engine * 0.3).max(512.0 * 1024.0),
@@ -225,7 +282,11 @@ async fn paused_while_hidden(browser: &Browser) {
     tokio::time::sleep(Duration::from_secs(3)).await; // a poll under way ends
     let before = run_js(browser, samples).await;
     tokio::time::sleep(Duration::from_secs(9)).await;
-    assert_eq!(run_js(browser, samples).await, before, "no polls while hidden");
+    assert_eq!(
+        run_js(browser, samples).await,
+        before,
+        "no polls while hidden"
+    );
     assert!(browser.text("#usage-state").await.contains("Paused"));
     run_js(browser, &set_hidden(false)).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -303,10 +364,17 @@ async fn access_control(daemon: &Daemon, session: &str) {
         assert_eq!(response.status(), 404, "{other}");
         let body: Value = response.json().await.unwrap();
         let error = body["error"].as_str().unwrap();
-        assert!(error.contains("is not a running container of chatty"), "{error}");
+        assert!(
+            error.contains("is not a running container of chatty"),
+            "{error}"
+        );
         // The API refuses it the same way.
         let (status, body) = daemon
-            .call(Method::GET, &format!("/apps/chatty/logs?container={}", urlencode(other)), None)
+            .call(
+                Method::GET,
+                &format!("/apps/chatty/logs?container={}", urlencode(other)),
+                None,
+            )
             .await;
         assert_eq!(status, 404, "{other}: {body}");
     }
@@ -314,9 +382,12 @@ async fn access_control(daemon: &Daemon, session: &str) {
     assert_eq!(response.status(), 400);
     let response = get("/apps/nope/usage", true).await.unwrap();
     assert_eq!(response.status(), 404);
-    let response = get(&format!("/apps/quiet/logs/stream?container={quiet_shown}"), true)
-        .await
-        .unwrap();
+    let response = get(
+        &format!("/apps/quiet/logs/stream?container={quiet_shown}"),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
 }

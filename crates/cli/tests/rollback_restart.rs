@@ -88,6 +88,16 @@ async fn rollback_and_restart_without_rebuild() {
         triggers,
         ["restart", "rollback", "rollback", "deploy", "deploy"]
     );
+
+    // The default rollback skips the releases that run the live image (the rollback to v2
+    // that the restart reused): it goes back to v1.
+    let (status, accepted) = daemon.call(Method::POST, "/apps/web/rollback", None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let back = daemon.wait(id(&accepted)).await;
+    assert_eq!(back["state"], "live");
+    assert_eq!(back["image"], d1["image"], "{back}");
+    // (with v1's own settings: a rollback restores them)
+    assert_eq!(daemon.via_proxy("web.test", "/").await.1, "version: v1\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

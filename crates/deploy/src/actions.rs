@@ -22,7 +22,7 @@ fn merged(current: &AppSpec, patch: &serde_json::Value) -> Result<AppSpec, Actio
 
 /// Which release a rollback returns to.
 pub enum RollbackTarget {
-    /// The most recent successful release before the live one.
+    /// The most recent successful release before the live one that runs another image.
     Previous,
     Deployment(i64),
 }
@@ -238,17 +238,26 @@ impl Deployer {
                 }
                 d
             }
-            RollbackTarget::Previous => self
-                .store()
-                .deployments_of(name, 1000)
-                .await?
-                .into_iter()
-                .find(|d| d.state == DeploymentState::Superseded)
-                .ok_or_else(|| {
-                    ActionError::Conflict(format!(
-                        "app {name} has no earlier successful release to roll back to"
-                    ))
-                })?,
+            RollbackTarget::Previous => {
+                let live_image = match app.live_deployment_id {
+                    Some(live) => self.store().deployment(live).await?.image,
+                    None => None,
+                };
+                self.store()
+                    .deployments_of(name, 1000)
+                    .await?
+                    .into_iter()
+                    // One that runs the live image (a restart of it) would change nothing.
+                    .find(|d| {
+                        d.state == DeploymentState::Superseded
+                            && (live_image.is_none() || d.image != live_image)
+                    })
+                    .ok_or_else(|| {
+                        ActionError::Conflict(format!(
+                            "app {name} has no earlier successful release to roll back to"
+                        ))
+                    })?
+            }
         };
         let release = self.store().release_of(target.id).await?.ok_or_else(|| {
             ActionError::Conflict(format!("deployment {} has no recorded release", target.id))

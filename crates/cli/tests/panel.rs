@@ -164,7 +164,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     let v2 = format!("#{}", second["live"]["id"]);
     assert_eq!(
         sensible::rollback_offers(&browser).await,
-        [v1.clone()],
+        [v1.as_str()],
         "Roll back to v1, not to the live v2"
     );
     assert!(browser.exists("#restart").await && browser.exists("#maintenance").await);

@@ -229,7 +229,11 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
     // The dashboard filters by name and refuses a nonsense page number with a message.
     assert!(admin.get("/?q=role").await.body.contains("/apps/roles"));
     let none = admin.get("/?q=zzz").await.body;
-    assert!(none.contains("No app matches “zzz”") && none.contains("id=\"clear-filter\"") && !none.contains("/apps/roles"));
+    assert!(
+        none.contains("No app matches “zzz”")
+            && none.contains("id=\"clear-filter\"")
+            && !none.contains("/apps/roles")
+    );
     let bad = admin.get("/?page=abc").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("invalid query"));
@@ -285,7 +289,10 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
             &[("csrf", &csrf), ("replicas", "3")],
         )
         .await;
-    assert_eq!(denied.status, 403, "Save and deploy saves first: admins only");
+    assert_eq!(
+        denied.status, 403,
+        "Save and deploy saves first: admins only"
+    );
     assert_eq!(
         deployer.get("/access").await.status,
         403,

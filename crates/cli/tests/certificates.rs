@@ -4,8 +4,9 @@
 //! `acme_ca_server` and `acme_ca_certificates`. Pebble checks every HTTP-01 challenge for
 //! real, through the proxy's published HTTP port: domains whose DNS points at this host
 //! get a certificate Traefik writes into its ACME store (issued, with its expiry); a
-//! domain with no address fails (Traefik logs why); one whose address never answers
-//! stays pending while pebble waits; an app without TLS is http-only.
+//! domain whose address refuses, or that has no address, fails with the reason Traefik
+//! logs; one whose address takes the connection and never answers stays pending while
+//! pebble waits; an app without TLS is http-only, and one not deployed is not served.
 
 mod support;
 
@@ -277,25 +278,43 @@ async fn certificates_are_issued_pending_or_failed_as_traefik_has_them() {
         reason.contains("refused.test") && reason.contains("192.0.2.1"),
         "{reason}"
     );
-    // A name with no address: pebble does not validate it, Traefik keeps waiting.
+    // A name with no address: pebble cannot resolve it, the check fails.
     daemon
-        .create_app(tls_app("waiting", &repo, &["nowhere.test"]))
+        .create_app(tls_app("nowhere", &repo, &["nowhere.test"]))
+        .await;
+    daemon.deploy_expect("nowhere", None, "live").await;
+    let failed = wait_for_state(&daemon, "nowhere", "failed").await;
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("could not resolve"), "{reason}");
+
+    // An address that takes the connection and never answers: pebble's check waits, and
+    // so does Traefik: pending. (The proxy publishes on IPv4 only; this listener holds
+    // the same port on IPv6 loopback.)
+    let silent = std::net::TcpListener::bind(("::1", daemon.proxy_port))
+        .expect("IPv6 loopback for the silent listener");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let added = http
+        .post(format!("http://127.0.0.1:{dns_admin}/add-aaaa"))
+        .json(&json!({"host": "waiting.test", "addresses": ["::1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(added.status().is_success());
+    daemon
+        .create_app(tls_app("waiting", &repo, &["waiting.test"]))
         .await;
     daemon.deploy_expect("waiting", None, "live").await;
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    let waiting = certificates(&daemon, "waiting").await;
-    assert_eq!(waiting[0]["state"], "pending", "{waiting:?}");
+    for _ in 0..5 {
+        let waiting = certificates(&daemon, "waiting").await;
+        assert_eq!(waiting[0]["state"], "pending", "{waiting:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 
-    let pebble_log = std::fs::read_to_string(work.path().join("pebble.log")).unwrap_or_default();
-    eprintln!(
-        "pebble on nowhere.test:\n{}",
-        pebble_log
-            .lines()
-            .filter(|l| l.contains("nowhere"))
-            .take(10)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
     // The other apps are as they were.
     assert_eq!(certificates(&daemon, "certs").await[0]["state"], "issued");
     assert_eq!(

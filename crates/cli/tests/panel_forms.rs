@@ -7,6 +7,8 @@
 //! read relative and give the local time on hover; sizes in a unit that reads.
 //! Screenshots go to `$CAPSTAN_ARTIFACTS_DIR/panel_forms`.
 
+#[path = "panel_forms/links_and_server.rs"]
+mod links_and_server;
 mod support;
 
 use capstan_testkit::browser::Browser;
@@ -323,6 +325,8 @@ async fn forms_say_every_problem_confirm_once_and_back_is_safe() {
         .await;
     assert_eq!(status, 200, "the token shown once works");
     times_and_sizes(&browser, &daemon).await;
+    links_and_server::every_domain_opens_the_app(&browser, &daemon).await;
+    links_and_server::server_ports_cleanup_and_backup(&browser, &daemon).await;
 
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;
     // Delete: confirmed on the dashboard once.

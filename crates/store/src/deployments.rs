@@ -250,11 +250,7 @@ impl Store {
         // The state and its phase row in one transaction: a reader never sees a state
         // without its phase (the panel follows the phases by the state).
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let Some(row) = sqlx::query(&sql)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(row) = sqlx::query(&sql).bind(now).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
         let record = decode(&row)?;

@@ -107,7 +107,7 @@ pub async fn rollback(
 }
 
 #[utoipa::path(post, path = "/apps/{app}/restart", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
-    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong (409: nothing is deployed yet)", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

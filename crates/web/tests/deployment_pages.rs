@@ -90,9 +90,9 @@ async fn a_failure_says_what_serves_and_the_spec_opens_for_a_viewer() {
          Nothing was serving before; the app is not up."
     )));
     assert!(!shown.body.contains("still serving"));
-    assert!(shown
-        .body
-        .contains(&format!("<title>✗ failed · Deployment #{first} · Capstan</title>")));
+    assert!(shown.body.contains(&format!(
+        "<title>✗ failed · Deployment #{first} · Capstan</title>"
+    )));
     assert!(!shown.body.contains("id=\"spec-link\""), "no spec to open");
     let none = send(&h, page(&format!("/deployments/{first}/spec"), &viewer)).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
@@ -108,7 +108,8 @@ async fn a_failure_says_what_serves_and_the_spec_opens_for_a_viewer() {
     )));
     let old = send(&h, page(&format!("/deployments/{first}"), &viewer)).await;
     assert!(
-        old.body.contains(&format!("Deployment #{live}, made since, is serving.")),
+        old.body
+            .contains(&format!("Deployment #{live}, made since, is serving.")),
         "an older failure says what serves now"
     );
 
@@ -129,7 +130,10 @@ async fn a_failure_says_what_serves_and_the_spec_opens_for_a_viewer() {
     let progress: serde_json::Value = serde_json::from_str(data).unwrap();
     assert_eq!(progress["state"], "failed");
     assert_eq!(progress["tone"], "bad");
-    assert_eq!(progress["title"], format!("✗ failed · Deployment #{failed}"));
+    assert_eq!(
+        progress["title"],
+        format!("✗ failed · Deployment #{failed}")
+    );
     assert!(progress["banner"]
         .as_str()
         .unwrap()
@@ -160,5 +164,9 @@ async fn a_failure_says_what_serves_and_the_spec_opens_for_a_viewer() {
         .contains(&format!("href=\"/deployments/{live}\"")));
     let stranger = send(&h, page(&format!("/deployments/{live}/spec"), "")).await;
     assert!(stranger.status.is_redirection(), "{}", stranger.status);
-    assert!(stranger.location.starts_with("/login"), "{}", stranger.location);
+    assert!(
+        stranger.location.starts_with("/login"),
+        "{}",
+        stranger.location
+    );
 }

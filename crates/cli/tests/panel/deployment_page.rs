@@ -49,7 +49,10 @@ async fn wait_title(browser: &Browser, wanted: &str, timeout: Duration) -> Strin
         if title.contains(wanted) {
             return title;
         }
-        assert!(Instant::now() < deadline, "title never had {wanted:?}: {title}");
+        assert!(
+            Instant::now() < deadline,
+            "title never had {wanted:?}: {title}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -77,7 +80,10 @@ pub async fn follows_a_slow_deploy_phase_by_phase(
     browser.goto(&page).await;
     record_changes(browser).await;
     let title = wait_title(browser, "health check", Duration::from_secs(90)).await;
-    assert_eq!(title, format!("⏳ health check · Deployment #{id} · Capstan"));
+    assert_eq!(
+        title,
+        format!("⏳ health check · Deployment #{id} · Capstan")
+    );
     assert_eq!(browser.text("#state").await, "health_checking");
     let before = running_duration(browser).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -109,7 +115,13 @@ pub async fn follows_a_slow_deploy_phase_by_phase(
     browser.goto(&page).await;
     assert_eq!(browser.text("#state").await, "health_checking");
     let phases = browser.text("#phases").await;
-    for phase in ["queued", "preparing", "building", "starting", "health check"] {
+    for phase in [
+        "queued",
+        "preparing",
+        "building",
+        "starting",
+        "health check",
+    ] {
         assert!(phases.contains(phase), "{phase} in {phases}");
     }
     assert!(running_duration(browser).await.ends_with(" so far"));
@@ -126,12 +138,18 @@ pub async fn follows_a_slow_deploy_phase_by_phase(
         "no reload"
     );
     let phases = browser.text("#phases").await;
-    assert!(phases.contains("switching") && phases.contains("live"), "{phases}");
+    assert!(
+        phases.contains("switching") && phases.contains("live"),
+        "{phases}"
+    );
     assert!(
         !browser.exists("#phases tr.running").await,
         "nothing runs once live: {phases}"
     );
-    assert!(browser.exists("#error[hidden]").await, "no banner when live");
+    assert!(
+        browser.exists("#error[hidden]").await,
+        "no banner when live"
+    );
     let last_look = recorded(browser).await;
     assert!(
         last_look
@@ -235,9 +253,7 @@ pub async fn a_failure_names_the_version_still_serving(
         "{banner}"
     );
     assert!(
-        banner.ends_with(&format!(
-            "The previous version (#{live}) is still serving."
-        )),
+        banner.ends_with(&format!("The previous version (#{live}) is still serving.")),
         "{banner}"
     );
     assert_eq!(

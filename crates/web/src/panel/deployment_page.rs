@@ -168,8 +168,14 @@ pub async fn stream(
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(256);
     let deployer = state.deployer.clone();
     tokio::spawn(async move {
-        crate::deployments::follow(deployer, id, query.after.max(0), PhaseFeed::default(), sender)
-            .await;
+        crate::deployments::follow(
+            deployer,
+            id,
+            query.after.max(0),
+            PhaseFeed::default(),
+            sender,
+        )
+        .await;
     });
     Ok(Sse::new(ReceiverStream::new(receiver))
         .keep_alive(KeepAlive::default())

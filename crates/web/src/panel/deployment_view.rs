@@ -135,7 +135,9 @@ pub fn banner(record: &DeploymentRecord, phases: &[Phase], serving: Serving) -> 
 /// What serves `record`'s app now, as the store records it.
 pub async fn serving(store: &Store, record: &DeploymentRecord) -> Serving {
     match store.app(&record.app).await {
-        Ok(app) => app.live_deployment_id.map_or(Serving::Nothing, Serving::Live),
+        Ok(app) => app
+            .live_deployment_id
+            .map_or(Serving::Nothing, Serving::Live),
         Err(StoreError::NotFound(_)) => Serving::Unknown,
         Err(err) => {
             tracing::warn!(deployment = record.id, %err, "cannot read what serves the app");
@@ -280,7 +282,10 @@ mod tests {
         let live = record(3, Live, None);
         assert_eq!(banner(&live, &[], Serving::Live(3)), "");
         let cancelled = record(4, Cancelled, Some("cancelled by ada"));
-        assert_eq!(banner(&cancelled, &[], Serving::Nothing), "cancelled by ada");
+        assert_eq!(
+            banner(&cancelled, &[], Serving::Nothing),
+            "cancelled by ada"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub struct MaintenanceState {
     /// Set while maintenance is on.
     pub record: Option<MaintenanceRecord>,
     /// Whether the app has a route the state is applied to; `false` when nothing is live
-    /// yet (it takes effect when a version goes live).
+    /// (turning maintenance on is refused then).
     pub applied: bool,
 }
 

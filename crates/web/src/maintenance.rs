@@ -26,7 +26,7 @@ pub struct Maintenance {
     /// Who switched it on.
     pub actor: Option<String>,
     /// Whether the app has a route the state is applied to; `false` while nothing is
-    /// live yet (it takes effect when a version goes live).
+    /// live (maintenance can be turned on only once something is).
     pub applied: bool,
 }
 
@@ -62,7 +62,7 @@ pub async fn show(
     params(("app" = String, Path, description = "the app's name")),
     request_body(content = Option<MaintenancePage>, description = "optional: the page's message and Retry-After (defaults: a generic message, 300 s)"),
     responses((status = 200, description = "maintenance is on: every request but the app's health path gets a 503 page (the proxy has applied it when `applied`)", body = Maintenance),
-        (status = "4XX", description = "what was wrong", body = ErrorBody),
+        (status = "4XX", description = "what was wrong (409: nothing is deployed yet, so there is no site to put the page in front of)", body = ErrorBody),
         (status = 503, description = "the proxy or the database is unavailable", body = ErrorBody)))]
 pub async fn enable(
     State(state): State<AppState>,

@@ -21,6 +21,10 @@ pub fn app_name(raw: &str) -> Result<AppName, ApiError> {
 
 #[utoipa::path(post, path = "/apps", tag = "apps", request_body = NewApp,
     responses((status = 201, description = "created", body = App), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+/// Creates an app once its source answers: a git URL and ref (asked with `git ls-remote`,
+/// at most 15 s), a local directory inside the operator's `source_dirs`, an image
+/// reference the engine can read. A source that does not is a 422 naming `source.*`, and
+/// nothing is created.
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -77,6 +81,7 @@ pub async fn show(
 #[utoipa::path(patch, path = "/apps/{app}", tag = "apps", params(("app" = String, Path, description = "the app's name")),
     request_body(content = AppSpecPatch, description = "a JSON merge patch of the settings: absent fields stay, null resets a field to its default"),
     responses((status = 200, description = "the changed app", body = App), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+/// Changes an app's settings; a changed source is asked first, as on creation.
 pub async fn patch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

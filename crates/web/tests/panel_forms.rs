@@ -365,6 +365,47 @@ async fn a_form_with_problems_comes_back_with_every_one_beside_its_field() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     beside(&bad.body, &["port", "health_interval", "replicas"]);
 
+    // A new source that does not answer: beside its field, what was typed kept, and the
+    // settings as they were.
+    let unknown = "https://git.nonexistent.invalid/app.git";
+    let bad = send(
+        &h,
+        form(
+            "/apps/site/settings",
+            cookie,
+            &[
+                ("csrf", csrf),
+                ("source_kind", "git"),
+                ("git_url", unknown),
+                ("git_ref", "main"),
+                ("health_path", "/"),
+                ("health_interval", "1"),
+                ("health_timeout", "2"),
+                ("health_retries", "3"),
+                ("health_start_period", "0"),
+                ("health_deadline", "60"),
+                ("replicas", "1"),
+                ("build_type", "auto"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    beside(&bad.body, &["git_url"]);
+    assert!(
+        bad.body.contains("No git repository answers at"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body.contains(&format!("value=\"{unknown}\"")),
+        "{}",
+        bad.body
+    );
+    let name = capstan_core::AppName::parse("site").unwrap();
+    let stored = h.store.app(&name).await.unwrap().spec.source;
+    assert_eq!(stored, capstan_core::Source::Image("busybox:stable".into()));
+
     // Secrets: inline on the settings page, the name kept, never the value.
     let bad = send(
         &h,

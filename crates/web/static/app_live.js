@@ -40,12 +40,30 @@
       return logs.dataset.stream + "?" + query;
     }
 
+    // Lines are added once per frame, all that came meanwhile at once (a tail of
+    // thousands does not lay the page out thousands of times); a hidden tab draws no
+    // frames, so what waits is bounded too.
+    let pending = [];
+    let frame = null;
+
     function append(text) {
+      pending.push(text);
+      if (pending.length > MAX_LINES) pending = pending.slice(-MAX_LINES);
+      if (frame === null) frame = requestAnimationFrame(flush);
+    }
+
+    function flush() {
+      frame = null;
       const follow = stuckToBottom();
-      const line = document.createElement("span");
-      line.textContent = text + "\n";
-      logs.append(line);
-      lines += 1;
+      const batch = document.createDocumentFragment();
+      for (const text of pending) {
+        const line = document.createElement("span");
+        line.textContent = text + "\n";
+        batch.append(line);
+      }
+      lines += pending.length;
+      pending = [];
+      logs.append(batch);
       while (lines > MAX_LINES && logs.firstChild) {
         logs.firstChild.remove();
         lines -= 1;
@@ -57,6 +75,9 @@
       if (source) source.close();
       source = null;
       clearTimeout(retry);
+      if (frame !== null) cancelAnimationFrame(frame);
+      frame = null;
+      pending = [];
     }
 
     // The stream failed: say why when the server refused it (the same address read once
@@ -101,6 +122,8 @@
       source.addEventListener("open", () => { failures = 0; });
       source.addEventListener("log", (event) => append(event.data));
       source.addEventListener("end", () => {
+        if (frame !== null) cancelAnimationFrame(frame);
+        flush(); // the last lines before the end are shown
         stop();
         say("Every container followed here has stopped: reload the page to follow the ones running now.");
       });

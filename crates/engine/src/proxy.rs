@@ -8,7 +8,7 @@ use bollard::container::{Config, CreateContainerOptions, UploadToContainerOption
 use bollard::models::{
     HostConfig, Mount, MountTypeEnum, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use capstan_compose::proxy::API_PORT;
+pub use capstan_compose::proxy::API_PORT;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

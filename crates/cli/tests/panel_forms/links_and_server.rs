@@ -74,8 +74,8 @@ pub async fn server_ports_cleanup_and_backup(browser: &Browser, daemon: &support
         .next()
         .unwrap();
     assert!(
-        ports.contains(&format!("0.0.0.0:{} → 80/tcp", daemon.proxy_port))
-            && ports.contains(&format!("0.0.0.0:{https_port} → 443/tcp")),
+        ports.contains(&format!("0.0.0.0:{} → 80/tcp (HTTP)", daemon.proxy_port))
+            && ports.contains(&format!("0.0.0.0:{https_port} → 443/tcp (HTTPS)")),
         "the ports the engine publishes: {ports}"
     );
 

@@ -9,6 +9,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
+use capstan_engine::proxy::API_PORT;
 
 #[derive(Template)]
 #[template(path = "server.html")]
@@ -72,7 +73,17 @@ async fn proxy_ports(state: &AppState) -> Vec<String> {
         .map(|s| {
             s.ports
                 .iter()
-                .map(|p| format!("{}:{} → {}", p.host_ip, p.host_port, p.container_port))
+                .map(|p| {
+                    let role = match p.container_port.as_str() {
+                        "80/tcp" => " (HTTP)".to_string(),
+                        "443/tcp" => " (HTTPS)".to_string(),
+                        port if port == format!("{API_PORT}/tcp") => {
+                            " (Traefik's API, this host only)".to_string()
+                        }
+                        _ => String::new(),
+                    };
+                    format!("{}:{} → {}{role}", p.host_ip, p.host_port, p.container_port)
+                })
                 .collect()
         })
         .unwrap_or_default()

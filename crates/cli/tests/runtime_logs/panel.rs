@@ -30,32 +30,19 @@ async fn run_js(browser: &Browser, script: &str) -> Value {
     browser.client.execute(script, vec![]).await.unwrap()
 }
 
+/// The two replicas of `chatty`: engine names and as their lines show them.
+struct Replicas {
+    first: String,
+    second: String,
+    first_shown: String,
+    second_shown: String,
+}
+
 /// A viewer follows `chatty` (two replicas, memory limit 64 MiB) from its app page.
 pub async fn app_page_live(daemon: &Daemon) {
     let instance = daemon.instance.as_str();
-    let user = json!({"name": "vic", "password": PASSWORD, "role": "viewer"});
-    let (status, body) = daemon.call(Method::POST, "/users", Some(user)).await;
-    assert_eq!(status, 201, "{body}");
-    let browser = Browser::start("runtime_logs").await;
-    browser.goto(&format!("{}/login", daemon.api)).await;
-    browser.fill("form", "name", "vic").await;
-    browser.fill("form", "password", PASSWORD).await;
-    browser.submit("form button").await;
-    assert_eq!(browser.path().await, "/");
-
-    // An app with nothing running says so plainly, and shows no live sections.
-    let repo = SampleRepo::new();
-    repo.commit_version("q1", &[]);
-    daemon
-        .create_app(sample_app("quiet", &repo, "main", "quiet.test"))
-        .await;
-    browser.goto(&format!("{}/apps/quiet", daemon.api)).await;
-    let said = browser.text("#nothing-running").await;
-    assert!(said.contains("Nothing of quiet is running now"), "{said}");
-    assert!(!browser.exists("#app-output").await && !browser.exists("#usage").await);
-    browser.screenshot("01-nothing-running").await;
-    let quiet_deployment = daemon.deploy("quiet", None).await;
-
+    let browser = sign_in_viewer(daemon).await;
+    let (_quiet_repo, quiet_deployment) = nothing_running(daemon, &browser).await;
     let mut containers = daemon.containers("chatty");
     containers.sort();
     let [first, second] = <[String; 2]>::try_from(containers).unwrap();
@@ -64,126 +51,15 @@ pub async fn app_page_live(daemon: &Daemon) {
             .unwrap()
             .to_string()
     };
-    let (first_shown, second_shown) = (shown(&first), shown(&second));
-    let bulk: String = (1..=120).map(|i| format!("bulk-{i:03}\n")).collect();
-    print_in(&first, &bulk);
-    print_in(&second, "before-page-second\n");
-
-    // The page opens on the last 100 lines of each container, then follows.
-    browser.goto(&format!("{}/apps/chatty", daemon.api)).await;
-    browser
-        .wait_text("#app-logs", "before-page-second", Duration::from_secs(15))
-        .await;
-    let text = browser
-        .wait_text("#app-logs", "bulk-120", Duration::from_secs(15))
-        .await;
-    assert!(
-        text.contains(&format!("[{first_shown}] bulk-120")),
-        "{text}"
-    );
-    assert!(
-        text.contains("bulk-021") && !text.contains("bulk-020"),
-        "tail 100: {text}"
-    );
-    print_in(
-        &first,
-        "after-open <img src=x onerror=\"window.pwned=1\"> &amp;\n",
-    );
-    print_in(&second, "after-open-second\n");
-    let text = browser
-        .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
-        .await;
-    let wanted = format!("[{first_shown}] after-open <img src=x onerror=\"window.pwned=1\"> &amp;");
-    let text = if text.contains(&wanted) {
-        text
-    } else {
-        browser
-            .wait_text("#app-logs", &wanted, Duration::from_secs(10))
-            .await
+    let replicas = Replicas {
+        first_shown: shown(&first),
+        second_shown: shown(&second),
+        first,
+        second,
     };
-    assert!(
-        text.contains(&wanted),
-        "app output is shown as text: {text}"
-    );
-    let markup = run_js(
-        &browser,
-        "return [document.querySelectorAll('#app-logs img').length, window.pwned || 0]",
-    )
-    .await;
-    assert_eq!(markup, json!([0, 0]), "app output never becomes markup");
-
-    // One container: only its lines, live.
-    choose(&browser, "log-container", &second_shown).await;
-    browser
-        .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
-        .await;
-    print_in(&first, "only-first\n");
-    print_in(&second, "only-second\n");
-    let text = browser
-        .wait_text("#app-logs", "only-second", Duration::from_secs(15))
-        .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let text_now = browser.text("#app-logs").await;
-    assert!(
-        text.contains("only-second") && !text_now.contains("only-first"),
-        "{text_now}"
-    );
-    assert!(
-        text_now
-            .lines()
-            .all(|l| l.starts_with(&format!("[{second_shown}] "))),
-        "only the chosen container's lines: {text_now}"
-    );
-
-    // A larger tail, and the view bounded: the oldest lines go past 3,000.
-    choose(&browser, "log-container", &first_shown).await;
-    choose(&browser, "log-tail", "500").await;
-    let text = browser
-        .wait_text("#app-logs", "bulk-001", Duration::from_secs(15))
-        .await;
-    assert!(
-        text.contains("only-first") && !text.contains("only-second"),
-        "{text}"
-    );
-    let flood: String = (1..=3100).map(|i| format!("flood-{i:04}\n")).collect();
-    print_in(&first, &flood);
-    browser
-        .wait_text("#app-logs", "flood-3100", Duration::from_secs(20))
-        .await;
-    let view = run_js(
-        &browser,
-        "const l = document.getElementById('app-logs'); \
-         return [l.children.length, l.firstChild.textContent, \
-                 l.scrollHeight - l.scrollTop - l.clientHeight < 40]",
-    )
-    .await;
-    assert_eq!(view[0], json!(3000), "{view}");
-    assert_eq!(
-        view[1],
-        json!(format!("[{first_shown}] flood-0101\n")),
-        "{view}"
-    );
-    assert_eq!(
-        view[2],
-        json!(true),
-        "the view follows the newest line: {view}"
-    );
-    // Scrolled up to read, the view stays where the reader is.
-    run_js(
-        &browser,
-        "document.getElementById('app-logs').scrollTop = 0",
-    )
-    .await;
-    print_in(&first, "while-reading\n");
-    browser
-        .wait_text("#app-logs", "while-reading", Duration::from_secs(15))
-        .await;
-    let top = run_js(
-        &browser,
-        "return document.getElementById('app-logs').scrollTop",
-    )
-    .await;
-    assert_eq!(top, json!(0), "scrolled up, the view does not jump");
+    tail_then_live(daemon, &browser, &replicas).await;
+    one_container(&browser, &replicas).await;
+    larger_tail_and_bounded(&browser, &replicas).await;
 
     run_js(
         &browser,
@@ -191,7 +67,7 @@ pub async fn app_page_live(daemon: &Daemon) {
     )
     .await;
     browser.screenshot("02-app-output").await;
-    usage_graphs(&browser, (&first, &second)).await;
+    usage_graphs(&browser, (&replicas.first, &replicas.second)).await;
     paused_while_hidden(&browser).await;
     run_js(
         &browser,
@@ -211,6 +87,175 @@ pub async fn app_page_live(daemon: &Daemon) {
     let deployment = daemon.wait(quiet_deployment).await;
     assert_eq!(deployment["state"], "live", "{deployment}");
     access_control(daemon, &cookie).await;
+}
+
+async fn sign_in_viewer(daemon: &Daemon) -> Browser {
+    let user = json!({"name": "vic", "password": PASSWORD, "role": "viewer"});
+    let (status, body) = daemon.call(Method::POST, "/users", Some(user)).await;
+    assert_eq!(status, 201, "{body}");
+    let browser = Browser::start("runtime_logs").await;
+    browser.goto(&format!("{}/login", daemon.api)).await;
+    browser.fill("form", "name", "vic").await;
+    browser.fill("form", "password", PASSWORD).await;
+    browser.submit("form button").await;
+    assert_eq!(browser.path().await, "/");
+    browser
+}
+
+/// An app with nothing running says so plainly, and shows no live sections; then it is
+/// deployed (its repo, kept until the deployment has fetched it, and the deployment's
+/// id), for the access checks.
+async fn nothing_running(daemon: &Daemon, browser: &Browser) -> (SampleRepo, i64) {
+    let repo = SampleRepo::new();
+    repo.commit_version("q1", &[]);
+    daemon
+        .create_app(sample_app("quiet", &repo, "main", "quiet.test"))
+        .await;
+    browser.goto(&format!("{}/apps/quiet", daemon.api)).await;
+    let said = browser.text("#nothing-running").await;
+    assert!(said.contains("Nothing of quiet is running now"), "{said}");
+    assert!(!browser.exists("#app-output").await && !browser.exists("#usage").await);
+    browser.screenshot("01-nothing-running").await;
+    let deployment = daemon.deploy("quiet", None).await;
+    (repo, deployment)
+}
+
+/// The page opens on the last 100 lines of each container, then follows; app output is
+/// only ever text.
+async fn tail_then_live(daemon: &Daemon, browser: &Browser, replicas: &Replicas) {
+    let Replicas {
+        first,
+        second,
+        first_shown,
+        ..
+    } = replicas;
+    let bulk: String = (1..=120).map(|i| format!("bulk-{i:03}\n")).collect();
+    print_in(first, &bulk);
+    print_in(second, "before-page-second\n");
+    browser.goto(&format!("{}/apps/chatty", daemon.api)).await;
+    browser
+        .wait_text("#app-logs", "before-page-second", Duration::from_secs(15))
+        .await;
+    let text = browser
+        .wait_text("#app-logs", "bulk-120", Duration::from_secs(15))
+        .await;
+    assert!(
+        text.contains(&format!("[{first_shown}] bulk-120")),
+        "{text}"
+    );
+    assert!(
+        text.contains("bulk-021") && !text.contains("bulk-020"),
+        "tail 100: {text}"
+    );
+    print_in(
+        first,
+        "after-open <img src=x onerror=\"window.pwned=1\"> &amp;\n",
+    );
+    print_in(second, "after-open-second\n");
+    let text = browser
+        .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
+        .await;
+    let wanted = format!("[{first_shown}] after-open <img src=x onerror=\"window.pwned=1\"> &amp;");
+    let text = if text.contains(&wanted) {
+        text
+    } else {
+        browser
+            .wait_text("#app-logs", &wanted, Duration::from_secs(10))
+            .await
+    };
+    assert!(
+        text.contains(&wanted),
+        "app output is shown as text: {text}"
+    );
+    let markup = run_js(
+        browser,
+        "return [document.querySelectorAll('#app-logs img').length, window.pwned || 0]",
+    )
+    .await;
+    assert_eq!(markup, json!([0, 0]), "app output never becomes markup");
+}
+
+/// One container chosen: only its lines, live.
+async fn one_container(browser: &Browser, replicas: &Replicas) {
+    let Replicas {
+        first,
+        second,
+        second_shown,
+        ..
+    } = replicas;
+    choose(browser, "log-container", second_shown).await;
+    browser
+        .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
+        .await;
+    print_in(first, "only-first\n");
+    print_in(second, "only-second\n");
+    let text = browser
+        .wait_text("#app-logs", "only-second", Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text_now = browser.text("#app-logs").await;
+    assert!(
+        text.contains("only-second") && !text_now.contains("only-first"),
+        "{text_now}"
+    );
+    assert!(
+        text_now
+            .lines()
+            .all(|l| l.starts_with(&format!("[{second_shown}] "))),
+        "only the chosen container's lines: {text_now}"
+    );
+}
+
+/// A larger tail, and the view bounded (the oldest lines go past 3,000), stuck to the
+/// bottom unless the reader scrolled up.
+async fn larger_tail_and_bounded(browser: &Browser, replicas: &Replicas) {
+    let Replicas {
+        first, first_shown, ..
+    } = replicas;
+    choose(browser, "log-container", first_shown).await;
+    choose(browser, "log-tail", "500").await;
+    let text = browser
+        .wait_text("#app-logs", "bulk-001", Duration::from_secs(15))
+        .await;
+    assert!(
+        text.contains("only-first") && !text.contains("only-second"),
+        "{text}"
+    );
+    let flood: String = (1..=3100).map(|i| format!("flood-{i:04}\n")).collect();
+    print_in(first, &flood);
+    browser
+        .wait_text("#app-logs", "flood-3100", Duration::from_secs(20))
+        .await;
+    let view = run_js(
+        browser,
+        "const l = document.getElementById('app-logs'); \
+         return [l.children.length, l.firstChild.textContent, \
+                 l.scrollHeight - l.scrollTop - l.clientHeight < 40]",
+    )
+    .await;
+    assert_eq!(view[0], json!(3000), "{view}");
+    assert_eq!(
+        view[1],
+        json!(format!("[{first_shown}] flood-0101\n")),
+        "{view}"
+    );
+    assert_eq!(
+        view[2],
+        json!(true),
+        "the view follows the newest line: {view}"
+    );
+    // Scrolled up to read, the view stays where the reader is.
+    run_js(browser, "document.getElementById('app-logs').scrollTop = 0").await;
+    print_in(first, "while-reading\n");
+    browser
+        .wait_text("#app-logs", "while-reading", Duration::from_secs(15))
+        .await;
+    let top = run_js(
+        browser,
+        "return document.getElementById('app-logs').scrollTop",
+    )
+    .await;
+    assert_eq!(top, json!(0), "scrolled up, the view does not jump");
 }
 
 /// The graph of each container gets a point per poll; the figures are the container's:

@@ -66,7 +66,13 @@
   const ticking = setInterval(tick, 1000);
   const source = new EventSource(log.dataset.stream);
   const stuckToBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  // A stream the browser reconnects starts again after the page's last line: lines
+  // already shown (each event's id is its sequence number) are skipped.
+  let shown = Number(new URL(log.dataset.stream, window.location.href).searchParams.get("after")) || 0;
   source.addEventListener("log", (event) => {
+    const seq = Number(event.lastEventId);
+    if (seq && seq <= shown) return;
+    if (seq) shown = seq;
     const follow = stuckToBottom();
     const match = /^\[(\w+)\] /.exec(event.data);
     const line = document.createElement("span");

@@ -1,4 +1,5 @@
-//! `capstan cleanup`: removes this instance's leftovers now (admin token).
+//! `capstan cleanup`: removes this instance's leftovers now, or with `--dry-run` lists
+//! what it would remove (admin token).
 
 use crate::client::Connection;
 use serde_json::{json, Value};
@@ -9,6 +10,9 @@ pub struct CleanupArgs {
     /// Keep only the live and the previous release of each app (as under disk pressure).
     #[arg(long)]
     aggressive: bool,
+    /// List what would be removed, removing nothing.
+    #[arg(long)]
+    dry_run: bool,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -21,7 +25,7 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
         .send(
             reqwest::Method::POST,
             "/server/cleanup",
-            Some(json!({"aggressive": args.aggressive})),
+            Some(json!({"aggressive": args.aggressive, "dry_run": args.dry_run})),
         )
         .await?;
     if args.json {
@@ -39,6 +43,11 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
             })
             .unwrap_or_default()
     };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let mut removed = 0;
     for (key, kind) in [
         ("containers", "container"),
@@ -46,7 +55,7 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
         ("networks", "network"),
     ] {
         for name in names(key) {
-            println!("removed {kind} {name}");
+            println!("{verb} {kind} {name}");
             removed += 1;
         }
     }
@@ -55,7 +64,12 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     }
     let images = capstan_core::units::size(report["image_bytes"].as_u64().unwrap_or(0));
     println!(
-        "{removed} objects removed ({images} of images); only this instance's objects were considered"
+        "{removed} objects {} ({images} of images); only this instance's objects were considered",
+        if args.dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,8 @@
 //! Cleanup touches only this instance's objects: with foreign containers, images, networks
-//! and volumes on the engine (unlabelled, and labelled with another instance), a cleanup
-//! removes this instance's leftovers (a stopped container of a deleted app, its network,
-//! its image, an untagged image, releases beyond retention) and every foreign object
-//! survives. Under disk pressure the daemon's timer cleans harder by itself and logs it.
+//! and volumes on the engine (unlabelled, and labelled with another instance), a dry run
+//! lists this instance's leftovers and removes nothing, then a cleanup removes exactly
+//! those (a stopped container of a deleted app, its network, its image, an untagged
+//! image, releases beyond retention) and every foreign object survives. Under disk pressure the daemon's timer cleans harder by itself and logs it.
 
 mod support;
 
@@ -175,6 +175,34 @@ async fn cleanup_removes_only_this_instances_leftovers() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // A dry run lists what would go and removes nothing.
+    let (status, preview) = daemon
+        .call(
+            Method::POST,
+            "/server/cleanup",
+            Some(json!({"aggressive": true, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["dry_run"], true);
+    for (key, name) in [
+        ("containers", &ours.container),
+        ("networks", &ours.network),
+        ("images", &ours.image),
+    ] {
+        assert!(
+            preview[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v.as_str() == Some(name)),
+            "{key} {name}: {preview}"
+        );
+    }
+    assert!(exists("container", &ours.container));
+    assert!(exists("network", &ours.network));
+    assert!(exists("image", &ours.image));
+    assert_eq!(dangling_of(&daemon.instance), 1);
     let (status, report) = daemon
         .call(
             Method::POST,
@@ -183,6 +211,13 @@ async fn cleanup_removes_only_this_instances_leftovers() {
         )
         .await;
     assert_eq!(status, 200, "{report}");
+    assert_eq!(report["dry_run"], false);
+    for key in ["containers", "networks", "images"] {
+        assert_eq!(
+            report[key], preview[key],
+            "the preview named what went: {key}"
+        );
+    }
     let listed = |key: &str, name: &str| {
         report[key]
             .as_array()

@@ -14,11 +14,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// What a cleanup removed (and what it could not).
+/// What a cleanup removed (and what it could not), or with `dry_run` what it would
+/// remove.
 #[derive(Debug, Clone, Default)]
 pub struct CleanupReport {
     /// Whether it kept only two releases per app (disk pressure or asked for).
     pub aggressive: bool,
+    /// Whether nothing was removed: the lists say what a cleanup would remove now.
+    pub dry_run: bool,
     pub containers: Vec<String>,
     pub images: Vec<String>,
     pub networks: Vec<String>,
@@ -43,8 +46,22 @@ const INFRASTRUCTURE: [&str; 2] = ["proxy", "maintenance-pages"];
 impl Deployer {
     /// Removes this instance's leftovers; `aggressive` keeps two releases per app.
     pub async fn cleanup(&self, aggressive: bool) -> Result<CleanupReport, ActionError> {
+        self.cleanup_pass(aggressive, false).await
+    }
+
+    /// What [`Deployer::cleanup`] would remove now, removing nothing.
+    pub async fn cleanup_dry_run(&self, aggressive: bool) -> Result<CleanupReport, ActionError> {
+        self.cleanup_pass(aggressive, true).await
+    }
+
+    async fn cleanup_pass(
+        &self,
+        aggressive: bool,
+        dry_run: bool,
+    ) -> Result<CleanupReport, ActionError> {
         let mut report = CleanupReport {
             aggressive,
+            dry_run,
             ..CleanupReport::default()
         };
         let apps: HashSet<String> = self
@@ -66,13 +83,15 @@ impl Deployer {
             if apps.contains(&app) {
                 continue;
             }
-            match self.engine().remove_network_named(&network).await {
+            match removing(dry_run, self.engine().remove_network_named(&network)).await {
                 Ok(()) => report.networks.push(network),
                 Err(err) => report.errors.push(format!("network {network}: {err}")),
             }
         }
-        for line in report.summary_lines() {
-            tracing::info!("cleanup: {line}");
+        if !dry_run {
+            for line in report.summary_lines() {
+                tracing::info!("cleanup: {line}");
+            }
         }
         Ok(report)
     }
@@ -105,7 +124,8 @@ impl Deployer {
                     }
                 }
             }
-            match self.engine().remove_stopped_container(&container.id).await {
+            let removal = self.engine().remove_stopped_container(&container.id);
+            match removing(report.dry_run, removal).await {
                 Ok(()) => report.containers.push(container.name),
                 Err(err) => report
                     .errors
@@ -151,7 +171,8 @@ impl Deployer {
             if self.has_running(&name) {
                 continue;
             }
-            for (image, outcome) in self.prune_app_images(&name, keep).await? {
+            let pruned = self.prune_app_images(&name, keep, !report.dry_run).await?;
+            for (image, outcome) in pruned {
                 match outcome {
                     Ok(()) => report.images.push(image),
                     Err(err) => report.errors.push(format!("image {image}: {err}")),
@@ -170,7 +191,7 @@ impl Deployer {
                 if apps.contains(app) {
                     continue;
                 }
-                match self.engine().remove_image(&reference).await {
+                match removing(report.dry_run, self.engine().remove_image(&reference)).await {
                     Ok(()) => report.images.push(reference),
                     Err(err) => report.errors.push(format!("image {reference}: {err}")),
                 }
@@ -184,10 +205,11 @@ impl Deployer {
             }
             let mut outcome = Ok(());
             for tag in &image.tags {
-                outcome = outcome.and(self.engine().remove_image(tag).await);
+                outcome =
+                    outcome.and(removing(report.dry_run, self.engine().remove_image(tag)).await);
             }
             if image.tags.is_empty() {
-                outcome = self.engine().remove_image_id(&image.id).await;
+                outcome = removing(report.dry_run, self.engine().remove_image_id(&image.id)).await;
             }
             let shown = image.tags.first().cloned().unwrap_or(image.id.clone());
             match outcome {
@@ -240,9 +262,27 @@ impl Deployer {
     }
 }
 
+/// Runs `removal` unless this is a dry run (a future does nothing until it is awaited).
+async fn removing<E>(
+    dry_run: bool,
+    removal: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), E> {
+    if dry_run {
+        Ok(())
+    } else {
+        removal.await
+    }
+}
+
 impl CleanupReport {
-    /// One line per kind of object removed, and one per object that stayed.
+    /// One line per kind of object removed (or, in a dry run, that would be), and one
+    /// per object that stayed.
     pub fn summary_lines(&self) -> Vec<String> {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         let mut lines = Vec::new();
         for (kind, list) in [
             ("container", &self.containers),
@@ -250,7 +290,7 @@ impl CleanupReport {
             ("network", &self.networks),
         ] {
             for name in list {
-                lines.push(format!("removed {kind} {name}"));
+                lines.push(format!("{verb} {kind} {name}"));
             }
         }
         for error in &self.errors {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 impl Deployer {
     pub(crate) async fn prune_images(&self, app: &AppName, log: &DeployLog) {
         match self
-            .prune_app_images(app, self.settings().keep_images)
+            .prune_app_images(app, self.settings().keep_images, true)
             .await
         {
             Ok(removals) => {
@@ -30,11 +30,12 @@ impl Deployer {
 
     /// Removes the images this instance built for `app` beyond the newest `keep` releases
     /// (at least 2: the live one and the default rollback target); each removal with its
-    /// outcome.
+    /// outcome. Without `remove`, only lists them (a dry run).
     pub(crate) async fn prune_app_images(
         &self,
         app: &AppName,
         keep: usize,
+        remove: bool,
     ) -> Result<Vec<(String, Result<(), String>)>, crate::ActionError> {
         let keep = self.images_to_keep(app, keep).await?;
         let built = self.engine().app_images(app.as_str()).await?;
@@ -44,11 +45,14 @@ impl Deployer {
             .into_iter()
             .filter(|i| i.starts_with(&ours) && !keep.contains(i))
         {
-            let outcome = self
-                .engine()
-                .remove_image(&image)
-                .await
-                .map_err(|e| e.to_string());
+            let outcome = if remove {
+                self.engine()
+                    .remove_image(&image)
+                    .await
+                    .map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            };
             removals.push((image, outcome));
         }
         Ok(removals)

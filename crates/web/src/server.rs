@@ -51,11 +51,13 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     })))
 }
 
-/// What a cleanup removed.
+/// What a cleanup removed (with `dry_run`, what it would remove).
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct CleanupResult {
     /// Whether each app kept only its live and previous release.
     pub aggressive: bool,
+    /// Whether nothing was removed: the lists say what a cleanup would remove now.
+    pub dry_run: bool,
     pub containers: Vec<String>,
     pub images: Vec<String>,
     pub networks: Vec<String>,
@@ -72,20 +74,28 @@ pub struct CleanupRequest {
     /// Keep only the live and the previous release of each app (as under disk pressure).
     #[serde(default)]
     pub aggressive: bool,
+    /// List what would be removed, removing nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[utoipa::path(post, path = "/server/cleanup", tag = "server",
-    request_body(content = Option<CleanupRequest>, description = "optional: {\"aggressive\": true}"),
+    request_body(content = Option<CleanupRequest>, description = "optional: {\"aggressive\": true, \"dry_run\": true}"),
     responses((status = 200, description = "what was removed: only objects labelled with this instance (stopped containers of finished deployments, images beyond retention, images of deleted apps, untagged images, networks of deleted apps)", body = CleanupResult), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn cleanup(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<CleanupResult>, ApiError> {
     let request: Option<CleanupRequest> = crate::deployments::optional_body(&body)?;
-    let aggressive = request.is_some_and(|r| r.aggressive);
-    let report = state.deployer.cleanup(aggressive).await?;
+    let (aggressive, dry_run) = request.map_or((false, false), |r| (r.aggressive, r.dry_run));
+    let report = if dry_run {
+        state.deployer.cleanup_dry_run(aggressive).await?
+    } else {
+        state.deployer.cleanup(aggressive).await?
+    };
     Ok(Json(CleanupResult {
         aggressive: report.aggressive,
+        dry_run: report.dry_run,
         containers: report.containers,
         images: report.images,
         networks: report.networks,

@@ -1,7 +1,8 @@
 //! The app page's links and the server page's actions in Chromium: every domain of a
 //! deployed app listed as a link that opens the app through the proxy (its published
 //! port in the address, as it is not 80), with the certificate state (HTTP only here);
-//! the server page shows the proxy's published ports, cleans up (the result said once)
+//! the server page shows the proxy's published ports, previews a cleanup (nothing
+//! removed), cleans up (the result said once)
 //! and writes a backup archive (listed, on disk, mode 0600).
 
 use super::support;
@@ -92,6 +93,16 @@ pub async fn server_ports_cleanup_and_backup(browser: &Browser, daemon: &support
         "capstan.role=app-network",
         &old,
     ]);
+    // The preview lists it and removes nothing.
+    browser.submit("#cleanup-preview").await;
+    let preview = browser.text("#flash").await;
+    assert!(
+        preview.starts_with("Cleanup preview (nothing removed): ")
+            && preview.contains(&format!("Would remove network {old}.")),
+        "{preview}"
+    );
+    let still_there = support::docker(&["network", "ls", "-q", "--filter", &format!("name={old}")]);
+    assert!(!still_there.trim().is_empty(), "a preview removes nothing");
     js(browser, "window.capstanOldPage = true").await;
     browser.click("#cleanup-run").await;
     browser.client.accept_alert().await.unwrap();

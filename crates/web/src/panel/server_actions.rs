@@ -1,5 +1,6 @@
 //! The server page's actions (admin): a cleanup of this instance's leftovers now, as
-//! `capstan cleanup` does (optionally keeping only two releases per app), and a backup
+//! `capstan cleanup` does (optionally keeping only two releases per app; a preview first
+//! lists what it would remove, as `--dry-run`), and a backup
 //! archive written now into the backup directory, as `capstan backup` and the schedule
 //! do. Each answers 303 back to the server page, which says once what it did.
 
@@ -20,13 +21,27 @@ pub async fn cleanup(
 ) -> Result<Response, PanelError> {
     posted.session.require(Scope::Admin)?;
     let aggressive = posted.fields.checked("aggressive");
-    let report = state.deployer.cleanup(aggressive).await?;
+    let dry_run = posted.fields.get("mode") == "preview";
+    let report = if dry_run {
+        state.deployer.cleanup_dry_run(aggressive).await?
+    } else {
+        state.deployer.cleanup(aggressive).await?
+    };
     let removed = report.containers.len() + report.images.len() + report.networks.len();
     let freed = size(u64::try_from(report.image_bytes).unwrap_or(0));
+    let (title, verb, freed_verb) = if dry_run {
+        (
+            "Cleanup preview (nothing removed)",
+            "would be removed",
+            "would be freed",
+        )
+    } else {
+        ("Cleanup", "removed", "freed")
+    };
     let mut message = format!(
-        "Cleanup{}: {removed} object{} removed, {freed} of images freed.",
+        "{title}{}: {removed} object{} {verb}, {freed} of images {freed_verb}.",
         if aggressive {
-            " (two releases kept per app)"
+            ", two releases kept per app"
         } else {
             ""
         },

@@ -7,6 +7,7 @@
 //! domain whose address refuses, or that has no address, fails with the reason Traefik
 //! logs; one whose address takes the connection and never answers stays pending while
 //! pebble waits; an app without TLS is http-only, and one not deployed is not served.
+//! The app pages show the same in Chromium, each link on the proxy's HTTPS port.
 
 mod support;
 
@@ -149,6 +150,79 @@ async fn wait_for_state(daemon: &support::Daemon, app: &str, state: &str) -> Vec
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The app pages in Chromium: each domain's link on the proxy's HTTPS port (not 443
+/// here) with its certificate's state and its expiry or reason.
+async fn app_page_shows_the_states(daemon: &support::Daemon) {
+    let browser = capstan_testkit::browser::Browser::start("certificates").await;
+    browser.goto(&daemon.api).await;
+    let code = std::fs::read_to_string(daemon.data_dir.path().join("setup-code")).unwrap();
+    for (field, value) in [
+        ("code", code.trim()),
+        ("name", "ada"),
+        ("password", "correct horse battery"),
+        ("confirm", "correct horse battery"),
+    ] {
+        browser.fill("form", field, value).await;
+    }
+    browser.submit("form button").await;
+    let https_port = support::docker(&["port", &format!("{}-proxy", daemon.instance), "443/tcp"]);
+    let https_port = https_port
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let shown = |app: &'static str| {
+        let browser = &browser;
+        let api = daemon.api.clone();
+        async move {
+            browser.goto(&format!("{api}/apps/{app}")).await;
+            browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('#domains li')].map(li =>
+                       [li.querySelector('a').href, li.dataset.cert,
+                        li.querySelector('.badge').textContent,
+                        (li.querySelector('.cert-detail') || {}).textContent || ''])",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let certs = shown("certs").await;
+    browser.screenshot("01-issued").await;
+    for (row, domain) in certs
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["ok-a.test", "ok-b.test"])
+    {
+        assert_eq!(row[0], format!("https://{domain}:{https_port}/"), "{certs}");
+        assert_eq!(row[1], "issued", "{certs}");
+        assert_eq!(row[2], "certificate issued", "{certs}");
+        assert!(row[3].as_str().unwrap().starts_with("until 20"), "{certs}");
+    }
+    let refused = shown("refused").await;
+    browser.screenshot("02-failed").await;
+    assert_eq!(refused[0][1], "failed", "{refused}");
+    assert!(
+        refused[0][3].as_str().unwrap().contains("192.0.2.1"),
+        "{refused}"
+    );
+    let waiting = shown("waiting").await;
+    assert_eq!(waiting[0][2], "certificate pending", "{waiting}");
+    let plain = shown("plain").await;
+    assert_eq!(
+        plain[0][0],
+        format!("http://plain.test:{}/", daemon.proxy_port)
+    );
+    assert_eq!(plain[0][2], "HTTP only", "{plain}");
+    browser.close().await;
 }
 
 fn tls_app(name: &str, repo: &SampleRepo, domains: &[&str]) -> Value {
@@ -314,6 +388,8 @@ async fn certificates_are_issued_pending_or_failed_as_traefik_has_them() {
         assert_eq!(waiting[0]["state"], "pending", "{waiting:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+
+    app_page_shows_the_states(&daemon).await;
 
     // The other apps are as they were.
     assert_eq!(certificates(&daemon, "certs").await[0]["state"], "issued");

@@ -6,6 +6,8 @@ use axum::response::IntoResponse;
 const CSS: &str = include_str!("../../static/panel.css");
 const JS: &str = include_str!("../../static/panel.js");
 const DEPLOYMENT_JS: &str = include_str!("../../static/deployment.js");
+/// A one-off command's page: its live output, loaded on that page only.
+const RUN_JS: &str = include_str!("../../static/run.js");
 /// The app page's live output and use graphs, loaded on that page only.
 const APP_LIVE_JS: &str = include_str!("../../static/app_live.js");
 const CACHE: &str = "public, max-age=3600";
@@ -41,4 +43,9 @@ fn script(text: &'static str) -> impl IntoResponse {
 /// The deployment page's own script (the live log, phases and title).
 pub async fn deployment_js() -> impl IntoResponse {
     script(DEPLOYMENT_JS)
+}
+
+/// A one-off command's page script (its live output and final state).
+pub async fn run_js() -> impl IntoResponse {
+    script(RUN_JS)
 }

@@ -122,4 +122,5 @@ pub fn router() -> Router<AppState> {
         .route("/static/panel.js", get(assets::js))
         .route("/static/deployment.js", get(assets::deployment_js))
         .route("/static/app_live.js", get(assets::app_live_js))
+        .route("/static/run.js", get(assets::run_js))
 }

@@ -70,20 +70,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         acme_ca_server: config.acme_ca_server.as_deref(),
         throttle: &config.proxy_throttle,
     })?;
-    let proxy_spec = ProxySpec {
-        image: config.proxy_image.clone(),
-        static_config,
-        http_port: config.proxy_http_port,
-        https_port: config.proxy_https_port,
-        routes_dir: routes.dir().to_path_buf(),
-        routes_mount: DYNAMIC_DIR.to_string(),
-        acme_ca_certificates: match &config.acme_ca_certificates {
-            Some(path) => Some(std::fs::read(path).with_context(|| {
-                format!("cannot read acme_ca_certificates {}", path.display())
-            })?),
-            None => None,
-        },
-    };
+    let proxy_spec =
+        ProxySpec {
+            image: config.proxy_image.clone(),
+            static_config,
+            http_port: config.proxy_http_port,
+            https_port: config.proxy_https_port,
+            routes_dir: routes.dir().to_path_buf(),
+            routes_mount: DYNAMIC_DIR.to_string(),
+            acme_ca_certificates: match &config.acme_ca_certificates {
+                Some(path) => Some(std::fs::read(path).with_context(|| {
+                    format!("cannot read acme_ca_certificates {}", path.display())
+                })?),
+                None => None,
+            },
+        };
     let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
     let proxy = ProxyApi::new(proxy_url);
     wait_for_proxy(&proxy).await?;

@@ -204,6 +204,8 @@ struct Inner {
     >,
     /// One-off runs: their live output, limits and start lock.
     runs: runs::Runs,
+    /// What Traefik said of its certificates lately (the app pages ask often).
+    certificate_facts: certificates::FactsCache,
 }
 
 /// How many git fetches may run at once.
@@ -240,6 +242,7 @@ impl Deployer {
                 metrics: Metrics::new(),
                 routes_in_force: Default::default(),
                 runs: Default::default(),
+                certificate_facts: Default::default(),
             }),
         }
     }
@@ -255,6 +258,11 @@ impl Deployer {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The certificate facts kept of Traefik's last read.
+    pub(crate) fn certificate_facts(&self) -> &certificates::FactsCache {
+        &self.inner.certificate_facts
     }
 
     /// The builder Dockerfiles are made ready for: the engine's.

@@ -1,6 +1,8 @@
 //! Traefik's ACME store (`acme.json`) read for what it says about domains: for each
 //! certificate of one resolver, the names it covers and when it expires. Private keys in
 //! the store are never kept: only each certificate's names and expiry leave this module.
+//! A certificate that cannot be decoded is skipped (and logged for the operator), so one
+//! broken entry never hides every other domain's certificate.
 
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -11,8 +13,6 @@ use x509_cert::der::DecodePem;
 pub enum StoreError {
     #[error("the proxy's ACME store is not the JSON Traefik writes: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("a certificate in the proxy's ACME store for {domain} cannot be read: {reason}")]
-    Certificate { domain: String, reason: String },
 }
 
 /// The names a resolver holds certificates for, each with the latest expiry among them.
@@ -55,11 +55,19 @@ impl AcmeStore {
             return Ok(store);
         };
         for stored in resolver.certificates.unwrap_or_default() {
-            let expires_at_ms =
-                leaf_expiry(&stored.certificate).map_err(|reason| StoreError::Certificate {
-                    domain: stored.domain.main.clone(),
-                    reason,
-                })?;
+            let expires_at_ms = match leaf_expiry(&stored.certificate) {
+                Ok(expires_at_ms) => expires_at_ms,
+                Err(reason) => {
+                    // The daemon's log only (the operator's), never an answer: the
+                    // domain may be another app's.
+                    tracing::warn!(
+                        domain = %stored.domain.main,
+                        %reason,
+                        "skipped a certificate of the proxy's ACME store that cannot be read"
+                    );
+                    continue;
+                }
+            };
             let names =
                 std::iter::once(stored.domain.main).chain(stored.domain.sans.unwrap_or_default());
             for name in names {

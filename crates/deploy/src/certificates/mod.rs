@@ -1,12 +1,15 @@
 //! Whether each domain of an app has its certificate, as Traefik sees it: its ACME store
 //! says which domains hold a certificate (and until when), its log says which it failed
-//! to obtain and why; a domain routed with the resolver and in neither is pending. An app
-//! without TLS is served over plain HTTP. Reads go through [`CertificateSource`], which
-//! the engine implements and the tests replace with fixtures.
+//! to obtain and why; a domain routed with the resolver and in neither is pending, one
+//! whose certificate is past its expiry is expired. An app without TLS is served over
+//! plain HTTP. Reads go through [`CertificateSource`], which the engine implements and
+//! the tests replace with fixtures; what they say is kept a few seconds ([`FactsCache`]).
 
 mod acme_store;
+mod facts_cache;
 
 pub use acme_store::{AcmeStore, StoreError};
+pub use facts_cache::{FactsCache, FACTS_TTL};
 
 use crate::{ActionError, Deployer};
 use capstan_core::AppName;
@@ -48,6 +51,12 @@ pub struct DomainCertificate {
 pub enum CertificateState {
     /// Traefik holds a certificate for the domain, valid until then (Unix ms).
     Issued { expires_at_ms: i64 },
+    /// The certificate Traefik holds expired then (Unix ms); the reason is the last
+    /// failure Traefik logged for the domain (its renewal), if any.
+    Expired {
+        expires_at_ms: i64,
+        reason: Option<String>,
+    },
     /// Routed with the certificate resolver; no certificate yet and no failure logged.
     Pending,
     /// Traefik logged that it could not obtain a certificate for the domain.
@@ -63,6 +72,7 @@ impl CertificateState {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Issued { .. } => "issued",
+            Self::Expired { .. } => "expired",
             Self::Pending => "pending",
             Self::Failed { .. } => "failed",
             Self::HttpOnly => "http_only",
@@ -71,12 +81,34 @@ impl CertificateState {
     }
 }
 
-/// The certificate of each of `domains`, from what `source` reads of Traefik.
+/// What Traefik says of its certificates: the names its store holds certificates for
+/// (with their expiry, nothing else of the store) and the failures it logged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TraefikFacts {
+    pub store: AcmeStore,
+    /// Lower-case domain → the last failure reason logged for it.
+    pub failures: BTreeMap<String, String>,
+}
+
+/// Reads the ACME store and the proxy's log through `source`.
+pub async fn read_facts(source: &impl CertificateSource) -> Result<TraefikFacts, ActionError> {
+    let store = match source.acme_store().await? {
+        Some(bytes) => AcmeStore::parse(&bytes, capstan_compose::routes::CERT_RESOLVER)
+            .map_err(|e| ActionError::Unavailable(e.to_string()))?,
+        None => AcmeStore::default(),
+    };
+    let failures = failures_in_log(&source.proxy_log().await?);
+    Ok(TraefikFacts { store, failures })
+}
+
+/// The certificate of each of `domains` at `now_ms`, from what `source` reads of
+/// Traefik (or what `cache` kept of its last read).
 pub async fn domain_certificates(
+    cache: &FactsCache,
     source: &impl CertificateSource,
     domains: &[String],
-    tls: bool,
-    served: bool,
+    (tls, served): (bool, bool),
+    now_ms: i64,
 ) -> Result<Vec<DomainCertificate>, ActionError> {
     if !tls || !served || domains.is_empty() {
         let state = if tls {
@@ -92,29 +124,28 @@ pub async fn domain_certificates(
             })
             .collect());
     }
-    let store = match source.acme_store().await? {
-        Some(bytes) => AcmeStore::parse(&bytes, capstan_compose::routes::CERT_RESOLVER)
-            .map_err(|e| ActionError::Unavailable(e.to_string()))?,
-        None => AcmeStore::default(),
-    };
-    let failures = failures_in_log(&source.proxy_log().await?);
-    Ok(states(domains, &store, &failures))
+    let facts = cache.get(source, std::time::Instant::now()).await?;
+    Ok(states(domains, &facts, now_ms))
 }
 
-/// Each domain's state from the store and the failures logged: a certificate in the
-/// store wins (a failed renewal keeps the certificate in force), then a failure, else
-/// pending.
-pub fn states(
-    domains: &[String],
-    store: &AcmeStore,
-    failures: &BTreeMap<String, String>,
-) -> Vec<DomainCertificate> {
+/// Each domain's state at `now_ms` from the store and the failures logged: a
+/// certificate in the store wins while it is in force (a failed renewal keeps it
+/// serving), and is expired past its expiry; then a failure, else pending.
+pub fn states(domains: &[String], facts: &TraefikFacts, now_ms: i64) -> Vec<DomainCertificate> {
+    let TraefikFacts { store, failures } = facts;
     domains
         .iter()
         .map(|domain| {
             let key = domain.to_ascii_lowercase();
             let state = if let Some(expires_at_ms) = store.expiry_of(&key) {
-                CertificateState::Issued { expires_at_ms }
+                if expires_at_ms > now_ms {
+                    CertificateState::Issued { expires_at_ms }
+                } else {
+                    CertificateState::Expired {
+                        expires_at_ms,
+                        reason: failures.get(&key).cloned(),
+                    }
+                }
             } else if let Some(reason) = failures.get(&key) {
                 CertificateState::Failed {
                     reason: reason.clone(),
@@ -176,10 +207,11 @@ impl Deployer {
     ) -> Result<Vec<DomainCertificate>, ActionError> {
         let app = self.store().app(name).await?;
         domain_certificates(
+            self.certificate_facts(),
             self.engine(),
             &app.spec.domains,
-            app.spec.tls,
-            app.live_deployment_id.is_some(),
+            (app.spec.tls, app.live_deployment_id.is_some()),
+            capstan_store::now_ms(),
         )
         .await
     }

@@ -1,3 +1,6 @@
+//! The certificate states from fixtures: an ACME store as Traefik v3.7 writes it (one
+//! broken entry among them), its JSON log lines, expiry, and the facts kept between reads.
+
 use super::*;
 
 const STORE: &str = include_str!("../../tests/fixtures/acme-store.json");
@@ -5,6 +8,9 @@ const STORE: &str = include_str!("../../tests/fixtures/acme-store.json");
 const LEAF_EXPIRY_MS: i64 = 1_804_419_894_000;
 /// notAfter of the fixture's `*.w.test` certificate.
 const WILDCARD_EXPIRY_MS: i64 = 1_799_235_899_000;
+
+/// A moment before either of the fixture's certificates expires.
+const NOW_MS: i64 = WILDCARD_EXPIRY_MS - 86_400_000;
 
 /// Lines as Traefik v3.7 logs them with `log.format: json` (keys repeated as it does).
 const LOG: &[&str] = &[
@@ -42,7 +48,7 @@ fn the_store_names_each_certificates_domains_and_expiry() {
 }
 
 #[test]
-fn an_empty_or_new_store_holds_nothing_and_a_broken_one_is_an_error() {
+fn an_empty_or_new_store_holds_nothing_and_broken_json_is_an_error() {
     assert_eq!(
         AcmeStore::parse(b"", "letsencrypt").unwrap(),
         AcmeStore::default()
@@ -56,12 +62,34 @@ fn an_empty_or_new_store_holds_nothing_and_a_broken_one_is_an_error() {
         AcmeStore::parse(b"{not json", "letsencrypt"),
         Err(StoreError::Json(_))
     ));
-    let bad_cert = br#"{"letsencrypt":{"Certificates":[{"domain":{"main":"a.test"},"certificate":"bm90IGEgY2VydA==","key":""}]}}"#;
-    let err = AcmeStore::parse(bad_cert, "letsencrypt").unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Certificate { domain, .. } if domain == "a.test"),
-        "{err}"
+}
+
+#[test]
+fn a_certificate_that_cannot_be_read_is_skipped_and_the_rest_kept() {
+    let mut store: serde_json::Value = serde_json::from_str(STORE).unwrap();
+    let certificates = store["letsencrypt"]["Certificates"].as_array_mut().unwrap();
+    for (main, certificate) in [
+        ("not-base64.test", "%%%"),
+        ("not-pem.test", "bm90IGEgY2VydA=="),
+        // Base64 of a PEM block that is no certificate.
+        (
+            "not-x509.test",
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkFBQUEKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=",
+        ),
+    ] {
+        certificates.insert(
+            0,
+            serde_json::json!({"domain": {"main": main}, "certificate": certificate, "key": ""}),
+        );
+    }
+    let bytes = serde_json::to_vec(&store).unwrap();
+    let parsed = AcmeStore::parse(&bytes, "letsencrypt").expect("the readable ones are kept");
+    assert_eq!(
+        parsed,
+        AcmeStore::parse(STORE.as_bytes(), "letsencrypt").unwrap()
     );
+    assert_eq!(parsed.expiry_of("a.test"), Some(LEAF_EXPIRY_MS));
+    assert_eq!(parsed.expiry_of("not-pem.test"), None);
 }
 
 #[test]
@@ -97,10 +125,11 @@ fn issued_wins_then_failed_then_pending() {
     let mut failures = failures_in_log(&log());
     // A failed renewal of a domain that still holds its certificate.
     failures.insert("a.test".into(), "renewal failed".into());
+    let facts = TraefikFacts { store, failures };
     let got = states(
         &domains(&["A.test", "fail.test", "new.test", "x.w.test"]),
-        &store,
-        &failures,
+        &facts,
+        NOW_MS,
     );
     let by_name: Vec<(&str, &CertificateState)> =
         got.iter().map(|c| (c.domain.as_str(), &c.state)).collect();
@@ -131,6 +160,43 @@ fn issued_wins_then_failed_then_pending() {
     );
 }
 
+#[test]
+fn a_certificate_past_its_expiry_is_expired_with_the_renewals_failure() {
+    let store = AcmeStore::parse(STORE.as_bytes(), "letsencrypt").unwrap();
+    let mut failures = BTreeMap::new();
+    failures.insert("a.test".to_string(), "renewal failed".to_string());
+    let facts = TraefikFacts { store, failures };
+    let names = domains(&["a.test", "b.test", "x.w.test"]);
+    // Between the wildcard's expiry and the leaf's: only the wildcard has expired.
+    let got = states(&names, &facts, WILDCARD_EXPIRY_MS + 1);
+    let got: Vec<&CertificateState> = got.iter().map(|c| &c.state).collect();
+    assert_eq!(
+        got,
+        [
+            &CertificateState::Issued {
+                expires_at_ms: LEAF_EXPIRY_MS
+            },
+            &CertificateState::Issued {
+                expires_at_ms: LEAF_EXPIRY_MS
+            },
+            &CertificateState::Expired {
+                expires_at_ms: WILDCARD_EXPIRY_MS,
+                reason: None
+            },
+        ]
+    );
+    // At its expiry a certificate no longer serves; the failure logged is the reason.
+    let got = states(&names[..2], &facts, LEAF_EXPIRY_MS);
+    assert_eq!(
+        got[0].state,
+        CertificateState::Expired {
+            expires_at_ms: LEAF_EXPIRY_MS,
+            reason: Some("renewal failed".into())
+        }
+    );
+    assert_eq!(got[1].state.as_str(), "expired");
+}
+
 /// A source that counts its reads, to show which states need none.
 struct Fixture {
     store: Option<&'static str>,
@@ -156,20 +222,38 @@ async fn http_only_and_unserved_apps_read_nothing_of_traefik() {
         reads: Default::default(),
     };
     let names = domains(&["a.test", "fail.test"]);
-    let plain = domain_certificates(&source, &names, false, true)
-        .await
-        .unwrap();
+    let plain = domain_certificates(
+        &FactsCache::default(),
+        &source,
+        &names,
+        (false, true),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
     assert!(plain.iter().all(|c| c.state == CertificateState::HttpOnly));
-    let unserved = domain_certificates(&source, &names, true, false)
-        .await
-        .unwrap();
+    let unserved = domain_certificates(
+        &FactsCache::default(),
+        &source,
+        &names,
+        (true, false),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
     assert!(unserved
         .iter()
         .all(|c| c.state == CertificateState::NotServed));
     assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 0);
-    let served = domain_certificates(&source, &names, true, true)
-        .await
-        .unwrap();
+    let served = domain_certificates(
+        &FactsCache::default(),
+        &source,
+        &names,
+        (true, true),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
     assert_eq!(served[0].state.as_str(), "issued");
     assert_eq!(served[1].state.as_str(), "failed");
     assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -181,9 +265,53 @@ async fn no_store_yet_means_pending_unless_failed() {
         store: None,
         reads: Default::default(),
     };
-    let got = domain_certificates(&source, &domains(&["a.test", "fail.test"]), true, true)
-        .await
-        .unwrap();
+    let got = domain_certificates(
+        &FactsCache::default(),
+        &source,
+        &domains(&["a.test", "fail.test"]),
+        (true, true),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
     assert_eq!(got[0].state, CertificateState::Pending);
     assert_eq!(got[1].state.as_str(), "failed");
+}
+
+#[tokio::test]
+async fn a_read_is_kept_a_few_seconds_and_a_failed_one_not_at_all() {
+    let source = Fixture {
+        store: Some(STORE),
+        reads: Default::default(),
+    };
+    let reads = || source.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let cache = FactsCache::default();
+    let start = std::time::Instant::now();
+    let first = cache.get(&source, start).await.unwrap();
+    assert_eq!(reads(), 2, "the store and the log");
+    assert_eq!(first.store.expiry_of("a.test"), Some(LEAF_EXPIRY_MS));
+    let again = cache
+        .get(
+            &source,
+            start + FACTS_TTL - std::time::Duration::from_millis(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reads(), 2, "kept");
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    cache.get(&source, start + FACTS_TTL).await.unwrap();
+    assert_eq!(reads(), 4, "read again once it is old");
+
+    let broken = Fixture {
+        store: Some("{not json"),
+        reads: Default::default(),
+    };
+    let cache = FactsCache::default();
+    assert!(cache.get(&broken, start).await.is_err());
+    assert!(cache.get(&broken, start).await.is_err());
+    assert_eq!(
+        broken.reads.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "each ask reads again (the store only: it fails first)"
+    );
 }

@@ -175,4 +175,21 @@ mod tests {
             .unwrap()
             .contains(&serde_json::json!("live")));
     }
+
+    #[test]
+    fn a_certificates_state_is_one_of_the_names_the_document_lists() {
+        let (_, _, api) = crate::api_router_and_doc();
+        let json = serde_json::to_value(&api).unwrap();
+        let states = json["components"]["schemas"]["CertificateStateName"].to_string();
+        for name in [
+            "issued",
+            "expired",
+            "pending",
+            "failed",
+            "http_only",
+            "not_served",
+        ] {
+            assert!(states.contains(&format!("\"{name}\"")), "{name}: {states}");
+        }
+    }
 }

@@ -3,8 +3,10 @@
 //! shows this page again with its problem beside its form.
 
 use crate::apps::app_name;
-use crate::panel::app_domains::{domain_links, DomainLink};
-use crate::panel::app_live::{running_view, RunningView};
+use crate::panel::app_domains::{
+    domain_links, engine_too_slow, proxy_ports, DomainLink, ProxyPorts, ENGINE_WAIT,
+};
+use crate::panel::app_live::{running_view, RunningView, TAILS};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
@@ -79,6 +81,11 @@ impl AppPage {
             .and_then(|release| self.release_origins.get(&release).copied())
     }
 
+    /// Some certificate is Traefik's to say: the page's script asks for it.
+    fn asks_certificates(&self) -> bool {
+        self.domains.iter().any(|d| d.state.is_empty())
+    }
+
     fn error(&self, form: &str) -> Option<&str> {
         self.refusal.errors.get(form).map(String::as_str)
     }
@@ -110,6 +117,32 @@ fn rollback_targets(records: &[DeploymentRecord], live: Option<&DeploymentRecord
         .collect()
 }
 
+/// What the engine says for the page, asked at once and each within [`ENGINE_WAIT`]: the
+/// proxy's ports (for the links; none needed without domains) and what of the app runs.
+async fn engine_view(
+    state: &AppState,
+    name: &AppName,
+    has_domains: bool,
+) -> (ProxyPorts, RunningView) {
+    let ports = async {
+        if has_domains {
+            proxy_ports(state).await
+        } else {
+            ProxyPorts::default()
+        }
+    };
+    let running = async {
+        tokio::time::timeout(ENGINE_WAIT, running_view(state, name))
+            .await
+            .unwrap_or_else(|_| RunningView {
+                containers: Vec::new(),
+                problem: Some(engine_too_slow()),
+                tails: TAILS,
+            })
+    };
+    tokio::join!(ports, running)
+}
+
 pub async fn show(
     State(state): State<AppState>,
     session: SignedIn,
@@ -129,6 +162,8 @@ pub async fn app_page(
     refusal: Refusal,
 ) -> Result<AppPage, PanelError> {
     let view = state.deployer.app_view(name).await?;
+    let spec = &view.app.spec;
+    let (ports, running) = engine_view(state, name, !spec.domains.is_empty()).await;
     let store = state.deployer.store();
     let now = capstan_store::now_ms();
     let records = store.deployments_of(name, 50).await?;
@@ -167,7 +202,12 @@ pub async fn app_page(
     Ok(AppPage {
         nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
-        domains: domain_links(state, name, &view.app.spec.domains, view.app.spec.tls).await,
+        domains: domain_links(
+            &spec.domains,
+            spec.tls,
+            view.app.live_deployment_id.is_some(),
+            ports.for_scheme(spec.tls),
+        ),
         source: source_text(&view.app.spec),
         default_ref,
         is_git,
@@ -178,7 +218,7 @@ pub async fn app_page(
         events,
         maintenance,
         refusal,
-        running: running_view(state, name).await,
+        running,
     })
 }
 

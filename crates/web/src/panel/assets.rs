@@ -10,6 +10,8 @@ const DEPLOYMENT_JS: &str = include_str!("../../static/deployment.js");
 const RUN_JS: &str = include_str!("../../static/run.js");
 /// The app page's live output and use graphs, loaded on that page only.
 const APP_LIVE_JS: &str = include_str!("../../static/app_live.js");
+/// The app page's certificate badges, asked after the page is shown.
+const APP_DOMAINS_JS: &str = include_str!("../../static/app_domains.js");
 const CACHE: &str = "public, max-age=3600";
 
 pub async fn css() -> impl IntoResponse {
@@ -28,6 +30,10 @@ pub async fn js() -> impl IntoResponse {
 
 pub async fn app_live_js() -> impl IntoResponse {
     script(APP_LIVE_JS)
+}
+
+pub async fn app_domains_js() -> impl IntoResponse {
+    script(APP_DOMAINS_JS)
 }
 
 fn script(text: &'static str) -> impl IntoResponse {

@@ -1,9 +1,11 @@
 //! The dashboard: every app with its state, live version, last deployment and address,
 //! a page of 100 at a time (with a name filter), read with a fixed number of queries
-//! however many apps and deployments there are.
+//! however many apps and deployments there are. Each address carries the proxy's
+//! published port (read once per page, within `ENGINE_WAIT`).
 
+use crate::panel::app_domains::{domain_url, proxy_ports, ProxyPorts};
 use crate::panel::page::{render, Nav, PanelError};
-use crate::panel::rows::{app_url, DeploymentRow};
+use crate::panel::rows::DeploymentRow;
 use crate::panel::session::SignedIn;
 use crate::AppState;
 use askama::Template;
@@ -53,9 +55,12 @@ pub async fn dashboard(
     let store = state.deployer.store();
     let filter = query.q.trim().chars().take(64).collect::<String>();
     let page = query.page.unwrap_or(1).max(1);
-    let (apps, total) = store
-        .apps_page(&filter, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE)
-        .await?;
+    // The engine is asked while the store answers.
+    let (ports, listed) = tokio::join!(
+        proxy_ports(&state),
+        store.apps_page(&filter, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE)
+    );
+    let (apps, total) = listed?;
     let (live_count, failing_count) = store.app_health_counts().await?;
     let now = capstan_store::now_ms();
     let live_ids: Vec<i64> = apps.iter().filter_map(|a| a.live_deployment_id).collect();
@@ -82,7 +87,7 @@ pub async fn dashboard(
                 .filter(|d| live.as_ref().is_none_or(|l| l.id != d.id));
             AppRow {
                 name: app.name.to_string(),
-                url: app_url(&app.spec),
+                url: address(&app.spec, ports),
                 in_maintenance: in_maintenance.contains(app.name.as_str()),
                 live,
                 last,
@@ -99,4 +104,10 @@ pub async fn dashboard(
         page,
         pages: (total + PAGE_SIZE - 1) / PAGE_SIZE,
     }))
+}
+
+/// The app's first domain through the proxy, its port added when it is not the scheme's own.
+fn address(spec: &capstan_core::AppSpec, ports: ProxyPorts) -> Option<String> {
+    let domain = spec.domains.first()?;
+    Some(domain_url(domain, spec.tls, ports.for_scheme(spec.tls)))
 }

@@ -82,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/plan", get(app_page::plan))
         .route("/apps/{app}/logs/stream", get(app_live::output))
         .route("/apps/{app}/usage", get(app_live::usage))
+        .route("/apps/{app}/certificates", get(app_domains::certificates))
         .route(
             "/apps/{app}/runs",
             get(run_pages::list).post(run_pages::start),
@@ -122,5 +123,6 @@ pub fn router() -> Router<AppState> {
         .route("/static/panel.js", get(assets::js))
         .route("/static/deployment.js", get(assets::deployment_js))
         .route("/static/app_live.js", get(assets::app_live_js))
+        .route("/static/app_domains.js", get(assets::app_domains_js))
         .route("/static/run.js", get(assets::run_js))
 }

@@ -65,13 +65,6 @@ impl DeploymentRow {
     }
 }
 
-/// Where the app is served: its first domain, with the scheme its TLS setting gives.
-pub fn app_url(spec: &AppSpec) -> Option<String> {
-    let domain = spec.domains.first()?;
-    let scheme = if spec.tls { "https" } else { "http" };
-    Some(format!("{scheme}://{domain}"))
-}
-
 /// Where the app's source comes from, in a few words.
 pub fn source_text(spec: &AppSpec) -> String {
     match &spec.source {

@@ -181,17 +181,26 @@ async fn app_page_shows_the_states(daemon: &support::Daemon) {
         let api = daemon.api.clone();
         async move {
             browser.goto(&format!("{api}/apps/{app}")).await;
-            browser
-                .client
-                .execute(
-                    "return [...document.querySelectorAll('#domains li')].map(li =>
-                       [li.querySelector('a').href, li.dataset.cert,
-                        li.querySelector('.badge').textContent,
-                        (li.querySelector('.cert-detail') || {}).textContent || ''])",
-                    vec![],
-                )
-                .await
-                .unwrap()
+            // The page shows first; its script then asks for the certificates.
+            let asked = std::time::Instant::now();
+            loop {
+                let listed = browser
+                    .client
+                    .execute(
+                        "return [...document.querySelectorAll('#domains li')].map(li =>
+                           [li.querySelector('a').href, li.dataset.cert,
+                            li.querySelector('.badge').textContent,
+                            (li.querySelector('.cert-detail') || {}).textContent || ''])",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let waiting = listed.as_array().unwrap().iter().any(|row| row[1] == "");
+                if !waiting || asked.elapsed() > Duration::from_secs(20) {
+                    return listed;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     };
     let certs = shown("certs").await;

@@ -1,6 +1,7 @@
 //! The app page's links and the server page's actions in Chromium: every domain of a
 //! deployed app listed as a link that opens the app through the proxy (its published
-//! port in the address, as it is not 80), with the certificate state (HTTP only here);
+//! port in the address, as it is not 80, as on the dashboard), with the certificate state
+//! (HTTP only here);
 //! the server page shows the proxy's published ports, previews a cleanup (nothing
 //! removed), cleans up (the result said once)
 //! and writes a backup archive (listed, on disk, mode 0600).
@@ -43,6 +44,20 @@ pub async fn every_domain_opens_the_app(browser: &Browser, daemon: &support::Dae
         "every domain, with the proxy's port"
     );
     browser.screenshot("10-app-domains").await;
+    // The dashboard's address is the first domain's, with the same port.
+    browser.goto(&format!("{}/?q=links", daemon.api)).await;
+    let address = js(
+        browser,
+        "const row = [...document.querySelectorAll('#apps tbody tr')]
+           .find(tr => tr.querySelector('a.strong').textContent === 'links');
+         return row.querySelector('a.address').href",
+    )
+    .await;
+    assert_eq!(
+        address,
+        json!(format!("http://{}:{port}/", DOMAINS[0])),
+        "the dashboard's link carries the proxy's port"
+    );
     for domain in DOMAINS {
         browser.goto(&format!("{}/apps/links", daemon.api)).await;
         // The link opens a new tab; follow its address in this one.

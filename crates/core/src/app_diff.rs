@@ -15,6 +15,7 @@ const MAX_SHOWN: usize = 60;
 /// `what removed` for named entries), in the order of the settings form. Empty when nothing
 /// changed.
 pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
+    every_field_is_compared(new);
     let mut changes = Changes::default();
     source_changes(&mut changes, &old.source, &new.source);
     build_changes(&mut changes, old, new);
@@ -74,6 +75,52 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
     );
     changes.value("init process", on_off(old.init), on_off(new.init));
     changes.0
+}
+
+/// Names every field of the settings, so a field added later does not compile until it is
+/// compared above (and named in the change log) or listed here on purpose.
+fn every_field_is_compared(spec: &AppSpec) {
+    let AppSpec {
+        source: _,
+        port: _,
+        domains: _,
+        tls: _,
+        health,
+        env: _,
+        volumes: _,
+        limits,
+        command: _,
+        pre_deploy: _,
+        post_deploy: _,
+        build,
+        replicas: _,
+        drain_secs: _,
+        stop_grace_secs: _,
+        init: _,
+    } = spec;
+    let crate::HealthSpec {
+        path: _,
+        interval_secs: _,
+        timeout_secs: _,
+        retries: _,
+        start_period_secs: _,
+        deadline_secs: _,
+    } = health;
+    let crate::Limits {
+        memory_mb: _,
+        cpus: _,
+    } = limits;
+    let crate::BuildSpec {
+        kind: _,
+        base_dir: _,
+        dockerfile: _,
+        target: _,
+        compose_file: _,
+        compose_service: _,
+        publish_dir: _,
+        static_image: _,
+        args: _,
+    } = build;
 }
 
 #[derive(Default)]
@@ -167,14 +214,25 @@ fn hook_changes(
     old: &Option<HookCommand>,
     new: &Option<HookCommand>,
 ) {
-    let argv = |hook: &Option<HookCommand>| command(hook.as_ref().map(|h| &h.command[..]), "none");
-    changes.value(&format!("{what} command"), argv(old), argv(new));
-    if let (Some(a), Some(b)) = (old, new) {
-        changes.value(
-            &format!("{what} time limit"),
-            secs(a.timeout_secs.into()),
-            secs(b.timeout_secs.into()),
-        );
+    match (old, new) {
+        (Some(a), Some(b)) => {
+            changes.value(
+                &format!("{what} command"),
+                command(Some(&a.command[..]), ""),
+                command(Some(&b.command[..]), ""),
+            );
+            changes.value(
+                &format!("{what} time limit"),
+                secs(a.timeout_secs.into()),
+                secs(b.timeout_secs.into()),
+            );
+        }
+        (None, Some(hook)) => changes.0.push(format!(
+            "{what} command added: {}",
+            shown(&command(Some(&hook.command[..]), ""))
+        )),
+        (Some(_), None) => changes.0.push(format!("{what} command removed")),
+        (None, None) => {}
     }
 }
 
@@ -204,8 +262,12 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn optional(value: &Option<String>) -> &str {
-    value.as_deref().unwrap_or("auto")
+/// An optional name: `auto` when unset, else the name in quotes (a service may be called
+/// "auto").
+fn optional(value: &Option<String>) -> String {
+    value
+        .as_deref()
+        .map_or_else(|| "auto".into(), |name| format!("“{name}”"))
 }
 
 fn on_off(on: bool) -> &'static str {
@@ -369,6 +431,31 @@ mod tests {
             "{text}"
         );
         assert_eq!(text, "git URL credentials changed, ref main → v2");
+    }
+
+    #[test]
+    fn values_that_read_alike_still_differ() {
+        // A compose service may be called "auto", and a hook's program "none".
+        let old = spec();
+        let mut new = spec();
+        new.build.compose_service = Some("auto".into());
+        new.pre_deploy = Some(HookCommand {
+            command: vec!["none".into()],
+            timeout_secs: 300,
+        });
+        assert_eq!(
+            settings_changes(&old, &new),
+            [
+                "compose service auto → “auto”",
+                "before-cutover command added: none"
+            ]
+        );
+        let mut later = new.clone();
+        later.pre_deploy = None;
+        assert_eq!(
+            settings_changes(&new, &later),
+            ["before-cutover command removed"]
+        );
     }
 
     #[test]

@@ -92,12 +92,14 @@ impl Deployer {
         if next.source != current.spec.source && Some(&next.source) != asked.as_ref() {
             self.check_source_answers(&next).await?;
         }
-        let changes = settings_changes(&current.spec, &next);
-        if changes.is_empty() {
+        if next == current.spec {
             // Nothing to store, and nothing for the change log to say.
             return self.app_view(name).await;
         }
         self.store().update_app_spec(name, &next).await?;
+        // Every field is compared in words; should two values still read alike, the log
+        // says the settings changed without naming them rather than drop the change.
+        let changes = settings_changes(&current.spec, &next);
         self.store()
             .record_event(
                 name,

@@ -101,7 +101,12 @@ fn list_archives(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tar.gz") && entry.file_type().is_ok_and(|t| t.is_file()) {
-            files.push(file_of(dir, &name)?);
+            // An archive the schedule's rotation removes meanwhile is simply not listed.
+            match file_of(dir, &name) {
+                Ok(file) => files.push(file),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
         }
     }
     files.sort_by(|a, b| (b.modified_ms, &b.name).cmp(&(a.modified_ms, &a.name)));

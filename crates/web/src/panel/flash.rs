@@ -18,6 +18,8 @@ const MAX_WAITING: usize = 4096;
 pub struct Flash {
     pub message: String,
     pub secret: Option<String>,
+    /// The action failed: shown as a problem, not a confirmation.
+    pub failed: bool,
 }
 
 impl Flash {
@@ -25,13 +27,22 @@ impl Flash {
         Flash {
             message: message.into(),
             secret: None,
+            failed: false,
+        }
+    }
+
+    /// An action that was tried and failed (the page it redirects to says so once).
+    pub fn failure(message: impl Into<String>) -> Self {
+        Flash {
+            failed: true,
+            ..Flash::notice(message)
         }
     }
 
     pub fn with_secret(message: impl Into<String>, secret: String) -> Self {
         Flash {
-            message: message.into(),
             secret: Some(secret),
+            ..Flash::notice(message)
         }
     }
 }

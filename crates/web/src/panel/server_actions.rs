@@ -68,19 +68,17 @@ pub async fn backup(State(state): State<AppState>, posted: Posted) -> Result<Res
             "this daemon was started without backups",
         ));
     };
-    let message = match backups.write_now().await {
-        Ok(file) => format!(
+    let flash = match backups.write_now().await {
+        Ok(file) => Flash::notice(format!(
             "Backup written: {} ({}, mode {}) in {}.",
             file.name,
             size(file.size_bytes),
             file.mode,
             backups.dir()
-        ),
-        Err(err) => format!("The backup failed: {err}"),
+        )),
+        Err(err) => Flash::failure(format!("The backup failed: {err}")),
     };
-    Ok(posted
-        .session
-        .redirect_with("/server#backups", Flash::notice(message)))
+    Ok(posted.session.redirect_with("/server#backups", flash))
 }
 
 fn capitalised(line: &str) -> String {

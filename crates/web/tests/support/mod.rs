@@ -17,10 +17,19 @@ use tower::ServiceExt;
 pub struct Harness {
     pub router: axum::Router,
     pub store: Store,
+    /// The router's deployer (a clone: the same hubs and store).
+    pub deployer: Deployer,
     pub dir: tempfile::TempDir,
 }
 
 pub async fn harness() -> Harness {
+    harness_with_backups(None).await
+}
+
+/// The harness with a backup writer of the test's own.
+pub async fn harness_with_backups(
+    backups: Option<std::sync::Arc<dyn capstan_web::backups::Backups>>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("capstan.db")).await.unwrap();
     // A socket nobody listens on any more: the engine went away.
@@ -48,13 +57,14 @@ pub async fn harness() -> Harness {
     );
     std::fs::write(dir.path().join("setup-code"), "the-code\n").unwrap();
     let state = AppState {
-        deployer,
+        deployer: deployer.clone(),
         accounts: Accounts::new(Some(dir.path())),
-        backups: None,
+        backups,
     };
     Harness {
         router: capstan_web::router(state),
         store,
+        deployer,
         dir,
     }
 }

@@ -60,41 +60,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .ensure_maintenance_pages(&config.proxy_image, &probe)
         .await?;
 
-    let routes = RouteFiles::new(
-        data_dir.join("proxy/dynamic"),
-        data_dir.join("proxy/staging"),
-    )?;
-    let static_config = render_static_config(&ProxySettings {
-        instance: &config.instance,
-        acme_email: config.acme_email.as_deref(),
-        acme_ca_server: config.acme_ca_server.as_deref(),
-        throttle: &config.proxy_throttle,
-    })?;
-    let proxy_spec =
-        ProxySpec {
-            image: config.proxy_image.clone(),
-            static_config,
-            http_port: config.proxy_http_port,
-            https_port: config.proxy_https_port,
-            routes_dir: routes.dir().to_path_buf(),
-            routes_mount: DYNAMIC_DIR.to_string(),
-            acme_ca_certificates: match &config.acme_ca_certificates {
-                Some(path) => Some(std::fs::read(path).with_context(|| {
-                    format!("cannot read acme_ca_certificates {}", path.display())
-                })?),
-                None => None,
-            },
-        };
-    let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
-    let proxy = ProxyApi::new(proxy_url);
-    wait_for_proxy(&proxy).await?;
-    tracing::info!(
-        http_port = config.proxy_http_port,
-        https_port = config.proxy_https_port,
-        api = proxy.base(),
-        "proxy {}-proxy is up",
-        config.instance
-    );
+    let (routes, proxy, proxy_spec) = start_proxy(&config, &engine, &data_dir).await?;
 
     let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
     let deployer = Deployer::new(
@@ -172,6 +138,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// On first start, creates the admin token and writes it, mode 0600, to
 /// `<data-dir>/admin-token`. Only its hash is stored. There is no default password.
+/// The proxy with this configuration, created or kept (see `Engine::ensure_proxy`) and
+/// answering; the route files it reads and its spec (for the proxy watcher).
+async fn start_proxy(
+    config: &Config,
+    engine: &Engine,
+    data_dir: &Path,
+) -> anyhow::Result<(RouteFiles, ProxyApi, ProxySpec)> {
+    let routes = RouteFiles::new(
+        data_dir.join("proxy/dynamic"),
+        data_dir.join("proxy/staging"),
+    )?;
+    let static_config = render_static_config(&ProxySettings {
+        instance: &config.instance,
+        acme_email: config.acme_email.as_deref(),
+        acme_ca_server: config.acme_ca_server.as_deref(),
+        throttle: &config.proxy_throttle,
+    })?;
+    let proxy_spec =
+        ProxySpec {
+            image: config.proxy_image.clone(),
+            static_config,
+            http_port: config.proxy_http_port,
+            https_port: config.proxy_https_port,
+            routes_dir: routes.dir().to_path_buf(),
+            routes_mount: DYNAMIC_DIR.to_string(),
+            acme_ca_certificates: match &config.acme_ca_certificates {
+                Some(path) => Some(std::fs::read(path).with_context(|| {
+                    format!("cannot read acme_ca_certificates {}", path.display())
+                })?),
+                None => None,
+            },
+        };
+    let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
+    let proxy = ProxyApi::new(proxy_url);
+    wait_for_proxy(&proxy).await?;
+    tracing::info!(
+        http_port = config.proxy_http_port,
+        https_port = config.proxy_https_port,
+        api = proxy.base(),
+        "proxy {}-proxy is up",
+        config.instance
+    );
+    Ok((routes, proxy, proxy_spec))
+}
+
 async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
     if store.token_count().await? > 0 {
         return Ok(());

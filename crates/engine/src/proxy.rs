@@ -230,6 +230,26 @@ impl Engine {
         spec: &ProxySpec,
         fingerprint: &str,
     ) -> Result<(), EngineError> {
+        self.docker()
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: name.to_string(),
+                    platform: None,
+                }),
+                self.proxy_config(spec, fingerprint),
+            )
+            .await?;
+        self.upload_proxy_files(name, spec).await?;
+        for network in self.app_networks().await? {
+            self.connect_proxy(&network).await?;
+        }
+        self.docker().start_container::<String>(name, None).await?;
+        Ok(())
+    }
+
+    /// The proxy container's definition: Traefik with its ports (the API on loopback
+    /// only), the route files read-only, its data volume, on the control network.
+    fn proxy_config(&self, spec: &ProxySpec, fingerprint: &str) -> Config<String> {
         let api_port = format!("{API_PORT}/tcp");
         let binding = |ip: &str, port: u16| {
             Some(vec![PortBinding {
@@ -268,7 +288,7 @@ impl Engine {
                 fingerprint.to_string(),
             ),
         ]);
-        let config = Config {
+        Config {
             image: Some(spec.image.clone()),
             cmd: Some(vec!["--configfile=/etc/traefik/traefik.yml".to_string()]),
             env: spec
@@ -312,16 +332,12 @@ impl Engine {
                 )]),
             }),
             ..Default::default()
-        };
-        self.docker()
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: name.to_string(),
-                    platform: None,
-                }),
-                config,
-            )
-            .await?;
+        }
+    }
+
+    /// Writes Traefik's static configuration (and the ACME CA certificates, when set) into
+    /// the created proxy container.
+    async fn upload_proxy_files(&self, name: &str, spec: &ProxySpec) -> Result<(), EngineError> {
         let mut files = vec![("etc/traefik/traefik.yml", spec.static_config.as_bytes())];
         if let Some(pem) = &spec.acme_ca_certificates {
             files.push((ACME_CA_PATH, pem.as_slice()));
@@ -339,10 +355,6 @@ impl Engine {
                 )
                 .await?;
         }
-        for network in self.app_networks().await? {
-            self.connect_proxy(&network).await?;
-        }
-        self.docker().start_container::<String>(name, None).await?;
         Ok(())
     }
 

@@ -8,7 +8,9 @@ const SIGNED_OUT = "capstan-signed-out";
 
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form.dataset.confirm;
+  const submitter = event.submitter;
+  // A button may ask its own question (two buttons of one form doing different things).
+  const question = (submitter && submitter.dataset.confirm) || form.dataset.confirm;
   if (question && !window.confirm(question)) {
     event.preventDefault();
     return;
@@ -21,6 +23,17 @@ document.addEventListener("submit", (event) => {
     return;
   }
   if (form.action.endsWith("/logout")) sessionStorage.setItem(SIGNED_OUT, "1");
+  // A disabled button's name and value are not sent: carry the pressed one's in a hidden
+  // field (replacing one a page restored from the back/forward cache still holds).
+  for (const carried of form.querySelectorAll("input[data-carried]")) carried.remove();
+  if (submitter && submitter.name) {
+    const carried = document.createElement("input");
+    carried.type = "hidden";
+    carried.name = submitter.name;
+    carried.value = submitter.value;
+    carried.dataset.carried = "";
+    form.append(carried);
+  }
   for (const button of form.querySelectorAll("button:not(:disabled)")) {
     button.disabled = true;
     button.dataset.busy = "";

@@ -301,7 +301,7 @@ async fn follow_until_end(
     let store = deployer.store().clone();
     let mut live = deployer.logs().subscribe(id);
     loop {
-        if !send_stored(&store, id, &mut last, &sender).await {
+        if sender.is_closed() || !send_stored(&store, id, &mut last, &sender).await {
             return;
         }
         let Ok(record) = store.deployment(id).await else {
@@ -324,13 +324,17 @@ async fn follow_until_end(
             return;
         }
         // Wait for news (a line or the end) or re-check the store every second (a phase
-        // may change without a line). Lines are always sent from the store, so a lagging
-        // receiver can never skip one.
-        match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
-            Ok(Err(RecvError::Closed)) => live = deployer.logs().subscribe(id),
-            Ok(Ok(LogEvent::Line(_) | LogEvent::End(_)))
-            | Ok(Err(RecvError::Lagged(_)))
-            | Err(_) => {}
+        // may change without a line), unless the reader leaves first: an abandoned
+        // stream stops now, not when a send to it would fail. Lines are always sent from
+        // the store, so a lagging receiver can never skip one.
+        tokio::select! {
+            () = sender.closed() => return,
+            news = tokio::time::timeout(Duration::from_secs(1), live.recv()) => match news {
+                Ok(Err(RecvError::Closed)) => live = deployer.logs().subscribe(id),
+                Ok(Ok(LogEvent::Line(_) | LogEvent::End(_)))
+                | Ok(Err(RecvError::Lagged(_)))
+                | Err(_) => {}
+            },
         }
     }
 }

@@ -248,6 +248,9 @@ async fn follow_until_end(
     loop {
         // The run's end is recorded after its last line, so a run read as ended here has
         // every line stored by now.
+        if sender.is_closed() {
+            return;
+        }
         let Ok(run) = deployer.run_record(app, id).await else {
             return;
         };
@@ -265,11 +268,16 @@ async fn follow_until_end(
                 .await;
             return;
         }
-        match tokio::time::timeout(Duration::from_secs(2), live.recv()).await {
-            Ok(Err(RecvError::Closed)) => live = deployer.run_logs().subscribe(id),
-            Ok(Ok(RunEvent::Line(_) | RunEvent::End(_)))
-            | Ok(Err(RecvError::Lagged(_)))
-            | Err(_) => {}
+        // Wait for news or re-check every 2 s, unless the reader leaves first (an
+        // abandoned stream stops now, not when a send to it would fail).
+        tokio::select! {
+            () = sender.closed() => return,
+            news = tokio::time::timeout(Duration::from_secs(2), live.recv()) => match news {
+                Ok(Err(RecvError::Closed)) => live = deployer.run_logs().subscribe(id),
+                Ok(Ok(RunEvent::Line(_) | RunEvent::End(_)))
+                | Ok(Err(RecvError::Lagged(_)))
+                | Err(_) => {}
+            },
         }
     }
 }

@@ -272,27 +272,11 @@ pub async fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capstan_core::Trigger;
 
     fn deployment(id: i64, state: DeploymentState, image: Option<&str>) -> DeploymentRecord {
         DeploymentRecord {
-            id,
-            app: AppName::parse("shop").unwrap(),
-            server: "local".into(),
-            environment: "production".into(),
-            trigger: Trigger::Deploy,
-            state,
-            git_ref: None,
-            commit_sha: None,
-            commit_message: None,
             image: image.map(str::to_string),
-            from_release: None,
-            no_cache: false,
-            error: None,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-            actor: None,
+            ..crate::panel::deployment_view::deployment_fixture(id, state)
         }
     }
 

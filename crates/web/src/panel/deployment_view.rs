@@ -199,31 +199,40 @@ impl Progress {
     }
 }
 
+/// A deployment of app `shop` for unit tests of the panel's views: created at 1 s,
+/// started at 1.5 s, finished at 20 s when its state is a final one.
+#[cfg(test)]
+pub(crate) fn deployment_fixture(id: i64, state: DeploymentState) -> DeploymentRecord {
+    DeploymentRecord {
+        id,
+        app: capstan_core::AppName::parse("shop").unwrap(),
+        server: "local".into(),
+        environment: "production".into(),
+        trigger: capstan_core::Trigger::Deploy,
+        state,
+        git_ref: None,
+        commit_sha: None,
+        commit_message: None,
+        image: None,
+        from_release: None,
+        no_cache: false,
+        error: None,
+        created_at: 1_000,
+        started_at: Some(1_500),
+        finished_at: state.is_finished().then_some(20_000),
+        actor: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capstan_core::{AppName, Trigger};
     use DeploymentState::*;
 
     fn record(id: i64, state: DeploymentState, error: Option<&str>) -> DeploymentRecord {
         DeploymentRecord {
-            id,
-            app: AppName::parse("shop").unwrap(),
-            server: "local".into(),
-            environment: "production".into(),
-            trigger: Trigger::Deploy,
-            state,
-            git_ref: None,
-            commit_sha: None,
-            commit_message: None,
-            image: None,
-            from_release: None,
-            no_cache: false,
             error: error.map(String::from),
-            created_at: 1_000,
-            started_at: Some(1_500),
-            finished_at: state.is_finished().then_some(20_000),
-            actor: None,
+            ..deployment_fixture(id, state)
         }
     }
 

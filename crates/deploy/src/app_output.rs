@@ -12,14 +12,14 @@ use futures::StreamExt;
 pub const MAX_TAIL: usize = 10_000;
 
 impl Deployer {
-    /// The last `tail` lines of each running container of `app` (or only of the one
-    /// `container` names, which must be one of them), one container after the other; with
-    /// `follow`, then every new line of any of them as it comes, until all of them stop or
-    /// the reader goes away.
+    /// The last `tail` lines of each running container of `app` (or only of those
+    /// `containers` names, which must be among them; none: all), one container after the
+    /// other; with `follow`, then every new line of any of them as it comes, until all of
+    /// them stop or the reader goes away.
     pub async fn app_output(
         &self,
         app: &AppName,
-        container: Option<&str>,
+        containers: &[&str],
         tail: usize,
         follow: bool,
     ) -> Result<BoxStream<'static, String>, ActionError> {
@@ -28,7 +28,7 @@ impl Deployer {
                 "tail: at most {MAX_TAIL} lines per container"
             )));
         }
-        let containers = self.chosen_containers(app, container).await?;
+        let containers = self.chosen_containers(app, containers).await?;
         if containers.is_empty() {
             return Err(ActionError::Conflict(format!(
                 "{app} has no running containers: deploy it first"

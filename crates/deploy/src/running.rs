@@ -65,30 +65,36 @@ impl Deployer {
         Ok(running)
     }
 
-    /// The running containers of `app`, or only the one `wanted` names (its engine name or
-    /// its shown name); a name that is not a running container of this app is refused
-    /// (404) with the names it could be.
+    /// The running containers of `app`, or only those `wanted` names (each by its engine
+    /// name or its shown name; none: all of them); a name that is not a running container
+    /// of this app is refused (404) with the names it could be.
     pub async fn chosen_containers(
         &self,
         app: &AppName,
-        wanted: Option<&str>,
+        wanted: &[&str],
     ) -> Result<Vec<RunningContainer>, ActionError> {
         let running = self.running_containers(app).await?;
-        let Some(wanted) = wanted else {
+        if wanted.is_empty() {
             return Ok(running);
-        };
-        if let Some(one) = running.iter().find(|c| c.is_named(wanted)) {
-            return Ok(vec![one.clone()]);
         }
-        let names: Vec<&str> = running.iter().map(|c| c.shown.as_str()).collect();
-        let shown: String = wanted.chars().take(80).collect();
-        Err(ActionError::NotFound(if names.is_empty() {
-            format!("container {shown:?}: {app} has no running containers")
-        } else {
-            format!(
-                "container {shown:?} is not a running container of {app}; its running containers: {}",
-                names.join(", ")
-            )
-        }))
+        if let Some(unknown) = wanted
+            .iter()
+            .find(|name| !running.iter().any(|c| c.is_named(name)))
+        {
+            let names: Vec<&str> = running.iter().map(|c| c.shown.as_str()).collect();
+            let shown: String = unknown.chars().take(80).collect();
+            return Err(ActionError::NotFound(if names.is_empty() {
+                format!("container {shown:?}: {app} has no running containers")
+            } else {
+                format!(
+                    "container {shown:?} is not a running container of {app}; its running containers: {}",
+                    names.join(", ")
+                )
+            }));
+        }
+        Ok(running
+            .into_iter()
+            .filter(|c| wanted.iter().any(|name| c.is_named(name)))
+            .collect())
     }
 }

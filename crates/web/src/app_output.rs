@@ -43,9 +43,10 @@ pub async fn output(
     let app = app_name(&app)?;
     let Query(query) = query?;
     let tail = query.tail.unwrap_or(DEFAULT_TAIL);
+    let wanted: Vec<&str> = query.container.iter().map(String::as_str).collect();
     let lines = state
         .deployer
-        .app_output(&app, query.container.as_deref(), tail, query.follow)
+        .app_output(&app, &wanted, tail, query.follow)
         .await?;
     if !query.follow {
         let text: String = lines.map(|line| line + "\n").collect().await;

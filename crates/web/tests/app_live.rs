@@ -11,7 +11,11 @@ use support::{form, harness, page, send, signed_in};
 #[tokio::test]
 async fn the_live_routes_need_a_session_and_say_why_they_refuse() {
     let h = harness().await;
-    for path in ["/apps/site/usage", "/apps/site/logs/stream?tail=100"] {
+    for path in [
+        "/apps/site/usage",
+        "/apps/site/logs/stream?tail=100",
+        "/apps/site/containers",
+    ] {
         let answer = send(&h, page(path, "")).await;
         assert_eq!(
             (answer.status, answer.location.as_str()),
@@ -21,7 +25,11 @@ async fn the_live_routes_need_a_session_and_say_why_they_refuse() {
     }
     let (cookie, csrf) = signed_in(&h).await;
     let (cookie, csrf) = (cookie.as_str(), csrf.as_str());
-    for path in ["/apps/site/usage", "/apps/site/logs/stream"] {
+    for path in [
+        "/apps/site/usage",
+        "/apps/site/logs/stream",
+        "/apps/site/containers",
+    ] {
         let answer = send(&h, page(path, "capstan_session=not-a-session")).await;
         assert_eq!(
             (answer.status, answer.location.as_str()),
@@ -70,7 +78,13 @@ async fn the_live_routes_need_a_session_and_say_why_they_refuse() {
             StatusCode::BAD_REQUEST,
             "colour",
         ),
+        (
+            "/apps/site/containers",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine",
+        ),
         ("/apps/nope/usage", StatusCode::NOT_FOUND, "nope"),
+        ("/apps/nope/containers", StatusCode::NOT_FOUND, "nope"),
         (
             "/apps/Bad_Name/logs/stream",
             StatusCode::BAD_REQUEST,

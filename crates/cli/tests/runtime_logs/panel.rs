@@ -1,8 +1,9 @@
 //! The app page's live view of the app running, in a real Chromium against the daemon of
 //! `runtime_logs`: the output (a tail, then lines written after the page opened; all
-//! containers or one; app output shown as text only; bounded and stuck to the bottom) and
-//! each container's CPU and memory graph checked against the engine's own figures; the
-//! page's routes refused signed out and for another app's container.
+//! containers or one; app output shown as text only; bounded and stuck to the bottom;
+//! followed on to a new deployment's containers) and each container's CPU and memory
+//! graph checked against the engine's own figures; the page's routes refused signed out
+//! and for another app's container.
 
 use capstan_testkit::browser::Browser;
 use capstan_testkit::{docker, sample_app, Daemon, SampleRepo};
@@ -75,6 +76,7 @@ pub async fn app_page_live(daemon: &Daemon) {
     )
     .await;
     browser.screenshot("03-app-usage").await;
+    follows_a_redeploy(daemon, &browser, &replicas).await;
     let cookie = browser
         .client
         .get_named_cookie("capstan_session")
@@ -214,11 +216,12 @@ async fn larger_tail_and_bounded(browser: &Browser, replicas: &Replicas) {
     } = replicas;
     choose(browser, "log-container", first_shown).await;
     choose(browser, "log-tail", "500").await;
+    // The tail arrives in order, a frame's worth at a time: its last line, then all of it.
     let text = browser
-        .wait_text("#app-logs", "bulk-001", Duration::from_secs(15))
+        .wait_text("#app-logs", "only-first", Duration::from_secs(15))
         .await;
     assert!(
-        text.contains("only-first") && !text.contains("only-second"),
+        text.contains("bulk-001") && !text.contains("only-second"),
         "{text}"
     );
     let flood: String = (1..=3100).map(|i| format!("flood-{i:04}\n")).collect();
@@ -341,6 +344,75 @@ async fn paused_while_hidden(browser: &Browser) {
     }
 }
 
+/// Redeployed while the page is open: the output follows on to the new deployment's
+/// containers, a line saying so, the choice of containers and the use graphs become the
+/// new ones, all without a reload.
+async fn follows_a_redeploy(daemon: &Daemon, browser: &Browser, old: &Replicas) {
+    choose(browser, "log-container", "").await;
+    browser
+        .wait_text("#app-logs", "after-open-second", Duration::from_secs(15))
+        .await;
+    run_js(browser, "window.samePage = 'yes'").await;
+    let id = daemon.deploy("chatty", None).await;
+    let deployment = daemon.wait(id).await;
+    assert_eq!(deployment["state"], "live", "{deployment}");
+    let mut new: Vec<String> = daemon
+        .containers("chatty")
+        .into_iter()
+        .filter(|name| name.ends_with(&format!("_d{id}")) || name.contains(&format!("_d{id}_")))
+        .collect();
+    new.sort();
+    assert_eq!(new.len(), 2, "{new:?}");
+    let instance_prefix = format!("{}_", daemon.instance);
+    let new_shown: Vec<&str> = new
+        .iter()
+        .map(|name| name.strip_prefix(&instance_prefix).unwrap())
+        .collect();
+    print_in(&new[1], "from-the-new-deployment\n");
+    let text = browser
+        .wait_text(
+            "#app-logs",
+            &format!("[{}] from-the-new-deployment", new_shown[1]),
+            Duration::from_secs(30),
+        )
+        .await;
+    let marker = format!("— now following deployment #{id}'s containers —");
+    assert!(text.contains(&marker), "{text}");
+    assert!(
+        text.contains("after-open-second"),
+        "the old lines stay above: {text}"
+    );
+    let read = "return [[...document.querySelectorAll('#log-container option')].map((o) => o.value), \
+                [...document.querySelectorAll('#usage figure')].map((f) => f.dataset.container).sort(), \
+                document.querySelector('#log-container option').textContent, window.samePage]";
+    let wanted = json!([
+        ["", new_shown[0], new_shown[1]],
+        new,
+        "All 2 containers",
+        "yes"
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = run_js(browser, read).await;
+        if now == wanted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "choices and graphs of the new containers only ({} and {} gone), same page: {now}",
+            old.first_shown,
+            old.second_shown
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    run_js(
+        browser,
+        "document.getElementById('app-output').scrollIntoView()",
+    )
+    .await;
+    browser.screenshot("04-followed-on").await;
+}
+
 fn cpu_of(figure: &Value) -> f64 {
     figure
         .as_str()
@@ -403,7 +475,10 @@ async fn access_control(daemon: &Daemon, session: &str) {
 
     let quiet = daemon.containers("quiet").pop().unwrap();
     let quiet_shown = quiet.strip_prefix(&format!("{instance}_")).unwrap();
-    for other in [quiet.as_str(), quiet_shown, "chatty_d1; rm -rf /"] {
+    // A list of containers (as the page asks for a new deployment's) is refused when
+    // any of them is not this app's.
+    let mixed = format!("{},{quiet_shown}", chatty[0]);
+    for other in [quiet.as_str(), quiet_shown, "chatty_d1; rm -rf /", &mixed] {
         let path = format!("/apps/chatty/logs/stream?container={}", urlencode(other));
         let response = get(&path, true).await.unwrap();
         assert_eq!(response.status(), 404, "{other}");

@@ -1,8 +1,10 @@
 //! The app page's live view of the app running, for its script (`static/app_live.js`):
-//! the running app's output followed as server-sent events (all its containers or one, a
-//! tail the user picks) and each container's CPU and memory use as JSON. Both are the
-//! API's own (`GET /api/v1/apps/{app}/logs?follow=true`, `/usage`) behind the session
-//! instead of a token, and need what the API needs: the read scope, which every role has.
+//! the running app's output followed as server-sent events (all its containers, one, or
+//! those a new deployment started, a tail the user picks), each container's CPU and
+//! memory use as JSON, and the containers running now (the page follows on to those of
+//! the next deployment). The first two are the API's own (`GET
+//! /api/v1/apps/{app}/logs?follow=true`, `/usage`) behind the session instead of a token,
+//! and all need what the API needs: the read scope, which every role has.
 
 use crate::apps::app_name;
 use crate::panel::session::SignedIn;
@@ -13,7 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
 use capstan_core::{AppName, Scope};
-use serde::Deserialize;
+use capstan_deploy::RunningContainer;
+use serde::{Deserialize, Serialize};
 
 /// The tail sizes the page offers; any other is refused.
 pub const TAILS: [usize; 3] = [100, 500, 2000];
@@ -27,7 +30,9 @@ pub struct RunningView {
     pub tails: [usize; 3],
 }
 
-/// One running container in the output's choice.
+/// One running container in the output's choice (and as the page's script asks for the
+/// containers running now).
+#[derive(Serialize)]
 pub struct ContainerChoice {
     /// As its output lines are prefixed (the value chosen).
     pub shown: String,
@@ -35,6 +40,23 @@ pub struct ContainerChoice {
     pub name: String,
     /// `replica` or `companion`.
     pub kind: &'static str,
+    /// The deployment that started it.
+    pub deployment: Option<i64>,
+}
+
+impl From<RunningContainer> for ContainerChoice {
+    fn from(c: RunningContainer) -> Self {
+        ContainerChoice {
+            kind: if c.role == "companion" {
+                "companion"
+            } else {
+                "replica"
+            },
+            shown: c.shown,
+            name: c.name,
+            deployment: c.deployment,
+        }
+    }
 }
 
 /// The app's running containers for its page; the page still shows when the engine does
@@ -45,18 +67,7 @@ pub async fn running_view(state: &AppState, app: &AppName) -> RunningView {
         Err(err) => (Vec::new(), Some(ApiError::from(err).message)),
     };
     RunningView {
-        containers: containers
-            .into_iter()
-            .map(|c| ContainerChoice {
-                kind: if c.role == "companion" {
-                    "companion"
-                } else {
-                    "replica"
-                },
-                shown: c.shown,
-                name: c.name,
-            })
-            .collect(),
+        containers: containers.into_iter().map(ContainerChoice::from).collect(),
         problem,
         tails: TAILS,
     }
@@ -66,7 +77,8 @@ pub async fn running_view(state: &AppState, app: &AppName) -> RunningView {
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     tail: Option<usize>,
-    /// One running container of the app; absent or empty: all of them.
+    /// Running containers of the app, separated by commas (which no container name
+    /// holds); absent or empty: all of them.
     container: Option<String>,
 }
 
@@ -88,12 +100,34 @@ pub async fn output(
             "tail: one of {TAILS:?} lines per container"
         )));
     }
-    let container = query.container.as_deref().filter(|c| !c.is_empty());
+    let wanted: Vec<&str> = query
+        .container
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .collect();
     let lines = state
         .deployer
-        .app_output(&name, container, tail, true)
+        .app_output(&name, &wanted, tail, true)
         .await?;
     Ok(crate::app_output::followed(lines))
+}
+
+/// The app's running containers now, as the output's choice lists them: the page asks
+/// when the containers it follows end or its use graphs see others (a new deployment's),
+/// and follows on to them.
+pub async fn containers(
+    State(state): State<AppState>,
+    session: SignedIn,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<ContainerChoice>>, ApiError> {
+    may_read(&session)?;
+    let name = app_name(&app)?;
+    let running = state.deployer.running_containers(&name).await?;
+    Ok(Json(
+        running.into_iter().map(ContainerChoice::from).collect(),
+    ))
 }
 
 /// Every running container of the app with its CPU and memory use now (about a second:

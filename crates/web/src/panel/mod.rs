@@ -83,6 +83,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/logs/stream", get(app_live::output))
         .route("/apps/{app}/usage", get(app_live::usage))
         .route("/apps/{app}/certificates", get(app_domains::certificates))
+        .route("/apps/{app}/containers", get(app_live::containers))
         .route(
             "/apps/{app}/runs",
             get(run_pages::list).post(run_pages::start),

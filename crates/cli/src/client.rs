@@ -12,16 +12,22 @@ use std::process::ExitCode;
 /// Where `capstan serve` listens unless told otherwise.
 const DEFAULT_URL: &str = "http://127.0.0.1:8000";
 
+/// The file in the data dir where `capstan serve` writes the URL its API answers at, so
+/// the client that takes the admin token from that dir talks to that same daemon.
+pub(crate) const API_URL_FILE: &str = "api-url";
+
 #[derive(Debug, clap::Args)]
 pub struct Connection {
-    /// The daemon's API address (default: the one `capstan login` saved, else
-    /// http://127.0.0.1:8000).
+    /// The daemon's API address (default: the one `capstan login` saved, else the one the
+    /// daemon wrote to its data dir, else http://127.0.0.1:8000).
     #[arg(long, env = "CAPSTAN_URL")]
     url: Option<String>,
     /// API token (default: the one `capstan login` saved, else the admin token in the data
     /// dir).
     #[arg(long, env = "CAPSTAN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The daemon's data dir, where the admin token and the API's URL are read from when
+    /// neither `--token` nor `capstan login` gives them.
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
     data_dir: PathBuf,
 }
@@ -61,34 +67,53 @@ pub(crate) fn save_login(url: &str, token: &str) -> anyhow::Result<PathBuf> {
 
 impl Connection {
     pub(crate) fn api(&self) -> anyhow::Result<Api> {
-        let saved = saved_login();
+        let (saved_url, token) = match (&self.token, saved_login()) {
+            (Some(token), saved) => (saved.map(|(url, _)| url), token.clone()),
+            (None, Some((url, token))) => (Some(url), token),
+            (None, None) => {
+                // The admin token of a data dir goes only to the daemon of that dir.
+                let path = self.data_dir.join("admin-token");
+                let token = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "no --token, no `capstan login`, and cannot read {}",
+                        path.display()
+                    )
+                })?;
+                let url = std::fs::read_to_string(self.data_dir.join(API_URL_FILE))
+                    .ok()
+                    .map(|url| url.trim().to_string())
+                    .filter(|url| !url.is_empty());
+                (url, token.trim().to_string())
+            }
+        };
         let url = self
             .url
             .clone()
-            .or_else(|| saved.as_ref().map(|(u, _)| u.clone()))
+            .or(saved_url)
             .unwrap_or_else(|| DEFAULT_URL.to_string());
-        let token = match (&self.token, &saved) {
-            (Some(token), _) => token.clone(),
-            (None, Some((_, token))) => token.clone(),
-            (None, None) => {
-                let path = self.data_dir.join("admin-token");
-                std::fs::read_to_string(&path)
-                    .with_context(|| {
-                        format!(
-                            "no --token, no `capstan login`, and cannot read {}",
-                            path.display()
-                        )
-                    })?
-                    .trim()
-                    .to_string()
-            }
-        };
         Ok(Api {
             http: reqwest::Client::new(),
             base: url.trim_end_matches('/').to_string(),
             token,
         })
     }
+}
+
+/// The line printed when the daemon cannot be reached: the URL tried and how to choose
+/// another.
+pub(crate) fn unreachable_hint(err: &anyhow::Error) -> Option<String> {
+    let failed = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<reqwest::Error>())
+        .find(|e| e.is_connect())?;
+    let tried = failed.url().map_or_else(
+        || "the daemon".to_string(),
+        |url| format!("{}://{}", url.scheme(), url.authority()),
+    );
+    Some(format!(
+        "cannot reach a Capstan daemon at {tried} (is `capstan serve` running there?); \
+         choose the daemon with --url or CAPSTAN_URL, or save it with `capstan login URL`"
+    ))
 }
 
 /// A daemon's API with a token.
@@ -99,6 +124,11 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// The address of a panel page (`path` from `/`) on the same daemon.
+    pub(crate) fn page_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -194,7 +224,9 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         .as_i64()
         .context("the daemon returned no deployment id")?;
     println!("deployment {id} queued");
+    println!("  panel:  {}", api.page_url(&format!("/deployments/{id}")));
     if !args.wait {
+        println!("  follow: capstan logs {id} --follow");
         return Ok(ExitCode::SUCCESS);
     }
     follow_to_end(&api, id).await

@@ -168,36 +168,52 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Where the database, secret key, admin token, API URL and routes live [env
+    /// CAPSTAN_DATA_DIR; default /var/lib/capstan].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// The address the API and the panel listen on [env CAPSTAN_LISTEN; default
+    /// 127.0.0.1:8000].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// The host port the proxy serves HTTP on [env CAPSTAN_PROXY_HTTP_PORT; default 80].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_http_port: Option<u16>,
+    /// The host port the proxy serves HTTPS on [env CAPSTAN_PROXY_HTTPS_PORT; default 443].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_https_port: Option<u16>,
+    /// The Docker engine: unix:///path or tcp://host:port [env CAPSTAN_DOCKER_HOST, else
+    /// DOCKER_HOST; default the local socket].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_host: Option<String>,
+    /// Prefix of every Docker object this daemon owns, so several daemons can share one
+    /// engine [env CAPSTAN_INSTANCE; default capstan].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The Traefik image the proxy runs [env CAPSTAN_PROXY_IMAGE; default traefik:v3.7].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_image: Option<String>,
+    /// The static health probe mounted into app containers [env CAPSTAN_PROBE_BIN; default
+    /// capstan-probe next to capstan].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_bin: Option<PathBuf>,
+    /// Deployments that may run at once [env CAPSTAN_BUILD_SLOTS; default 2].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_slots: Option<usize>,
+    /// Images kept per app for rollback [env CAPSTAN_KEEP_IMAGES; default 5].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_images: Option<usize>,
+    /// Contact address for Let's Encrypt [env CAPSTAN_ACME_EMAIL; default none].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_email: Option<String>,
@@ -213,6 +229,8 @@ pub struct ServeArgs {
     #[arg(long = "source-dir")]
     #[serde(rename = "source_dirs", skip_serializing_if = "Vec::is_empty")]
     pub source_dirs: Vec<PathBuf>,
+    /// A git fetch that prints nothing for this many seconds is killed with its ssh [env
+    /// CAPSTAN_FETCH_IDLE_SECS; default 30].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_idle_secs: Option<u64>,
@@ -329,6 +347,18 @@ impl Config {
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_serve_flag_is_described() {
+        use clap::Args;
+        let command = ServeArgs::augment_args(clap::Command::new("serve"));
+        let undescribed: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_help().is_none())
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(undescribed.is_empty(), "no help text: {undescribed:?}");
+    }
 
     #[test]
     fn layers_defaults_file_env_and_flags_in_that_order() {

@@ -131,7 +131,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("capstan: {err:#}");
+            let message = client::unreachable_hint(&err).unwrap_or_else(|| format!("{err:#}"));
+            eprintln!("capstan: {message}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -80,7 +80,23 @@ fn ending(id: i64, data: &str) -> ExitCode {
     if let Some(error) = end["error"].as_str() {
         eprintln!("run {id}: {error}");
     }
+    eprintln!("{}", ending_line(id, state, code));
     ExitCode::from(status_of(state, code))
+}
+
+/// The last line of a run: how it ended and the status this command exits with.
+fn ending_line(id: i64, state: &str, code: Option<i64>) -> String {
+    let status = status_of(state, code);
+    match (state, code) {
+        ("timed_out", _) => {
+            format!("run {id} timed out: stopped at its time limit (exit status {status})")
+        }
+        (_, Some(code)) if i64::from(status) == code => {
+            format!("run {id} exited with status {code}")
+        }
+        (_, Some(code)) => format!("run {id} exited with status {code} (exit status {status})"),
+        _ => format!("run {id} {state} without an exit status (exit status {status})"),
+    }
 }
 
 fn status_of(state: &str, code: Option<i64>) -> u8 {
@@ -104,6 +120,16 @@ mod tests {
         assert_eq!(status_of("failed", Some(300)), 1);
         assert_eq!(status_of("failed", None), 1);
         assert_eq!(status_of("timed_out", None), TIMED_OUT);
+        assert_eq!(ending_line(5, "failed", Some(3)), "run 5 exited with status 3");
+        assert_eq!(ending_line(5, "succeeded", Some(0)), "run 5 exited with status 0");
+        assert_eq!(
+            ending_line(6, "timed_out", None),
+            "run 6 timed out: stopped at its time limit (exit status 124)"
+        );
+        assert_eq!(
+            ending_line(7, "failed", None),
+            "run 7 failed without an exit status (exit status 1)"
+        );
         let argv = ["sh", "-c", "echo 'hi there' $HOME"];
         let line = shown(&json!(argv));
         assert!(line.starts_with("sh -c "), "{line}");

@@ -83,6 +83,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ),
             source_dirs: config.source_dirs.clone(),
             source_limits: config.source_limits(),
+            proxy_https_port: config.proxy_https_port,
+            own_acme_ca: config.acme_ca_server.is_some(),
         },
     );
     deployer.set_run_limits(config.run_limits());
@@ -116,7 +118,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "API listening");
+    let local_addr = listener.local_addr()?;
+    tracing::info!(listen = %local_addr, "API listening");
+    write_private(
+        &data_dir.join(crate::client::API_URL_FILE),
+        format!("{}\n", api_url(local_addr)),
+    )?;
     capstan_web::serve(
         listener,
         capstan_web::AppState {
@@ -224,6 +231,18 @@ pub(crate) fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::
     Ok(())
 }
 
+/// The URL the client on this host reaches the API at: the listening address, with an
+/// unspecified one (0.0.0.0, [::]) replaced by its loopback.
+fn api_url(listening: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ip = match listening.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listening.port()))
+}
+
 /// The engine's socket on this host, when the daemon talks to a local socket.
 fn docker_socket_path(docker_host: Option<&str>) -> Option<std::path::PathBuf> {
     match docker_host {
@@ -251,5 +270,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_url;
+
+    #[test]
+    fn the_api_url_names_a_reachable_address() {
+        let url = |addr: &str| api_url(addr.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8000"), "http://127.0.0.1:8000");
+        assert_eq!(url("0.0.0.0:9100"), "http://127.0.0.1:9100");
+        assert_eq!(url("[::]:9100"), "http://[::1]:9100");
+        assert_eq!(url("10.0.0.5:80"), "http://10.0.0.5:80");
     }
 }

@@ -18,12 +18,18 @@ struct Client {
 impl Client {
     /// Runs `capstan ARGS` with `input` on stdin: (exit code, stdout, stderr).
     fn run(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        self.run_with(args, input, &[("CAPSTAN_DATA_DIR", "/nonexistent")])
+    }
+
+    /// As `run`, with these environment variables set (no `CAPSTAN_URL`/`CAPSTAN_TOKEN`
+    /// unless given).
+    fn run_with(&self, args: &[&str], input: &str, env: &[(&str, &str)]) -> (i32, String, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
             .args(args)
             .env("XDG_CONFIG_HOME", self.config.path())
             .env_remove("CAPSTAN_URL")
             .env_remove("CAPSTAN_TOKEN")
-            .env("CAPSTAN_DATA_DIR", "/nonexistent")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -69,6 +75,31 @@ async fn the_client_logs_in_creates_deploys_rolls_back_and_reports_failures() {
     assert_eq!(code, 1);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("capstan login"), "{stderr}");
+    // Without a login, the data dir gives both the admin token and the URL of the daemon
+    // that wrote it (here not on :8000); an explicit URL still wins, and a daemon that
+    // does not answer is named with the ways to choose another.
+    let data_dir = daemon.data_dir.path().to_str().unwrap();
+    let (code, stdout, stderr) = client.run_with(&["status"], "", &[("CAPSTAN_DATA_DIR", data_dir)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let api_url = std::fs::read_to_string(daemon.data_dir.path().join("api-url")).unwrap();
+    assert_eq!(api_url.trim(), daemon.api);
+    let mode = std::fs::metadata(daemon.data_dir.path().join("api-url"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let closed = format!("http://127.0.0.1:{}", capstan_testkit::free_port());
+    let (code, _, stderr) = client.run_with(
+        &["status"],
+        "",
+        &[("CAPSTAN_DATA_DIR", data_dir), ("CAPSTAN_URL", &closed)],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for needed in [closed.as_str(), "--url", "CAPSTAN_URL", "capstan login"] {
+        assert!(stderr.contains(needed), "{needed}: {stderr}");
+    }
+
     // A wrong token is refused and nothing is saved.
     let (code, _, stderr) = client.run(&["login", &daemon.api], "cap_wrong\n");
     assert_eq!(code, 1, "{stderr}");
@@ -117,12 +148,25 @@ async fn the_client_logs_in_creates_deploys_rolls_back_and_reports_failures() {
 
     let out = client.ok(&["deploy", "web1", "--wait"]);
     assert!(out.contains(": live"), "{out}");
+    assert!(
+        out.contains(&format!("panel:  {}/deployments/", daemon.api)),
+        "the deployment's page: {out}"
+    );
     assert_eq!(
         daemon.via_proxy("web1.test", "/env/API_KEY").await,
         (200, "from-stdin-123\n".to_string())
     );
     repo.commit_version("v2", &[]);
-    client.ok(&["deploy", "web1", "--wait"]);
+    // Without --wait: queued, with the page and the command that follows it (which works).
+    let out = client.ok(&["deploy", "web1"]);
+    let follow = out
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("follow: capstan "))
+        .unwrap_or_else(|| panic!("no follow hint: {out}"));
+    let follow: Vec<&str> = follow.split_whitespace().collect();
+    assert_eq!(follow[0], "logs", "{out}");
+    let followed = client.ok(&follow);
+    assert!(followed.trim_end().ends_with(": live"), "{followed}");
     repo.commit_version("v3", &[("EXIT_AT_START", "1")]);
     let (code, stdout, _) = client.run(&["deploy", "web1", "--wait"], "");
     assert_eq!(code, 1, "a failed deployment exits non-zero: {stdout}");

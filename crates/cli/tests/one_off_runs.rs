@@ -377,7 +377,7 @@ async fn scopes_and_change_log(daemon: &Daemon) {
     };
     let id = &first["id"];
     assert!(
-        about("command run", &format!("run {id}: [\"sh\",\"-c\"")),
+        about("command run", &format!("run {id}: sh -c '")),
         "{events:?}"
     );
     assert!(
@@ -405,7 +405,10 @@ async fn cli_runs(daemon: &Daemon) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stdout}{stderr}");
     assert_eq!(stdout, "cli-run hello-from-env\n", "{stderr}");
-    assert!(stderr.contains("run "), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with("exited with status 5"),
+        "the last line says how it ended: {stderr}"
+    );
 
     let out = capstan(daemon, &["run", "jobs", "--", "true"]);
     assert_eq!(
@@ -422,6 +425,10 @@ async fn cli_runs(daemon: &Daemon) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(124), "{stderr}");
     assert!(stderr.contains("did not finish within 1s"), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with("exit status 124)") && stderr.contains("timed out"),
+        "{stderr}"
+    );
 
     let out = capstan(daemon, &["run", "nope", "--", "true"]);
     assert!(!out.status.success());

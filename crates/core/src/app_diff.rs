@@ -311,24 +311,7 @@ fn volumes(volumes: &[VolumeSpec]) -> String {
 
 /// An argv as one line, each word that needs it in single quotes; `unset` when there is none.
 fn command(argv: Option<&[String]>, unset: &str) -> String {
-    let Some(argv) = argv else {
-        return unset.to_string();
-    };
-    let quoted: Vec<String> = argv
-        .iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
-    quoted.join(" ")
+    argv.map_or_else(|| unset.to_string(), crate::shell_words::shell_line)
 }
 
 #[cfg(test)]

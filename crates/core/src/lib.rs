@@ -15,6 +15,7 @@ pub mod names;
 pub mod redact;
 pub mod repo_config;
 pub mod scope;
+pub mod shell_words;
 pub mod units;
 pub mod validate;
 

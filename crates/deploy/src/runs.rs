@@ -161,7 +161,7 @@ impl Deployer {
         let detail = format!(
             "run {}: {}",
             run.id,
-            serde_json::to_string(&command).unwrap_or_default()
+            capstan_core::shell_words::shell_line(&command)
         );
         // The run is recorded: whatever happens now, it runs and ends (a run left
         // `running` without a task would count against the limits until a restart).

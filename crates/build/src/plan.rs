@@ -218,8 +218,9 @@ fn detect(
                 None => {
                     let file = compose_file_name(&c);
                     let reason = format!(
-                        "{found}; {file} was found too, but it does not build that Dockerfile \
-                         beside other services, so the Dockerfile is used"
+                        "{found}; {file} adds no service to run beside it, so the \
+                         Dockerfile is built and run on its own (set build.type to compose to \
+                         deploy the compose file as written)"
                     );
                     with_reason(r, &reason)
                 }

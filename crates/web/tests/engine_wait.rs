@@ -22,7 +22,7 @@ async fn pages_do_not_wait_on_a_hung_engine() {
         ("name", "site"),
         ("source_kind", "image"),
         ("image", "busybox:stable"),
-        ("domains", "site.test"),
+        ("domains", "site.example.com"),
     ];
     assert_eq!(
         send(&h, form("/new", &cookie, &app)).await.status,
@@ -46,7 +46,7 @@ async fn pages_do_not_wait_on_a_hung_engine() {
         shown.body
     );
     assert!(
-        shown.body.contains("data-domain=\"site.test\""),
+        shown.body.contains("data-domain=\"site.example.com\""),
         "the links still show (without the proxy's port)"
     );
 
@@ -89,7 +89,7 @@ async fn the_certificates_route_answers_the_session_as_json() {
         ("name", "site"),
         ("source_kind", "image"),
         ("image", "busybox:stable"),
-        ("domains", "site.test"),
+        ("domains", "site.example.com"),
     ];
     assert_eq!(
         send(&h, form("/new", &cookie, &app)).await.status,
@@ -98,10 +98,27 @@ async fn the_certificates_route_answers_the_session_as_json() {
     let plain = send(&h, page("/apps/site/certificates", &cookie)).await;
     assert_eq!(
         plain.json(),
-        serde_json::json!([{"domain": "site.test", "state": "http_only",
+        serde_json::json!([{"domain": "site.example.com", "state": "http_only",
             "label": "HTTP only", "badge": "", "detail": ""}])
     );
     let admin = token(&h, "root", "admin").await;
+    // HTTPS for a name no public CA issues for is refused (Let's Encrypt never would).
+    let local = api(
+        Method::PATCH,
+        "/apps/site",
+        Some(&admin),
+        Some(serde_json::json!({"tls": true, "domains": ["site.localhost"]})),
+    );
+    let refused = send(&h, local).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("tls: site.localhost cannot get a certificate from Let's Encrypt"),
+        "{}",
+        refused.body
+    );
     let with_tls = api(
         Method::PATCH,
         "/apps/site",
@@ -115,7 +132,7 @@ async fn the_certificates_route_answers_the_session_as_json() {
     assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
     assert_eq!(
         shown.json(),
-        serde_json::json!([{"domain": "site.test", "state": "not_served",
+        serde_json::json!([{"domain": "site.example.com", "state": "not_served",
             "label": "not deployed yet", "badge": "", "detail": ""}])
     );
 }

@@ -137,9 +137,20 @@ async fn fits(browser: &Browser, page: &str) -> Value {
     found
 }
 
-/// At 390 px: the dashboard and the app page fit, the navigation wraps with every link
-/// visible, and each history entry keeps its Roll back, commit and time in view.
+/// At 390 px: the dashboard, the app page and every other page fit, the navigation wraps
+/// with every link visible, and each history entry keeps its Roll back, commit and time
+/// in view.
 pub async fn narrow_screen(browser: &Browser, daemon: &Daemon, app: &str) {
+    // A command with one long word: the change log and the commands list must wrap it.
+    let long_word = format!("--greeting={}", "x".repeat(90));
+    let (status, run) = daemon
+        .call(
+            Method::POST,
+            &format!("/apps/{app}/runs"),
+            Some(serde_json::json!({"command": ["echo", long_word]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
     browser.resize(390, 844).await;
     browser.goto(&daemon.api).await;
     let dashboard = fits(browser, "dashboard").await;
@@ -160,6 +171,18 @@ pub async fn narrow_screen(browser: &Browser, daemon: &Daemon, app: &str) {
     )
     .await;
     browser.screenshot("12-app-history-phone").await;
+    // Every other page fits too: forms, the commands, the server's tables.
+    for (path, shot) in [
+        (format!("/apps/{app}/runs"), "12c-runs-phone"),
+        (format!("/apps/{app}/settings"), "12d-settings-phone"),
+        ("/server".to_string(), "12e-server-phone"),
+        ("/access".to_string(), "12f-access-phone"),
+        ("/new".to_string(), "12g-new-app-phone"),
+    ] {
+        browser.goto(&format!("{}{path}", daemon.api)).await;
+        fits(browser, &path).await;
+        browser.screenshot(shot).await;
+    }
     browser.resize(1280, 900).await;
     browser.goto(&format!("{}/apps/{app}", daemon.api)).await;
     js(

@@ -167,15 +167,7 @@ async fn app_page_shows_the_states(daemon: &support::Daemon) {
         browser.fill("form", field, value).await;
     }
     browser.submit("form button").await;
-    let https_port = support::docker(&["port", &format!("{}-proxy", daemon.instance), "443/tcp"]);
-    let https_port = https_port
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let https_port = published_https_port(daemon);
     let shown = |app: &'static str| {
         let browser = &browser;
         let api = daemon.api.clone();
@@ -232,6 +224,43 @@ async fn app_page_shows_the_states(daemon: &support::Daemon) {
     );
     assert_eq!(plain[0][2], "HTTP only", "{plain}");
     browser.close().await;
+}
+
+/// The proxy's published HTTPS port (not 443 here).
+fn published_https_port(daemon: &support::Daemon) -> String {
+    let https_port = support::docker(&["port", &format!("{}-proxy", daemon.instance), "443/tcp"]);
+    https_port
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Plain HTTP to a TLS app is sent, by the real Traefik, to HTTPS on the port the proxy
+/// publishes it on, not to 443 where nothing of this instance listens.
+async fn http_redirects_to_the_published_https_port(daemon: &support::Daemon, domain: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .get(format!("http://127.0.0.1:{}/somewhere?x=1", daemon.proxy_port))
+        .header("Host", domain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 301, "{answer:?}");
+    let location = answer.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "https://{domain}:{}/somewhere?x=1",
+            published_https_port(daemon)
+        )
+    );
 }
 
 fn tls_app(name: &str, repo: &SampleRepo, domains: &[&str]) -> Value {
@@ -334,6 +363,7 @@ async fn certificates_are_issued_pending_or_failed_as_traefik_has_them() {
     );
 
     daemon.deploy_expect("certs", None, "live").await;
+    http_redirects_to_the_published_https_port(&daemon, "ok-b.test").await;
     let issued = wait_for_state(&daemon, "certs", "issued").await;
     let now = chrono::Utc::now();
     for certificate in &issued {

@@ -98,6 +98,28 @@ async fn rollback_and_restart_without_rebuild() {
     assert_eq!(back["image"], d1["image"], "{back}");
     // (with v1's own settings: a rollback restores them)
     assert_eq!(daemon.via_proxy("web.test", "/").await.1, "version: v1\n");
+
+    // A redeploy of the same commit reuses its image under a new tag: the default
+    // rollback compares images, not tags, so it passes over the first v3 (the same image)
+    // and goes back to v1.
+    repo.commit_version("v3", &[]);
+    let v3 = daemon.deploy_expect("web", None, "live").await;
+    let v3_again = daemon.deploy_expect("web", None, "live").await;
+    assert_ne!(v3["image"], v3_again["image"], "each deployment tags its image");
+    assert!(
+        daemon
+            .log(id(&v3_again))
+            .await
+            .contains("build skipped"),
+        "the same image: {}",
+        daemon.log(id(&v3_again)).await
+    );
+    let (status, accepted) = daemon.call(Method::POST, "/apps/web/rollback", None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let back = daemon.wait(id(&accepted)).await;
+    assert_eq!(back["state"], "live");
+    assert_eq!(back["image"], d1["image"], "{back}");
+    assert_eq!(daemon.via_proxy("web.test", "/").await.1, "version: v1\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

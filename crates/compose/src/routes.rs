@@ -55,8 +55,16 @@ impl RouteTarget {
     }
 }
 
-/// Renders the route file of an app.
-pub fn render_routes(names: &AppNames, target: &RouteTarget) -> Result<String, RenderError> {
+/// The port browsers reach HTTPS on when none is named.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
+
+/// Renders the route file of an app. `https_port` is the host port the proxy's HTTPS
+/// entry point is published on: the redirect from plain HTTP names it unless it is 443.
+pub fn render_routes(
+    names: &AppNames,
+    target: &RouteTarget,
+    https_port: u16,
+) -> Result<String, RenderError> {
     let rule = target
         .domains
         .iter()
@@ -84,6 +92,7 @@ pub fn render_routes(names: &AppNames, target: &RouteTarget) -> Result<String, R
         context! {
             rule => rule,
             tls => target.tls,
+            redirect_port => (https_port != DEFAULT_HTTPS_PORT).then(|| https_port.to_string()),
             cert_resolver => CERT_RESOLVER,
             servers => target.server_urls(),
             maintenance => maintenance,

@@ -187,6 +187,7 @@ fn shop_route_in(
             port: 8080,
             maintenance,
         },
+        443,
     )
     .unwrap()
 }
@@ -263,6 +264,25 @@ fn tls_route_has_an_https_router_with_acme_and_a_redirect() {
         true,
         &["capstan_shop_d42", "capstan_shop_d42_r2"]
     ));
+}
+
+#[test]
+fn https_redirect_names_the_published_https_port_unless_443() {
+    let names = InstanceNames::new("capstan").app(&AppName::parse("shop").unwrap());
+    let target = RouteTarget {
+        domains: vec!["shop.test".into()],
+        tls: true,
+        containers: vec!["capstan_shop_d42".into()],
+        port: 8080,
+        maintenance: None,
+    };
+    let redirect = |https_port| {
+        let text = render_routes(&names, &target, https_port).unwrap();
+        let parsed: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        parsed["http"]["middlewares"]["shop_to_https"]["redirectScheme"].clone()
+    };
+    assert_eq!(redirect(18443)["port"].as_str(), Some("18443"));
+    assert!(redirect(443).get("port").is_none(), "{:?}", redirect(443));
 }
 
 #[test]

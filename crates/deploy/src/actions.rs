@@ -240,26 +240,7 @@ impl Deployer {
                 }
                 d
             }
-            RollbackTarget::Previous => {
-                let live_image = match app.live_deployment_id {
-                    Some(live) => self.store().deployment(live).await?.image,
-                    None => None,
-                };
-                self.store()
-                    .deployments_of(name, 1000)
-                    .await?
-                    .into_iter()
-                    // One that runs the live image (a restart of it) would change nothing.
-                    .find(|d| {
-                        d.state == DeploymentState::Superseded
-                            && (live_image.is_none() || d.image != live_image)
-                    })
-                    .ok_or_else(|| {
-                        ActionError::Conflict(format!(
-                            "app {name} has no earlier successful release to roll back to"
-                        ))
-                    })?
-            }
+            RollbackTarget::Previous => self.previous_release(name, app.live_deployment_id).await?,
         };
         let release = self.store().release_of(target.id).await?.ok_or_else(|| {
             ActionError::Conflict(format!("deployment {} has no recorded release", target.id))
@@ -279,6 +260,39 @@ impl Deployer {
             caller,
         )
         .await
+    }
+
+    /// The newest release that went live and runs another image than the live one, compared
+    /// by the engine's image ID: two tags of one build (a redeploy of the same commit) are
+    /// the same image, and rolling back to either would change nothing that runs. One whose
+    /// image is gone from the engine cannot be rolled back to, so it is passed over.
+    async fn previous_release(
+        &self,
+        name: &AppName,
+        live: Option<i64>,
+    ) -> Result<DeploymentRecord, ActionError> {
+        let live_image = match live {
+            Some(live) => match self.store().deployment(live).await?.image {
+                Some(tag) => self.engine().image_id(&tag).await?,
+                None => None,
+            },
+            None => None,
+        };
+        for candidate in self.store().deployments_of(name, 1000).await? {
+            let Some(tag) = candidate.image.as_deref() else {
+                continue;
+            };
+            if candidate.state != DeploymentState::Superseded {
+                continue;
+            }
+            match self.engine().image_id(tag).await? {
+                Some(id) if Some(&id) != live_image.as_ref() => return Ok(candidate),
+                _ => continue,
+            }
+        }
+        Err(ActionError::Conflict(format!(
+            "app {name} has no earlier successful release of another image still on the engine to roll back to"
+        )))
     }
 
     /// Queues a restart: new containers from the live release with the current settings.

@@ -144,6 +144,9 @@ pub struct DeploySettings {
     pub source_dirs: Vec<PathBuf>,
     /// What a deployment may fetch or copy as its source.
     pub source_limits: SourceLimits,
+    /// The host port the proxy publishes HTTPS on (`proxy_https_port`): the redirect from
+    /// plain HTTP sends browsers there.
+    pub proxy_https_port: u16,
 }
 
 /// Limits on sources beyond `source_dirs`.

@@ -86,7 +86,7 @@ impl Deployer {
                 pages_url: self.engine().names().maintenance_pages_url(),
             });
         }
-        let text = render_routes(&names, &target)?;
+        let text = render_routes(&names, &target, self.settings().proxy_https_port)?;
         self.routes().write(&names.route_file(), &text)?;
         Ok(())
     }

@@ -206,11 +206,18 @@ impl Deployer {
         name: &AppName,
     ) -> Result<Vec<DomainCertificate>, ActionError> {
         let app = self.store().app(name).await?;
+        // What the proxy routes: the live release's domains and HTTPS (a rollback brings
+        // back its own), else the saved ones.
+        let routed = match app.live_deployment_id {
+            Some(live) => self.store().release_of(live).await?.map(|r| r.app_spec),
+            None => None,
+        }
+        .unwrap_or(app.spec);
         domain_certificates(
             self.certificate_facts(),
             self.engine(),
-            &app.spec.domains,
-            (app.spec.tls, app.live_deployment_id.is_some()),
+            &routed.domains,
+            (routed.tls, app.live_deployment_id.is_some()),
             capstan_store::now_ms(),
         )
         .await

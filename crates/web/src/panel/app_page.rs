@@ -7,6 +7,7 @@ use crate::panel::app_domains::{
     domain_links, engine_too_slow, proxy_ports, DomainLink, ProxyPorts, ENGINE_WAIT,
 };
 use crate::panel::app_live::{running_view, RunningView, TAILS};
+use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
@@ -49,6 +50,10 @@ pub struct AppPage {
     default_ref: String,
     is_git: bool,
     live: Option<DeploymentRow>,
+    /// How the live release's settings differ from the saved ones, if they do.
+    live_settings: Option<String>,
+    /// The newest deployment when it is newer than the live one and failed or runs.
+    newer: Option<NewerDeployment>,
     deployments: Vec<DeploymentRow>,
     /// Ids of successful releases one may roll back to: not the live one, nor any that
     /// runs the live image (a restart or redeploy of it).
@@ -103,17 +108,49 @@ impl AppPage {
 
 /// The deployments one may roll back to: those that went live, except the live one and
 /// every other that runs the same image (rolling back to it would change nothing that runs).
-fn rollback_targets(records: &[DeploymentRecord], live: Option<&DeploymentRecord>) -> Vec<i64> {
+/// Images compare by the engine's ID (`image_ids`, tag → ID) where it is known, so two tags
+/// of one build are one image; a tag the engine did not resolve compares as itself.
+fn rollback_targets(
+    records: &[DeploymentRecord],
+    live: Option<&DeploymentRecord>,
+    image_ids: &HashMap<String, String>,
+) -> Vec<i64> {
+    fn image_of<'a>(d: &'a DeploymentRecord, ids: &'a HashMap<String, String>) -> Option<&'a str> {
+        d.image
+            .as_deref()
+            .map(|tag| ids.get(tag).map(String::as_str).unwrap_or(tag))
+    }
     let live_id = live.map(|d| d.id);
-    let live_image = live.and_then(|d| d.image.as_deref());
+    let live_image = live.and_then(|d| image_of(d, image_ids));
     records
         .iter()
         .filter(|d| {
             Some(d.id) != live_id
                 && matches!(d.state, DeploymentState::Live | DeploymentState::Superseded)
-                && (live_image.is_none() || d.image.as_deref() != live_image)
+                && (live_image.is_none() || image_of(d, image_ids) != live_image)
         })
         .map(|d| d.id)
+        .collect()
+}
+
+/// The engine's image ID of each tag the deployments ran, asked at once within
+/// [`ENGINE_WAIT`]; a tag gone from the engine, or one it was too slow for, is left out.
+async fn image_ids(state: &AppState, records: &[DeploymentRecord]) -> HashMap<String, String> {
+    let mut tags: Vec<&str> = records.iter().filter_map(|d| d.image.as_deref()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    let engine = state.deployer.engine();
+    let lookups = tags.into_iter().map(|tag| async move {
+        let id = tokio::time::timeout(ENGINE_WAIT, engine.image_id(tag)).await;
+        match id {
+            Ok(Ok(Some(id))) => Some((tag.to_string(), id)),
+            _ => None,
+        }
+    });
+    futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .flatten()
         .collect()
 }
 
@@ -162,12 +199,22 @@ pub async fn app_page(
     refusal: Refusal,
 ) -> Result<AppPage, PanelError> {
     let view = state.deployer.app_view(name).await?;
-    let spec = &view.app.spec;
-    let (ports, running) = engine_view(state, name, !spec.domains.is_empty()).await;
     let store = state.deployer.store();
+    let live_release = live_release(store, view.app.live_deployment_id).await?;
+    // The domains and HTTPS the proxy routes: the live release's, else the saved ones.
+    let routed = live_release
+        .as_ref()
+        .map_or(&view.app.spec, |release| &release.app_spec);
+    let (ports, running) = engine_view(state, name, !routed.domains.is_empty()).await;
     let now = capstan_store::now_ms();
     let records = store.deployments_of(name, 50).await?;
-    let rollback_ids = rollback_targets(&records, view.live.as_ref());
+    let newer = newer_deployment(store, &records, view.app.live_deployment_id).await?;
+    let live_settings = match (&live_release, &view.live) {
+        (Some(release), Some(live)) => settings_note(&view.app.spec, release, live.trigger),
+        _ => None,
+    };
+    let image_ids = image_ids(state, &records).await;
+    let rollback_ids = rollback_targets(&records, view.live.as_ref(), &image_ids);
     let mut release_origins = HashMap::new();
     for release in records.iter().filter_map(|d| d.from_release) {
         if let std::collections::hash_map::Entry::Vacant(entry) = release_origins.entry(release) {
@@ -203,15 +250,17 @@ pub async fn app_page(
         nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
         domains: domain_links(
-            &spec.domains,
-            spec.tls,
+            &routed.domains,
+            routed.tls,
             view.app.live_deployment_id.is_some(),
-            ports.for_scheme(spec.tls),
+            ports.for_scheme(routed.tls),
         ),
         source: source_text(&view.app.spec),
         default_ref,
         is_git,
         live: view.live.as_ref().map(|d| DeploymentRow::new(d, now)),
+        live_settings,
+        newer,
         deployments: records.iter().map(|d| DeploymentRow::new(d, now)).collect(),
         rollback_ids,
         release_origins,
@@ -291,16 +340,36 @@ mod tests {
             deployment(2, Superseded, Some("i/shop:2")),
             deployment(1, Superseded, Some("i/shop:1")),
         ];
+        let no_ids = HashMap::new();
         assert_eq!(
-            rollback_targets(&records, Some(&records[0])),
+            rollback_targets(&records, Some(&records[0]), &no_ids),
             [3, 2, 1],
             "not the live one, nor one running its image, nor one that failed"
         );
-        assert_eq!(rollback_targets(&records[3..], None), [3, 2, 1]);
+        assert_eq!(rollback_targets(&records[3..], None, &no_ids), [3, 2, 1]);
         let unknown = [
             deployment(2, Live, None),
             deployment(1, Superseded, Some("i/shop:1")),
         ];
-        assert_eq!(rollback_targets(&unknown, Some(&unknown[0])), [1]);
+        assert_eq!(rollback_targets(&unknown, Some(&unknown[0]), &no_ids), [1]);
+    }
+
+    #[test]
+    fn another_tag_of_the_live_image_is_not_offered() {
+        use DeploymentState::{Live, Superseded};
+        let records = [
+            deployment(10, Live, Some("i/shop:10")),
+            deployment(8, Superseded, Some("i/shop:8")),
+            deployment(7, Superseded, Some("i/shop:7")),
+        ];
+        let ids: HashMap<String, String> = [
+            ("i/shop:10", "sha256:aaa"),
+            ("i/shop:8", "sha256:aaa"),
+            ("i/shop:7", "sha256:bbb"),
+        ]
+        .into_iter()
+        .map(|(tag, id)| (tag.to_string(), id.to_string()))
+        .collect();
+        assert_eq!(rollback_targets(&records, Some(&records[0]), &ids), [7]);
     }
 }

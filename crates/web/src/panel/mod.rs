@@ -10,6 +10,7 @@ mod app_actions;
 mod app_domains;
 mod app_live;
 mod app_page;
+mod app_status;
 mod assets;
 mod dashboard;
 mod deployment_page;

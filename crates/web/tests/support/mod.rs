@@ -47,6 +47,7 @@ pub async fn harness_with_backups(
         protected_paths: vec![dir.path().to_string_lossy().into_owned()],
         source_dirs: vec![],
         source_limits: Default::default(),
+        proxy_https_port: 443,
     };
     let deployer = Deployer::new(
         store.clone(),

@@ -86,9 +86,10 @@ pub async fn live_release(
 /// does not read as a difference.
 pub fn settings_note(saved: &AppSpec, live: &ReleaseRecord, trigger: Trigger) -> Option<String> {
     let effective_saved = match &live.repo_config {
-        Some((file, text)) => capstan_build::apply_repo_config(saved, file, text)
-            .map(|(spec, _)| spec)
-            .unwrap_or_else(|_| saved.clone()),
+        Some((file, text)) => capstan_core::repo_config::RepoConfig::parse(text, file)
+            .ok()
+            .and_then(|config| config.apply(saved, file).ok())
+            .map_or_else(|| saved.clone(), |(spec, _)| spec),
         None => saved.clone(),
     };
     let changes = settings_changes(&effective_saved, &live.app_spec);

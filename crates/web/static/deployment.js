@@ -1,8 +1,8 @@
 // A deployment's page: the log opens at its end (a failure in view); while the deployment
 // runs, it follows the live stream — lines appended, and on each `phase` event the state
 // badge, the phases table, the tab's title and the failure banner redrawn — and ticks the
-// running phase's duration, all without reloading the page. Uses `refreshTimes` from
-// panel.js (loaded before it).
+// running phase's duration, all without reloading the page. Uses `followLog` and
+// `refreshTimes` from panel.js (loaded before it).
 "use strict";
 
 (() => {
@@ -62,32 +62,45 @@
     tick();
   }
 
+  // The final state as the `end` event has it, for a page whose last `phase` event did
+  // not come (the server could not read the phases then): the badge, the title and the
+  // error, and no phase still ticking.
+  function showEnd(end) {
+    const badge = document.getElementById("state");
+    if (badge.textContent === end.state) return;
+    badge.textContent = end.state;
+    badge.className = "badge " + ({ live: "ok", failed: "bad" }[end.state] || "idle");
+    const mark = { live: "✓ ", failed: "✗ " }[end.state] || "";
+    const at = document.title.indexOf(" · Deployment");
+    if (at >= 0) document.title = mark + end.state + document.title.slice(at);
+    for (const cell of document.querySelectorAll("#phases td[data-since]")) {
+      delete cell.dataset.since;
+      cell.closest("tr").classList.remove("running");
+    }
+    const banner = document.getElementById("error");
+    if (end.error && banner.hidden) {
+      banner.textContent = end.error;
+      banner.hidden = false;
+    }
+  }
+
   if (!log.dataset.stream) return;
   const ticking = setInterval(tick, 1000);
-  const source = new EventSource(log.dataset.stream);
-  const stuckToBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  // A stream the browser reconnects starts again after the page's last line: lines
-  // already shown (each event's id is its sequence number) are skipped.
-  let shown = Number(new URL(log.dataset.stream, window.location.href).searchParams.get("after")) || 0;
-  source.addEventListener("log", (event) => {
-    const seq = Number(event.lastEventId);
-    if (seq && seq <= shown) return;
-    if (seq) shown = seq;
-    const follow = stuckToBottom();
-    const match = /^\[(\w+)\] /.exec(event.data);
-    const line = document.createElement("span");
-    if (match) line.className = match[1];
-    line.textContent = event.data;
-    log.append(line, "\n");
-    if (follow) log.scrollTop = log.scrollHeight;
-  });
-  source.addEventListener("phase", (event) => showProgress(JSON.parse(event.data)));
-  // The last `phase` event came before this one: the page already shows the end.
-  source.addEventListener("end", () => {
-    source.close();
-    clearInterval(ticking);
-    const following = document.getElementById("following");
-    if (following) following.remove();
-    log.scrollTop = log.scrollHeight;
+  const source = followLog(log, {
+    phase: (event) => showProgress(JSON.parse(event.data)),
+    // The last `phase` event came before this one: the page shows the end already,
+    // unless that event could not be made.
+    end: (event) => {
+      source.close();
+      clearInterval(ticking);
+      showEnd(JSON.parse(event.data));
+      const following = document.getElementById("following");
+      if (following) following.remove();
+      log.scrollTop = log.scrollHeight;
+    },
+    // The browser gave up on the stream (the deployment is gone: 404): nothing ticks on.
+    error: () => {
+      if (source.readyState === EventSource.CLOSED) clearInterval(ticking);
+    },
   });
 })();

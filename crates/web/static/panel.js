@@ -128,3 +128,29 @@ for (const select of document.querySelectorAll("select[data-switch]")) {
   applySwitch(select);
   select.addEventListener("change", () => applySwitch(select));
 }
+
+// A live log on a deployment's or a run's page (`<pre data-stream>`, opened at its end):
+// follows the stream, appending each `log` line (its `[stream] ` prefix as its class) and
+// staying at the bottom while the reader is there; a stream the browser reconnects starts
+// again after the page's last line, so lines already shown (each event's id is its
+// sequence number) are skipped. `handlers` maps other events (`end`, `error`, …) to
+// functions of the event. Gives the EventSource.
+function followLog(log, handlers) {
+  const source = new EventSource(log.dataset.stream);
+  const stuckToBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  let shown = Number(new URL(log.dataset.stream, window.location.href).searchParams.get("after")) || 0;
+  source.addEventListener("log", (event) => {
+    const seq = Number(event.lastEventId);
+    if (seq && seq <= shown) return;
+    if (seq) shown = seq;
+    const follow = stuckToBottom();
+    const match = /^\[(\w+)\] /.exec(event.data);
+    const line = document.createElement("span");
+    if (match) line.className = match[1];
+    line.textContent = event.data;
+    log.append(line, "\n");
+    if (follow) log.scrollTop = log.scrollHeight;
+  });
+  for (const [name, handle] of Object.entries(handlers)) source.addEventListener(name, handle);
+  return source;
+}

@@ -74,11 +74,20 @@ pub async fn follows_a_slow_deploy_phase_by_phase(
     // Failures inside the start period do not count: the check passes once /health does.
     app["health"]["start_period_secs"] = serde_json::json!(20);
     daemon.create_app(app).await;
+    // The app's deployments run one at a time: the one followed waits in the queue behind
+    // another (at least the slow health check long), so the page opens before it starts,
+    // however fast the build (a cached one takes no time).
+    let ahead = daemon.deploy("slow", None).await;
     let id = daemon.deploy("slow", None).await;
     let page = format!("{}/deployments/{id}", daemon.api);
     browser.resize(1400, 900).await;
     browser.goto(&page).await;
     record_changes(browser).await;
+    assert_eq!(
+        recorded(browser).await,
+        [format!("⏳ queued · Deployment #{id} · Capstan | queued")],
+        "opened before it starts (#{ahead} runs ahead of it)"
+    );
     let title = wait_title(browser, "health check", Duration::from_secs(90)).await;
     assert_eq!(
         title,
@@ -101,6 +110,9 @@ pub async fn follows_a_slow_deploy_phase_by_phase(
         .iter()
         .filter(|entry| entry.starts_with('⏳'))
         .collect();
+    // Of preparing, building, starting and health check, each with title and badge
+    // together (the stream sends the state it finds at each look at the store, which may
+    // miss a short phase, so not each one is asserted).
     assert!(
         running.len() >= 2,
         "at least two phases arrived live, title and badge together: {first_look:?}"

@@ -370,7 +370,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     assert!(browser
         .text("#error")
         .await
-        .contains("wrong user name or password"));
+        .contains("Wrong user name or password."));
     browser.screenshot("13-login-refused").await;
     browser.goto(&daemon.api).await;
     assert_eq!(browser.path().await, "/login", "signed out");

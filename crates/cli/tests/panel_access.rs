@@ -319,7 +319,7 @@ async fn setup_sessions_forgery_roles_and_sign_in_limits() {
     for _ in 0..5 {
         let reply = guesser.sign_in("dee", "wrong password!").await;
         assert_eq!(reply.status, 401);
-        assert!(reply.body.contains("wrong user name or password"));
+        assert!(reply.body.contains("Wrong user name or password."));
     }
     let blocked = guesser.sign_in("dee", PASSWORD).await;
     assert_eq!(

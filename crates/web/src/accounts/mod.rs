@@ -164,7 +164,7 @@ pub async fn sign_in(
         }
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "wrong user name or password",
+            "Wrong user name or password.",
         )),
     }
 }

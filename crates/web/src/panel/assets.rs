@@ -12,6 +12,8 @@ const RUN_JS: &str = include_str!("../../static/run.js");
 const APP_LIVE_JS: &str = include_str!("../../static/app_live.js");
 /// The app page's certificate badges, asked after the page is shown.
 const APP_DOMAINS_JS: &str = include_str!("../../static/app_domains.js");
+/// The panel's icon (a capstan's drum), also answered at `/favicon.ico`.
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 const CACHE: &str = "public, max-age=3600";
 
 pub async fn css() -> impl IntoResponse {
@@ -54,4 +56,15 @@ pub async fn deployment_js() -> impl IntoResponse {
 /// A one-off command's page script (its live output and final state).
 pub async fn run_js() -> impl IntoResponse {
     script(RUN_JS)
+}
+
+/// The panel's icon, an SVG.
+pub async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        FAVICON,
+    )
 }

@@ -127,4 +127,6 @@ pub fn router() -> Router<AppState> {
         .route("/static/app_live.js", get(assets::app_live_js))
         .route("/static/app_domains.js", get(assets::app_domains_js))
         .route("/static/run.js", get(assets::run_js))
+        .route("/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
 }

@@ -88,9 +88,48 @@ impl FromRequestParts<AppState> for SignedIn {
         if store.user_count().await? == 0 {
             Err(PanelError::Redirect("/setup".into()))
         } else {
-            Err(PanelError::Redirect("/login".into()))
+            Err(PanelError::Redirect(sign_in_then_back(parts)))
         }
     }
+}
+
+/// The sign-in page, told to come back here afterwards when this is a page the browser
+/// navigated to (not a form post, nor a script's fetch of a page's part).
+fn sign_in_then_back(parts: &Parts) -> String {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let navigated = match header("sec-fetch-mode") {
+        "" => header("accept").contains("text/html"),
+        mode => mode == "navigate",
+    };
+    let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    match local_path(here) {
+        Some(path) if navigated && parts.method == axum::http::Method::GET && path != "/" => {
+            let next =
+                percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC);
+            format!("/login?next={next}")
+        }
+        _ => "/login".into(),
+    }
+}
+
+/// `next` when it is a path on this site (`/apps/x?tab=y`), the only place sign-in may
+/// send the browser on to: one leading `/` (not `//` nor `/\`, which browsers read as
+/// another host), no scheme, no backslash, whitespace or control character anywhere
+/// (browsers drop tabs and newlines, and read `\` as `/`), at most 2 KiB.
+pub fn local_path(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix('/')?;
+    let refused = rest.starts_with('/')
+        || next.len() > 2048
+        || next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    (!refused).then_some(next)
 }
 
 /// A form post from a signed-in user whose anti-forgery token matched.

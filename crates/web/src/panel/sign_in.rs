@@ -6,12 +6,12 @@
 use crate::accounts::{self, check_password, check_user_name, FORM_COOKIE};
 use crate::panel::page::{render, render_with, PanelError};
 use crate::panel::session::{
-    cleared_cookie, session_cookie, ClientAddress, FormFields, SESSION_COOKIE,
+    cleared_cookie, local_path, session_cookie, ClientAddress, FormFields, SESSION_COOKIE,
 };
 use crate::panel::settings_form::FieldErrors;
 use crate::{ApiError, AppState};
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -41,6 +41,20 @@ struct LoginPage {
     name: String,
     error: Option<String>,
     form_token: String,
+    /// The local path to go on to once signed in (empty: the apps list).
+    next: String,
+}
+
+/// `?next=` of the sign-in page.
+#[derive(serde::Deserialize)]
+pub struct NextPage {
+    #[serde(default)]
+    next: String,
+}
+
+/// Where a sign-in goes on to: `next` when it is a local path, else the apps list.
+fn after_sign_in(next: &str) -> &str {
+    local_path(next).unwrap_or("/")
 }
 
 fn code_path(state: &AppState) -> String {
@@ -178,6 +192,7 @@ pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
+    Query(wanted): Query<NextPage>,
 ) -> Result<Response, PanelError> {
     if state.deployer.store().user_count().await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
@@ -187,6 +202,7 @@ pub async fn login_form(
         name: String::new(),
         error: None,
         form_token,
+        next: local_path(&wanted.next).unwrap_or_default().to_string(),
     };
     Ok((jar, render(&page)).into_response())
 }
@@ -205,21 +221,28 @@ pub async fn login(
         Ok(user) => {
             let secret = accounts::start_session(store, &user).await?;
             tracing::info!(user = %user.name, "signed in");
-            Ok((jar.add(session_cookie(secret, &headers)), Redirect::to("/")).into_response())
+            let next = after_sign_in(form.get("next"));
+            Ok((
+                jar.add(session_cookie(secret, &headers)),
+                Redirect::to(next),
+            )
+                .into_response())
         }
         Err(err) if err.status.is_client_error() || err.retry_after.is_some() => {
-            Ok(login_refused(&state, jar, &headers, name, err))
+            let next = local_path(form.get("next")).unwrap_or_default().to_string();
+            Ok(login_refused(&state, jar, &headers, (name, next), err))
         }
         Err(err) => Err(err.into()),
     }
 }
 
-/// The sign-in page again with the reason (and `Retry-After` when told to wait).
+/// The sign-in page again with the reason (and `Retry-After` when told to wait), still
+/// going on to `next`.
 fn login_refused(
     state: &AppState,
     jar: CookieJar,
     headers: &HeaderMap,
-    name: String,
+    (name, next): (String, String),
     err: ApiError,
 ) -> Response {
     let (jar, form_token) = form_token(state, jar, headers);
@@ -228,6 +251,7 @@ fn login_refused(
         name,
         error: Some(err.message),
         form_token,
+        next,
     };
     (jar, retry_after, render_with(err.status, &page)).into_response()
 }
@@ -248,4 +272,32 @@ pub async fn logout(
     posted.session.forget_flashes();
     tracing::info!(user = %posted.session.user.name, "signed out");
     Ok((jar.remove(cleared_cookie()), Redirect::to("/login")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_sign_in;
+
+    #[test]
+    fn sign_in_goes_on_only_to_a_path_of_this_site() {
+        for local in ["/apps/demo/settings", "/apps/demo?tab=env&x=%2F", "/"] {
+            assert_eq!(after_sign_in(local), local);
+        }
+        for elsewhere in [
+            "",
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\\/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "apps/demo",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            " /apps",
+            "/apps/x\\..\\y",
+        ] {
+            assert_eq!(after_sign_in(elsewhere), "/", "{elsewhere:?}");
+        }
+        assert_eq!(after_sign_in(&format!("/{}", "a".repeat(3000))), "/");
+    }
 }

@@ -120,8 +120,14 @@ mod tests {
         assert_eq!(status_of("failed", Some(300)), 1);
         assert_eq!(status_of("failed", None), 1);
         assert_eq!(status_of("timed_out", None), TIMED_OUT);
-        assert_eq!(ending_line(5, "failed", Some(3)), "run 5 exited with status 3");
-        assert_eq!(ending_line(5, "succeeded", Some(0)), "run 5 exited with status 0");
+        assert_eq!(
+            ending_line(5, "failed", Some(3)),
+            "run 5 exited with status 3"
+        );
+        assert_eq!(
+            ending_line(5, "succeeded", Some(0)),
+            "run 5 exited with status 0"
+        );
         assert_eq!(
             ending_line(6, "timed_out", None),
             "run 6 timed out: stopped at its time limit (exit status 124)"

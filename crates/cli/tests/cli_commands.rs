@@ -79,7 +79,8 @@ async fn the_client_logs_in_creates_deploys_rolls_back_and_reports_failures() {
     // that wrote it (here not on :8000); an explicit URL still wins, and a daemon that
     // does not answer is named with the ways to choose another.
     let data_dir = daemon.data_dir.path().to_str().unwrap();
-    let (code, stdout, stderr) = client.run_with(&["status"], "", &[("CAPSTAN_DATA_DIR", data_dir)]);
+    let (code, stdout, stderr) =
+        client.run_with(&["status"], "", &[("CAPSTAN_DATA_DIR", data_dir)]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let api_url = std::fs::read_to_string(daemon.data_dir.path().join("api-url")).unwrap();
     assert_eq!(api_url.trim(), daemon.api);

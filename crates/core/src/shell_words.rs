@@ -26,7 +26,8 @@ mod tests {
 
     #[test]
     fn words_that_need_it_are_single_quoted() {
-        let line = |words: &[&str]| shell_line(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        let line =
+            |words: &[&str]| shell_line(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>());
         assert_eq!(line(&["sh", "-c", "exit 3"]), "sh -c 'exit 3'");
         assert_eq!(line(&["echo", "it's", ""]), r"echo 'it'\''s' ''");
         assert_eq!(line(&["./migrate", "--to=v2"]), "./migrate --to=v2");

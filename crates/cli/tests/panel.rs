@@ -374,5 +374,13 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.screenshot("13-login-refused").await;
     browser.goto(&daemon.api).await;
     assert_eq!(browser.path().await, "/login", "signed out");
+
+    // A link into the panel opened signed out comes back to its page after signing in.
+    browser.goto(&format!("{}/server", daemon.api)).await;
+    assert_eq!(browser.path().await, "/login");
+    browser.fill("form", "name", "ada").await;
+    browser.fill("form", "password", PASSWORD).await;
+    browser.submit("form button").await;
+    assert_eq!(browser.path().await, "/server", "back where the link pointed");
     browser.close().await;
 }

@@ -223,6 +223,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         &browser, &daemon, &slow_repo, slow_live,
     )
     .await;
+    deployment_page::the_end_alone_settles_the_page(&browser, &daemon).await;
     deployment_page::a_failed_first_deployment_claims_nothing(&browser, &daemon).await;
 
     // Settings: every wrong field is named next to itself and nothing is saved.

@@ -276,6 +276,49 @@ pub async fn a_failure_names_the_version_still_serving(
     assert!(daemon.via_proxy("slow.test", "/").await.1.contains("v1"));
 }
 
+/// The page settles on the `end` event alone when no `phase` event brings the final state
+/// (the server could not read the phases then: here the page refuses to read any, as if
+/// none came): the badge, the tab's title and the error are the end's.
+pub async fn the_end_alone_settles_the_page(browser: &Browser, daemon: &Daemon) {
+    // The slow app's newest version fails at its start; the one followed waits behind
+    // another, so the page is open (and deaf to phases) before it starts.
+    let ahead = daemon.deploy("slow", None).await;
+    let id = daemon.deploy("slow", None).await;
+    browser
+        .goto(&format!("{}/deployments/{id}", daemon.api))
+        .await;
+    js(
+        browser,
+        "const parse = JSON.parse;
+         JSON.parse = (text) => {
+           if (String(text).includes('\"phases\"')) throw new Error('no phases today');
+           return parse(text);
+         };",
+    )
+    .await;
+    record_changes(browser).await;
+    assert_eq!(
+        recorded(browser).await,
+        [format!("⏳ queued · Deployment #{id} · Capstan | queued")],
+        "opened before it starts (#{ahead} runs ahead of it)"
+    );
+    let title = wait_title(browser, "failed", Duration::from_secs(90)).await;
+    assert_eq!(title, format!("✗ failed · Deployment #{id} · Capstan"));
+    assert_eq!(browser.text("#state").await, "failed");
+    let error = daemon.wait(id).await["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!error.is_empty());
+    assert_eq!(browser.text("#error").await, error);
+    assert!(!browser.exists("#following").await);
+    assert_eq!(
+        recorded(browser).await.len(),
+        2,
+        "no phase reached the page, the end did"
+    );
+}
+
 /// A first deployment that fails: neither its banner nor its log claims a version serves.
 pub async fn a_failed_first_deployment_claims_nothing(browser: &Browser, daemon: &Daemon) {
     let repo = SampleRepo::new();

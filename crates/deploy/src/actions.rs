@@ -36,6 +36,7 @@ impl Deployer {
     ) -> Result<AppView, ActionError> {
         spec.validate()
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        crate::tls_names::check_tls_names(&spec, self.settings().own_acme_ca)?;
         if self.store().app(name).await.is_ok() {
             return Err(ActionError::Conflict(format!("app {name} already exists")));
         }
@@ -87,6 +88,7 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         let current = self.store().app(name).await?;
         let next = merged(&current.spec, patch)?;
+        crate::tls_names::check_tls_names(&next, self.settings().own_acme_ca)?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;
         if next.source != current.spec.source && Some(&next.source) != asked.as_ref() {

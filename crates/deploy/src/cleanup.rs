@@ -201,7 +201,10 @@ impl Deployer {
         // (and counted) again here; a real run no longer finds them.
         let named: std::collections::HashSet<String> = report.images.iter().cloned().collect();
         for image in self.engine().owned_images(false).await? {
-            if report.dry_run && !image.tags.is_empty() && image.tags.iter().all(|t| named.contains(t)) {
+            if report.dry_run
+                && !image.tags.is_empty()
+                && image.tags.iter().all(|t| named.contains(t))
+            {
                 continue;
             }
             let orphan = image.app.as_ref().is_some_and(|a| !apps.contains(a));

@@ -33,6 +33,7 @@ mod runs;
 mod secrets;
 mod source_check;
 mod sources;
+mod tls_names;
 mod trust;
 mod usage;
 
@@ -147,6 +148,10 @@ pub struct DeploySettings {
     /// The host port the proxy publishes HTTPS on (`proxy_https_port`): the redirect from
     /// plain HTTP sends browsers there.
     pub proxy_https_port: u16,
+    /// The proxy asks an ACME CA of the operator's own (`acme_ca_server`), which may issue
+    /// for names Let's Encrypt never will (`.test`, `.internal`): HTTPS is not refused for
+    /// them.
+    pub own_acme_ca: bool,
 }
 
 /// Limits on sources beyond `source_dirs`.

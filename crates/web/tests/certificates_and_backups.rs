@@ -33,11 +33,20 @@ async fn a_failed_backup_is_said_as_a_problem_not_a_confirmation() {
         support::form("/server/backups", &cookie, &[("csrf", &csrf)]),
     )
     .await;
-    assert_eq!(posted.status, axum::http::StatusCode::SEE_OTHER, "{}", posted.body);
+    assert_eq!(
+        posted.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        posted.body
+    );
     let shown = send(&h, page("/server", &cookie)).await;
     assert!(
-        shown.body.contains(r#"class="problem flash" id="flash" role="alert""#)
-            && shown.body.contains("The backup failed: no space left on device"),
+        shown
+            .body
+            .contains(r#"class="problem flash" id="flash" role="alert""#)
+            && shown
+                .body
+                .contains("The backup failed: no space left on device"),
         "{}",
         shown.body
     );

@@ -110,7 +110,12 @@ async fn the_certificates_route_answers_the_session_as_json() {
         Some(serde_json::json!({"tls": true, "domains": ["site.localhost"]})),
     );
     let refused = send(&h, local).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
     assert!(
         refused.json()["error"]
             .as_str()

@@ -68,7 +68,11 @@ pub async fn panel_runs(daemon: &Daemon) {
     assert_eq!(marker, "yes", "the run ended on the same page");
     let title = browser.client.title().await.unwrap();
     let run_id = path.trim_start_matches("/apps/jobs/runs/");
-    assert_eq!(title, format!("Run #{run_id} · jobs · Capstan"), "the tab's title is text only");
+    assert_eq!(
+        title,
+        format!("Run #{run_id} · jobs · Capstan"),
+        "the tab's title is text only"
+    );
     let output = browser.text("#log").await;
     assert!(
         output.contains("panel-hello-from-env") && output.contains("done"),

@@ -48,6 +48,7 @@ pub async fn harness_with_backups(
         source_dirs: vec![],
         source_limits: Default::default(),
         proxy_https_port: 443,
+        own_acme_ca: false,
     };
     let deployer = Deployer::new(
         store.clone(),

@@ -85,13 +85,18 @@ pub async fn live_release(
 /// effective (with the repo's `capstan.toml` it was built with applied), so a repo file
 /// does not read as a difference.
 pub fn settings_note(saved: &AppSpec, live: &ReleaseRecord, trigger: Trigger) -> Option<String> {
-    let effective_saved = match &live.repo_config {
+    let mut effective_saved = match &live.repo_config {
         Some((file, text)) => capstan_core::repo_config::RepoConfig::parse(text, file)
             .ok()
             .and_then(|config| config.apply(saved, file).ok())
             .map_or_else(|| saved.clone(), |(spec, _)| spec),
         None => saved.clone(),
     };
+    // A release records the port its deployment settled on; with none saved, that port
+    // came from the image, not from a setting.
+    if effective_saved.port.is_none() {
+        effective_saved.port = live.app_spec.port;
+    }
     let changes = settings_changes(&effective_saved, &live.app_spec);
     if changes.is_empty() {
         return None;
@@ -144,8 +149,23 @@ mod tests {
             note.contains("replicas 2 → 1") && note.contains("variable GREETING removed"),
             "{note}"
         );
-        assert!(note.ends_with("The saved ones apply at the next deploy."), "{note}");
-        assert_eq!(settings_note(&saved, &release(saved.clone()), Trigger::Rollback), None);
+        assert!(
+            note.ends_with("The saved ones apply at the next deploy."),
+            "{note}"
+        );
+        assert_eq!(
+            settings_note(&saved, &release(saved.clone()), Trigger::Rollback),
+            None
+        );
+    }
+
+    #[test]
+    fn the_port_a_release_settled_on_is_no_difference_when_none_is_saved() {
+        let saved = spec(r#"{"source":{"path":"/s"}}"#);
+        let live = release(spec(r#"{"source":{"path":"/s"},"port":8080}"#));
+        assert_eq!(settings_note(&saved, &live, Trigger::Rollback), None);
+        let named = spec(r#"{"source":{"path":"/s"},"port":3000}"#);
+        assert!(settings_note(&named, &live, Trigger::Rollback).is_some());
     }
 
     #[test]

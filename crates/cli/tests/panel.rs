@@ -203,6 +203,7 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         .wait_text("#error", "no-such-file", Duration::from_secs(10))
         .await;
     assert!(error.contains("no-such-file"), "{error}");
+    let failed_path = browser.path().await;
     let (_, shop) = daemon.call(Method::GET, "/apps/shop", None).await;
     let serving = format!(
         "The previous version (#{}) is still serving.",
@@ -214,6 +215,11 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     );
     browser.screenshot("06b-deployment-failed").await;
     assert!(daemon.via_proxy("panel.test", "/").await.1.contains("v1"));
+    let failed_id = failed_path
+        .trim_start_matches("/deployments/")
+        .parse()
+        .unwrap();
+    sensible::a_newer_failure_shows_on_the_app_page(&browser, &daemon, "shop", failed_id).await;
 
     // The deployment page phase by phase, its failures, its width, on an app of its own.
     let (slow_repo, slow_live) =
@@ -353,6 +359,8 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
         "the live version's commit subject survives a restart: {dashboard}"
     );
     sensible::narrow_screen(&browser, &daemon, "shop").await;
+    let v1_id = first["live"]["id"].as_i64().unwrap();
+    sensible::a_rollback_shows_the_settings_it_brought_back(&browser, &daemon, "shop", v1_id).await;
 
     // Delete needs the typed name.
     browser.goto(&format!("{}/apps/shop", daemon.api)).await;

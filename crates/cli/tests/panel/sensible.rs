@@ -199,3 +199,92 @@ pub async fn narrow_screen(browser: &Browser, daemon: &Daemon, app: &str) {
     assert_eq!(wide, "table-header-group", "a table again at full width");
     browser.screenshot("12b-app-history-wide").await;
 }
+
+/// After a deployment newer than the live one failed, the app page's Live card says so in
+/// one line (where it stopped, the first line of why), linking to it.
+pub async fn a_newer_failure_shows_on_the_app_page(
+    browser: &Browser,
+    daemon: &Daemon,
+    app: &str,
+    failed: i64,
+) {
+    browser.goto(&format!("{}/apps/{app}", daemon.api)).await;
+    let said = browser.text("#newer-deployment").await;
+    assert!(
+        said.starts_with(&format!("Deployment #{failed} failed while building: "))
+            && !said.contains('\n'),
+        "{said}"
+    );
+    let link = js(
+        browser,
+        "return document.querySelector('#newer-deployment a').getAttribute('href')",
+    )
+    .await;
+    assert_eq!(link, format!("/deployments/{failed}"));
+    browser.screenshot("06c-app-newer-failed").await;
+}
+
+/// A rollback brings back the release's settings with its image: the confirmation says
+/// so, the Live card then names each setting the live release runs that the saved ones do
+/// not, and the domain links follow what the proxy routes (the live release's domains),
+/// not a domain saved since.
+pub async fn a_rollback_shows_the_settings_it_brought_back(
+    browser: &Browser,
+    daemon: &Daemon,
+    app: &str,
+    to: i64,
+) {
+    browser.goto(&format!("{}/apps/{app}", daemon.api)).await;
+    let card = browser.text("#actions").await;
+    assert!(
+        !browser.exists("#live-settings").await && !browser.exists("#newer-deployment").await,
+        "the live release runs the saved settings and nothing newer failed: {card}"
+    );
+    let form = format!("#deployments form:has(input[name=deployment][value='{to}'])");
+    let confirm = js(
+        browser,
+        &format!("return document.querySelector(\"{form}\").dataset.confirm"),
+    )
+    .await;
+    let confirm = confirm.as_str().unwrap();
+    assert!(
+        confirm.contains("image and its settings come back")
+            && confirm.contains("saved settings stay as they are and apply at the next deploy"),
+        "{confirm}"
+    );
+    browser.click(&format!("{form} button")).await;
+    browser.client.accept_alert().await.unwrap();
+    browser.wait_new_page().await;
+    browser
+        .wait_text("#state", "live", std::time::Duration::from_secs(60))
+        .await;
+    let (status, body) = daemon
+        .call(
+            Method::PATCH,
+            &format!("/apps/{app}"),
+            Some(serde_json::json!({"domains": ["later.test"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    browser.goto(&format!("{}/apps/{app}", daemon.api)).await;
+    let note = browser.text("#live-settings").await;
+    assert!(
+        note.contains("Runs other settings than the saved ones (rolled back): ")
+            && note.contains("domains")
+            && note.contains("variable GREETING removed")
+            && note.contains("replicas 2 → 1")
+            && note.ends_with("The saved ones apply at the next deploy."),
+        "{note}"
+    );
+    let routed = js(
+        browser,
+        "return [...document.querySelectorAll('#domains li')].map(li => li.dataset.domain)",
+    )
+    .await;
+    assert_eq!(
+        routed,
+        serde_json::json!(["panel.test"]),
+        "what the proxy routes"
+    );
+    browser.screenshot("11b-app-rolled-back-settings").await;
+}

@@ -247,7 +247,10 @@ async fn http_redirects_to_the_published_https_port(daemon: &support::Daemon, do
         .build()
         .unwrap();
     let answer = http
-        .get(format!("http://127.0.0.1:{}/somewhere?x=1", daemon.proxy_port))
+        .get(format!(
+            "http://127.0.0.1:{}/somewhere?x=1",
+            daemon.proxy_port
+        ))
         .header("Host", domain)
         .send()
         .await

@@ -105,12 +105,12 @@ async fn rollback_and_restart_without_rebuild() {
     repo.commit_version("v3", &[]);
     let v3 = daemon.deploy_expect("web", None, "live").await;
     let v3_again = daemon.deploy_expect("web", None, "live").await;
-    assert_ne!(v3["image"], v3_again["image"], "each deployment tags its image");
+    assert_ne!(
+        v3["image"], v3_again["image"],
+        "each deployment tags its image"
+    );
     assert!(
-        daemon
-            .log(id(&v3_again))
-            .await
-            .contains("build skipped"),
+        daemon.log(id(&v3_again)).await.contains("build skipped"),
         "the same image: {}",
         daemon.log(id(&v3_again)).await
     );

@@ -390,6 +390,10 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     browser.fill("form", "name", "ada").await;
     browser.fill("form", "password", PASSWORD).await;
     browser.submit("form button").await;
-    assert_eq!(browser.path().await, "/server", "back where the link pointed");
+    assert_eq!(
+        browser.path().await,
+        "/server",
+        "back where the link pointed"
+    );
     browser.close().await;
 }

@@ -410,6 +410,7 @@
         poll();
       }
     });
+    usageState.textContent = "Measuring (the engine samples for about a second)…";
     poll();
   }
 }

@@ -152,5 +152,10 @@ function followLog(log, handlers) {
     if (follow) log.scrollTop = log.scrollHeight;
   });
   for (const [name, handle] of Object.entries(handlers)) source.addEventListener(name, handle);
+  // The confirmation that started it ("Deployment #7 queued.") is stale once it ended.
+  source.addEventListener("end", () => {
+    const started = document.querySelector("#flash.notice");
+    if (started) started.remove();
+  });
   return source;
 }

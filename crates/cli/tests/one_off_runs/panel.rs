@@ -60,6 +60,10 @@ pub async fn panel_runs(daemon: &Daemon) {
         .wait_text("#exit-code", "4", Duration::from_secs(10))
         .await;
     assert_eq!(exit, "4");
+    assert!(
+        !browser.exists("#flash").await,
+        "'started' is no news once the run ended"
+    );
     let marker = browser
         .client
         .execute("return window.sameDocument || 'reloaded'", vec![])

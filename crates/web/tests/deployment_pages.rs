@@ -7,26 +7,9 @@
 mod support;
 
 use axum::http::StatusCode;
-use capstan_core::{AppName, AppSpec, DeploymentState, Trigger};
-use capstan_store::{NewDeployment, NewRelease, Store};
-use support::{harness, page, send, sign_in, signed_in};
-
-async fn queue(store: &Store, app: &AppName) -> i64 {
-    let id = store
-        .enqueue(NewDeployment {
-            app,
-            trigger: Trigger::Deploy,
-            git_ref: None,
-            from_release: None,
-            no_cache: false,
-            actor: "user:ada",
-        })
-        .await
-        .unwrap()
-        .id;
-    assert_eq!(store.claim_next().await.unwrap().unwrap().id, id);
-    id
-}
+use capstan_core::{AppName, AppSpec, DeploymentState};
+use capstan_store::Store;
+use support::{go_live, harness, page, queue, send, sign_in, signed_in};
 
 async fn fail_building(store: &Store, app: &AppName, error: &str) -> i64 {
     let id = queue(store, app).await;
@@ -38,31 +21,6 @@ async fn fail_building(store: &Store, app: &AppName, error: &str) -> i64 {
         .transition(id, DeploymentState::Failed, Some(error))
         .await
         .unwrap();
-    id
-}
-
-/// A deployment that goes live with `compose_spec` as its release's spec.
-async fn go_live(store: &Store, app: &AppName, spec: &AppSpec, compose_spec: &str) -> i64 {
-    let id = queue(store, app).await;
-    for state in [DeploymentState::Building, DeploymentState::Starting] {
-        store.transition(id, state, None).await.unwrap();
-    }
-    store
-        .save_release(&NewRelease {
-            app,
-            deployment_id: id,
-            image: "inproc/shop:2",
-            commit_sha: None,
-            compose_spec,
-            app_spec: spec,
-            repo_config: None,
-        })
-        .await
-        .unwrap();
-    for state in [DeploymentState::HealthChecking, DeploymentState::Switching] {
-        store.transition(id, state, None).await.unwrap();
-    }
-    store.mark_live(app, id).await.unwrap();
     id
 }
 

@@ -6,46 +6,8 @@
 mod support;
 
 use axum::http::StatusCode;
-use capstan_core::{AppName, AppSpec, DeploymentState, Trigger};
-use capstan_store::{NewDeployment, NewRelease, Store};
-use support::{harness, page, send, sign_in, signed_in};
-
-/// A deployment written straight into the store, gone live.
-async fn go_live(store: &Store, app: &AppName, spec: &AppSpec) -> i64 {
-    let id = store
-        .enqueue(NewDeployment {
-            app,
-            trigger: Trigger::Deploy,
-            git_ref: None,
-            from_release: None,
-            no_cache: false,
-            actor: "user:ada",
-        })
-        .await
-        .unwrap()
-        .id;
-    assert_eq!(store.claim_next().await.unwrap().unwrap().id, id);
-    for state in [DeploymentState::Building, DeploymentState::Starting] {
-        store.transition(id, state, None).await.unwrap();
-    }
-    store
-        .save_release(&NewRelease {
-            app,
-            deployment_id: id,
-            image: "inproc/demo:1",
-            commit_sha: None,
-            compose_spec: "services: {}\n",
-            app_spec: spec,
-            repo_config: None,
-        })
-        .await
-        .unwrap();
-    for state in [DeploymentState::HealthChecking, DeploymentState::Switching] {
-        store.transition(id, state, None).await.unwrap();
-    }
-    store.mark_live(app, id).await.unwrap();
-    id
-}
+use capstan_core::{AppName, AppSpec};
+use support::{go_live, harness, page, send, sign_in, signed_in};
 
 #[tokio::test]
 async fn icon_live_last_deployment_run_card_and_delete_placeholder() {
@@ -77,7 +39,7 @@ async fn icon_live_last_deployment_run_card_and_delete_placeholder() {
         .body
         .contains(r#"<link rel="icon" href="/favicon.svg""#));
     assert!(listed.body.contains("none yet"), "{}", listed.body);
-    let live = go_live(&h.store, &app, &spec).await;
+    let live = go_live(&h.store, &app, &spec, "services: {}\n").await;
     let listed = send(&h, page("/", &admin)).await;
     assert!(
         listed.body.contains(&format!(

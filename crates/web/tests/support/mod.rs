@@ -189,3 +189,57 @@ pub async fn signed_in(h: &Harness) -> (String, String) {
     let csrf = form_token(&dashboard.body);
     (cookie, csrf)
 }
+
+/// A deployment of `app` queued and claimed by a worker, as the store records it.
+pub async fn queue(store: &capstan_store::Store, app: &capstan_core::AppName) -> i64 {
+    let id = store
+        .enqueue(capstan_store::NewDeployment {
+            app,
+            trigger: capstan_core::Trigger::Deploy,
+            git_ref: None,
+            from_release: None,
+            no_cache: false,
+            actor: "user:ada",
+        })
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(store.claim_next().await.unwrap().unwrap().id, id);
+    id
+}
+
+/// A deployment that goes live with `compose_spec` as its release's spec.
+pub async fn go_live(
+    store: &capstan_store::Store,
+    app: &capstan_core::AppName,
+    spec: &capstan_core::AppSpec,
+    compose_spec: &str,
+) -> i64 {
+    let id = queue(store, app).await;
+    for state in [
+        capstan_core::DeploymentState::Building,
+        capstan_core::DeploymentState::Starting,
+    ] {
+        store.transition(id, state, None).await.unwrap();
+    }
+    store
+        .save_release(&capstan_store::NewRelease {
+            app,
+            deployment_id: id,
+            image: "inproc/shop:2",
+            commit_sha: None,
+            compose_spec,
+            app_spec: spec,
+            repo_config: None,
+        })
+        .await
+        .unwrap();
+    for state in [
+        capstan_core::DeploymentState::HealthChecking,
+        capstan_core::DeploymentState::Switching,
+    ] {
+        store.transition(id, state, None).await.unwrap();
+    }
+    store.mark_live(app, id).await.unwrap();
+    id
+}

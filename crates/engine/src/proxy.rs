@@ -118,6 +118,33 @@ fn published_ports(ports: Option<bollard::models::PortMap>) -> Vec<PublishedPort
     out
 }
 
+/// Container port → host bindings, as the engine takes them.
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+/// The container's exposed ports, as the engine takes them.
+type ExposedPorts = HashMap<String, HashMap<(), ()>>;
+
+/// The proxy's port bindings and exposed ports: HTTP and HTTPS on every address at the
+/// configured host ports, Traefik's API on loopback only, on a port the engine picks.
+fn proxy_ports(spec: &ProxySpec) -> (PortBindings, ExposedPorts) {
+    let api_port = format!("{API_PORT}/tcp");
+    let binding = |ip: &str, port: u16| {
+        Some(vec![PortBinding {
+            host_ip: Some(ip.to_string()),
+            host_port: Some(port.to_string()),
+        }])
+    };
+    let exposed = ["80/tcp", "443/tcp", api_port.as_str()]
+        .into_iter()
+        .map(|p| (p.to_string(), HashMap::new()))
+        .collect();
+    let bindings = HashMap::from([
+        ("80/tcp".to_string(), binding("0.0.0.0", spec.http_port)),
+        ("443/tcp".to_string(), binding("0.0.0.0", spec.https_port)),
+        (api_port, binding("127.0.0.1", 0)),
+    ]);
+    (bindings, exposed)
+}
+
 impl Engine {
     pub fn proxy_container_name(&self) -> String {
         self.names().proxy_container()
@@ -250,23 +277,7 @@ impl Engine {
     /// The proxy container's definition: Traefik with its ports (the API on loopback
     /// only), the route files read-only, its data volume, on the control network.
     fn proxy_config(&self, spec: &ProxySpec, fingerprint: &str) -> Config<String> {
-        let api_port = format!("{API_PORT}/tcp");
-        let binding = |ip: &str, port: u16| {
-            Some(vec![PortBinding {
-                host_ip: Some(ip.to_string()),
-                host_port: Some(port.to_string()),
-            }])
-        };
-        let port_bindings = HashMap::from([
-            ("80/tcp".to_string(), binding("0.0.0.0", spec.http_port)),
-            ("443/tcp".to_string(), binding("0.0.0.0", spec.https_port)),
-            // Traefik's API stays on loopback, on a port the engine picks.
-            (api_port.clone(), binding("127.0.0.1", 0)),
-        ]);
-        let exposed = ["80/tcp", "443/tcp", api_port.as_str()]
-            .into_iter()
-            .map(|p| (p.to_string(), HashMap::new()))
-            .collect();
+        let (port_bindings, exposed) = proxy_ports(spec);
         let mount = |source: String, target: &str, typ, read_only| Mount {
             source: Some(source),
             target: Some(target.to_string()),

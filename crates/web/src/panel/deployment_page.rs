@@ -51,10 +51,7 @@ struct SpecPage {
 }
 
 fn deployment_id(raw: &str) -> Result<i64, PanelError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| PanelError::not_found(format!("{raw:?} is not a deployment id")))
+    crate::panel::page::record_id(raw, "deployment")
 }
 
 pub async fn show(

@@ -51,6 +51,15 @@ impl Nav {
 }
 
 /// Renders a page; a template that fails to render is a 500 with the reason logged.
+/// A record's id from the page address: a positive number, else a 404 saying it is not a
+/// `what` id (`deployment`, `run`).
+pub fn record_id(raw: &str, what: &str) -> Result<i64, PanelError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| PanelError::not_found(format!("{raw:?} is not a {what} id")))
+}
+
 pub fn render(template: &impl Template) -> Response {
     render_with(StatusCode::OK, template)
 }

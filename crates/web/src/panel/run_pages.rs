@@ -248,10 +248,7 @@ struct LineRow {
 }
 
 fn run_id(raw: &str) -> Result<i64, PanelError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| PanelError::not_found(format!("{raw:?} is not a run id")))
+    crate::panel::page::record_id(raw, "run")
 }
 
 pub async fn show(

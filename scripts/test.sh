@@ -17,18 +17,41 @@ done
 
 # The panel's tests drive a real Chromium through chromedriver; the install test checks
 # install.sh with shellcheck and runs it in a debootstrapped Debian; the certificates test
-# points the proxy at pebble, an ACME test CA, with a TLS certificate made by openssl
-# (Debian's packages).
+# points the proxy at pebble, an ACME test CA, with a TLS certificate made by openssl; the
+# remote-server tests start their own sshd (openssh-server) on their own ports, some in a
+# second host's network namespace (iproute2, scripts/second-host.sh) (Debian's packages).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
   || ! command -v shellcheck >/dev/null || ! command -v debootstrap >/dev/null \
   || ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
-  || ! command -v openssl >/dev/null; then
-  packages=(chromium chromium-driver shellcheck debootstrap pebble openssl)
-  echo "== installing ${packages[*]} (Debian packages) for the panel, install and certificate tests"
-  if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
+  || ! command -v openssl >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ip >/dev/null; then
+  packages=(chromium chromium-driver shellcheck debootstrap pebble openssl openssh-server iproute2)
+  echo "== installing ${packages[*]} (Debian packages) for the panel, install, certificate and server tests"
+  if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); sudo=(); else apt=(sudo -n apt-get); sudo=(sudo -n); fi
+  # The package's sshd must not become a service listening on port 22 for the whole machine:
+  # while installing, a policy-rc.d that refuses every start (unless one is there already),
+  # and a freshly installed ssh service disabled for later boots.
+  had_sshd=$([ -x /usr/sbin/sshd ] && echo yes || echo no)
+  policy=/usr/sbin/policy-rc.d
+  own_policy=no
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 0755 "$policy"
+    own_policy=yes
+  fi
+  install_status=0
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >/dev/null \
-         && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null; }
+         && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${packages[@]}" >/dev/null; } \
+    || install_status=$?
+  if [ "$own_policy" = yes ]; then "${sudo[@]}" rm -f "$policy"; fi
+  [ "$install_status" -eq 0 ] || exit "$install_status"
+  if [ "$had_sshd" = no ]; then
+    if [ -d /run/systemd/system ]; then
+      "${sudo[@]}" systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null; then
+      "${sudo[@]}" update-rc.d ssh disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # The API fuzzer, schemathesis from PyPI, in a venv kept beside the build.

@@ -63,11 +63,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (routes, proxy, proxy_spec) = start_proxy(&config, &engine, &data_dir).await?;
 
     let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
+    let target = capstan_deploy::target::LocalTarget::new(engine, routes, proxy);
     let deployer = Deployer::new(
         store,
-        engine,
-        routes,
-        proxy,
+        std::sync::Arc::new(target),
         DeploySettings {
             workspace_dir: data_dir.join("workspaces"),
             build_slots: config.build_slots,

@@ -145,32 +145,32 @@ impl Deployer {
         }
         // Everything the engine holds is listed before anything is removed: with the
         // engine unreachable the delete fails (503) and the app keeps serving.
-        let mut containers = self.engine().owned_containers(Some(name.as_str())).await?;
+        let mut containers = self.target().owned_containers(Some(name.as_str())).await?;
         containers.extend(
-            self.engine()
+            self.target()
                 .companion_containers(Some(name.as_str()))
                 .await?,
         );
         // A one-off command still running ends with its app.
-        containers.extend(self.engine().run_containers(Some(name.as_str())).await?);
+        containers.extend(self.target().run_containers(Some(name.as_str())).await?);
         self.remove_route(name)
             .await
             .map_err(|e| ActionError::Internal(e.to_string()))?;
         for container in containers {
-            self.engine().remove_container(&container.id).await?;
+            self.target().remove_container(&container.id).await?;
         }
-        self.engine().remove_app_network(name).await?;
-        let repository = self.engine().names().app(name).image_prefix();
+        self.target().remove_app_network(name).await?;
+        let repository = self.target().names().app(name).image_prefix();
         let repository = repository.trim_end_matches(':');
-        let mut images = self.engine().app_images(name.as_str()).await?;
-        images.extend(self.engine().stage_images(repository).await?);
+        let mut images = self.target().app_images(name.as_str()).await?;
+        images.extend(self.target().stage_images(repository).await?);
         images.extend(
-            self.engine()
+            self.target()
                 .stage_images(&format!("{repository}/*"))
                 .await?,
         );
         for image in images {
-            if let Err(err) = self.engine().remove_image(&image).await {
+            if let Err(err) = self.target().remove_image(&image).await {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");
             }
         }
@@ -247,7 +247,7 @@ impl Deployer {
         let release = self.store().release_of(target.id).await?.ok_or_else(|| {
             ActionError::Conflict(format!("deployment {} has no recorded release", target.id))
         })?;
-        if self.engine().image_id(&release.image).await?.is_none() {
+        if self.target().image_id(&release.image).await?.is_none() {
             return Err(ActionError::Conflict(format!(
                 "the image {} of deployment {} is no longer on the engine",
                 release.image, target.id
@@ -275,7 +275,7 @@ impl Deployer {
     ) -> Result<DeploymentRecord, ActionError> {
         let live_image = match live {
             Some(live) => match self.store().deployment(live).await?.image {
-                Some(tag) => self.engine().image_id(&tag).await?,
+                Some(tag) => self.target().image_id(&tag).await?,
                 None => None,
             },
             None => None,
@@ -287,7 +287,7 @@ impl Deployer {
             if candidate.state != DeploymentState::Superseded {
                 continue;
             }
-            match self.engine().image_id(tag).await? {
+            match self.target().image_id(tag).await? {
                 Some(id) if Some(&id) != live_image.as_ref() => return Ok(candidate),
                 _ => continue,
             }

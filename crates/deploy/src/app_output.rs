@@ -41,7 +41,7 @@ impl Deployer {
             .map(|container| {
                 let shown = container.shown.clone();
                 let masker = masker.clone();
-                self.engine()
+                self.target()
                     .output_lines(&container.id, tail, follow)
                     .map(move |line| match line {
                         Ok(line) => format!("[{shown}] {}", masker.mask(&line)),

@@ -103,8 +103,8 @@ impl Deployer {
         commit: Option<&str>,
         log: &DeployLog,
     ) -> Result<(String, Option<Service>, Vec<Service>), Failure> {
-        let instance = self.engine().instance().to_string();
-        let names = self.engine().names().app(&d.app);
+        let instance = self.target().instance().to_string();
+        let names = self.target().names().app(&d.app);
         let id = d.id.to_string();
         let (Plan::Compose { web, .. }, Some((compose, dir))) = (&recipe.plan, &recipe.compose)
         else {
@@ -250,8 +250,8 @@ impl Deployer {
         if d.no_cache {
             log.info("clean build requested: no image reuse, no layer cache")
                 .await;
-        } else if let Some(existing) = self.engine().find_build(d.app.as_str(), &build_key).await? {
-            self.engine().tag_image(&existing, tag).await?;
+        } else if let Some(existing) = self.target().find_build(d.app.as_str(), &build_key).await? {
+            self.target().tag_image(&existing, tag).await?;
             self.metrics().build_cache_hit();
             log.info(format!(
                 "reusing image {existing} built from the same source and settings; build skipped"
@@ -262,7 +262,7 @@ impl Deployer {
         let labels = HashMap::from([
             (
                 capstan_compose::labels::INSTANCE.to_string(),
-                self.engine().instance().to_string(),
+                self.target().instance().to_string(),
             ),
             (capstan_compose::labels::APP.to_string(), d.app.to_string()),
             (
@@ -288,7 +288,7 @@ impl Deployer {
         };
         let built = log
             .forward("build", |lines| async move {
-                self.engine().build_image(request, &lines).await
+                self.target().build_image(request, &lines).await
             })
             .await;
         let image_id = built?;
@@ -313,12 +313,12 @@ impl Deployer {
         if recipe.dockerfile.is_empty() {
             return Ok(recipe);
         }
-        let prefix = self.engine().names().app(&d.app).image_prefix();
+        let prefix = self.target().names().app(&d.app).image_prefix();
         let scope = prefix.trim_end_matches(':');
         let mut args = recipe.build_args.clone();
         args.extend(app_args.clone());
         refuse_foreign_images_with_args(&recipe.dockerfile_text, &recipe.dockerfile, scope, &args)?;
-        if !self.engine().builds_with_buildkit() {
+        if !self.target().builds_with_buildkit() {
             return Ok(recipe);
         }
         let names: Vec<String> = secrets.keys().cloned().collect();
@@ -351,11 +351,11 @@ impl Deployer {
 
     /// Makes sure an image is on the engine, pulling it when it is not.
     pub(crate) async fn ensure_image(&self, image: &str, log: &DeployLog) -> Result<(), Failure> {
-        if self.engine().image_id(image).await?.is_none() {
+        if self.target().image_id(image).await?.is_none() {
             log.info(format!("pulling {image}")).await;
             let pulled = log
                 .forward("pull", |lines| async move {
-                    self.engine().pull_image(image, &lines).await
+                    self.target().pull_image(image, &lines).await
                 })
                 .await;
             pulled?;

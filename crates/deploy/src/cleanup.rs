@@ -79,11 +79,11 @@ impl Deployer {
         }
         self.clean_images(&apps, aggressive, building, &mut report)
             .await?;
-        for (network, app) in self.engine().app_networks_by_app().await? {
+        for (network, app) in self.target().app_networks_by_app().await? {
             if apps.contains(&app) {
                 continue;
             }
-            match removing(dry_run, self.engine().remove_network_named(&network)).await {
+            match removing(dry_run, self.target().remove_network_named(&network)).await {
                 Ok(()) => report.networks.push(network),
                 Err(err) => report.errors.push(format!("network {network}: {err}")),
             }
@@ -101,7 +101,7 @@ impl Deployer {
         apps: &HashSet<String>,
         report: &mut CleanupReport,
     ) -> Result<(), ActionError> {
-        for container in self.engine().stopped_containers().await? {
+        for container in self.target().stopped_containers().await? {
             let label = |key| container.labels.get(key).map(String::as_str);
             let role = label(capstan_compose::labels::ROLE).unwrap_or("");
             if INFRASTRUCTURE.contains(&role) {
@@ -124,7 +124,7 @@ impl Deployer {
                     }
                 }
             }
-            let removal = self.engine().remove_stopped_container(&container.id);
+            let removal = self.target().remove_stopped_container(&container.id);
             match removing(report.dry_run, removal).await {
                 Ok(()) => report.containers.push(container.name),
                 Err(err) => report
@@ -181,9 +181,9 @@ impl Deployer {
         }
         // The kept stages of multi-stage builds (`<instance>/<app>[/<service>]:stage-<n>`)
         // of apps that no longer exist.
-        let instance = self.engine().instance().to_string();
+        let instance = self.target().instance().to_string();
         for pattern in [format!("{instance}/*"), format!("{instance}/*/*")] {
-            for reference in self.engine().stage_images(&pattern).await? {
+            for reference in self.target().stage_images(&pattern).await? {
                 let rest = reference
                     .strip_prefix(&format!("{instance}/"))
                     .unwrap_or("");
@@ -191,7 +191,7 @@ impl Deployer {
                 if apps.contains(app) {
                     continue;
                 }
-                match removing(report.dry_run, self.engine().remove_image(&reference)).await {
+                match removing(report.dry_run, self.target().remove_image(&reference)).await {
                     Ok(()) => report.images.push(reference),
                     Err(err) => report.errors.push(format!("image {reference}: {err}")),
                 }
@@ -200,7 +200,7 @@ impl Deployer {
         // A preview removed nothing above, so the images it already named would be listed
         // (and counted) again here; a real run no longer finds them.
         let named: std::collections::HashSet<String> = report.images.iter().cloned().collect();
-        for image in self.engine().owned_images(false).await? {
+        for image in self.target().owned_images(false).await? {
             if report.dry_run
                 && !image.tags.is_empty()
                 && image.tags.iter().all(|t| named.contains(t))
@@ -215,10 +215,10 @@ impl Deployer {
             let mut outcome = Ok(());
             for tag in &image.tags {
                 outcome =
-                    outcome.and(removing(report.dry_run, self.engine().remove_image(tag)).await);
+                    outcome.and(removing(report.dry_run, self.target().remove_image(tag)).await);
             }
             if image.tags.is_empty() {
-                outcome = removing(report.dry_run, self.engine().remove_image_id(&image.id)).await;
+                outcome = removing(report.dry_run, self.target().remove_image_id(&image.id)).await;
             }
             let shown = image.tags.first().cloned().unwrap_or(image.id.clone());
             match outcome {
@@ -265,7 +265,7 @@ impl Deployer {
     /// The engine's data root and its disk's usage, when the engine is local (a remote
     /// engine's root is not a path here).
     pub async fn engine_disk(&self) -> Option<(String, DiskUsage)> {
-        let root = self.engine().data_root().await.ok()??;
+        let root = self.target().data_root().await.ok()??;
         let usage = capstan_engine::cleanup::disk_usage(std::path::Path::new(&root))?;
         Some((root, usage))
     }

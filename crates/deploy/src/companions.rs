@@ -375,10 +375,10 @@ impl Deployer {
         secrets: &[SecretValue],
         log: &DeployLog,
     ) -> Result<(), Failure> {
-        self.engine().ensure_app_network(app).await?;
-        self.engine().ensure_volumes(spec).await?;
+        self.target().ensure_app_network(app).await?;
+        self.target().ensure_volumes(spec).await?;
         let existing = self
-            .engine()
+            .target()
             .companion_containers(Some(app.as_str()))
             .await?;
         for companion in companions {
@@ -395,10 +395,10 @@ impl Deployer {
                 }
                 log.info(format!("companion {name} changed; replacing it"))
                     .await;
-                self.engine().stop_container(&current.id, 10).await?;
-                self.engine().remove_container(&current.id).await?;
+                self.target().stop_container(&current.id, 10).await?;
+                self.target().remove_container(&current.id).await?;
             }
-            self.engine().run_service(&service).await?;
+            self.target().run_service(&service).await?;
             log.info(format!("started companion {name}")).await;
             if service.healthcheck.is_some() {
                 log.info(format!(
@@ -415,7 +415,7 @@ impl Deployer {
     async fn wait_companion_healthy(&self, name: &str, log: &DeployLog) -> Result<(), Failure> {
         let deadline = Instant::now() + COMPANION_DEADLINE;
         loop {
-            let report = self.engine().health(name).await?;
+            let report = self.target().health(name).await?;
             match report.health {
                 Health::Healthy => {
                     log.info(format!("companion {name} is healthy")).await;
@@ -446,7 +446,7 @@ impl Deployer {
         keep: &[String],
         log: &DeployLog,
     ) {
-        let existing = match self.engine().companion_containers(Some(app.as_str())).await {
+        let existing = match self.target().companion_containers(Some(app.as_str())).await {
             Ok(list) => list,
             Err(err) => {
                 log.info(format!("cannot list companions: {err}")).await;
@@ -454,8 +454,8 @@ impl Deployer {
             }
         };
         for old in existing.into_iter().filter(|c| !keep.contains(&c.name)) {
-            let stopped = self.engine().stop_container(&old.id, 10).await;
-            let removed = self.engine().remove_container(&old.id).await;
+            let stopped = self.target().stop_container(&old.id, 10).await;
+            let removed = self.target().remove_container(&old.id).await;
             match stopped.and(removed) {
                 Ok(()) => {
                     log.info(format!(

@@ -61,7 +61,7 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<Cutover, Failure> {
         let (compose, service) = (&release.compose, &release.service);
-        self.engine().ensure_app_network(&d.app).await?;
+        self.target().ensure_app_network(&d.app).await?;
         if let Some(hook) = spec.pre_deploy.as_ref().filter(|_| attempt.first) {
             self.run_pre_deploy(hook, service, names, log).await?;
         }
@@ -70,9 +70,9 @@ impl Deployer {
             let mut replica = service.clone();
             replica.container_name = name.clone();
             let started = if index == 0 {
-                self.engine().run_spec(compose, &replica).await
+                self.target().run_spec(compose, &replica).await
             } else {
-                self.engine().run_service(&replica).await
+                self.target().run_service(&replica).await
             };
             if let Err(err) = started {
                 self.remove_failed(&d.app, &containers, log).await;
@@ -90,7 +90,7 @@ impl Deployer {
             }
             Ok(Cutover::ListensOn(port)) => {
                 for container in &containers {
-                    match self.engine().remove_container(container).await {
+                    match self.target().remove_container(container).await {
                         Ok(()) => {
                             log.info(format!(
                                 "removed {container}; it starts again on port {port}"
@@ -217,7 +217,7 @@ impl Deployer {
         let timeout = Duration::from_secs(hook.timeout_secs as u64);
         let exit = log
             .forward("pre-deploy", |lines| async move {
-                self.engine()
+                self.target()
                     .run_task(service, &name, &hook.command, timeout, &lines)
                     .await
             })
@@ -242,7 +242,7 @@ impl Deployer {
         let timeout = Duration::from_secs(hook.timeout_secs as u64);
         let outcome = log
             .forward("post-deploy", |lines| async move {
-                self.engine()
+                self.target()
                     .exec(container, &hook.command, timeout, &lines)
                     .await
             })
@@ -284,7 +284,7 @@ impl Deployer {
     /// Fails when a container that passed its health check has since crashed, turned
     /// unhealthy or been restarted by Docker.
     async fn check_still_healthy(&self, container: &str) -> Result<(), Failure> {
-        let report = self.engine().health(container).await?;
+        let report = self.target().health(container).await?;
         let problem = match report.health {
             Health::Down(detail) => {
                 Some(format!("crashed after passing its health check: {detail}"))
@@ -311,7 +311,7 @@ impl Deployer {
         };
         for container in containers {
             let proxy_up = self.proxy_state() == crate::ProxyState::Running;
-            match self.engine().remove_container(container).await {
+            match self.target().remove_container(container).await {
                 Ok(()) if proxy_up => {
                     log.info(format!("removed {container}; {}", after_failure(serving)))
                         .await
@@ -339,7 +339,7 @@ impl Deployer {
         spec: &AppSpec,
         log: &DeployLog,
     ) {
-        let old = match self.engine().owned_containers(Some(d.app.as_str())).await {
+        let old = match self.target().owned_containers(Some(d.app.as_str())).await {
             Ok(list) => list
                 .into_iter()
                 .filter(|c| !keep.contains(&c.name))
@@ -353,8 +353,8 @@ impl Deployer {
         let (app, grace, log) = (d.app.clone(), spec.stop_grace_secs, log.clone());
         let retirement = async move {
             for container in old {
-                let stopped = deployer.engine().stop_container(&container.id, grace).await;
-                let removed = deployer.engine().remove_container(&container.id).await;
+                let stopped = deployer.target().stop_container(&container.id, grace).await;
+                let removed = deployer.target().remove_container(&container.id).await;
                 match stopped.and(removed) {
                     Ok(()) => log.info(format!("retired {}", container.name)).await,
                     Err(err) => {

@@ -131,7 +131,7 @@ impl Deployer {
         let mut failures = 0;
         let mut last_shown: Option<String> = None;
         loop {
-            if let Some(detail) = stopped(self.engine().health(container).await?) {
+            if let Some(detail) = stopped(self.target().health(container).await?) {
                 self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
                 let last = last_shown.unwrap_or_else(|| "no probe result yet".into());
@@ -253,7 +253,7 @@ impl Deployer {
     /// Without a health test: the container must still be running a moment after start.
     async fn wait_running(&self, container: &str, log: &DeployLog) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        match self.engine().health(container).await?.health {
+        match self.target().health(container).await?.health {
             Health::Down(detail) => {
                 self.metrics().health_check_failed();
                 self.copy_container_logs(container, log).await;
@@ -274,7 +274,7 @@ impl Deployer {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // Docker's own limit is the timeout; the exec round trip gets a second more.
         let ran = self
-            .engine()
+            .target()
             .exec(container, argv, timeout + Duration::from_secs(1), &tx)
             .await;
         drop(tx);
@@ -314,8 +314,8 @@ impl Deployer {
             .trim_start_matches("exit 0")
             .trim()
             .to_string();
-        let exposed = match self.engine().container_image(container).await {
-            Ok(Some(image)) => match self.engine().image_facts(&image).await {
+        let exposed = match self.target().container_image(container).await {
+            Ok(Some(image)) => match self.target().image_facts(&image).await {
                 Ok(facts) if facts.exposed_ports.is_empty() => "the image exposes no port".into(),
                 Ok(facts) => format!(
                     "the image exposes {}",
@@ -337,7 +337,7 @@ impl Deployer {
     }
 
     pub(crate) async fn copy_container_logs(&self, container: &str, log: &DeployLog) {
-        match self.engine().tail_logs(container, 50).await {
+        match self.target().tail_logs(container, 50).await {
             Ok(lines) if !lines.is_empty() => {
                 log.info(format!(
                     "last {} lines of {container}'s output:",

@@ -33,6 +33,7 @@ mod runs;
 mod secrets;
 mod source_check;
 mod sources;
+pub mod target;
 mod tls_names;
 mod trust;
 mod usage;
@@ -51,11 +52,10 @@ pub use runs::{check_command, RunEvent, RunLimits, RunRequest, DEFAULT_RUN_TIMEO
 pub use trust::{protected_host_paths, Caller, CallerKind};
 pub use usage::ContainerUsage;
 
-use capstan_engine::proxy::{ProxyApi, RouteFiles};
-use capstan_engine::Engine;
 use capstan_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
+use target::Target;
 use tokio::sync::Notify;
 
 /// Why an API-level action was refused or failed. The variant is the kind, which the web
@@ -181,9 +181,8 @@ pub struct Deployer {
 
 struct Inner {
     store: Store,
-    engine: Engine,
-    routes: RouteFiles,
-    proxy: ProxyApi,
+    /// The host this daemon deploys to.
+    target: Arc<dyn Target>,
     settings: DeploySettings,
     logs: LogHub,
     wake: Notify,
@@ -223,20 +222,12 @@ const FETCH_SLOTS: usize = 4;
 pub(crate) type Retirement = futures::future::BoxFuture<'static, ()>;
 
 impl Deployer {
-    pub fn new(
-        store: Store,
-        engine: Engine,
-        routes: RouteFiles,
-        proxy: ProxyApi,
-        settings: DeploySettings,
-    ) -> Self {
+    pub fn new(store: Store, target: Arc<dyn Target>, settings: DeploySettings) -> Self {
         let build_slots = settings.build_slots.max(1);
         Self {
             inner: Arc::new(Inner {
                 store,
-                engine,
-                routes,
-                proxy,
+                target,
                 settings,
                 logs: LogHub::default(),
                 wake: Notify::new(),
@@ -264,8 +255,9 @@ impl Deployer {
         &self.inner.metrics
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+    /// The host deployments run on: its runtime, images and proxy.
+    pub fn target(&self) -> &dyn Target {
+        self.inner.target.as_ref()
     }
 
     /// The certificate facts kept of Traefik's last read.
@@ -275,7 +267,7 @@ impl Deployer {
 
     /// The builder Dockerfiles are made ready for: the engine's.
     pub(crate) fn builder_kind(&self) -> capstan_build::plan::BuilderKind {
-        if self.engine().builds_with_buildkit() {
+        if self.target().builds_with_buildkit() {
             capstan_build::plan::BuilderKind::BuildKit
         } else {
             capstan_build::plan::BuilderKind::Classic
@@ -284,14 +276,6 @@ impl Deployer {
 
     pub fn logs(&self) -> &LogHub {
         &self.inner.logs
-    }
-
-    pub fn proxy(&self) -> &ProxyApi {
-        &self.inner.proxy
-    }
-
-    pub(crate) fn routes(&self) -> &RouteFiles {
-        &self.inner.routes
     }
 
     pub(crate) fn settings(&self) -> &DeploySettings {

@@ -77,11 +77,11 @@ impl Deployer {
     async fn wait_maintenance_router(&self, app: &AppName, on: bool) -> Result<(), ActionError> {
         let router = format!(
             "{}@file",
-            self.engine().names().app(app).maintenance_router()
+            self.target().names().app(app).maintenance_router()
         );
         let deadline = Instant::now() + PROXY_TIMEOUT;
         while Instant::now() < deadline {
-            if self.proxy().router_enabled(&router).await == on {
+            if self.target().router_enabled(&router).await == on {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

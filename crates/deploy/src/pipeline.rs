@@ -180,7 +180,7 @@ impl Deployer {
                         "the stored spec of release {release_id} does not parse: {e}"
                     ))
                 })?;
-                if self.engine().image_id(&release.image).await?.is_none() {
+                if self.target().image_id(&release.image).await?.is_none() {
                     return Err(Failure::msg(format!(
                         "image {} of release {} is gone from the engine",
                         release.image, release.id
@@ -237,7 +237,7 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
-        let names = DeploymentNames::new(self.engine().instance(), &d.app, d.id);
+        let names = DeploymentNames::new(self.target().instance(), &d.app, d.id);
         let mut attempt = Attempt {
             open_port: settled.open_port,
             first: true,
@@ -348,7 +348,7 @@ impl Deployer {
             .filter(|s| s.build)
             .map(|s| (s.name.clone(), s.value.clone()))
             .collect();
-        if !self.engine().builds_with_buildkit() {
+        if !self.target().builds_with_buildkit() {
             for name in build_secrets.keys() {
                 log.info(format!(
                     "warning: build secret {name} is passed as a build argument (this engine has no BuildKit); the image's history (docker history) keeps its value"
@@ -356,7 +356,7 @@ impl Deployer {
                 .await;
             }
         }
-        let instance = self.engine().instance().to_string();
+        let instance = self.target().instance().to_string();
         if let Some((compose, _)) = &recipe.compose {
             // A service name is a DNS alias on the app network, which the proxy shares:
             // it must never look like the name of a container of this instance.

@@ -293,7 +293,7 @@ impl crate::Deployer {
                 Some(fetched.root)
             }
         };
-        let instance = self.engine().instance().to_string();
+        let instance = self.target().instance().to_string();
         let app = app.clone();
         let builder = self.builder_kind();
         tokio::task::spawn_blocking(move || {

@@ -52,9 +52,9 @@ impl Deployer {
                 _ = tokio::time::sleep(CHECK_EVERY) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            let status = self.engine().proxy_status().await.ok().flatten();
+            let status = self.target().proxy_status().await.ok().flatten();
             let running = status.as_ref().is_some_and(|s| s.running);
-            let answers = running && self.proxy().is_up().await;
+            let answers = running && self.target().proxy_answers().await;
             if let (true, Some(status)) = (answers, &status) {
                 self.rejoin_app_networks(&status.networks).await;
             }
@@ -72,7 +72,7 @@ impl Deployer {
                 Ok(()) => {
                     silent_checks = 0;
                     self.set_proxy_state(ProxyState::Running);
-                    tracing::info!(api = %self.proxy().base(), "the proxy is back; routes re-applied");
+                    tracing::info!(api = %self.target().proxy_address(), "the proxy is back; routes re-applied");
                 }
                 Err(err) => {
                     self.set_proxy_state(ProxyState::Down);
@@ -84,14 +84,14 @@ impl Deployer {
 
     async fn restore_proxy(&self, spec: &ProxySpec) -> Result<(), String> {
         let url = self
-            .engine()
+            .target()
             .ensure_proxy(spec)
             .await
             .map_err(|e| e.to_string())?;
-        self.proxy().set_base(url);
+        self.target().set_proxy_address(url);
         let mut up = false;
         for _ in 0..150 {
-            if self.proxy().is_up().await {
+            if self.target().proxy_answers().await {
                 up = true;
                 break;
             }
@@ -100,7 +100,7 @@ impl Deployer {
         if !up {
             return Err(format!(
                 "the proxy did not answer on {}",
-                self.proxy().base()
+                self.target().proxy_address()
             ));
         }
         self.reapply_routes().await;
@@ -123,11 +123,11 @@ impl Deployer {
             }
         };
         for app in apps.iter().filter(|a| a.live_deployment_id.is_some()) {
-            let network = self.engine().names().app(&app.name).network();
+            let network = self.target().names().app(&app.name).network();
             if joined.contains(&network) {
                 continue;
             }
-            match self.engine().join_proxy(&network).await {
+            match self.target().join_proxy(&network).await {
                 Ok(true) => {
                     self.metrics().proxy_network_rejoined();
                     tracing::warn!(app = %app.name, %network, "the proxy was not on the app's network; reconnected it");

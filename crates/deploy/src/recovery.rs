@@ -35,7 +35,7 @@ impl Deployer {
             .collect();
         // Remove every container that is not its app's live one (half-made by an
         // interrupted deployment, or an old one whose retirement was cut short).
-        for container in self.engine().owned_containers(None).await? {
+        for container in self.target().owned_containers(None).await? {
             let app = container
                 .labels
                 .get(labels::APP)
@@ -49,7 +49,7 @@ impl Deployer {
                 continue;
             }
             tracing::info!(container = %container.name, "removing leftover container");
-            self.engine().remove_container(&container.id).await?;
+            self.target().remove_container(&container.id).await?;
         }
         // Point each route at the live deployment again (a crash mid-switch may have left
         // it pointing at a container that is now gone).

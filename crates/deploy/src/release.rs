@@ -53,7 +53,7 @@ impl Deployer {
         artifact: &mut Artifact,
         log: &DeployLog,
     ) -> Result<Settled, Failure> {
-        let facts = self.engine().image_facts(&artifact.image).await?;
+        let facts = self.target().image_facts(&artifact.image).await?;
         let choice = choose_port(artifact.declared_port.as_ref(), &facts.exposed_ports);
         log.info(choice.why).await;
         artifact.spec.port = Some(choice.port);
@@ -112,7 +112,7 @@ impl Deployer {
     ) -> Result<Rendered, Failure> {
         let runtime_secrets: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         let (mut compose, mut text) = render_deployment(&RenderInput {
-            instance: self.engine().instance(),
+            instance: self.target().instance(),
             app: &d.app,
             deployment: d.id,
             image: &artifact.image,
@@ -122,7 +122,7 @@ impl Deployer {
         })?;
         if let Some(template) = &artifact.web_template {
             text = complete_compose_spec(
-                self.engine().instance(),
+                self.target().instance(),
                 &d.app,
                 &mut compose,
                 template,

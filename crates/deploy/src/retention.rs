@@ -38,15 +38,15 @@ impl Deployer {
         remove: bool,
     ) -> Result<Vec<(String, Result<(), String>)>, crate::ActionError> {
         let keep = self.images_to_keep(app, keep).await?;
-        let built = self.engine().app_images(app.as_str()).await?;
-        let ours = self.engine().names().app(app).image_prefix();
+        let built = self.target().app_images(app.as_str()).await?;
+        let ours = self.target().names().app(app).image_prefix();
         let mut removals = Vec::new();
         for image in built
             .into_iter()
             .filter(|i| i.starts_with(&ours) && !keep.contains(i))
         {
             let outcome = if remove {
-                self.engine()
+                self.target()
                     .remove_image(&image)
                     .await
                     .map_err(|e| e.to_string())
@@ -75,7 +75,7 @@ impl Deployer {
                 continue;
             };
             let id = self
-                .engine()
+                .target()
                 .image_id(image)
                 .await?
                 .unwrap_or_else(|| image.clone());
@@ -90,7 +90,7 @@ impl Deployer {
         for d in &deployments {
             let Some(image) = &d.image else { continue };
             let id = self
-                .engine()
+                .target()
                 .image_id(image)
                 .await?
                 .unwrap_or_else(|| image.clone());

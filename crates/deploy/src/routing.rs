@@ -33,7 +33,7 @@ impl Deployer {
         let release = self.store().release_of(deployment).await?.ok_or_else(|| {
             Failure::msg(format!("deployment {deployment} has no recorded release"))
         })?;
-        let names = DeploymentNames::new(self.engine().instance(), app, deployment);
+        let names = DeploymentNames::new(self.target().instance(), app, deployment);
         let containers = names.replica_containers(release.app_spec.replicas);
         Ok(route_target(&release.app_spec, &containers))
     }
@@ -50,13 +50,13 @@ impl Deployer {
             self.write_route(app, target).await?;
             in_force.insert(app.clone(), target.clone());
         }
-        let names = self.engine().names().app(app);
+        let names = self.target().names().app(app);
         let service = format!("{}@file", names.traefik_service());
         let mut expected = target.server_urls();
         expected.sort();
         let deadline = Instant::now() + PROXY_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(mut servers) = self.proxy().server_urls(&service).await {
+            if let Some(mut servers) = self.target().served_urls(&service).await {
                 servers.sort();
                 if servers == expected {
                     return Ok(());
@@ -75,7 +75,7 @@ impl Deployer {
     /// Renders the app's route file for `target`, with the maintenance router when the
     /// store says the app is in maintenance, and writes it. Callers hold `routes_in_force`.
     async fn write_route(&self, app: &AppName, target: &RouteTarget) -> Result<(), Failure> {
-        let names = self.engine().names().app(app);
+        let names = self.target().names().app(app);
         let mut target = target.clone();
         if let Some(record) = self.store().maintenance(app).await? {
             let spec = self.store().app(app).await?.spec;
@@ -83,11 +83,13 @@ impl Deployer {
                 message: record.page.message,
                 retry_after_secs: record.page.retry_after_secs,
                 passthrough_path: Some(spec.health.path.clone()),
-                pages_url: self.engine().names().maintenance_pages_url(),
+                pages_url: self.target().names().maintenance_pages_url(),
             });
         }
         let text = render_routes(&names, &target, self.settings().proxy_https_port)?;
-        self.routes().write(&names.route_file(), &text)?;
+        self.target()
+            .write_route(&names.route_file(), &text)
+            .await?;
         Ok(())
     }
 
@@ -111,8 +113,8 @@ impl Deployer {
     pub(crate) async fn remove_route(&self, app: &AppName) -> Result<(), Failure> {
         let mut in_force = self.inner.routes_in_force.lock().await;
         in_force.remove(app);
-        let names = self.engine().names().app(app);
-        Ok(self.routes().remove(&names.route_file())?)
+        let names = self.target().names().app(app);
+        Ok(self.target().remove_route(&names.route_file()).await?)
     }
 
     /// Points every app's route at its live deployment again (after a crash, or after
@@ -141,7 +143,7 @@ impl Deployer {
 
     /// A few words for an error message when the proxy itself is the problem.
     pub(crate) async fn proxy_state_hint(&self) -> String {
-        if self.proxy().is_up().await {
+        if self.target().proxy_answers().await {
             String::new()
         } else {
             "; the proxy is not answering (it is being restarted)".to_string()

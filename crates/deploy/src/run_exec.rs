@@ -75,9 +75,9 @@ impl Deployer {
         let writer = tokio::spawn(self.clone().store_output(run.id, receiver, masker.clone()));
         let timeout = Duration::from_secs(run.timeout_secs as u64);
         let result = async {
-            self.engine().ensure_app_network(&run.app).await?;
-            self.engine().ensure_volumes(&spec).await?;
-            self.engine()
+            self.target().ensure_app_network(&run.app).await?;
+            self.target().ensure_volumes(&spec).await?;
+            self.target()
                 .run_task(&service, &service.container_name, &argv, timeout, &sender)
                 .await
         }

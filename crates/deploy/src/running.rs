@@ -34,7 +34,7 @@ impl Deployer {
         app: &AppName,
     ) -> Result<Vec<RunningContainer>, ActionError> {
         self.store().app(app).await?;
-        let engine = self.engine();
+        let engine = self.target();
         let mut found: Vec<(&'static str, _)> = Vec::new();
         for container in engine.owned_containers(Some(app.as_str())).await? {
             found.push(("app", container));

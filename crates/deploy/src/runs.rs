@@ -226,7 +226,7 @@ impl Deployer {
                 .environment
                 .insert(secret.name.clone(), secret.value.clone());
         }
-        if self.engine().image_id(&release.image).await?.is_none() {
+        if self.target().image_id(&release.image).await?.is_none() {
             return Err(ActionError::Conflict(format!(
                 "the live image {} is no longer on the engine; deploy again",
                 release.image
@@ -240,7 +240,7 @@ impl Deployer {
     /// check, never restarted.
     fn run_container(&self, app: &AppName, id: i64, mut service: Service) -> Service {
         use capstan_compose::labels;
-        service.container_name = self.engine().names().app(app).run_container(id);
+        service.container_name = self.target().names().app(app).run_container(id);
         service
             .labels
             .insert(labels::ROLE.into(), labels::ROLE_RUN.into());
@@ -281,11 +281,11 @@ impl Deployer {
             }
             Err(err) => tracing::error!(%err, "cannot fail interrupted runs"),
         }
-        match self.engine().run_containers(None).await {
+        match self.target().run_containers(None).await {
             Ok(containers) => {
                 for container in containers {
                     tracing::info!(container = %container.name, "removing leftover run container");
-                    if let Err(err) = self.engine().remove_container(&container.id).await {
+                    if let Err(err) = self.target().remove_container(&container.id).await {
                         tracing::warn!(container = %container.name, %err, "cannot remove run container");
                     }
                 }

@@ -82,7 +82,7 @@ impl Deployer {
     /// the engine cannot give now (the deployment asks again).
     async fn check_image_readable(&self, image: &str) -> Result<(), ActionError> {
         let lookup =
-            tokio::time::timeout(ENGINE_LOOKUP_LIMIT, self.engine().look_up_image(image)).await;
+            tokio::time::timeout(ENGINE_LOOKUP_LIMIT, self.target().look_up_image(image)).await;
         match lookup {
             Ok(Ok(ImageLookup::Unreadable(reason))) => Err(ActionError::Invalid(format!(
                 "source.image: the Docker engine does not read {image:?} as an image reference ({reason})"

@@ -21,7 +21,7 @@ impl Deployer {
     pub async fn app_usage(&self, app: &AppName) -> Result<Vec<ContainerUsage>, ActionError> {
         let containers = self.running_containers(app).await?;
         let samples =
-            futures::future::join_all(containers.iter().map(|c| self.engine().usage(&c.name)))
+            futures::future::join_all(containers.iter().map(|c| self.target().usage(&c.name)))
                 .await;
         let mut usages = Vec::new();
         for (container, sample) in containers.into_iter().zip(samples) {

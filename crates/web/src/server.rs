@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let deployer = &state.deployer;
     let (queued, running) = deployer.store().queue_depth().await?;
-    let engine = match deployer.engine().status().await {
+    let engine = match deployer.target().status().await {
         Ok(engine) => json!({
             "reachable": true,
             "version": engine.version,
@@ -23,7 +23,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "platform": format!("{}/{}", engine.os, engine.arch),
             "images": engine.images,
             "image_bytes": engine.image_bytes,
-            "builder": if deployer.engine().builds_with_buildkit() { "buildkit" } else { "classic" },
+            "builder": if deployer.target().builds_with_buildkit() { "buildkit" } else { "classic" },
         }),
         Err(err) => json!({ "reachable": false, "error": err.to_string() }),
     };
@@ -40,7 +40,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(json!({
         "daemon": {
             "version": env!("CARGO_PKG_VERSION"),
-            "instance": deployer.engine().instance(),
+            "instance": deployer.target().instance(),
             "rss_bytes": rss_bytes(),
         },
         "engine": engine,

@@ -11,9 +11,10 @@ mod facts_cache;
 pub use acme_store::{AcmeStore, StoreError};
 pub use facts_cache::{FactsCache, FACTS_TTL};
 
+use crate::target::Target;
 use crate::{ActionError, Deployer};
 use capstan_core::AppName;
-use capstan_engine::{Engine, EngineError};
+use capstan_engine::EngineError;
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -30,13 +31,16 @@ pub trait CertificateSource {
     fn proxy_log(&self) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
 }
 
-impl CertificateSource for Engine {
+/// A target's proxy as the source of its certificate facts.
+pub(crate) struct TargetProxy<'a>(pub &'a dyn Target);
+
+impl CertificateSource for TargetProxy<'_> {
     async fn acme_store(&self) -> Result<Option<Vec<u8>>, EngineError> {
-        self.proxy_acme_store().await
+        self.0.acme_store().await
     }
 
     async fn proxy_log(&self) -> Result<Vec<String>, EngineError> {
-        self.proxy_log_tail(LOG_LINES).await
+        self.0.proxy_log(LOG_LINES).await
     }
 }
 
@@ -215,7 +219,7 @@ impl Deployer {
         .unwrap_or(app.spec);
         domain_certificates(
             self.certificate_facts(),
-            self.engine(),
+            &TargetProxy(self.target()),
             &routed.domains,
             (routed.tls, app.live_deployment_id.is_some()),
             capstan_store::now_ms(),

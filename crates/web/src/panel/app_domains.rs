@@ -82,7 +82,7 @@ impl ProxyPorts {
 /// The proxy's published ports as the engine says within [`ENGINE_WAIT`]; none when it
 /// does not (the links then go without a port).
 pub async fn proxy_ports(state: &AppState) -> ProxyPorts {
-    let status = tokio::time::timeout(ENGINE_WAIT, state.deployer.engine().proxy_status()).await;
+    let status = tokio::time::timeout(ENGINE_WAIT, state.deployer.target().proxy_status()).await;
     match status {
         Ok(Ok(Some(proxy))) => ProxyPorts {
             http: proxy.host_port(80),

@@ -139,7 +139,7 @@ async fn image_ids(state: &AppState, records: &[DeploymentRecord]) -> HashMap<St
     let mut tags: Vec<&str> = records.iter().filter_map(|d| d.image.as_deref()).collect();
     tags.sort_unstable();
     tags.dedup();
-    let engine = state.deployer.engine();
+    let engine = state.deployer.target();
     let lookups = tags.into_iter().map(|tag| async move {
         let id = tokio::time::timeout(ENGINE_WAIT, engine.image_id(tag)).await;
         match id {

@@ -68,7 +68,7 @@ fn backups_view(state: &AppState) -> Option<BackupsView> {
 
 /// The proxy's published ports, as the engine reports them (none when it is not there).
 async fn proxy_ports(state: &AppState) -> Vec<String> {
-    let status = state.deployer.engine().proxy_status().await.ok().flatten();
+    let status = state.deployer.target().proxy_status().await.ok().flatten();
     status
         .map(|s| {
             s.ports
@@ -95,7 +95,7 @@ pub async fn server(
 ) -> Result<Response, PanelError> {
     let deployer = &state.deployer;
     let (queued, running) = deployer.store().queue_depth().await?;
-    let engine = deployer.engine().status().await.map_err(|e| e.to_string());
+    let engine = deployer.target().status().await.map_err(|e| e.to_string());
     let image_size = engine
         .as_ref()
         .map(|e| size(u64::try_from(e.image_bytes).unwrap_or(0)))
@@ -103,7 +103,7 @@ pub async fn server(
     Ok(render(&ServerPage {
         nav: Nav::new(&session, "server"),
         version: env!("CARGO_PKG_VERSION"),
-        instance: deployer.engine().instance().to_string(),
+        instance: deployer.target().instance().to_string(),
         rss: crate::server::rss_bytes()
             .map(size)
             .unwrap_or_else(|| "unknown".into()),

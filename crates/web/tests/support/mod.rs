@@ -5,6 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
+use capstan_deploy::target::LocalTarget;
 use capstan_deploy::{DeploySettings, Deployer};
 use capstan_engine::proxy::{ProxyApi, RouteFiles};
 use capstan_engine::Engine;
@@ -50,13 +51,8 @@ pub async fn harness_with_backups(
         proxy_https_port: 443,
         own_acme_ca: false,
     };
-    let deployer = Deployer::new(
-        store.clone(),
-        engine,
-        routes,
-        ProxyApi::new("http://127.0.0.1:9".into()),
-        settings,
-    );
+    let target = LocalTarget::new(engine, routes, ProxyApi::new("http://127.0.0.1:9".into()));
+    let deployer = Deployer::new(store.clone(), std::sync::Arc::new(target), settings);
     std::fs::write(dir.path().join("setup-code"), "the-code\n").unwrap();
     let state = AppState {
         deployer: deployer.clone(),

@@ -165,6 +165,18 @@ pub struct AppSpec {
     /// that ignores SIGTERM as PID 1 still stops at once, and zombies are reaped.
     #[serde(default = "default_init")]
     pub init: bool,
+    /// The servers the app runs on (the same release on each, routed by each server's own
+    /// proxy); default `["local"]`.
+    #[serde(default = "default_servers")]
+    #[schema(value_type = Vec<String>, min_items = 1, max_items = 32)]
+    pub servers: Vec<crate::ServerName>,
+}
+
+/// The most servers one app may run on.
+pub const MAX_APP_SERVERS: usize = 32;
+
+fn default_servers() -> Vec<crate::ServerName> {
+    vec![crate::ServerName::local()]
 }
 
 fn default_init() -> bool {
@@ -240,6 +252,7 @@ impl AppSpec {
                 format!("must be between 1 and {MAX_REPLICAS}"),
             ));
         }
+        check_servers(&self.servers)?;
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
                 "drain_secs/stop_grace_secs",
@@ -248,6 +261,26 @@ impl AppSpec {
         }
         Ok(())
     }
+}
+
+/// At least one server, each once, at most [`MAX_APP_SERVERS`].
+fn check_servers(servers: &[crate::ServerName]) -> Result<(), ValidationError> {
+    if servers.is_empty() {
+        return Err(ValidationError::new(
+            "servers",
+            "must name at least one server (\"local\" is the daemon's own)",
+        ));
+    }
+    check_count("servers", servers.len(), MAX_APP_SERVERS)?;
+    for (i, server) in servers.iter().enumerate() {
+        if servers[..i].contains(server) {
+            return Err(ValidationError::new(
+                "servers",
+                format!("names {server} twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Source {
@@ -333,6 +366,15 @@ mod tests {
             (r#"{"source":{"path":"/a"},"env":{"A B":"1"}}"#, "env"),
             (r#"{"source":{"path":"/a"},"port":0}"#, "port"),
             (r#"{"source":{"path":"/a"},"replicas":0}"#, "replicas"),
+            (r#"{"source":{"path":"/a"},"servers":[]}"#, "servers"),
+            (
+                r#"{"source":{"path":"/a"},"servers":["local","local"]}"#,
+                "servers",
+            ),
+            (
+                r#"{"source":{"path":"/a"},"servers":["Bad_one"]}"#,
+                "Bad_one",
+            ),
             (
                 r#"{"source":{"path":"/a"},"health":{"path":"x"}}"#,
                 "health.path",

@@ -74,6 +74,10 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         secs(new.stop_grace_secs.into()),
     );
     changes.value("init process", on_off(old.init), on_off(new.init));
+    let names = |servers: &[crate::ServerName]| {
+        list(&servers.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    changes.value("servers", names(&old.servers), names(&new.servers));
     changes.0
 }
 
@@ -97,6 +101,7 @@ fn every_field_is_compared(spec: &AppSpec) {
         drain_secs: _,
         stop_grace_secs: _,
         init: _,
+        servers: _,
     } = spec;
     let crate::HealthSpec {
         path: _,

@@ -32,6 +32,8 @@ pub struct AppSpecPatch {
     pub drain_secs: Option<u32>,
     pub stop_grace_secs: Option<u32>,
     pub init: Option<bool>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub servers: Option<Vec<crate::ServerName>>,
 }
 
 impl AppSpec {

@@ -6,6 +6,7 @@ pub mod app_logs;
 pub mod buildkit;
 pub mod cleanup;
 pub mod containers;
+pub mod dial;
 pub mod images;
 pub mod lines;
 pub mod pages;
@@ -84,6 +85,36 @@ impl Engine {
             Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION),
         }
         .map_err(connect_err)?;
+        let address = buildkit::EngineAddress::parse(docker_host);
+        Self::handshake(docker, address, instance, &target).await
+    }
+
+    /// Connects to an engine through streams `dialer` opens (one per HTTP connection,
+    /// e.g. channels of one SSH connection to a remote engine's socket): bollard's calls,
+    /// exec and attach upgrades and BuildKit sessions all go through it.
+    pub async fn connect_over(dialer: dial::Dialer, instance: &str) -> Result<Self, EngineError> {
+        let target = dialer.to_string();
+        let docker =
+            dial::docker_over(dialer.clone(), 120).map_err(|source| EngineError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        let address = buildkit::EngineAddress::Dialer(dialer);
+        Self::handshake(docker, address, instance, &target).await
+    }
+
+    /// Negotiates the API version, checks the engine answers and whether it offers
+    /// BuildKit.
+    async fn handshake(
+        docker: Docker,
+        address: buildkit::EngineAddress,
+        instance: &str,
+        target: &str,
+    ) -> Result<Self, EngineError> {
+        let connect_err = |source| EngineError::Connect {
+            target: target.to_string(),
+            source,
+        };
         let docker = docker.negotiate_version().await.map_err(connect_err)?;
         docker.ping().await.map_err(connect_err)?;
         let version = docker.version().await.map_err(connect_err)?;
@@ -94,7 +125,6 @@ impl Engine {
                 .and_then(|v| v.split_once('.'))
                 .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
                 .is_some_and(|api: (u32, u32)| api >= (1, 39));
-        let address = buildkit::EngineAddress::parse(docker_host);
         let buildkit =
             buildkit && buildkit::offers_sessions(&address, &api_version_of(&docker)).await;
         Ok(Self {

@@ -2,6 +2,7 @@
 //! the form BuildKit needs: the `/session` upgrade and a `/build` whose progress arrives
 //! as BuildKit messages.
 
+use crate::dial::EngineStream;
 use crate::EngineError;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -9,7 +10,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Where the engine listens.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub enum EngineAddress {
     Unix(PathBuf),
     /// `host:port`.
     Tcp(String),
+    /// Streams opened by the caller (an SSH channel to a remote engine's socket).
+    Dialer(crate::dial::Dialer),
 }
 
 impl EngineAddress {
@@ -42,12 +44,10 @@ impl std::fmt::Display for EngineAddress {
         match self {
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
             Self::Tcp(addr) => write!(f, "tcp://{addr}"),
+            Self::Dialer(dialer) => write!(f, "{dialer}"),
         }
     }
 }
-
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Sends one request on a new connection (upgrades allowed) and returns the response;
 /// the connection lives as long as the response body or the upgraded stream.
@@ -58,7 +58,7 @@ pub(crate) async fn send(
     let unreachable = |e: std::io::Error| {
         EngineError::Build(format!("cannot reach the Docker engine at {address}: {e}"))
     };
-    let stream: Box<dyn Stream> = match address {
+    let stream: Box<dyn EngineStream> = match address {
         EngineAddress::Unix(path) => Box::new(
             tokio::net::UnixStream::connect(path)
                 .await
@@ -69,6 +69,7 @@ pub(crate) async fn send(
                 .await
                 .map_err(unreachable)?,
         ),
+        EngineAddress::Dialer(dialer) => dialer.open().await.map_err(unreachable)?,
     };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

@@ -17,7 +17,7 @@
 #   second-host.sh purge       `down`, then delete the directory (the engine's images too)
 #
 # `up`, `status` and `swarm-up` print the fixture's facts on stdout, one `key=value` a line
-# (ip, host_ip, socket, netns, dir, pid); everything else goes to stderr. Every call holds a
+# (ip, host_ip, socket, netns, dir, pid, images); everything else goes to stderr. Every call holds a
 # lock (flock), so parallel tests may all call `up`. Every command here is plain argv.
 set -euo pipefail
 
@@ -227,8 +227,8 @@ load_images() {
 }
 
 facts() {
-  printf 'ip=%s\nhost_ip=%s\nsocket=%s\nnetns=%s\ndir=%s\npid=%s\n' \
-    "$ip" "$host_ip" "$sock" "$netns" "$dir" "$(daemon_pid)"
+  printf 'ip=%s\nhost_ip=%s\nsocket=%s\nnetns=%s\ndir=%s\npid=%s\nimages=%s\n' \
+    "$ip" "$host_ip" "$sock" "$netns" "$dir" "$(daemon_pid)" "${images[*]}"
 }
 
 do_up() {

@@ -6,10 +6,12 @@ pub mod browser;
 pub mod forms;
 mod git_server;
 mod sample_repo;
+pub mod second_host;
 pub mod traffic;
 
 pub use git_server::{Answer as GitAnswer, GitServer};
 pub use sample_repo::{git, sample_app, SampleRepo};
+pub use second_host::{second_host_script, SecondHost, SecondHostError};
 
 use rand::Rng;
 use serde_json::Value;

@@ -1,5 +1,5 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, hashed API tokens, and panel users with their sessions. Only this crate
+//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, servers (with their key pairs, the private half encrypted), hashed API tokens, and panel users with their sessions. Only this crate
 //! speaks SQL.
 
 mod apps;
@@ -11,6 +11,7 @@ mod maintenance;
 mod releases;
 mod runs;
 mod secrets;
+mod servers;
 pub mod snapshot;
 pub mod stored_spec;
 mod tokens;
@@ -26,6 +27,7 @@ pub use maintenance::MaintenanceRecord;
 pub use releases::{NewRelease, ReleaseRecord};
 pub use runs::{NewRun, RunLine, RunRecord, RunState, MAX_RUN_LINES};
 pub use secrets::{DerivedKey, SecretInfo, SecretKey, SecretValue};
+pub use servers::{ServerPrivateKey, ServerRecord};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

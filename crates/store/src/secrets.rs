@@ -96,7 +96,7 @@ impl SecretKey {
         DerivedKey(mac.finalize().into_bytes().into())
     }
 
-    fn seal(&self, aad: &[u8], plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    pub(crate) fn seal(&self, aad: &[u8], plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -106,7 +106,7 @@ impl SecretKey {
         (nonce.to_vec(), sealed)
     }
 
-    fn open(&self, aad: &[u8], nonce: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, aad: &[u8], nonce: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         if nonce.len() != 12 {
             return None;
         }

@@ -240,3 +240,88 @@ fn status_says_running_and_up_is_idempotent() {
     );
     assert!(host.docker_socket().exists());
 }
+
+fn swarm_state(docker: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(docker)
+        .args([
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.NodeAddr}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn swarm_up_makes_the_second_engine_a_manager_and_leaves_the_main_one_alone() {
+    let host = second_host();
+    let h2 = ["-H", &host.docker_host()].map(str::to_string);
+    let h2: Vec<&str> = h2.iter().map(String::as_str).collect();
+    let main_before = swarm_state(&[]);
+    let was_active = swarm_state(&h2).starts_with("active");
+    host.swarm_up().unwrap();
+    host.swarm_up().unwrap();
+    let state = swarm_state(&h2);
+    // Leave only a swarm this test made: another test may be using one it made itself.
+    if !was_active {
+        host.swarm_down().unwrap();
+        assert!(swarm_state(&h2).starts_with("inactive"));
+    }
+    assert_eq!(state, format!("active {}", host.ip()));
+    assert_eq!(
+        swarm_state(&[]),
+        main_before,
+        "the main engine's swarm state changed"
+    );
+}
+
+/// Kills the second engine hard with a container running, as a crash would, and checks that
+/// `up` brings it back. Not run by default: it breaks, for a few seconds, every other test
+/// on the machine that uses the second host (`cargo test … -- --ignored`).
+#[test]
+#[ignore = "kills the shared second engine"]
+fn up_recovers_from_a_killed_engine() {
+    let host = second_host();
+    let name = unique("sleeper");
+    let _removes = Removes {
+        host: &host,
+        name: name.clone(),
+    };
+    let run = host
+        .docker_cli()
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox:stable",
+            "sleep",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let pid = std::fs::read_to_string(host.dir().join("docker.pid")).unwrap();
+    let kill = Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let up = Command::new("bash")
+        .arg(second_host_script())
+        .arg("up")
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let info = host.docker_cli().arg("info").output().unwrap();
+    assert!(info.status.success(), "{info:?}");
+    let new_pid = std::fs::read_to_string(host.dir().join("docker.pid")).unwrap();
+    assert_ne!(new_pid.trim(), pid.trim());
+}

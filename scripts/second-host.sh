@@ -185,6 +185,7 @@ start_engine() {
     printf '{}\n' >"$dir/daemon.json"
   fi
   rm -f "$pidfile" "$sock"
+  if [ -f "$log_file" ]; then mv -f "$log_file" "$log_file.1"; fi
   log "starting dockerd in $name (storage driver $storage_driver, log $log_file)"
   # setsid: the engine outlives this script; its own session, stdio on the log file, and
   # not holding the lock's descriptor.
@@ -197,8 +198,8 @@ start_engine() {
     --storage-driver "$storage_driver" \
     --cgroup-parent "$cgroup_parent" \
     </dev/null >>"$log_file" 2>&1 9>&- &
-  local starter=$!
-  for _ in $(seq 600); do
+  local starter=$! deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     if engine_answers; then
       return 0
     fi

@@ -10,7 +10,11 @@ use capstan_core::{AppName, AppSpec};
 use std::time::{Duration, Instant};
 
 /// How long Traefik may take to pick up a route file change.
+#[cfg(not(test))]
 pub(crate) const PROXY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Unit tests' fake proxy either confirms at once or never.
+#[cfg(test)]
+pub(crate) const PROXY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The route that sends an app's traffic to one deployment's containers.
 pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget {

@@ -38,6 +38,10 @@ impl LocalTarget {
 
 #[async_trait]
 impl Runtime for LocalTarget {
+    fn docker_engine(&self) -> Option<&Engine> {
+        Some(&self.engine)
+    }
+
     fn names(&self) -> &InstanceNames {
         self.engine.names()
     }

@@ -7,6 +7,11 @@
 
 mod local;
 
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod flow_tests;
+
 pub use local::LocalTarget;
 
 use async_trait::async_trait;
@@ -100,6 +105,10 @@ pub trait Runtime: Send + Sync {
     async fn proxy_status(&self) -> Result<Option<ProxyStatus>, EngineError>;
     /// Connects the proxy to an app network; whether it had to.
     async fn join_proxy(&self, network: &str) -> Result<bool, EngineError>;
+    /// The Docker engine underneath, for a server's preflight checks (`servers::checks`).
+    fn docker_engine(&self) -> Option<&capstan_engine::Engine> {
+        None
+    }
 }
 
 /// A host's images.

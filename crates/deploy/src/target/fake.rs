@@ -1,0 +1,580 @@
+//! An in-memory [`Target`](super::Target) for unit tests of the deploy flow: containers,
+//! images and the proxy's served routes are maps, and a [`Fault`] set before a step makes
+//! that step fail the way the real host can (a build error, a container that exits or never
+//! gets healthy, a proxy that never confirms, a route write refused, a container that dies
+//! once traffic reaches it). No Docker, no proxy.
+
+use super::{Images, Router, Runtime};
+use async_trait::async_trait;
+use capstan_compose::labels;
+use capstan_compose::model::{ComposeSpec, Service};
+use capstan_core::{AppName, InstanceNames};
+use capstan_engine::cleanup::OwnedImage;
+use capstan_engine::containers::{Health, HealthReport, OwnedContainer};
+use capstan_engine::images::{BuildRequest, ImageFacts, ImageLookup};
+use capstan_engine::proxy::{ProxySpec, ProxyStatus};
+use capstan_engine::server::EngineStatus;
+use capstan_engine::usage::Usage;
+use capstan_engine::EngineError;
+use futures::stream::BoxStream;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A way the next step of a deployment fails on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Fault {
+    /// Every image build fails.
+    BuildFails,
+    /// Creating or starting a container is refused.
+    StartFails,
+    /// New containers exit before they are healthy.
+    ExitsBeforeHealthy,
+    /// New containers run, but their health test never passes.
+    NeverHealthy,
+    /// Route files are written, but the proxy never serves what they say.
+    ProxyNeverConfirms,
+    /// Writing a route file fails.
+    RouteWriteFails,
+    /// New containers pass their health test and die once the proxy routes to them.
+    DiesOnceRouted,
+    /// Once the proxy routes to new containers, asking after their health never answers
+    /// (the daemon is as good as stopped mid-switch).
+    StallsOnceRouted,
+}
+
+/// How a container started while faults were set behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Fate {
+    #[default]
+    Healthy,
+    ExitsAtOnce,
+    NeverHealthy,
+    DiesOnceRouted,
+    StallsOnceRouted,
+}
+
+#[derive(Debug, Clone)]
+struct FakeContainer {
+    id: String,
+    image: String,
+    labels: BTreeMap<String, String>,
+    running: bool,
+    fate: Fate,
+    /// The URL the proxy reaches it at (`http://<name>:<port>` for any port).
+    url_prefix: String,
+}
+
+#[derive(Default)]
+struct State {
+    containers: BTreeMap<String, FakeContainer>,
+    /// Image reference → image id.
+    images: HashMap<String, String>,
+    networks: BTreeSet<String>,
+    /// Route file name → the services (`<name>@file`) it defines.
+    route_files: HashMap<String, Vec<String>>,
+    /// What the proxy serves: service → server URLs.
+    served: HashMap<String, Vec<String>>,
+    faults: BTreeSet<FaultKey>,
+    next_id: u64,
+}
+
+/// `Fault` ordered, for the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct FaultKey(u8);
+
+impl From<Fault> for FaultKey {
+    fn from(fault: Fault) -> Self {
+        FaultKey(fault as u8)
+    }
+}
+
+/// The fake host.
+pub(crate) struct FakeTarget {
+    names: InstanceNames,
+    state: Mutex<State>,
+}
+
+fn injected(what: &str) -> EngineError {
+    EngineError::Proxy(format!("injected fault: {what}"))
+}
+
+impl FakeTarget {
+    pub(crate) fn new(instance: &str) -> Self {
+        Self {
+            names: InstanceNames::new(instance),
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake target state")
+    }
+
+    /// Makes an image reference present, as a pull or an earlier build would.
+    pub(crate) fn add_image(&self, reference: &str) {
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = format!("sha256:{:064x}", state.next_id);
+        state.images.insert(reference.to_string(), id);
+    }
+
+    pub(crate) fn set_fault(&self, fault: Fault) {
+        self.state().faults.insert(fault.into());
+    }
+
+    pub(crate) fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    fn has(&self, fault: Fault) -> bool {
+        self.state().faults.contains(&fault.into())
+    }
+
+    /// The server URLs the proxy serves for a service (`<name>@file`).
+    pub(crate) fn served(&self, service: &str) -> Vec<String> {
+        self.state()
+            .served
+            .get(service)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The names of the running containers.
+    pub(crate) fn running(&self) -> Vec<String> {
+        let state = self.state();
+        let running = state.containers.iter().filter(|(_, c)| c.running);
+        running.map(|(name, _)| name.clone()).collect()
+    }
+
+    /// The image a container was started from.
+    pub(crate) fn image_of(&self, container: &str) -> Option<String> {
+        self.state()
+            .containers
+            .get(container)
+            .map(|c| c.image.clone())
+    }
+
+    fn start(&self, service: &Service) -> Result<String, EngineError> {
+        if self.has(Fault::StartFails) {
+            return Err(injected("the container could not be started"));
+        }
+        let fate = if self.has(Fault::ExitsBeforeHealthy) {
+            Fate::ExitsAtOnce
+        } else if self.has(Fault::NeverHealthy) {
+            Fate::NeverHealthy
+        } else if self.has(Fault::DiesOnceRouted) {
+            Fate::DiesOnceRouted
+        } else if self.has(Fault::StallsOnceRouted) {
+            Fate::StallsOnceRouted
+        } else {
+            Fate::Healthy
+        };
+        let mut state = self.state();
+        if !state.images.contains_key(&service.image) {
+            return Err(injected(&format!("no such image: {}", service.image)));
+        }
+        let name = service.container_name.clone();
+        if state.containers.contains_key(&name) {
+            return Err(injected(&format!(
+                "container name {name} is already in use"
+            )));
+        }
+        state.next_id += 1;
+        let container = FakeContainer {
+            id: format!("{:012x}", state.next_id),
+            image: service.image.clone(),
+            labels: service.labels.clone(),
+            running: fate != Fate::ExitsAtOnce,
+            fate,
+            url_prefix: format!("http://{name}:"),
+        };
+        let id = container.id.clone();
+        state.containers.insert(name, container);
+        Ok(id)
+    }
+
+    /// The container by name or id.
+    fn find<'a>(state: &'a mut State, key: &str) -> Option<(String, &'a mut FakeContainer)> {
+        state
+            .containers
+            .iter_mut()
+            .find(|(name, c)| name.as_str() == key || c.id == key)
+            .map(|(name, c)| (name.clone(), c))
+    }
+
+    fn listed(&self, app: Option<&str>, role: &str) -> Vec<OwnedContainer> {
+        let state = self.state();
+        let matches = |c: &FakeContainer| {
+            c.labels.get(labels::ROLE).map(String::as_str) == Some(role)
+                && app.is_none_or(|a| c.labels.get(labels::APP).map(String::as_str) == Some(a))
+        };
+        state
+            .containers
+            .iter()
+            .filter(|(_, c)| matches(c))
+            .map(|(name, c)| OwnedContainer {
+                id: c.id.clone(),
+                name: name.clone(),
+                labels: c.labels.clone().into_iter().collect(),
+                running: c.running,
+            })
+            .collect()
+    }
+}
+
+impl FakeTarget {
+    /// A container's health now; `Err(None)` when asking it stalls.
+    fn health_now(&self, container: &str) -> Result<HealthReport, Option<EngineError>> {
+        let mut state = self.state();
+        let served: Vec<String> = state.served.values().flatten().cloned().collect();
+        let Some((_, c)) = Self::find(&mut state, container) else {
+            return Err(Some(injected(&format!("no such container: {container}"))));
+        };
+        let routed = served.iter().any(|u| u.starts_with(&c.url_prefix));
+        match c.fate {
+            Fate::DiesOnceRouted if routed => c.running = false,
+            Fate::StallsOnceRouted if routed => return Err(None),
+            _ => {}
+        }
+        let health = match (c.running, c.fate) {
+            (false, _) => Health::Down("exited with code 1".into()),
+            (true, Fate::NeverHealthy) => Health::Starting,
+            (true, _) => Health::Healthy,
+        };
+        Ok(HealthReport {
+            health,
+            last_probe: None,
+            restart_count: 0,
+        })
+    }
+}
+
+/// The services a route file defines and their server URLs.
+fn services_in(text: &str) -> Vec<(String, Vec<String>)> {
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(text) else {
+        return Vec::new();
+    };
+    let Some(services) = doc
+        .get("http")
+        .and_then(|h| h.get("services"))
+        .and_then(|s| s.as_mapping())
+    else {
+        return Vec::new();
+    };
+    let url_of = |server: &serde_norway::Value| server.get("url")?.as_str().map(str::to_string);
+    services
+        .iter()
+        .filter_map(|(name, service)| {
+            let servers = service.get("loadBalancer")?.get("servers")?.as_sequence()?;
+            let urls = servers.iter().filter_map(url_of).collect();
+            Some((format!("{}@file", name.as_str()?), urls))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Runtime for FakeTarget {
+    fn names(&self) -> &InstanceNames {
+        &self.names
+    }
+
+    async fn status(&self) -> Result<EngineStatus, EngineError> {
+        Err(injected("the fake target has no engine status"))
+    }
+
+    async fn ensure_app_network(&self, app: &AppName) -> Result<String, EngineError> {
+        let network = self.names.app(app).network();
+        self.state().networks.insert(network.clone());
+        Ok(network)
+    }
+
+    async fn remove_app_network(&self, app: &AppName) -> Result<(), EngineError> {
+        self.state().networks.remove(&self.names.app(app).network());
+        Ok(())
+    }
+
+    async fn app_networks_by_app(&self) -> Result<Vec<(String, String)>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove_network_named(&self, name: &str) -> Result<(), EngineError> {
+        self.state().networks.remove(name);
+        Ok(())
+    }
+
+    async fn ensure_volumes(&self, _spec: &ComposeSpec) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn run_spec(
+        &self,
+        _spec: &ComposeSpec,
+        service: &Service,
+    ) -> Result<String, EngineError> {
+        self.start(service)
+    }
+
+    async fn run_service(&self, service: &Service) -> Result<String, EngineError> {
+        self.start(service)
+    }
+
+    async fn run_task(
+        &self,
+        _service: &Service,
+        _name: &str,
+        _argv: &[String],
+        _timeout: Duration,
+        _log: &UnboundedSender<String>,
+    ) -> Result<i64, EngineError> {
+        Ok(0)
+    }
+
+    /// The health test: passes unless the container was started never to get healthy.
+    async fn exec(
+        &self,
+        container: &str,
+        _argv: &[String],
+        _timeout: Duration,
+        log: &UnboundedSender<String>,
+    ) -> Result<i64, EngineError> {
+        let mut state = self.state();
+        let Some((_, c)) = Self::find(&mut state, container) else {
+            return Err(injected(&format!("no such container: {container}")));
+        };
+        if c.fate == Fate::NeverHealthy {
+            let _ = log.send("HTTP 503 from /".to_string());
+            return Ok(1);
+        }
+        Ok(0)
+    }
+
+    async fn health(&self, container: &str) -> Result<HealthReport, EngineError> {
+        let report = self.health_now(container);
+        if report.as_ref().is_err_and(|stalled| stalled.is_none()) {
+            futures::future::pending::<()>().await;
+        }
+        report.map_err(|e| e.unwrap_or_else(|| injected("stalled")))
+    }
+
+    async fn container_image(&self, container: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.image_of(container))
+    }
+
+    async fn tail_logs(&self, _container: &str, _lines: usize) -> Result<Vec<String>, EngineError> {
+        Ok(vec!["listening".to_string()])
+    }
+
+    fn output_lines(
+        &self,
+        _container: &str,
+        _tail: usize,
+        _follow: bool,
+    ) -> BoxStream<'static, Result<String, EngineError>> {
+        Box::pin(futures::stream::empty())
+    }
+
+    async fn usage(&self, _container: &str) -> Result<Usage, EngineError> {
+        Err(injected("the fake target samples no usage"))
+    }
+
+    async fn stop_container(&self, container: &str, _grace_secs: u32) -> Result<(), EngineError> {
+        if let Some((_, c)) = Self::find(&mut self.state(), container) {
+            c.running = false;
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, container: &str) -> Result<(), EngineError> {
+        let mut state = self.state();
+        if let Some((name, _)) = Self::find(&mut state, container) {
+            state.containers.remove(&name);
+        }
+        Ok(())
+    }
+
+    async fn owned_containers(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
+        Ok(self.listed(app, "app"))
+    }
+
+    async fn companion_containers(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<OwnedContainer>, EngineError> {
+        Ok(self.listed(app, "companion"))
+    }
+
+    async fn run_containers(&self, app: Option<&str>) -> Result<Vec<OwnedContainer>, EngineError> {
+        Ok(self.listed(app, labels::ROLE_RUN))
+    }
+
+    async fn stopped_containers(&self) -> Result<Vec<OwnedContainer>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove_stopped_container(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_container(id).await
+    }
+
+    async fn data_root(&self) -> Result<Option<String>, EngineError> {
+        Ok(None)
+    }
+
+    async fn proxy_status(&self) -> Result<Option<ProxyStatus>, EngineError> {
+        Ok(None)
+    }
+
+    async fn join_proxy(&self, _network: &str) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+}
+
+#[async_trait]
+impl Images for FakeTarget {
+    fn builds_with_buildkit(&self) -> bool {
+        true
+    }
+
+    async fn build_image(
+        &self,
+        request: BuildRequest,
+        _log: &UnboundedSender<String>,
+    ) -> Result<String, EngineError> {
+        if self.has(Fault::BuildFails) {
+            return Err(EngineError::Build(
+                "injected fault: RUN exited with 1".into(),
+            ));
+        }
+        self.add_image(&request.tag);
+        Ok(self.state().images[&request.tag].clone())
+    }
+
+    async fn find_build(
+        &self,
+        _app: &str,
+        _build_key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        Ok(None)
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.state().images.get(reference).cloned())
+    }
+
+    async fn image_facts(&self, _reference: &str) -> Result<ImageFacts, EngineError> {
+        Ok(ImageFacts {
+            exposed_ports: vec![8080],
+            healthcheck: None,
+        })
+    }
+
+    async fn look_up_image(&self, reference: &str) -> Result<ImageLookup, EngineError> {
+        Ok(match self.state().images.contains_key(reference) {
+            true => ImageLookup::Present,
+            false => ImageLookup::Absent,
+        })
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        _log: &UnboundedSender<String>,
+    ) -> Result<(), EngineError> {
+        Err(injected(&format!("no registry answers for {reference}")))
+    }
+
+    async fn tag_image(&self, image: &str, reference: &str) -> Result<(), EngineError> {
+        let mut state = self.state();
+        let id = state
+            .images
+            .get(image)
+            .cloned()
+            .unwrap_or_else(|| image.to_string());
+        state.images.insert(reference.to_string(), id);
+        Ok(())
+    }
+
+    async fn stage_images(&self, _repository_glob: &str) -> Result<Vec<String>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn app_images(&self, _app: &str) -> Result<Vec<String>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn owned_images(&self, _dangling: bool) -> Result<Vec<OwnedImage>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.state().images.remove(reference);
+        Ok(())
+    }
+
+    async fn remove_image_id(&self, id: &str) -> Result<(), EngineError> {
+        self.state().images.retain(|_, v| v != id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Router for FakeTarget {
+    async fn write_route(&self, name: &str, text: &str) -> Result<(), EngineError> {
+        if self.has(Fault::RouteWriteFails) {
+            return Err(EngineError::Io(std::io::Error::other(
+                "injected fault: the route directory is read-only",
+            )));
+        }
+        let confirms = !self.has(Fault::ProxyNeverConfirms);
+        let services = services_in(text);
+        let mut state = self.state();
+        let names = services.iter().map(|(s, _)| s.clone()).collect();
+        state.route_files.insert(name.to_string(), names);
+        if confirms {
+            state.served.extend(services);
+        }
+        Ok(())
+    }
+
+    async fn remove_route(&self, name: &str) -> Result<(), EngineError> {
+        let mut state = self.state();
+        for service in state.route_files.remove(name).unwrap_or_default() {
+            state.served.remove(&service);
+        }
+        Ok(())
+    }
+
+    async fn served_urls(&self, service: &str) -> Option<Vec<String>> {
+        self.state().served.get(service).cloned()
+    }
+
+    async fn router_enabled(&self, _router: &str) -> bool {
+        true
+    }
+
+    async fn acme_store(&self) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(None)
+    }
+
+    async fn proxy_log(&self, _lines: usize) -> Result<Vec<String>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn proxy_answers(&self) -> bool {
+        true
+    }
+
+    async fn ensure_proxy(&self, _spec: &ProxySpec) -> Result<String, EngineError> {
+        Ok(self.proxy_address())
+    }
+
+    fn proxy_address(&self) -> String {
+        "http://proxy.fake".to_string()
+    }
+
+    fn set_proxy_address(&self, _address: String) {}
+}

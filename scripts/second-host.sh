@@ -58,7 +58,7 @@ alive() {
   [ "${stat%% *}" != Z ]
 }
 
-# The pid of the second dockerd, if it runs (the pidfile's process, and it is a dockerd).
+# The pid of the second dockerd, if it runs (the pidfile's process, a dockerd of this fixture).
 daemon_pid() {
   local pid comm
   [ -s "$pidfile" ] || return 0
@@ -66,9 +66,16 @@ daemon_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
   alive "$pid" || return 0
   read -r comm 2>/dev/null <"/proc/$pid/comm" || return 0
-  if [ "$comm" = dockerd ]; then
+  # A pid reused since (after a reboot, say) may be the main engine's dockerd: only the one
+  # started with this fixture's pidfile counts.
+  if [ "$comm" = dockerd ] && names_dir "$pid"; then
     echo "$pid"
   fi
+}
+
+# The process's command line names this fixture's directory.
+names_dir() {
+  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$dir/"
 }
 
 # Pids of what the second engine runs: dockerd, its containerd and the shims (their command
@@ -83,7 +90,7 @@ engine_pids() {
     read -r comm 2>/dev/null <"$proc/comm" || continue
     case "$comm" in
       dockerd | containerd | containerd-shim*)
-        tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF -- "$dir/" && echo "$pid"
+        names_dir "$pid" && echo "$pid"
         ;;
       docker-proxy)
         [ -n "$inode" ] && [ "$(readlink "$proc/ns/net" 2>/dev/null)" = "net:[$inode]" ] && echo "$pid"

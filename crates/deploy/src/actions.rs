@@ -46,6 +46,7 @@ impl Deployer {
         self.check_source_answers(&spec).await?;
         let _settings = self.inner.settings_lock.lock().await;
         self.check_domains_free(name, &spec).await?;
+        self.check_servers_exist(&spec).await?;
         let app = self.store().create_app(name, &spec).await?;
         self.store()
             .record_event(name, &caller.actor(), "app created", "")
@@ -88,6 +89,7 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         let current = self.store().app(name).await?;
         let next = merged(&current.spec, patch)?;
+        self.check_servers_exist(&next).await?;
         crate::tls_names::check_tls_names(&next, self.settings().own_acme_ca)?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;
@@ -332,6 +334,7 @@ impl Deployer {
         no_cache: bool,
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
+        self.refuse_remote_servers(name).await?;
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
         let record = self

@@ -31,6 +31,7 @@ mod run_exec;
 mod running;
 mod runs;
 mod secrets;
+pub mod servers;
 mod source_check;
 mod sources;
 pub mod target;

@@ -7,6 +7,7 @@ pub mod buildkit;
 pub mod cleanup;
 pub mod containers;
 pub mod dial;
+pub mod host_facts;
 pub mod images;
 pub mod lines;
 pub mod pages;

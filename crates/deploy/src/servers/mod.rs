@@ -1,0 +1,153 @@
+//! Servers as the API manages them: add one (with a key pair made for it), list, show,
+//! remove (refused for `local` and while apps target it), and its preflight checks
+//! (`checks`). Also the two rules apps follow: every server an app names exists, and,
+//! until deploying to other hosts is built, a deployment targets `local` only.
+
+pub mod checks;
+mod keys;
+
+pub use checks::{Check, Preflight};
+
+use crate::{ActionError, Caller, Deployer};
+use capstan_core::{AppName, AppSpec, ServerKind, ServerName, ServerSpec};
+use capstan_store::ServerRecord;
+use checks::DiskAccess;
+
+impl Deployer {
+    /// Adds a server with a new ed25519 key pair (the public half is in the answer, for
+    /// the server's `authorized_keys`; the private half is stored encrypted).
+    pub async fn create_server(
+        &self,
+        spec: ServerSpec,
+        caller: &Caller,
+    ) -> Result<ServerRecord, ActionError> {
+        spec.validate()
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        if self.store().server(&spec.name).await.is_ok() {
+            return Err(ActionError::Conflict(format!(
+                "server {} already exists",
+                spec.name
+            )));
+        }
+        let comment = format!("capstan@{}/{}", self.target().instance(), spec.name);
+        let (public, private) = keys::generate(&comment)?;
+        let record = self
+            .store()
+            .create_server(&self.settings().secret_key, &spec, &public, &private)
+            .await?;
+        tracing::info!(server = %spec.name, kind = spec.kind.as_str(), host = %spec.host,
+            actor = %caller.actor(), "server added");
+        Ok(record)
+    }
+
+    pub async fn servers(&self) -> Result<Vec<ServerRecord>, ActionError> {
+        Ok(self.store().servers().await?)
+    }
+
+    pub async fn server(&self, name: &ServerName) -> Result<ServerRecord, ActionError> {
+        Ok(self.store().server(name).await?)
+    }
+
+    /// The apps whose settings name `server`, by name.
+    pub async fn apps_on_server(&self, server: &ServerName) -> Result<Vec<AppName>, ActionError> {
+        Ok(self
+            .store()
+            .apps()
+            .await?
+            .into_iter()
+            .filter(|app| app.spec.servers.contains(server))
+            .map(|app| app.name)
+            .collect())
+    }
+
+    /// Removes a server and its key pair. `local` stays, and a server stays while any app
+    /// targets it (the conflict names them); checked and removed under the settings lock,
+    /// so no app starts targeting it meanwhile.
+    pub async fn delete_server(
+        &self,
+        name: &ServerName,
+        caller: &Caller,
+    ) -> Result<(), ActionError> {
+        if name.is_local() {
+            return Err(ActionError::Conflict(
+                "server local is the daemon's own engine; it cannot be removed".into(),
+            ));
+        }
+        let _settings = self.inner.settings_lock.lock().await;
+        self.store().server(name).await?;
+        let apps = self.apps_on_server(name).await?;
+        if !apps.is_empty() {
+            let names: Vec<String> = apps.iter().map(ToString::to_string).collect();
+            return Err(ActionError::Conflict(format!(
+                "server {name} is targeted by app{} {}; remove it from their servers first",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            )));
+        }
+        self.store().delete_server(name).await?;
+        tracing::info!(server = %name, actor = %caller.actor(), "server removed");
+        Ok(())
+    }
+
+    /// Runs the server's preflight checks. `local` is checked through its engine; an SSH
+    /// or swarm server's address is connected to, and its engine checks say the SSH
+    /// transport is not connected yet.
+    pub async fn check_server(&self, name: &ServerName) -> Result<Preflight, ActionError> {
+        let server = self.store().server(name).await?;
+        let checks = match server.spec.kind {
+            ServerKind::Local => self.check_local().await,
+            kind => {
+                let mut list =
+                    vec![checks::ssh_reachable(&server.spec.host, server.spec.port).await];
+                let extra: &[&str] = if kind == ServerKind::Swarm {
+                    &["swarm_manager"]
+                } else {
+                    &[]
+                };
+                list.extend(checks::not_connected(extra));
+                list
+            }
+        };
+        Ok(Preflight::new(checks))
+    }
+
+    async fn check_local(&self) -> Vec<Check> {
+        let Some(engine) = self.target().docker_engine() else {
+            return vec![Check {
+                name: "reachable".into(),
+                ok: false,
+                detail: "this daemon's host is not reached through a Docker engine".into(),
+            }];
+        };
+        let answers = self.target().proxy_answers().await;
+        checks::engine_checks(engine, DiskAccess::ThisHost, Some(answers)).await
+    }
+
+    /// Every server the settings name exists (422 naming the first that does not).
+    pub(crate) async fn check_servers_exist(&self, spec: &AppSpec) -> Result<(), ActionError> {
+        for server in &spec.servers {
+            match self.store().server(server).await {
+                Ok(_) => {}
+                Err(capstan_store::StoreError::NotFound(_)) => {
+                    return Err(ActionError::Invalid(format!(
+                        "servers: there is no server {server} (add it with `capstan server add`, or see `capstan server list`)"
+                    )))
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to queue a deployment of an app that targets a server other than `local`:
+    /// deploying to other hosts is not built yet.
+    pub(crate) async fn refuse_remote_servers(&self, app: &AppName) -> Result<(), ActionError> {
+        let record = self.store().app(app).await?;
+        if let Some(remote) = record.spec.servers.iter().find(|s| !s.is_local()) {
+            return Err(ActionError::Invalid(format!(
+                "app {app} targets server {remote}: deploying to remote servers is not available yet (set its servers to [\"local\"] to deploy here)"
+            )));
+        }
+        Ok(())
+    }
+}

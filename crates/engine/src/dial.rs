@@ -98,3 +98,28 @@ fn origin_form(request: BollardRequest) -> BollardRequest {
         .or_insert(HeaderValue::from_static("docker"));
     BollardRequest::from_parts(parts, body)
 }
+
+/// The error a [`Dial`] or one of its streams failed with (e.g. the SSH connection was
+/// lost), found under a bollard error; `None` for other failures, and where bollard kept
+/// only the message (its line-decoded streams, such as logs, do: [`crate::is_unreachable`]
+/// still says the transport failed).
+pub fn dial_failure(
+    err: &bollard::errors::Error,
+) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+    use bollard::errors::Error as E;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = match err {
+        E::IOError { err } => Some(err),
+        E::HyperResponseError { err } => Some(err),
+        _ => None,
+    };
+    while let Some(e) = current {
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            return Some(inner);
+        }
+        current = e.source();
+    }
+    None
+}

@@ -7,11 +7,13 @@ pub mod forms;
 mod git_server;
 mod sample_repo;
 pub mod second_host;
+mod sshd;
 pub mod traffic;
 
 pub use git_server::{Answer as GitAnswer, GitServer};
 pub use sample_repo::{git, sample_app, SampleRepo};
 pub use second_host::{second_host_script, SecondHost, SecondHostError};
+pub use sshd::{Sshd, SshdConfig, SshdError};
 
 use rand::Rng;
 use serde_json::Value;

@@ -2,8 +2,9 @@
 //! down gracefully on SIGTERM or Ctrl-C.
 
 use crate::config::{Config, ServeArgs};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use capstan_compose::proxy::{render_static_config, ProxySettings, DYNAMIC_DIR};
+use capstan_deploy::target::{HostSetup, LocalTarget, Router, Target};
 use capstan_deploy::{DeploySettings, Deployer};
 use capstan_engine::proxy::{ProxyApi, ProxySpec, RouteFiles};
 use capstan_engine::Engine;
@@ -41,7 +42,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "classic"
         }
     );
-    engine.ensure_control_network().await?;
     let probe_path = config.probe_path()?;
     let probe = std::fs::read(&probe_path).with_context(|| {
         format!(
@@ -49,21 +49,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             probe_path.display()
         )
     })?;
-    if engine.image_id(&config.proxy_image).await?.is_none() {
-        bail!(
-            "the proxy image {} is not on the Docker engine; on a machine without a registry run scripts/build-test-images.sh",
-            config.proxy_image
-        );
-    }
-    engine.install_probe(&probe, &config.proxy_image).await?;
-    engine
-        .ensure_maintenance_pages(&config.proxy_image, &probe)
-        .await?;
-
-    let (routes, proxy, proxy_spec) = start_proxy(&config, &engine, &data_dir).await?;
+    let routes = RouteFiles::new(
+        data_dir.join("proxy/dynamic"),
+        data_dir.join("proxy/staging"),
+    )?;
+    let proxy_spec = proxy_spec(&config, &routes)?;
+    let target = LocalTarget::new(engine, routes, ProxyApi::new(String::new()));
+    let setup = HostSetup {
+        probe,
+        proxy: proxy_spec.clone(),
+    };
+    target.prepare(&setup).await?;
+    tracing::info!(
+        http_port = config.proxy_http_port,
+        https_port = config.proxy_https_port,
+        api = target.proxy_address(),
+        "proxy {}-proxy is up",
+        config.instance
+    );
 
     let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
-    let target = capstan_deploy::target::LocalTarget::new(engine, routes, proxy);
     let deployer = Deployer::new(
         store,
         std::sync::Arc::new(target),
@@ -144,49 +149,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// On first start, creates the admin token and writes it, mode 0600, to
 /// `<data-dir>/admin-token`. Only its hash is stored. There is no default password.
-/// The proxy with this configuration, created or kept (see `Engine::ensure_proxy`) and
-/// answering; the route files it reads and its spec (for the proxy watcher).
-async fn start_proxy(
-    config: &Config,
-    engine: &Engine,
-    data_dir: &Path,
-) -> anyhow::Result<(RouteFiles, ProxyApi, ProxySpec)> {
-    let routes = RouteFiles::new(
-        data_dir.join("proxy/dynamic"),
-        data_dir.join("proxy/staging"),
-    )?;
+/// The proxy this configuration asks for, reading the route files in `routes`.
+fn proxy_spec(config: &Config, routes: &RouteFiles) -> anyhow::Result<ProxySpec> {
     let static_config = render_static_config(&ProxySettings {
         instance: &config.instance,
         acme_email: config.acme_email.as_deref(),
         acme_ca_server: config.acme_ca_server.as_deref(),
         throttle: &config.proxy_throttle,
     })?;
-    let proxy_spec =
-        ProxySpec {
-            image: config.proxy_image.clone(),
-            static_config,
-            http_port: config.proxy_http_port,
-            https_port: config.proxy_https_port,
-            routes_dir: routes.dir().to_path_buf(),
-            routes_mount: DYNAMIC_DIR.to_string(),
-            acme_ca_certificates: match &config.acme_ca_certificates {
-                Some(path) => Some(std::fs::read(path).with_context(|| {
-                    format!("cannot read acme_ca_certificates {}", path.display())
-                })?),
-                None => None,
-            },
-        };
-    let proxy_url = engine.ensure_proxy(&proxy_spec).await?;
-    let proxy = ProxyApi::new(proxy_url);
-    wait_for_proxy(&proxy).await?;
-    tracing::info!(
-        http_port = config.proxy_http_port,
-        https_port = config.proxy_https_port,
-        api = proxy.base(),
-        "proxy {}-proxy is up",
-        config.instance
-    );
-    Ok((routes, proxy, proxy_spec))
+    let acme_ca_certificates = match &config.acme_ca_certificates {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read acme_ca_certificates {}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(ProxySpec {
+        image: config.proxy_image.clone(),
+        static_config,
+        http_port: config.proxy_http_port,
+        https_port: config.proxy_https_port,
+        routes_dir: routes.dir().to_path_buf(),
+        routes_mount: DYNAMIC_DIR.to_string(),
+        acme_ca_certificates,
+    })
 }
 
 async fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
@@ -252,16 +238,6 @@ fn docker_socket_path(docker_host: Option<&str>) -> Option<std::path::PathBuf> {
         Some(_) => None,
         None => Some("/var/run/docker.sock".into()),
     }
-}
-
-async fn wait_for_proxy(proxy: &ProxyApi) -> anyhow::Result<()> {
-    for _ in 0..150 {
-        if proxy.is_up().await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!("the proxy did not answer on {} within 30s", proxy.base())
 }
 
 async fn shutdown_signal() {

@@ -66,30 +66,8 @@ impl Deployer {
         let id = deployment.id;
         self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        let queued_ms = now_ms - deployment.created_at;
-        if queued_ms >= 1000 {
-            log.info(format!(
-                "waited {:.1}s in the queue (for the app's previous deployment or a free deployment slot)",
-                queued_ms as f64 / 1000.0
-            ))
-            .await;
-        }
-        let app_lock = self.app_lock(deployment.app.as_str());
-        let app_guard = match app_lock.clone().try_lock_owned() {
-            Ok(guard) => guard,
-            Err(_) => {
-                log.info(format!(
-                    "waiting for the previous deployment of {} to finish",
-                    deployment.app
-                ))
-                .await;
-                app_lock.lock_owned().await
-            }
-        };
+        log_queue_wait(&deployment, &log).await;
+        let app_guard = self.lock_app(&deployment.app, &log).await;
         log.info(format!(
             "deployment {id} of {} ({}) started",
             deployment.app,
@@ -97,45 +75,13 @@ impl Deployer {
         ))
         .await;
         let workspace = self.settings().workspace_dir.join(id.to_string());
-        // A panic inside one deployment fails that deployment and frees its app.
-        let outcome = {
-            use futures::FutureExt;
-            std::panic::AssertUnwindSafe(self.execute(&deployment, &workspace, &log))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    tracing::error!(deployment = id, %what, "deployment panicked");
-                    Err(Failure::msg(format!("internal error (panic): {what}")))
-                })
-        };
+        let outcome = self.execute_guarded(&deployment, &workspace, &log).await;
         if workspace.exists() {
             if let Err(err) = tokio::fs::remove_dir_all(&workspace).await {
                 tracing::warn!(deployment = id, %err, "cannot remove workspace");
             }
         }
-        let final_state = match outcome {
-            Ok(()) => {
-                log.info("deployment is live").await;
-                DeploymentState::Live
-            }
-            Err(failure) => {
-                log.info(format!("deployment failed: {failure}")).await;
-                let reason = log.masked(&failure.to_string());
-                if let Err(err) = self
-                    .store()
-                    .transition(id, DeploymentState::Failed, Some(&reason))
-                    .await
-                {
-                    tracing::error!(deployment = id, %err, "cannot record failure");
-                }
-                DeploymentState::Failed
-            }
-        };
+        let final_state = self.record_outcome(id, outcome, &log).await;
         // The app is free first: the next deployment of it never waits for bookkeeping.
         drop(app_guard);
         if let (Ok(record), Ok(phases)) = (
@@ -156,6 +102,74 @@ impl Deployer {
         tokio::spawn(finish);
     }
 
+    /// Holds the app's lock for the deployment, saying so in the log when it has to wait.
+    async fn lock_app(
+        &self,
+        app: &capstan_core::AppName,
+        log: &DeployLog,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let app_lock = self.app_lock(app.as_str());
+        match app_lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                log.info(format!(
+                    "waiting for the previous deployment of {app} to finish"
+                ))
+                .await;
+                app_lock.lock_owned().await
+            }
+        }
+    }
+
+    /// Runs the deployment; a panic inside it fails that deployment and frees its app.
+    async fn execute_guarded(
+        &self,
+        deployment: &DeploymentRecord,
+        workspace: &Path,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        use futures::FutureExt;
+        std::panic::AssertUnwindSafe(self.execute(deployment, workspace, log))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(deployment = deployment.id, %what, "deployment panicked");
+                Err(Failure::msg(format!("internal error (panic): {what}")))
+            })
+    }
+
+    /// Logs how the deployment ended and records a failure (going live was recorded by the
+    /// cutover); the final state.
+    async fn record_outcome(
+        &self,
+        id: i64,
+        outcome: Result<(), Failure>,
+        log: &DeployLog,
+    ) -> DeploymentState {
+        let failure = match outcome {
+            Ok(()) => {
+                log.info("deployment is live").await;
+                return DeploymentState::Live;
+            }
+            Err(failure) => failure,
+        };
+        log.info(format!("deployment failed: {failure}")).await;
+        let reason = log.masked(&failure.to_string());
+        if let Err(err) = self
+            .store()
+            .transition(id, DeploymentState::Failed, Some(&reason))
+            .await
+        {
+            tracing::error!(deployment = id, %err, "cannot record failure");
+        }
+        DeploymentState::Failed
+    }
+
     async fn execute(
         &self,
         d: &DeploymentRecord,
@@ -170,61 +184,7 @@ impl Deployer {
                 self.produce_image(d, &app.spec, &secrets, workspace, log)
                     .await?
             }
-            Trigger::Rollback | Trigger::Restart => {
-                let release_id = d
-                    .from_release
-                    .ok_or_else(|| Failure::msg("no release to reuse was recorded"))?;
-                let release = self.store().release(release_id).await?;
-                let stored = ComposeSpec::from_yaml(&release.compose_spec).map_err(|e| {
-                    Failure::msg(format!(
-                        "the stored spec of release {release_id} does not parse: {e}"
-                    ))
-                })?;
-                if self.target().image_id(&release.image).await?.is_none() {
-                    return Err(Failure::msg(format!(
-                        "image {} of release {} is gone from the engine",
-                        release.image, release.id
-                    )));
-                }
-                // A rollback runs the old release as it was; a restart runs the live image
-                // with the app's current settings and the release's capstan.toml.
-                let spec = match (d.trigger, &release.repo_config) {
-                    (Trigger::Rollback, _) => release.app_spec.clone(),
-                    (_, Some((file, text))) => apply_repo_config(&app.spec, file, text)?.0,
-                    (_, None) => app.spec.clone(),
-                };
-                // The release's port was resolved when it was deployed.
-                let declared_port = match spec.port {
-                    Some(port) if d.trigger == Trigger::Restart => {
-                        Some(DeclaredPort::new(port, "the app's settings"))
-                    }
-                    _ => release
-                        .app_spec
-                        .port
-                        .map(|port| DeclaredPort::new(port, "the release's settings")),
-                };
-                log.info(format!(
-                    "reusing image {} from deployment {} (no fetch, no build)",
-                    release.image, release.deployment_id
-                ))
-                .await;
-                self.store().set_image(d.id, &release.image).await?;
-                if let Some(commit) = &release.commit_sha {
-                    let built = self.store().deployment(release.deployment_id).await?;
-                    self.store()
-                        .set_commit(d.id, commit, built.commit_message.as_deref())
-                        .await?;
-                }
-                Artifact {
-                    image: release.image,
-                    commit: release.commit_sha,
-                    spec,
-                    repo_config: release.repo_config,
-                    web_template: stored_web_template(&stored),
-                    companions: companions_in(&stored),
-                    declared_port,
-                }
-            }
+            Trigger::Rollback | Trigger::Restart => self.reuse_release(d, &app.spec, log).await?,
         };
         let settled = self.settle_port_and_health(&mut artifact, log).await?;
         // The settings this deployment runs (an old release's) cross the same trust
@@ -237,6 +197,90 @@ impl Deployer {
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
+        self.start_and_switch(d, &mut artifact, &settled, &secrets, log)
+            .await?;
+        let keep: Vec<String> = artifact
+            .companions
+            .iter()
+            .map(|c| c.container_name.clone())
+            .collect();
+        self.remove_stale_companions(&d.app, &keep, log).await;
+        Ok(())
+    }
+
+    /// A rollback or restart: the image of the release it reuses, which must still be on
+    /// the host, with the old release's settings (rollback) or the app's current ones
+    /// with the release's `capstan.toml` (restart).
+    async fn reuse_release(
+        &self,
+        d: &DeploymentRecord,
+        current: &AppSpec,
+        log: &DeployLog,
+    ) -> Result<Artifact, Failure> {
+        let release_id = d
+            .from_release
+            .ok_or_else(|| Failure::msg("no release to reuse was recorded"))?;
+        let release = self.store().release(release_id).await?;
+        let stored = ComposeSpec::from_yaml(&release.compose_spec).map_err(|e| {
+            Failure::msg(format!(
+                "the stored spec of release {release_id} does not parse: {e}"
+            ))
+        })?;
+        if self.target().image_id(&release.image).await?.is_none() {
+            return Err(Failure::msg(format!(
+                "image {} of release {} is gone from the engine",
+                release.image, release.id
+            )));
+        }
+        let spec = match (d.trigger, &release.repo_config) {
+            (Trigger::Rollback, _) => release.app_spec.clone(),
+            (_, Some((file, text))) => apply_repo_config(current, file, text)?.0,
+            (_, None) => current.clone(),
+        };
+        // The release's port was resolved when it was deployed.
+        let declared_port = match spec.port {
+            Some(port) if d.trigger == Trigger::Restart => {
+                Some(DeclaredPort::new(port, "the app's settings"))
+            }
+            _ => release
+                .app_spec
+                .port
+                .map(|port| DeclaredPort::new(port, "the release's settings")),
+        };
+        log.info(format!(
+            "reusing image {} from deployment {} (no fetch, no build)",
+            release.image, release.deployment_id
+        ))
+        .await;
+        self.store().set_image(d.id, &release.image).await?;
+        if let Some(commit) = &release.commit_sha {
+            let built = self.store().deployment(release.deployment_id).await?;
+            self.store()
+                .set_commit(d.id, commit, built.commit_message.as_deref())
+                .await?;
+        }
+        Ok(Artifact {
+            image: release.image,
+            commit: release.commit_sha,
+            spec,
+            repo_config: release.repo_config,
+            web_template: stored_web_template(&stored),
+            companions: companions_in(&stored),
+            declared_port,
+        })
+    }
+
+    /// Starting through switching: the release rendered and stored, companions brought
+    /// up to date, then the cutover; once more on the port the containers were found
+    /// listening on when the app named none.
+    async fn start_and_switch(
+        &self,
+        d: &DeploymentRecord,
+        artifact: &mut Artifact,
+        settled: &crate::release::Settled,
+        secrets: &[SecretValue],
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
         let names = DeploymentNames::new(self.target().instance(), &d.app, d.id);
         let mut attempt = Attempt {
             open_port: settled.open_port,
@@ -244,14 +288,14 @@ impl Deployer {
         };
         loop {
             let release = self
-                .record_release(d, &artifact, settled.image_health.as_deref(), &secrets, log)
+                .record_release(d, artifact, settled.image_health.as_deref(), secrets, log)
                 .await?;
             if attempt.first && artifact.web_template.is_some() {
                 self.ensure_companions(
                     &d.app,
                     &release.compose,
                     &artifact.companions,
-                    &secrets,
+                    secrets,
                     log,
                 )
                 .await?;
@@ -260,7 +304,7 @@ impl Deployer {
                 .cutover(d, &artifact.spec, &release, &names, attempt, log)
                 .await?;
             match ended {
-                Cutover::Live => break,
+                Cutover::Live => return Ok(()),
                 // Once: the second try has the port settled.
                 Cutover::ListensOn(port) => {
                     artifact.spec.port = Some(port);
@@ -271,13 +315,6 @@ impl Deployer {
                 }
             }
         }
-        let keep: Vec<String> = artifact
-            .companions
-            .iter()
-            .map(|c| c.container_name.clone())
-            .collect();
-        self.remove_stale_companions(&d.app, &keep, log).await;
-        Ok(())
     }
 
     /// Preparing and building: fetch the source, apply its `capstan.toml`, detect the
@@ -296,31 +333,14 @@ impl Deployer {
                 .map_err(|e| Failure::msg(e.to_string()))?;
             return self.use_prebuilt(d, spec, image, log).await;
         }
-        let mut fetched = self.fetch_source(d, spec, workspace, log).await?;
-        let commit = fetched.commit.clone();
-        if let Some(commit) = &commit {
-            let subject =
-                capstan_build::source::commit_subject(&fetched.history_dir(), commit).await;
-            self.store()
-                .set_commit(d.id, commit, subject.as_deref())
-                .await?;
-        }
-        let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
-        let mut planned = self.plan_source(&fetched.root, spec, &names).await?;
-        let pruned = fetched.local.as_ref().is_some_and(|l| !l.pruned.is_empty());
-        if pruned && !plans_from_root(&planned, &fetched.root) {
-            log.info("planning again from a full copy of the directory (what .dockerignore left out may be needed)")
-                .await;
-            self.copy_in_full(&mut fetched)
-                .await
-                .map_err(|e| Failure::msg(e.to_string()))?;
-            planned = self.plan_source(&fetched.root, spec, &names).await?;
-        }
+        let (commit, planned) = self
+            .fetch_and_plan(d, spec, secrets, workspace, log)
+            .await?;
         let Planned {
             settings,
             recipe,
             declared_port,
-        } = planned?;
+        } = planned;
         for line in &settings.applied {
             log.info(format!("setting {line}")).await;
         }
@@ -343,31 +363,9 @@ impl Deployer {
             .transition(d.id, DeploymentState::Building, None)
             .await?;
         let build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
-        let build_secrets: HashMap<String, String> = secrets
-            .iter()
-            .filter(|s| s.build)
-            .map(|s| (s.name.clone(), s.value.clone()))
-            .collect();
-        if !self.target().builds_with_buildkit() {
-            for name in build_secrets.keys() {
-                log.info(format!(
-                    "warning: build secret {name} is passed as a build argument (this engine has no BuildKit); the image's history (docker history) keeps its value"
-                ))
-                .await;
-            }
-        }
-        let instance = self.target().instance().to_string();
+        let build_secrets = self.build_secrets(secrets, log).await;
         if let Some((compose, _)) = &recipe.compose {
-            // A service name is a DNS alias on the app network, which the proxy shares:
-            // it must never look like the name of a container of this instance.
-            let reserved = format!("{instance}_");
-            // DNS names compare without case.
-            let reserved_like = |n: &&String| n.to_ascii_lowercase().starts_with(&reserved);
-            if let Some(name) = compose.services.keys().find(reserved_like) {
-                return Err(Failure::msg(format!(
-                    "compose service name {name:?} starts with {reserved:?}, which is reserved for Capstan's containers; rename the service"
-                )));
-            }
+            check_service_names(compose, self.target().instance())?;
         }
         let (image, web_template, companions) = self
             .produce_images(
@@ -389,5 +387,91 @@ impl Deployer {
             companions,
             declared_port,
         })
+    }
+
+    /// Preparing: the source fetched (or copied) into the workspace, its commit recorded,
+    /// and the build planned, from a full copy of a local directory when what its
+    /// `.dockerignore` left out turns out to be needed.
+    async fn fetch_and_plan(
+        &self,
+        d: &DeploymentRecord,
+        spec: &AppSpec,
+        secrets: &[SecretValue],
+        workspace: &Path,
+        log: &DeployLog,
+    ) -> Result<(Option<String>, Planned), Failure> {
+        let mut fetched = self.fetch_source(d, spec, workspace, log).await?;
+        let commit = fetched.commit.clone();
+        if let Some(commit) = &commit {
+            let subject =
+                capstan_build::source::commit_subject(&fetched.history_dir(), commit).await;
+            self.store()
+                .set_commit(d.id, commit, subject.as_deref())
+                .await?;
+        }
+        let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+        let mut planned = self.plan_source(&fetched.root, spec, &names).await?;
+        let pruned = fetched.local.as_ref().is_some_and(|l| !l.pruned.is_empty());
+        if pruned && !plans_from_root(&planned, &fetched.root) {
+            log.info("planning again from a full copy of the directory (what .dockerignore left out may be needed)")
+                .await;
+            self.copy_in_full(&mut fetched)
+                .await
+                .map_err(|e| Failure::msg(e.to_string()))?;
+            planned = self.plan_source(&fetched.root, spec, &names).await?;
+        }
+        Ok((commit, planned?))
+    }
+
+    /// The secrets marked for the build, by name; without BuildKit they can only be
+    /// build arguments, which the image's history keeps, and the log says so.
+    async fn build_secrets(
+        &self,
+        secrets: &[SecretValue],
+        log: &DeployLog,
+    ) -> HashMap<String, String> {
+        let build_secrets: HashMap<String, String> = secrets
+            .iter()
+            .filter(|s| s.build)
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect();
+        if !self.target().builds_with_buildkit() {
+            for name in build_secrets.keys() {
+                log.info(format!(
+                    "warning: build secret {name} is passed as a build argument (this engine has no BuildKit); the image's history (docker history) keeps its value"
+                ))
+                .await;
+            }
+        }
+        build_secrets
+    }
+}
+
+/// A compose service's name is a DNS alias on the app network, which the proxy shares:
+/// it must never look like the name of a container of this instance (`<instance>_`, in
+/// any case, as DNS compares names).
+fn check_service_names(
+    compose: &capstan_build::compose_file::UserCompose,
+    instance: &str,
+) -> Result<(), Failure> {
+    let reserved = format!("{instance}_");
+    let reserved_like = |n: &&String| n.to_ascii_lowercase().starts_with(&reserved);
+    match compose.services.keys().find(reserved_like) {
+        Some(name) => Err(Failure::msg(format!(
+            "compose service name {name:?} starts with {reserved:?}, which is reserved for Capstan's containers; rename the service"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Says how long the deployment waited in the queue, when it was a second or more.
+async fn log_queue_wait(deployment: &DeploymentRecord, log: &DeployLog) {
+    let queued_ms = capstan_store::now_ms() - deployment.created_at;
+    if queued_ms >= 1000 {
+        log.info(format!(
+            "waited {:.1}s in the queue (for the app's previous deployment or a free deployment slot)",
+            queued_ms as f64 / 1000.0
+        ))
+        .await;
     }
 }

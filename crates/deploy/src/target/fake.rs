@@ -4,7 +4,7 @@
 //! gets healthy, a proxy that never confirms, a route write refused, a container that dies
 //! once traffic reaches it). No Docker, no proxy.
 
-use super::{Images, Router, Runtime};
+use super::{HostSetup, Images, PrepareError, Router, Runtime, Target};
 use async_trait::async_trait;
 use capstan_compose::labels;
 use capstan_compose::model::{ComposeSpec, Service};
@@ -577,4 +577,11 @@ impl Router for FakeTarget {
     }
 
     fn set_proxy_address(&self, _address: String) {}
+}
+
+#[async_trait]
+impl Target for FakeTarget {
+    async fn prepare(&self, _setup: &HostSetup) -> Result<(), PrepareError> {
+        Ok(())
+    }
 }

@@ -2,7 +2,8 @@
 //! goes to the engine, route files to the proxy's watched directory, and confirmation
 //! to Traefik's API on the control network.
 
-use super::{Images, Router, Runtime};
+use super::prepare::PROXY_START;
+use super::{HostSetup, Images, PrepareError, Router, Runtime, Target};
 use async_trait::async_trait;
 use capstan_compose::model::{ComposeSpec, Service};
 use capstan_core::{AppName, InstanceNames};
@@ -276,5 +277,32 @@ impl Router for LocalTarget {
 
     fn set_proxy_address(&self, address: String) {
         self.api.set_base(address)
+    }
+}
+
+#[async_trait]
+impl Target for LocalTarget {
+    async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError> {
+        let engine = &self.engine;
+        engine.ensure_control_network().await?;
+        let image = &setup.proxy.image;
+        if engine.image_id(image).await?.is_none() {
+            return Err(PrepareError::MissingProxyImage(image.clone()));
+        }
+        engine.install_probe(&setup.probe, image).await?;
+        engine.ensure_maintenance_pages(image, &setup.probe).await?;
+        let address = engine.ensure_proxy(&setup.proxy).await?;
+        self.api.set_base(address);
+        let started = std::time::Instant::now();
+        while started.elapsed() < PROXY_START {
+            if self.api.is_up().await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(PrepareError::ProxySilent {
+            address: self.api.base(),
+            waited: PROXY_START,
+        })
     }
 }

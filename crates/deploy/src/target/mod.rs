@@ -6,6 +6,7 @@
 //! fake that injects faults (`fake`, tests only).
 
 mod local;
+mod prepare;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -13,6 +14,7 @@ pub(crate) mod fake;
 mod flow_tests;
 
 pub use local::LocalTarget;
+pub use prepare::{HostSetup, PrepareError};
 
 use async_trait::async_trait;
 use capstan_compose::model::{ComposeSpec, Service};
@@ -169,6 +171,9 @@ pub trait Router: Send + Sync {
 }
 
 /// One host Capstan deploys to: its runtime, images and router together.
-pub trait Target: Runtime + Images + Router {}
-
-impl<T: Runtime + Images + Router> Target for T {}
+#[async_trait]
+pub trait Target: Runtime + Images + Router {
+    /// Makes the host ready for deployments (its own objects: control network, probe,
+    /// page server, proxy), keeping what already matches; returns once the proxy answers.
+    async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError>;
+}

@@ -11,6 +11,7 @@ mod plan;
 mod purge;
 mod run;
 mod serve;
+mod servers;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,9 @@ enum Command {
     /// Show the build plan, the Dockerfile and the compose spec of a directory or an app,
     /// without deploying.
     Plan(plan::PlanArgs),
+    /// Add, list, show, remove or check the servers apps run on.
+    #[command(subcommand)]
+    Server(servers::ServerCommand),
     /// List every Docker object of this instance and, with --yes, remove them all (what
     /// `install.sh --uninstall --purge` runs once the daemon has stopped).
     Purge(purge::PurgeArgs),
@@ -126,6 +130,7 @@ fn main() -> std::process::ExitCode {
             Command::Restore(args) => backup::restore(args).await,
             Command::Plan(args) => plan::plan(args).await,
             Command::Purge(args) => purge::purge(args).await,
+            Command::Server(command) => servers::server(command).await,
         }
     });
     match result {

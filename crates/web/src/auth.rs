@@ -10,7 +10,7 @@ use axum::response::Response;
 use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
-/// The scope a route needs: token and user management and cleanup are `admin`; reading is `read`; deploying,
+/// The scope a route needs: token, user and server management and cleanup are `admin`; reading is `read`; deploying,
 /// rolling back, restarting, planning, running a one-off command and switching
 /// maintenance mode are `deploy`; every other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
@@ -19,6 +19,8 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         || route.starts_with("/users")
         || route == "/server/cleanup"
         || route == "/server/backups"
+        || route == "/servers"
+        || route.starts_with("/servers/")
     {
         return Scope::Admin;
     }
@@ -139,6 +141,11 @@ mod tests {
             (Method::POST, "/api/v1/server/cleanup", Scope::Admin),
             (Method::GET, "/metrics", Scope::Read),
             (Method::DELETE, "/api/v1/users/{name}", Scope::Admin),
+            (Method::GET, "/api/v1/servers", Scope::Admin),
+            (Method::POST, "/api/v1/servers", Scope::Admin),
+            (Method::GET, "/api/v1/servers/{name}", Scope::Admin),
+            (Method::DELETE, "/api/v1/servers/{name}", Scope::Admin),
+            (Method::POST, "/api/v1/servers/{name}/check", Scope::Admin),
         ] {
             assert_eq!(needed_scope(&method, route), scope, "{method} {route}");
         }

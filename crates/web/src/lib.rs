@@ -20,6 +20,7 @@ mod plan;
 mod runs;
 mod secrets;
 mod server;
+mod servers;
 mod tokens;
 mod usage;
 mod users;
@@ -73,6 +74,9 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(server::status))
             .routes(routes!(server::cleanup))
+            .routes(routes!(servers::list, servers::create))
+            .routes(routes!(servers::show, servers::delete))
+            .routes(routes!(servers::check))
             .routes(routes!(backups::list, backups::create))
             .routes(routes!(tokens::list, tokens::create))
             .routes(routes!(tokens::revoke))

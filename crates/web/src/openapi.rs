@@ -146,6 +146,9 @@ mod tests {
             "/server",
             "/server/cleanup",
             "/server/backups",
+            "/servers",
+            "/servers/{name}",
+            "/servers/{name}/check",
             "/tokens",
             "/tokens/{id}",
             "/users",
@@ -167,6 +170,9 @@ mod tests {
             "Token",
             "Run",
             "NewRun",
+            "Server",
+            "ServerSpec",
+            "ServerCheck",
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }

@@ -137,3 +137,48 @@ pub fn app(view: &AppView) -> Value {
     );
     value
 }
+
+/// A server: its settings (the namespace resolved), the public key Capstan logs in with
+/// and the apps that target it.
+#[derive(Serialize, ToSchema)]
+pub struct Server {
+    pub name: String,
+    pub kind: capstan_core::ServerKind,
+    /// The SSH address (empty for `local`).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The pinned host key (`SHA256:...`); `null` until pinned.
+    pub host_key_fingerprint: Option<String>,
+    pub build_slots: Option<u32>,
+    pub proxy_http_port: Option<u16>,
+    pub proxy_https_port: Option<u16>,
+    /// The prefix of the Docker objects Capstan owns there.
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// The line for the server's `authorized_keys` (`null` for `local`).
+    pub public_key: Option<String>,
+    /// The apps whose settings name this server.
+    pub apps: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// A server's preflight: every check and whether all passed.
+#[derive(Serialize, ToSchema)]
+pub struct ServerCheck {
+    pub ok: bool,
+    pub checks: Vec<ServerCheckItem>,
+}
+
+/// One preflight check: `reachable`, `engine_version`, `architecture`, `disk`, `proxy`,
+/// `clock` (and `swarm_manager` for a swarm server).
+#[derive(Serialize, ToSchema)]
+pub struct ServerCheckItem {
+    pub name: String,
+    pub ok: bool,
+    /// What was found, or why the check failed.
+    pub detail: String,
+}

@@ -214,6 +214,8 @@ struct Inner {
     runs: runs::Runs,
     /// What Traefik said of its certificates lately (the app pages ask often).
     certificate_facts: certificates::FactsCache,
+    /// The one SSH connection per remote server.
+    connections: servers::connections::Connections,
 }
 
 /// How many git fetches may run at once.
@@ -243,6 +245,7 @@ impl Deployer {
                 routes_in_force: Default::default(),
                 runs: Default::default(),
                 certificate_facts: Default::default(),
+                connections: Default::default(),
             }),
         }
     }

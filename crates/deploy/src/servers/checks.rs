@@ -319,13 +319,25 @@ pub async fn ssh_reachable(host: &str, port: u16) -> Check {
     }
 }
 
-/// The engine checks of a server whose engine Capstan cannot reach yet.
+/// The engine checks of a server whose engine could not be reached.
 pub fn not_connected(extra: &[&str]) -> Vec<Check> {
     ENGINE_CHECKS
         .iter()
         .chain(extra)
-        .map(|name| Check::new(name, false, "SSH transport not connected yet"))
+        .map(|name| Check::new(name, false, "not checked: the engine was not reached"))
         .collect()
+}
+
+/// The SSH log-in failed: the reason (an unconfirmed or changed host key names the
+/// fingerprints; a refused key names the user).
+pub fn ssh_failed(reason: &str) -> Check {
+    Check::new("ssh", false, reason)
+}
+
+/// The SSH log-in worked with the pinned host key.
+pub fn ssh_ok(fingerprint: &Option<String>) -> Check {
+    let pinned = fingerprint.as_deref().unwrap_or("(none)");
+    Check::new("ssh", true, format!("logged in; host key {pinned}"))
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! until deploying to other hosts is built, a deployment targets `local` only.
 
 pub mod checks;
+pub mod connections;
 mod keys;
 
 pub use checks::{Check, Preflight};
+pub use connections::ConnectError;
 
 use crate::{ActionError, Caller, Deployer};
 use capstan_core::{AppName, AppSpec, ServerKind, ServerName, ServerSpec};
@@ -85,6 +87,7 @@ impl Deployer {
             )));
         }
         self.store().delete_server(name).await?;
+        self.drop_connections(name).await;
         tracing::info!(server = %name, actor = %caller.actor(), "server removed");
         Ok(())
     }
@@ -96,19 +99,39 @@ impl Deployer {
         let server = self.store().server(name).await?;
         let checks = match server.spec.kind {
             ServerKind::Local => self.check_local().await,
-            kind => {
-                let mut list =
-                    vec![checks::ssh_reachable(&server.spec.host, server.spec.port).await];
-                let extra: &[&str] = if kind == ServerKind::Swarm {
-                    &["swarm_manager"]
-                } else {
-                    &[]
-                };
-                list.extend(checks::not_connected(extra));
-                list
-            }
+            _ => self.check_over_ssh(&server.spec).await,
         };
         Ok(Preflight::new(checks))
+    }
+
+    /// An SSH server: its address answers with sshd's greeting, the daemon logs in with
+    /// the pinned host key, and its engine passes the same checks as the local one.
+    async fn check_over_ssh(&self, spec: &ServerSpec) -> Vec<Check> {
+        let reachable = checks::ssh_reachable(&spec.host, spec.port).await;
+        if !reachable.ok {
+            let mut list = vec![reachable];
+            list.extend(checks::not_connected(&[]));
+            return list;
+        }
+        let engine = match self.server_engine(spec).await {
+            Ok(engine) => engine,
+            Err(err) => {
+                let mut list = vec![reachable, checks::ssh_failed(&err.to_string())];
+                list.extend(checks::not_connected(&[]));
+                return list;
+            }
+        };
+        let mut list = vec![reachable, checks::ssh_ok(&spec.host_key_fingerprint)];
+        let disk = DiskAccess::Elsewhere("not measured yet for an engine on another host");
+        let engine_checks = checks::engine_checks(&engine, disk, None).await;
+        // The engine answering is its own check beside the SSH address answering.
+        list.extend(engine_checks.into_iter().map(|mut check| {
+            if check.name == "reachable" {
+                check.name = "engine".into();
+            }
+            check
+        }));
+        list
     }
 
     async fn check_local(&self) -> Vec<Check> {

@@ -240,3 +240,61 @@ async fn an_exec_fails_within_the_bound_when_the_connection_dies_and_others_go_o
     assert!(info.running.is_some());
     assert_eq!(connection.tcp_connections_opened(), 2);
 }
+
+/// A build context holding only `dockerfile`.
+fn context(dockerfile: &str) -> Vec<u8> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    archive
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .unwrap();
+    archive.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_streams_its_context_and_output_through_the_tunnel() {
+    let (private, public) = generate_key_pair().unwrap();
+    let sshd = Sshd::start(&public).unwrap();
+    let connection = pinned(&sshd, &private).await;
+    let instance = unique("build");
+    let engine = connection.engine(&instance).await.unwrap();
+    // With BuildKit (the /session upgrade and /build?version=2, both over channels) the
+    // secret comes from the session Capstan serves; the classic builder gets it as a
+    // build argument.
+    let (mount, read) = if engine.builds_with_buildkit() {
+        ("--mount=type=secret,id=token ", "cat /run/secrets/token")
+    } else {
+        ("", "echo $token")
+    };
+    let dockerfile = format!(
+        "FROM busybox:stable\nARG token\nRUN {mount}test \"$({read})\" = s3cret && echo built-over-ssh\n"
+    );
+    let tag = format!("{instance}:1");
+    let request = capstan_engine::images::BuildRequest {
+        context_tar: context(&dockerfile),
+        dockerfile: "Dockerfile".into(),
+        target: None,
+        build_args: Default::default(),
+        secrets: [("token".to_string(), "s3cret".to_string())].into(),
+        tag: tag.clone(),
+        labels: Default::default(),
+        no_cache: true,
+    };
+    let (log, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let built = engine.build_image(request, &log).await;
+    drop(log);
+    let mut output = Vec::new();
+    while let Some(line) = lines.recv().await {
+        output.push(line);
+    }
+    let id = built.unwrap_or_else(|e| panic!("build over SSH failed: {e}\n{output:#?}"));
+    assert!(!id.is_empty());
+    assert!(
+        output.iter().any(|l| l.contains("built-over-ssh")),
+        "{output:#?}"
+    );
+    engine.remove_image(&tag).await.unwrap();
+    assert_eq!(connection.tcp_connections_opened(), 1);
+}

@@ -111,6 +111,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         deployer.store().clone(),
         stop_rx.clone(),
     ));
+    let server_watch = {
+        let deployer = deployer.clone();
+        let stop_rx = stop_rx.clone();
+        tokio::spawn(async move { deployer.run_server_watch(stop_rx).await })
+    };
     let proxy_watch = {
         let deployer = deployer.clone();
         tokio::spawn(async move { deployer.watch_proxy(proxy_spec, stop_rx).await })
@@ -142,6 +147,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = proxy_watch.await;
+    let _ = server_watch.await;
     let _ = backups.await;
     let _ = cleanup.await;
     Ok(ExitCode::SUCCESS)

@@ -216,6 +216,8 @@ struct Inner {
     certificate_facts: certificates::FactsCache,
     /// The one SSH connection per remote server.
     connections: servers::connections::Connections,
+    /// What the background check last found of each server.
+    watched: servers::watch::Watched,
 }
 
 /// How many git fetches may run at once.
@@ -246,6 +248,7 @@ impl Deployer {
                 runs: Default::default(),
                 certificate_facts: Default::default(),
                 connections: Default::default(),
+                watched: Default::default(),
             }),
         }
     }

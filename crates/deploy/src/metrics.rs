@@ -25,6 +25,11 @@ pub struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    pub server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
     pub state: String,
 }
@@ -52,6 +57,7 @@ pub struct Metrics {
     queue: Family<QueueLabels, Gauge>,
     resident_bytes: Gauge,
     open_fds: Gauge,
+    server_reachable: Family<ServerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -131,7 +137,14 @@ impl Metrics {
             "File descriptors the daemon has open",
             open_fds.clone(),
         );
+        let server_reachable = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "server_reachable",
+            "Whether the background check reaches each server's engine (0 after 3 failures in a row)",
+            server_reachable.clone(),
+        );
         Metrics {
+            server_reachable,
             registry,
             finished,
             phase_seconds,
@@ -174,6 +187,16 @@ impl Metrics {
 
     pub fn build_cache_hit(&self) {
         self.build_cache_hits.inc();
+    }
+
+    /// What the background check found of a server.
+    pub fn set_server_reachable(&self, server: &str, reachable: bool) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.server_reachable
+            .get_or_create(&labels)
+            .set(i64::from(reachable));
     }
 
     pub fn health_check_failed(&self) {

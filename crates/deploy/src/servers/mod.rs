@@ -6,9 +6,11 @@
 pub mod checks;
 pub mod connections;
 mod keys;
+pub mod watch;
 
 pub use checks::{Check, Preflight};
 pub use connections::ConnectError;
+pub use watch::Reachability;
 
 use crate::{ActionError, Caller, Deployer};
 use capstan_core::{AppName, AppSpec, ServerKind, ServerName, ServerSpec};

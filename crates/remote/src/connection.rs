@@ -99,6 +99,15 @@ pub async fn connect(options: SshOptions) -> Result<Contact, RemoteError> {
     Ok(Contact::Connected(connection))
 }
 
+/// The connection's state: the live session, if any, and the last failed reconnect
+/// (until when callers get its error at once instead of trying again).
+#[derive(Default)]
+struct State {
+    live: Option<Session>,
+    failed: Option<(Instant, RemoteError)>,
+    failures: u32,
+}
+
 /// A live session and the token cancelled when its TCP connection ends.
 struct Session {
     handle: Arc<Handle<Pinning>>,
@@ -116,7 +125,7 @@ pub struct SshConnection {
     options: SshOptions,
     key: Arc<PrivateKey>,
     config: Arc<client::Config>,
-    session: tokio::sync::Mutex<Option<Session>>,
+    state: tokio::sync::Mutex<State>,
     tcp_connections: AtomicU64,
     channels: AtomicU64,
 }
@@ -135,7 +144,7 @@ impl SshConnection {
             options,
             key,
             config: Arc::new(config),
-            session: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(State::default()),
             tcp_connections: AtomicU64::new(0),
             channels: AtomicU64::new(0),
         }
@@ -161,18 +170,17 @@ impl SshConnection {
         self.channels.load(Ordering::Relaxed)
     }
 
-    /// Whether the connection is up right now (it reconnects on the next use if not).
+    /// Whether the connection is up right now (it reconnects on the next use if not);
+    /// `false` while a reconnect is under way.
     pub async fn is_connected(&self) -> bool {
-        self.session
-            .lock()
-            .await
-            .as_ref()
-            .is_some_and(Session::is_alive)
+        self.state
+            .try_lock()
+            .is_ok_and(|state| state.live.as_ref().is_some_and(Session::is_alive))
     }
 
     /// Closes the connection; the next use reconnects.
     pub async fn disconnect(&self) {
-        if let Some(session) = self.session.lock().await.take() {
+        if let Some(session) = self.state.lock().await.live.take() {
             let _ = session
                 .handle
                 .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -185,17 +193,12 @@ impl SshConnection {
     /// reconnecting first if the connection dropped; bounded by the timeout.
     pub async fn open_socket(&self, path: &str) -> Result<ChannelIo, RemoteError> {
         let (handle, lost) = self.session().await?;
-        let seconds = self.options.timeout.as_secs();
         let opened = tokio::time::timeout(
             self.options.timeout,
             handle.channel_open_direct_streamlocal(path),
         )
         .await
-        .map_err(|_| RemoteError::Timeout {
-            address: self.address(),
-            during: "opening a channel",
-            seconds,
-        })?;
+        .map_err(|_| self.timeout("opening a channel"))?;
         let channel = opened.map_err(|err| match err {
             _ if lost.is_cancelled() || handle.is_closed() => RemoteError::ConnectionLost {
                 address: self.address(),
@@ -212,21 +215,49 @@ impl SshConnection {
     }
 
     /// The live session, reconnecting (with backoff, within the timeout) if it dropped.
+    /// Every caller is bounded by its own timeout, waiting for another's reconnect
+    /// included; after a failed reconnect, callers get its error at once until the
+    /// backoff (doubling with each failure, up to the timeout) has passed.
     async fn session(&self) -> Result<(Arc<Handle<Pinning>>, CancellationToken), RemoteError> {
-        let mut guard = self.session.lock().await;
-        if let Some(session) = guard.as_ref().filter(|s| s.is_alive()) {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut state = tokio::time::timeout_at(deadline, self.state.lock())
+            .await
+            .map_err(|_| self.timeout("waiting for a reconnect"))?;
+        if let Some(session) = state.live.as_ref().filter(|s| s.is_alive()) {
             return Ok((session.handle.clone(), session.lost.clone()));
         }
-        let deadline = Instant::now() + self.options.timeout;
+        if let Some((until, err)) = &state.failed {
+            if Instant::now() < *until {
+                return Err(err.clone());
+            }
+        }
+        match self.reconnect(deadline).await {
+            Ok(session) => {
+                let pair = (session.handle.clone(), session.lost.clone());
+                *state = State {
+                    live: Some(session),
+                    ..State::default()
+                };
+                Ok(pair)
+            }
+            Err(err) => {
+                state.failures = state.failures.saturating_add(1);
+                let exponent = state.failures.min(8) - 1;
+                let backoff =
+                    (Duration::from_millis(500) * 2u32.pow(exponent)).min(self.options.timeout);
+                state.failed = Some((Instant::now() + backoff, err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    /// Attempts until one succeeds, the error is permanent, or `deadline` comes.
+    async fn reconnect(&self, deadline: Instant) -> Result<Session, RemoteError> {
         let mut delay = Duration::from_millis(200);
         let seen = Arc::new(Mutex::new(None));
         loop {
             match self.dial(deadline, &seen).await {
-                Ok(session) => {
-                    let pair = (session.handle.clone(), session.lost.clone());
-                    *guard = Some(session);
-                    return Ok(pair);
-                }
+                Ok(session) => return Ok(session),
                 Err(err) if err.is_permanent() || Instant::now() + delay >= deadline => {
                     return Err(err)
                 }
@@ -246,13 +277,8 @@ impl SshConnection {
         deadline: Instant,
         seen: &Arc<Mutex<Option<String>>>,
     ) -> Result<Session, RemoteError> {
-        let seconds = self.options.timeout.as_secs();
         let attempt = tokio::time::timeout_at(deadline, self.dial_unbounded(seen));
-        attempt.await.map_err(|_| RemoteError::Timeout {
-            address: self.address(),
-            during: "connecting",
-            seconds,
-        })?
+        attempt.await.map_err(|_| self.timeout("connecting"))?
     }
 
     async fn dial_unbounded(
@@ -308,6 +334,14 @@ impl SshConnection {
                 self.unreachable("the server closed the connection")
             }
             other => self.protocol(&other.to_string()),
+        }
+    }
+
+    fn timeout(&self, during: &'static str) -> RemoteError {
+        RemoteError::Timeout {
+            address: self.address(),
+            during,
+            seconds: self.options.timeout.as_secs(),
         }
     }
 

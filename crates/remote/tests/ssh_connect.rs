@@ -132,3 +132,52 @@ async fn a_dropped_connection_is_re_established_on_the_next_use() {
     assert_eq!(connection.tcp_connections_opened(), 2);
     assert!(connection.is_connected().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_server_gone_down_each_fail_within_the_bound() {
+    let (private, public) = generate_key_pair().unwrap();
+    let mut sshd = Sshd::start(&public).unwrap();
+    let mut opts = options(&sshd, &private, Some(sshd.host_key_fingerprint()));
+    let bound = Duration::from_secs(2);
+    opts.timeout = bound;
+    let Ok(Contact::Connected(connection)) = connect(opts).await else {
+        panic!("connect failed");
+    };
+    sshd.kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while connection.is_connected().await && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Concurrent callers wait for one reconnect, not one after the other.
+    let started = std::time::Instant::now();
+    let calls = (0..4).map(|_| connection.open_socket("/var/run/docker.sock"));
+    let results = futures::future::join_all(calls).await;
+    assert!(
+        started.elapsed() < bound + Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    for result in results {
+        let err = result
+            .err()
+            .expect("a call to a server that is down succeeded");
+        assert!(
+            matches!(
+                err,
+                RemoteError::Unreachable { .. } | RemoteError::Timeout { .. }
+            ),
+            "{err:?}"
+        );
+    }
+    // Right after a failed reconnect, callers get its error at once (backoff).
+    let again = std::time::Instant::now();
+    assert!(connection
+        .open_socket("/var/run/docker.sock")
+        .await
+        .is_err());
+    assert!(
+        again.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        again.elapsed()
+    );
+}

@@ -13,6 +13,7 @@ CREATE TABLE servers (
     proxy_http_port      INTEGER,
     proxy_https_port     INTEGER,
     namespace            TEXT,                   -- NULL: the instance's name
+    docker_socket        TEXT,                   -- NULL: /var/run/docker.sock
     labels               TEXT NOT NULL DEFAULT '{}', -- JSON object
     public_key           TEXT,                   -- OpenSSH line
     key_nonce            BLOB,

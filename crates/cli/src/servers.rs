@@ -47,6 +47,10 @@ pub struct AddArgs {
     /// The prefix of the Docker objects Capstan owns there (default: the instance's name).
     #[arg(long)]
     namespace: Option<String>,
+    /// The Docker engine's socket on the server (default /var/run/docker.sock; a rootless
+    /// engine's is /run/user/UID/docker.sock).
+    #[arg(long)]
+    docker_socket: Option<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -103,6 +107,7 @@ async fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
         ("proxy_http_port", args.proxy_http_port.map(|p| json!(p))),
         ("proxy_https_port", args.proxy_https_port.map(|p| json!(p))),
         ("namespace", args.namespace.map(|n| json!(n))),
+        ("docker_socket", args.docker_socket.map(|n| json!(n))),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -197,6 +202,7 @@ fn describe(s: &Value) -> String {
         ("address", address(s)),
         ("fingerprint", text(&s["host_key_fingerprint"])),
         ("namespace", text(&s["namespace"])),
+        ("docker socket", text(&s["docker_socket"])),
         (
             "proxy ports",
             format!(

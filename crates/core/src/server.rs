@@ -153,6 +153,10 @@ pub struct ServerSpec {
     /// so two servers can share one engine.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The Docker engine's socket on the server (unset: `/var/run/docker.sock`; a rootless
+    /// engine's is under `/run/user/<uid>/`).
+    #[serde(default)]
+    pub docker_socket: Option<String>,
     /// Free-form labels (at most 32).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -180,6 +184,7 @@ impl ServerSpec {
             proxy_http_port: None,
             proxy_https_port: None,
             namespace: None,
+            docker_socket: None,
             labels: BTreeMap::new(),
         }
     }
@@ -239,8 +244,32 @@ impl ServerSpec {
         if let Some(namespace) = &self.namespace {
             check_dns_label("namespace", namespace)?;
         }
+        if let Some(socket) = &self.docker_socket {
+            check_socket_path(socket)?;
+        }
         check_labels(&self.labels)
     }
+}
+
+/// The most a socket path may hold (the kernel's `sun_path` is 108 bytes).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// An absolute path of a Unix socket, without `..`, control characters or NUL.
+fn check_socket_path(path: &str) -> Result<(), ValidationError> {
+    let field = "docker_socket";
+    if !path.starts_with('/') || path.len() > MAX_SOCKET_PATH {
+        return Err(ValidationError::new(
+            field,
+            format!("must be an absolute path of at most {MAX_SOCKET_PATH} bytes, e.g. /var/run/docker.sock"),
+        ));
+    }
+    if path.chars().any(char::is_control) || path.split('/').any(|part| part == "..") {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters or `..`",
+        ));
+    }
+    Ok(())
 }
 
 /// A host name (RFC 1123, at most 253 characters) or an IP address.

@@ -70,6 +70,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ServerRecord, StoreError> {
         proxy_http_port: port("proxy_http_port")?,
         proxy_https_port: port("proxy_https_port")?,
         namespace: row.try_get("namespace")?,
+        docker_socket: row.try_get("docker_socket")?,
         labels: serde_json::from_str(&labels).map_err(|e| corrupt(&name, e))?,
     };
     Ok(ServerRecord {
@@ -96,9 +97,9 @@ impl Store {
         let now = now_ms();
         let result = sqlx::query(
             "INSERT INTO servers (name, kind, host, port, user, host_key_fingerprint, build_slots,
-                proxy_http_port, proxy_https_port, namespace, labels, public_key, key_nonce,
-                key_ciphertext, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                proxy_http_port, proxy_https_port, namespace, docker_socket, labels, public_key,
+                key_nonce, key_ciphertext, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(spec.name.as_str())
         .bind(spec.kind.as_str())
@@ -110,6 +111,7 @@ impl Store {
         .bind(spec.proxy_http_port.map(i64::from))
         .bind(spec.proxy_https_port.map(i64::from))
         .bind(&spec.namespace)
+        .bind(&spec.docker_socket)
         .bind(labels)
         .bind(public_key)
         .bind(nonce)

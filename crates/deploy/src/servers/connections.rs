@@ -20,6 +20,7 @@ struct Endpoint {
     port: u16,
     user: String,
     fingerprint: String,
+    socket: Option<String>,
 }
 
 /// The open connections, by endpoint.
@@ -85,6 +86,9 @@ impl Deployer {
             .ok_or_else(|| ActionError::Invalid(format!("server {} has no key pair", spec.name)))?;
         let mut options = SshOptions::new(&spec.host, spec.port, &spec.user, private.expose());
         options.timeout = CONNECT_TIMEOUT;
+        if let Some(socket) = &spec.docker_socket {
+            options.docker_socket = socket.clone();
+        }
         let Some(fingerprint) = spec.host_key_fingerprint.clone() else {
             return match capstan_remote::connect(options.clone()).await? {
                 Contact::FirstContact { fingerprint } => Err(ConnectError::Unpinned {
@@ -100,6 +104,7 @@ impl Deployer {
             port: spec.port,
             user: spec.user.clone(),
             fingerprint: fingerprint.clone(),
+            socket: spec.docker_socket.clone(),
         };
         let mut open = self.inner.connections.open.lock().await;
         if let Some(connection) = open.get(&endpoint) {

@@ -70,6 +70,7 @@ impl std::fmt::Debug for SshOptions {
 }
 
 /// What [`connect`] found.
+#[derive(Debug)]
 pub enum Contact {
     /// The host key matched the pinned fingerprint and the key was accepted.
     Connected(Arc<SshConnection>),
@@ -357,6 +358,16 @@ impl SshConnection {
             address: self.address(),
             reason: reason.to_string(),
         }
+    }
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection")
+            .field("options", &self.options)
+            .field("tcp_connections", &self.tcp_connections_opened())
+            .field("channels", &self.channels_opened())
+            .finish_non_exhaustive()
     }
 }
 

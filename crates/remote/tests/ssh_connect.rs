@@ -181,3 +181,17 @@ async fn calls_to_a_server_gone_down_each_fail_within_the_bound() {
         again.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_closes_the_connection() {
+    let (private, public) = generate_key_pair().unwrap();
+    let sshd = Sshd::start(&public).unwrap();
+    let connection = pinned(&sshd, &private).await;
+    assert_eq!(sshd.connections(), 1);
+    drop(connection);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sshd.connections() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sshd.connections(), 0, "the connection outlived its handle");
+}

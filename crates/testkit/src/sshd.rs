@@ -39,6 +39,8 @@ pub struct SshdConfig {
     /// A network namespace to run in (`/var/run/netns/NAME`); `address` must be one of
     /// that namespace's.
     pub netns: Option<PathBuf>,
+    /// The port (e.g. 22 inside a namespace); a free one when `None`.
+    pub port: Option<u16>,
 }
 
 impl SshdConfig {
@@ -48,6 +50,7 @@ impl SshdConfig {
             authorized_key: authorized_key.to_string(),
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             netns: None,
+            port: None,
         }
     }
 
@@ -57,7 +60,14 @@ impl SshdConfig {
             authorized_key: authorized_key.to_string(),
             address,
             netns: Some(netns.to_path_buf()),
+            port: None,
         }
+    }
+
+    /// On `port` instead of a free one.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
     }
 }
 
@@ -75,8 +85,8 @@ impl Sshd {
         Sshd::start_with(SshdConfig::loopback(authorized_key))
     }
 
-    /// sshd as `config` says, on a free port (tried again on another port if the one
-    /// picked was taken meanwhile).
+    /// sshd as `config` says, on its port or a free one (tried again on another port if
+    /// the one picked was taken meanwhile).
     pub fn start_with(config: SshdConfig) -> Result<Sshd, SshdError> {
         if !Path::new(SSHD).is_file() {
             return Err(SshdError::Missing);
@@ -94,8 +104,10 @@ impl Sshd {
         )
         .map_err(|e| spawn_error("write authorized_keys", e))?;
         let mut last = None;
-        for _ in 0..5 {
-            let address = SocketAddr::new(config.address, pick_port());
+        let attempts = if config.port.is_some() { 1 } else { 5 };
+        for _ in 0..attempts {
+            let port = config.port.unwrap_or_else(pick_port);
+            let address = SocketAddr::new(config.address, port);
             match spawn(dir.path(), address, &config) {
                 Ok(child) => {
                     return Ok(Sshd {
@@ -133,6 +145,16 @@ impl Sshd {
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         read_log(self.dir.path())
+    }
+
+    /// Adds a line to `authorized_keys` (sshd reads it at each log-in), e.g. the key a
+    /// server was given when it was added.
+    pub fn authorize(&self, authorized_key: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))?;
+        writeln!(file, "{}", authorized_key.trim())
     }
 
     /// How many client connections sshd is serving right now (its per-connection

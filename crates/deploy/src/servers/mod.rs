@@ -110,20 +110,30 @@ impl Deployer {
     /// the pinned host key, and its engine passes the same checks as the local one.
     async fn check_over_ssh(&self, spec: &ServerSpec) -> Vec<Check> {
         let reachable = checks::ssh_reachable(&spec.host, spec.port).await;
-        if !reachable.ok {
-            let mut list = vec![reachable];
+        let answers = reachable.ok;
+        let mut list = vec![reachable];
+        if !answers {
             list.extend(checks::not_connected(&[]));
             return list;
         }
         let engine = match self.server_engine(spec).await {
             Ok(engine) => engine,
             Err(err) => {
-                let mut list = vec![reachable, checks::ssh_failed(&err.to_string())];
+                if let ConnectError::Engine { .. } = err {
+                    list.push(checks::ssh_ok(&spec.host_key_fingerprint));
+                    list.push(Check {
+                        name: "engine".into(),
+                        ok: false,
+                        detail: err.to_string(),
+                    });
+                } else {
+                    list.push(checks::ssh_failed(&err.to_string()));
+                }
                 list.extend(checks::not_connected(&[]));
                 return list;
             }
         };
-        let mut list = vec![reachable, checks::ssh_ok(&spec.host_key_fingerprint)];
+        list.push(checks::ssh_ok(&spec.host_key_fingerprint));
         let disk = DiskAccess::Elsewhere("not measured yet for an engine on another host");
         let engine_checks = checks::engine_checks(&engine, disk, None).await;
         // The engine answering is its own check beside the SSH address answering.

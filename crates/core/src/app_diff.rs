@@ -357,6 +357,17 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_an_app_runs_on_are_named() {
+        let old = spec();
+        let mut new = spec();
+        new.servers = vec![
+            crate::ServerName::local(),
+            crate::ServerName::parse("edge").unwrap(),
+        ];
+        assert_eq!(settings_changes(&old, &new), ["servers local → local edge"]);
+    }
+
+    #[test]
     fn variables_are_named_without_their_values() {
         let old = spec();
         let mut new = spec();

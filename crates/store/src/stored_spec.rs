@@ -124,6 +124,7 @@ mod tests {
         assert_eq!(spec.domains, vec!["a.test".to_string()]);
         assert_eq!(spec.replicas, 1);
         assert!(!spec.tls);
+        assert_eq!(spec.servers, vec![capstan_core::ServerName::local()]);
     }
 
     #[test]

@@ -298,3 +298,17 @@ async fn a_build_streams_its_context_and_output_through_the_tunnel() {
     engine.remove_image(&tag).await.unwrap();
     assert_eq!(connection.tcp_connections_opened(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_restricted_to_no_shell_still_reaches_the_engine() {
+    // Capstan opens no session channel (no shell, no command, no pty), so the server may
+    // pin the key to a command that does nothing.
+    let (private, public) = generate_key_pair().unwrap();
+    let restricted = format!(
+        "command=\"/bin/false\",no-pty,no-agent-forwarding,no-X11-forwarding,no-user-rc {public}"
+    );
+    let sshd = Sshd::start(&restricted).unwrap();
+    let connection = pinned(&sshd, &private).await;
+    let engine = connection.engine(&unique("restricted")).await.unwrap();
+    assert!(!engine.status().await.unwrap().version.is_empty());
+}

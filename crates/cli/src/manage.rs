@@ -48,6 +48,9 @@ pub struct AppCreateArgs {
     /// `KEY=VALUE` environment variables (repeat for more).
     #[arg(long = "env")]
     env: Vec<String>,
+    /// A server the app runs on (repeat for more; default `local`).
+    #[arg(long = "server")]
+    servers: Vec<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -220,6 +223,7 @@ pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
                 println!("app:     {}", text(&app["name"]));
                 println!("source:  {}", app["source"]);
                 println!("domains: {}", app["domains"]);
+                println!("servers: {}", app["servers"]);
                 println!(
                     "live:    {}",
                     live["id"].as_i64().map_or("none".into(), |id| format!(
@@ -265,6 +269,9 @@ async fn create(args: AppCreateArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(port) = args.port {
         object.insert("port".into(), json!(port));
+    }
+    if !args.servers.is_empty() {
+        object.insert("servers".into(), json!(args.servers));
     }
     if !args.env.is_empty() {
         let mut env = serde_json::Map::new();

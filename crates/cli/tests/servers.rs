@@ -129,9 +129,15 @@ async fn servers_through_the_cli_and_local_checked_for_real() {
     // An app that targets it holds it; a deploy there is refused for now.
     let repo = capstan_testkit::SampleRepo::new();
     repo.commit_version("v1", &[]);
-    let mut app = capstan_testkit::sample_app("far", &repo, "main", "far.test");
-    app["servers"] = json!(["edge"]);
-    daemon.create_app(app).await;
+    let app = capstan_testkit::sample_app("far", &repo, "main", "far.test");
+    let url = app["source"]["git"]["url"].as_str().unwrap();
+    let made = capstan(
+        &daemon,
+        &["app", "create", "far", "--git", url, "--server", "edge"],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let (_, far) = daemon.call(Method::GET, "/apps/far", None).await;
+    assert_eq!(far["servers"], json!(["edge"]), "{far}");
     let (status, body) = daemon
         .call(Method::POST, "/apps/far/deployments", None)
         .await;

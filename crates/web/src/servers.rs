@@ -81,7 +81,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Server>, ApiError> {
-    let record = state.deployer.server(&server_name(&name)?).await?;
+    let record = state.deployer.server_record(&server_name(&name)?).await?;
     Ok(Json(view(&state, record).await?))
 }
 

@@ -1,7 +1,7 @@
 //! Servers as the API manages them: add one (with a key pair made for it), list, show,
 //! remove (refused for `local` and while apps target it), and its preflight checks
-//! (`checks`). Also the two rules apps follow: every server an app names exists, and,
-//! until deploying to other hosts is built, a deployment targets `local` only.
+//! (`checks`), the daemon's one SSH connection per server (`connections`) and the
+//! background check of every server (`watch`). An app may only name servers that exist.
 
 pub mod checks;
 pub mod connections;
@@ -48,7 +48,7 @@ impl Deployer {
         Ok(self.store().servers().await?)
     }
 
-    pub async fn server(&self, name: &ServerName) -> Result<ServerRecord, ActionError> {
+    pub async fn server_record(&self, name: &ServerName) -> Result<ServerRecord, ActionError> {
         Ok(self.store().server(name).await?)
     }
 
@@ -170,18 +170,6 @@ impl Deployer {
                 }
                 Err(err) => return Err(err.into()),
             }
-        }
-        Ok(())
-    }
-
-    /// Refuses to queue a deployment of an app that targets a server other than `local`:
-    /// deploying to other hosts is not built yet.
-    pub(crate) async fn refuse_remote_servers(&self, app: &AppName) -> Result<(), ActionError> {
-        let record = self.store().app(app).await?;
-        if let Some(remote) = record.spec.servers.iter().find(|s| !s.is_local()) {
-            return Err(ActionError::Invalid(format!(
-                "app {app} targets server {remote}: deploying to remote servers is not available yet (set its servers to [\"local\"] to deploy here)"
-            )));
         }
         Ok(())
     }

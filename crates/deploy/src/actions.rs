@@ -139,7 +139,8 @@ impl Deployer {
     /// delete runs (and then finds no app), so the two never both succeed.
     pub async fn delete_app(&self, name: &AppName, caller: &Caller) -> Result<(), ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
-        self.store().app(name).await?;
+        let app = self.store().app(name).await?;
+        let here = self.for_app(&app.spec)?;
         if self.store().has_pending(name).await? || self.has_running(name) {
             return Err(ActionError::Conflict(format!(
                 "app {name} has a deployment queued or running; wait for it to finish"
@@ -147,32 +148,32 @@ impl Deployer {
         }
         // Everything the engine holds is listed before anything is removed: with the
         // engine unreachable the delete fails (503) and the app keeps serving.
-        let mut containers = self.target().owned_containers(Some(name.as_str())).await?;
+        let mut containers = here.target().owned_containers(Some(name.as_str())).await?;
         containers.extend(
-            self.target()
+            here.target()
                 .companion_containers(Some(name.as_str()))
                 .await?,
         );
         // A one-off command still running ends with its app.
-        containers.extend(self.target().run_containers(Some(name.as_str())).await?);
-        self.remove_route(name)
+        containers.extend(here.target().run_containers(Some(name.as_str())).await?);
+        here.remove_route(name)
             .await
             .map_err(|e| ActionError::Internal(e.to_string()))?;
         for container in containers {
-            self.target().remove_container(&container.id).await?;
+            here.target().remove_container(&container.id).await?;
         }
-        self.target().remove_app_network(name).await?;
-        let repository = self.target().names().app(name).image_prefix();
+        here.target().remove_app_network(name).await?;
+        let repository = here.target().names().app(name).image_prefix();
         let repository = repository.trim_end_matches(':');
-        let mut images = self.target().app_images(name.as_str()).await?;
-        images.extend(self.target().stage_images(repository).await?);
+        let mut images = here.target().app_images(name.as_str()).await?;
+        images.extend(here.target().stage_images(repository).await?);
         images.extend(
-            self.target()
+            here.target()
                 .stage_images(&format!("{repository}/*"))
                 .await?,
         );
         for image in images {
-            if let Err(err) = self.target().remove_image(&image).await {
+            if let Err(err) = here.target().remove_image(&image).await {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");
             }
         }
@@ -222,6 +223,7 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
+        let here = self.for_app(&app.spec)?;
         let target = match target {
             RollbackTarget::Deployment(id) => {
                 let d = self.store().deployment(id).await?;
@@ -244,12 +246,12 @@ impl Deployer {
                 }
                 d
             }
-            RollbackTarget::Previous => self.previous_release(name, app.live_deployment_id).await?,
+            RollbackTarget::Previous => here.previous_release(name, app.live_deployment_id).await?,
         };
         let release = self.store().release_of(target.id).await?.ok_or_else(|| {
             ActionError::Conflict(format!("deployment {} has no recorded release", target.id))
         })?;
-        if self.target().image_id(&release.image).await?.is_none() {
+        if here.target().image_id(&release.image).await?.is_none() {
             return Err(ActionError::Conflict(format!(
                 "the image {} of deployment {} is no longer on the engine",
                 release.image, target.id
@@ -334,7 +336,8 @@ impl Deployer {
         no_cache: bool,
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
-        self.refuse_remote_servers(name).await?;
+        // Refused before it is queued when the app's server has no target here.
+        self.for_app(&self.store().app(name).await?.spec)?;
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
         let record = self

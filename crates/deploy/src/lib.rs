@@ -174,16 +174,21 @@ impl Default for SourceLimits {
     }
 }
 
-/// Everything a deployment needs, shared by the API handlers and the workers.
+/// Everything a deployment needs, shared by the API handlers and the workers, bound to
+/// one server's [`Target`]: the local engine unless [`Deployer::on`] chose another. Two
+/// deployers bound to different servers share every lock, queue and record.
 #[derive(Clone)]
 pub struct Deployer {
     inner: Arc<Inner>,
+    server: capstan_core::ServerName,
+    target: Arc<dyn Target>,
 }
 
 struct Inner {
     store: Store,
-    /// The host this daemon deploys to.
-    target: Arc<dyn Target>,
+    /// One target per server the daemon can deploy to (`local` always).
+    targets:
+        std::sync::RwLock<std::collections::HashMap<capstan_core::ServerName, Arc<dyn Target>>>,
     settings: DeploySettings,
     logs: LogHub,
     wake: Notify,
@@ -204,11 +209,14 @@ struct Inner {
     fetch_slots: Arc<tokio::sync::Semaphore>,
     proxy_state: std::sync::Mutex<ProxyState>,
     metrics: Metrics,
-    /// The route each app's file holds now (without maintenance, which is rendered from
-    /// the store at each write). Held while a route file is rendered and written, so a
-    /// cutover and a maintenance switch never undo each other.
+    /// The route each app's file holds now on each server (without maintenance, which is
+    /// rendered from the store at each write). Held while a route file is rendered and
+    /// written, so a cutover and a maintenance switch never undo each other.
     routes_in_force: tokio::sync::Mutex<
-        std::collections::HashMap<capstan_core::AppName, capstan_compose::routes::RouteTarget>,
+        std::collections::HashMap<
+            (capstan_core::ServerName, capstan_core::AppName),
+            capstan_compose::routes::RouteTarget,
+        >,
     >,
     /// One-off runs: their live output, limits and start lock.
     runs: runs::Runs,
@@ -229,10 +237,14 @@ pub(crate) type Retirement = futures::future::BoxFuture<'static, ()>;
 impl Deployer {
     pub fn new(store: Store, target: Arc<dyn Target>, settings: DeploySettings) -> Self {
         let build_slots = settings.build_slots.max(1);
+        let local = capstan_core::ServerName::local();
+        let targets = std::collections::HashMap::from([(local.clone(), target.clone())]);
         Self {
+            server: local,
+            target,
             inner: Arc::new(Inner {
                 store,
-                target,
+                targets: std::sync::RwLock::new(targets),
                 settings,
                 logs: LogHub::default(),
                 wake: Notify::new(),
@@ -262,9 +274,52 @@ impl Deployer {
         &self.inner.metrics
     }
 
-    /// The host deployments run on: its runtime, images and proxy.
+    /// The host this deployer is bound to: its runtime, images and proxy.
     pub fn target(&self) -> &dyn Target {
-        self.inner.target.as_ref()
+        self.target.as_ref()
+    }
+
+    /// The server this deployer is bound to.
+    pub fn bound_server(&self) -> &capstan_core::ServerName {
+        &self.server
+    }
+
+    /// This deployer bound to another server's target, if the daemon has one for it.
+    pub fn on(&self, server: &capstan_core::ServerName) -> Option<Deployer> {
+        let targets = self.inner.targets.read().expect("targets lock");
+        let target = targets.get(server)?.clone();
+        Some(Deployer {
+            inner: self.inner.clone(),
+            server: server.clone(),
+            target,
+        })
+    }
+
+    /// Makes `target` the host of `server` for deployments from now on.
+    pub fn add_target(&self, server: capstan_core::ServerName, target: Arc<dyn Target>) {
+        let mut targets = self.inner.targets.write().expect("targets lock");
+        targets.insert(server, target);
+    }
+
+    /// The deployer of the server an app's deployments run on (its first; `local` by
+    /// default): refused while the daemon has no target for it.
+    pub(crate) fn for_app(&self, spec: &capstan_core::AppSpec) -> Result<Deployer, ActionError> {
+        let local = capstan_core::ServerName::local();
+        let server = spec.servers.first().unwrap_or(&local);
+        self.on(server).ok_or_else(|| {
+            ActionError::Invalid(format!(
+                "the app targets server {server}: deploying to it is not available yet (this daemon deploys to: {})",
+                self.target_names().join(", ")
+            ))
+        })
+    }
+
+    /// The servers the daemon has a target for, by name.
+    fn target_names(&self) -> Vec<String> {
+        let targets = self.inner.targets.read().expect("targets lock");
+        let mut names: Vec<String> = targets.keys().map(ToString::to_string).collect();
+        names.sort();
+        names
     }
 
     /// The certificate facts kept of Traefik's last read.

@@ -61,14 +61,15 @@ impl Deployer {
         self.store()
             .record_event(app, &caller.actor(), event, &detail)
             .await?;
-        let applied = self.rewrite_route(app).await.map_err(|failure| {
+        let here = self.for_app(&self.store().app(app).await?.spec)?;
+        let applied = here.rewrite_route(app).await.map_err(|failure| {
             ActionError::Unavailable(format!(
                 "maintenance is {} for {app} but the proxy has not applied it: {failure}",
                 if page.is_some() { "on" } else { "off" }
             ))
         })?;
         if applied {
-            self.wait_maintenance_router(app, page.is_some()).await?;
+            here.wait_maintenance_router(app, page.is_some()).await?;
         }
         Ok(MaintenanceState { record, applied })
     }

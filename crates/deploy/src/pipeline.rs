@@ -63,6 +63,31 @@ impl Deployer {
     /// the version it replaced goes on in a task of its own after the app is free for its
     /// next deployment; the deployment's log ends when that is done.
     pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
+        match self.bound_for(&deployment).await {
+            Ok(here) => here.run_here(deployment).await,
+            Err(failure) => self.fail_unstarted(deployment, failure).await,
+        }
+    }
+
+    /// The deployer of the server the deployment's app runs on.
+    async fn bound_for(&self, deployment: &DeploymentRecord) -> Result<Deployer, Failure> {
+        let app = self.store().app(&deployment.app).await?;
+        self.for_app(&app.spec)
+            .map_err(|refused| Failure::msg(refused.to_string()))
+    }
+
+    /// Records a deployment that could not start on any server as failed.
+    async fn fail_unstarted(&self, deployment: DeploymentRecord, failure: Failure) {
+        let id = deployment.id;
+        self.set_running(id, Some(&deployment.app));
+        let log = DeployLog::new(self, id);
+        let state = self.record_outcome(id, Err(failure), &log).await;
+        self.set_running(id, None);
+        log.end(state);
+    }
+
+    /// Runs the deployment on this deployer's server.
+    async fn run_here(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
         self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);

@@ -28,6 +28,11 @@ pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget
 }
 
 impl Deployer {
+    /// An app's route on this deployer's server.
+    fn route_key(&self, app: &AppName) -> (capstan_core::ServerName, AppName) {
+        (self.bound_server().clone(), app.clone())
+    }
+
     /// The route of an earlier deployment, from the settings stored with its release.
     pub(crate) async fn route_of_deployment(
         &self,
@@ -52,7 +57,7 @@ impl Deployer {
         {
             let mut in_force = self.inner.routes_in_force.lock().await;
             self.write_route(app, target).await?;
-            in_force.insert(app.clone(), target.clone());
+            in_force.insert(self.route_key(app), target.clone());
         }
         let names = self.target().names().app(app);
         let service = format!("{}@file", names.traefik_service());
@@ -101,7 +106,7 @@ impl Deployer {
     /// `false` when the app has no route (nothing live yet).
     pub(crate) async fn rewrite_route(&self, app: &AppName) -> Result<bool, Failure> {
         let in_force = self.inner.routes_in_force.lock().await;
-        let Some(target) = in_force.get(app) else {
+        let Some(target) = in_force.get(&self.route_key(app)) else {
             return Ok(false);
         };
         self.write_route(app, target).await?;
@@ -110,13 +115,18 @@ impl Deployer {
 
     /// The route the app's file holds, if any.
     pub(crate) async fn route_in_force(&self, app: &AppName) -> Option<RouteTarget> {
-        self.inner.routes_in_force.lock().await.get(app).cloned()
+        self.inner
+            .routes_in_force
+            .lock()
+            .await
+            .get(&self.route_key(app))
+            .cloned()
     }
 
     /// Removes the app's route file (nothing routes to the app any more).
     pub(crate) async fn remove_route(&self, app: &AppName) -> Result<(), Failure> {
         let mut in_force = self.inner.routes_in_force.lock().await;
-        in_force.remove(app);
+        in_force.remove(&self.route_key(app));
         let names = self.target().names().app(app);
         Ok(self.target().remove_route(&names.route_file()).await?)
     }
@@ -131,7 +141,12 @@ impl Deployer {
                 return;
             }
         };
-        for app in apps {
+        // Only the apps this server serves: another server's routes are its own.
+        let here = |app: &capstan_store::AppRecord| match app.spec.servers.first() {
+            Some(server) => server == self.bound_server(),
+            None => self.bound_server().is_local(),
+        };
+        for app in apps.into_iter().filter(here) {
             let Some(live) = app.live_deployment_id else {
                 continue;
             };

@@ -346,3 +346,73 @@ async fn a_daemon_stopped_mid_switch_comes_back_serving_the_live_version() {
     restarted.recover().await;
     host.assert_serving(first, second).await;
 }
+
+#[tokio::test]
+async fn an_app_deploys_on_the_server_it_targets() {
+    let host = host().await;
+    let edge = Arc::new(FakeTarget::new("edge"));
+    edge.add_image("web:v1");
+    let server: capstan_core::ServerSpec = serde_json::from_value(serde_json::json!({
+        "name": "edge", "kind": "ssh", "host": "10.0.0.7"
+    }))
+    .unwrap();
+    let caller = Caller::daemon();
+    host.deployer.create_server(server, &caller).await.unwrap();
+    let app = AppName::parse("api").unwrap();
+    let spec = |image: &str| {
+        serde_json::json!({
+            "source": {"image": image}, "port": 8080, "domains": ["api.example.com"],
+            "servers": ["edge"], "health": {"interval_secs": 0.1, "deadline_secs": 2}
+        })
+    };
+    let spec_v1 = serde_json::from_value(spec("web:v1")).unwrap();
+    host.deployer
+        .create_app(&app, spec_v1, &caller)
+        .await
+        .unwrap();
+    // No target for the server yet: refused before anything is queued.
+    let refused = host.deployer.deploy(&app, None, false, &caller).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("server edge"), "{message}");
+    host.deployer.add_target(
+        capstan_core::ServerName::parse("edge").unwrap(),
+        edge.clone(),
+    );
+    host.deployer
+        .deploy(&app, None, false, &caller)
+        .await
+        .unwrap();
+    let (first, state) = host.run_next().await;
+    assert_eq!(state, DeploymentState::Live);
+    let containers = capstan_compose::render::DeploymentNames::new("edge", &app, first);
+    let served = edge.served(&format!(
+        "{}@file",
+        capstan_core::InstanceNames::new("edge")
+            .app(&app)
+            .traefik_service()
+    ));
+    assert_eq!(
+        served,
+        vec![format!(
+            "http://{}:8080",
+            containers.replica_containers(1)[0]
+        )]
+    );
+    assert_eq!(edge.running(), containers.replica_containers(1));
+    // Nothing of it on the local host.
+    assert!(host.fake.running().is_empty(), "{:?}", host.fake.running());
+    // A restart there whose containers never get healthy leaves the first serving there.
+    edge.set_fault(Fault::NeverHealthy);
+    host.deployer.restart(&app, &caller).await.unwrap();
+    let (failed, state) = host.run_next().await;
+    assert_eq!(state, DeploymentState::Failed, "deployment {failed}");
+    assert_eq!(edge.running(), containers.replica_containers(1));
+    let live = host
+        .deployer
+        .store()
+        .app(&app)
+        .await
+        .unwrap()
+        .live_deployment_id;
+    assert_eq!(live, Some(first));
+}

@@ -63,6 +63,10 @@ if [ ! -x "$st_venv/bin/st" ]; then
 fi
 export CAPSTAN_SCHEMATHESIS=$st_venv/bin/st
 
+# The remote-server tests bring up a second host (scripts/second-host.sh: its own engine
+# in its own network namespace) on first use; it is taken down when the tests end.
+trap 'scripts/second-host.sh down >/dev/null 2>&1 || true' EXIT
+
 assets=$(scripts/build-test-images.sh)
 export CAPSTAN_ASSETS_DIR=$assets
 # Screenshots of every panel page land here.

@@ -233,7 +233,7 @@ async fn servers_are_added_checked_guarded_and_removed() {
         deploy.body
     );
     assert!(
-        error_of(&deploy).contains("deploying to remote servers is not available yet"),
+        error_of(&deploy).contains("web-2") && error_of(&deploy).contains("not available yet"),
         "{}",
         deploy.body
     );

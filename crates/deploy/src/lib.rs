@@ -280,7 +280,7 @@ impl Deployer {
     }
 
     /// The server this deployer is bound to.
-    pub fn bound_server(&self) -> &capstan_core::ServerName {
+    pub fn server(&self) -> &capstan_core::ServerName {
         &self.server
     }
 

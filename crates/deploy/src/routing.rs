@@ -30,7 +30,7 @@ pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget
 impl Deployer {
     /// An app's route on this deployer's server.
     fn route_key(&self, app: &AppName) -> (capstan_core::ServerName, AppName) {
-        (self.bound_server().clone(), app.clone())
+        (self.server().clone(), app.clone())
     }
 
     /// The route of an earlier deployment, from the settings stored with its release.
@@ -143,8 +143,8 @@ impl Deployer {
         };
         // Only the apps this server serves: another server's routes are its own.
         let here = |app: &capstan_store::AppRecord| match app.spec.servers.first() {
-            Some(server) => server == self.bound_server(),
-            None => self.bound_server().is_local(),
+            Some(server) => server == self.server(),
+            None => self.server().is_local(),
         };
         for app in apps.into_iter().filter(here) {
             let Some(live) = app.live_deployment_id else {

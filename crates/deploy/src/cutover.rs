@@ -18,6 +18,9 @@ use capstan_store::DeploymentRecord;
 use std::time::{Duration, Instant};
 
 pub(crate) const POLL: Duration = Duration::from_millis(100);
+/// How many times a route is put back after a failed switch before the new containers are
+/// left running instead.
+const RESTORE_TRIES: u32 = 3;
 /// The last line of a deployment that went live, once the version it replaced is retired.
 pub(crate) const CLEANUP_DONE: &str = "cleanup done (old containers retired, old images pruned)";
 
@@ -84,6 +87,8 @@ impl Deployer {
             .switch_to_new(d, spec, service, &containers, attempt, log)
             .await;
         match outcome {
+            // The proxy may still route to them: they are left for the next deployment.
+            Err(failure @ Failure::Stranded(_)) => return Err(failure),
             Err(failure) => {
                 self.remove_failed(&d.app, &containers, log).await;
                 return Err(failure);
@@ -148,9 +153,19 @@ impl Deployer {
             .switch_and_settle(d, spec, containers, previous, log)
             .await;
         if let Err(failure) = switched {
+            // A route file that was never rewritten still names the live version.
+            let new_route = route_target(spec, containers);
+            if self.route_in_force(&d.app).await.as_ref() != Some(&new_route) {
+                return Err(failure);
+            }
             // Whatever failed after the flip, the route goes back to the live version
-            // before the new container is removed.
-            self.restore_route(&d.app, previous, log).await;
+            // before the new container is removed; if it cannot, the new containers stay,
+            // since the proxy may still send traffic to them.
+            if !self.restore_route(&d.app, previous, log).await {
+                return Err(Failure::Stranded(format!(
+                    "{failure}; the route could not be put back, so the new containers keep running (the proxy may still send traffic to them) until the next deployment replaces them"
+                )));
+            }
             return Err(failure);
         }
         Ok(Cutover::Live)
@@ -183,20 +198,36 @@ impl Deployer {
         Ok(())
     }
 
-    /// Points the route back at the previous deployment, or removes it if there was none.
-    async fn restore_route(&self, app: &AppName, previous: Option<i64>, log: &DeployLog) {
-        let restored = match previous {
-            Some(previous) => match self.route_of_deployment(app, previous).await {
-                Ok(target) => self.point_route(app, &target).await,
-                Err(failure) => Err(failure),
-            },
-            None => self.remove_route(app).await,
-        };
-        match restored {
-            Ok(()) if previous.is_some() => log.info("route restored to the live version").await,
-            Ok(()) => log.info("route removed: nothing was live before").await,
-            Err(err) => log.info(format!("cannot restore the route: {err}")).await,
+    /// Points the route back at the previous deployment, or removes it if there was none,
+    /// trying [`RESTORE_TRIES`] times; whether it is back.
+    async fn restore_route(&self, app: &AppName, previous: Option<i64>, log: &DeployLog) -> bool {
+        for attempt in 1..=RESTORE_TRIES {
+            let restored = match previous {
+                Some(previous) => match self.route_of_deployment(app, previous).await {
+                    Ok(target) => self.point_route(app, &target).await,
+                    Err(failure) => Err(failure),
+                },
+                None => self.remove_route(app).await,
+            };
+            match restored {
+                Ok(()) if previous.is_some() => {
+                    log.info("route restored to the live version").await;
+                    return true;
+                }
+                Ok(()) => {
+                    log.info("route removed: nothing was live before").await;
+                    return true;
+                }
+                Err(err) => {
+                    log.info(format!(
+                        "cannot restore the route (try {attempt} of {RESTORE_TRIES}): {err}"
+                    ))
+                    .await
+                }
+            }
+            tokio::time::sleep(POLL * 5).await;
         }
+        false
     }
 
     /// Runs the pre-deploy command in a one-off container of the new image; a non-zero exit

@@ -34,6 +34,9 @@ pub(crate) enum Failure {
     /// A phase of the deployment itself did not work out (health, hooks, proxy, ...).
     #[error("{0}")]
     Phase(String),
+    /// The switch failed and the route could not be put back: the new containers stay.
+    #[error("{0}")]
+    Stranded(String),
 }
 
 impl Failure {

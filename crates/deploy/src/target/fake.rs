@@ -37,6 +37,9 @@ pub(crate) enum Fault {
     ProxyNeverConfirms,
     /// Writing a route file fails.
     RouteWriteFails,
+    /// The first route write goes through (the switch); every later one fails (putting
+    /// the route back).
+    RouteWritesFailAfterOne,
     /// New containers pass their health test and die once the proxy routes to them.
     DiesOnceRouted,
     /// Once the proxy routes to new containers, asking after their health never answers
@@ -72,8 +75,10 @@ struct State {
     /// Image reference → image id.
     images: HashMap<String, String>,
     networks: BTreeSet<String>,
-    /// Route file name → the services (`<name>@file`) it defines.
-    route_files: HashMap<String, Vec<String>>,
+    /// Route file name → its text and the services (`<name>@file`) it defines.
+    route_files: HashMap<String, (String, Vec<String>)>,
+    /// Route writes that go through while `RouteWritesFailAfterOne` is set.
+    writes_allowed: Option<u32>,
     /// What the proxy serves: service → server URLs.
     served: HashMap<String, Vec<String>>,
     faults: BTreeSet<FaultKey>,
@@ -121,11 +126,30 @@ impl FakeTarget {
     }
 
     pub(crate) fn set_fault(&self, fault: Fault) {
-        self.state().faults.insert(fault.into());
+        let mut state = self.state();
+        if fault == Fault::RouteWritesFailAfterOne {
+            state.writes_allowed = Some(1);
+        }
+        state.faults.insert(fault.into());
     }
 
     pub(crate) fn clear_faults(&self) {
-        self.state().faults.clear();
+        let mut state = self.state();
+        state.faults.clear();
+        state.writes_allowed = None;
+    }
+
+    /// The text of a route file, if there is one.
+    pub(crate) fn route_file(&self, name: &str) -> Option<String> {
+        self.state()
+            .route_files
+            .get(name)
+            .map(|(text, _)| text.clone())
+    }
+
+    /// Whether a container exists (running or not).
+    pub(crate) fn exists(&self, container: &str) -> bool {
+        self.state().containers.contains_key(container)
     }
 
     fn has(&self, fault: Fault) -> bool {
@@ -524,7 +548,15 @@ impl Images for FakeTarget {
 #[async_trait]
 impl Router for FakeTarget {
     async fn write_route(&self, name: &str, text: &str) -> Result<(), EngineError> {
-        if self.has(Fault::RouteWriteFails) {
+        let refused = match &mut self.state().writes_allowed {
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        };
+        if refused || self.has(Fault::RouteWriteFails) {
             return Err(EngineError::Io(std::io::Error::other(
                 "injected fault: the route directory is read-only",
             )));
@@ -533,7 +565,9 @@ impl Router for FakeTarget {
         let services = services_in(text);
         let mut state = self.state();
         let names = services.iter().map(|(s, _)| s.clone()).collect();
-        state.route_files.insert(name.to_string(), names);
+        state
+            .route_files
+            .insert(name.to_string(), (text.to_string(), names));
         if confirms {
             state.served.extend(services);
         }
@@ -542,7 +576,8 @@ impl Router for FakeTarget {
 
     async fn remove_route(&self, name: &str) -> Result<(), EngineError> {
         let mut state = self.state();
-        for service in state.route_files.remove(name).unwrap_or_default() {
+        let (_, services) = state.route_files.remove(name).unwrap_or_default();
+        for service in services {
             state.served.remove(&service);
         }
         Ok(())

@@ -151,10 +151,16 @@ impl Host {
             assert!(running.contains(container), "{container} runs: {running:?}");
         }
         for container in self.containers_of(failed) {
-            assert!(
-                !running.contains(&container),
-                "{container} was removed: {running:?}"
-            );
+            assert!(!self.fake.exists(&container), "{container} was removed");
+        }
+        // The route file itself names the live containers and not the failed ones.
+        let file = self.fake.route_file(&self.names().route_file());
+        let file = file.expect("a route file");
+        for container in &live_containers {
+            assert!(file.contains(container.as_str()), "{file}");
+        }
+        for container in self.containers_of(failed) {
+            assert!(!file.contains(container.as_str()), "{file}");
         }
         let record = self.deployer.store().deployment(failed).await.unwrap();
         assert_eq!(record.state, DeploymentState::Failed);
@@ -221,6 +227,8 @@ async fn a_failed_first_deploy_routes_nothing() {
         assert_eq!(state, DeploymentState::Failed, "{fault:?}");
         assert_eq!(host.live().await, None);
         assert!(host.routed().is_empty(), "{fault:?}: {:?}", host.routed());
+        let file = host.fake.route_file(&host.names().route_file());
+        assert_eq!(file, None, "{fault:?}: the route file was removed");
         assert!(
             host.fake.running().is_empty(),
             "{first}: {:?}",
@@ -415,4 +423,39 @@ async fn an_app_deploys_on_the_server_it_targets() {
         .unwrap()
         .live_deployment_id;
     assert_eq!(live, Some(first));
+}
+
+#[tokio::test]
+async fn a_route_that_cannot_be_put_back_keeps_the_new_containers() {
+    let host = host().await;
+    let first = host.live_on_v1().await;
+    // The switch is written but never confirmed, and putting the route back is refused.
+    host.fake.set_fault(Fault::ProxyNeverConfirms);
+    host.fake.set_fault(Fault::RouteWritesFailAfterOne);
+    let (second, state) = host.deploy().await;
+    assert_eq!(state, DeploymentState::Failed);
+    assert_eq!(host.live().await, Some(first));
+    let error = host
+        .deployer
+        .store()
+        .deployment(second)
+        .await
+        .unwrap()
+        .error
+        .unwrap();
+    assert!(error.contains("could not be put back"), "{error}");
+    // No outage: whatever the proxy routes to still runs.
+    let running = host.fake.running();
+    for container in host
+        .containers_of(first)
+        .iter()
+        .chain(&host.containers_of(second))
+    {
+        assert!(running.contains(container), "{container}: {running:?}");
+    }
+    // The next deployment, with the host healthy again, replaces both.
+    host.fake.clear_faults();
+    let (third, state) = host.deploy().await;
+    assert_eq!(state, DeploymentState::Live);
+    assert_eq!(host.fake.running(), host.containers_of(third));
 }

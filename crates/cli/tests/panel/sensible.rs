@@ -155,7 +155,7 @@ pub async fn narrow_screen(browser: &Browser, daemon: &Daemon, app: &str) {
     browser.goto(&daemon.api).await;
     let dashboard = fits(browser, "dashboard").await;
     assert!(dashboard["width"].as_i64().unwrap() <= 390, "{dashboard}");
-    assert_eq!(dashboard["nav"], 4, "every link of an admin's navigation");
+    assert_eq!(dashboard["nav"], 5, "every link of an admin's navigation");
     browser.screenshot("11-dashboard-phone").await;
     browser.goto(&format!("{}/apps/{app}", daemon.api)).await;
     let page = fits(browser, "app page").await;
@@ -176,6 +176,7 @@ pub async fn narrow_screen(browser: &Browser, daemon: &Daemon, app: &str) {
         (format!("/apps/{app}/runs"), "12c-runs-phone"),
         (format!("/apps/{app}/settings"), "12d-settings-phone"),
         ("/server".to_string(), "12e-server-phone"),
+        ("/servers".to_string(), "12h-servers-phone"),
         ("/access".to_string(), "12f-access-phone"),
         ("/new".to_string(), "12g-new-app-phone"),
     ] {

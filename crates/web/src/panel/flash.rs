@@ -20,6 +20,18 @@ pub struct Flash {
     pub secret: Option<String>,
     /// The action failed: shown as a problem, not a confirmation.
     pub failed: bool,
+    /// A line to copy that is not a secret (a new server's `authorized_keys` line).
+    pub copy: Option<String>,
+    /// What each check found, when the action ran checks (a server's preflight).
+    pub checks: Vec<FlashCheck>,
+}
+
+/// One check's outcome in a one-time message: its name, whether it passed, what it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlashCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 impl Flash {
@@ -28,6 +40,8 @@ impl Flash {
             message: message.into(),
             secret: None,
             failed: false,
+            copy: None,
+            checks: Vec::new(),
         }
     }
 
@@ -35,6 +49,23 @@ impl Flash {
     pub fn failure(message: impl Into<String>) -> Self {
         Flash {
             failed: true,
+            ..Flash::notice(message)
+        }
+    }
+
+    /// A confirmation with a line to copy that is not a secret.
+    pub fn with_copy(message: impl Into<String>, line: String) -> Self {
+        Flash {
+            copy: Some(line),
+            ..Flash::notice(message)
+        }
+    }
+
+    /// The outcome of checks: a problem when any failed, each check listed.
+    pub fn with_checks(message: impl Into<String>, checks: Vec<FlashCheck>) -> Self {
+        Flash {
+            failed: checks.iter().any(|c| !c.ok),
+            checks,
             ..Flash::notice(message)
         }
     }

@@ -22,13 +22,15 @@ mod problems;
 mod rows;
 mod run_pages;
 mod server_actions;
+mod server_form;
 mod server_page;
+mod servers_page;
 mod session;
 mod settings_form;
 mod settings_page;
 mod sign_in;
 
-pub use flash::{Flash, Flashes};
+pub use flash::{Flash, FlashCheck, Flashes};
 
 use crate::AppState;
 use axum::http::{header, HeaderValue};
@@ -110,6 +112,12 @@ pub fn router() -> Router<AppState> {
         .route("/server", get(server_page::server))
         .route("/server/cleanup", post(server_actions::cleanup))
         .route("/server/backups", post(server_actions::backup))
+        .route(
+            "/servers",
+            get(servers_page::servers).post(server_form::add),
+        )
+        .route("/servers/{name}/check", post(server_form::check))
+        .route("/servers/{name}/delete", post(server_form::remove))
         .route("/access", get(access_pages::access))
         .route("/access/users", post(access_pages::add_user))
         .route(

@@ -175,7 +175,7 @@ fn proxy_spec(config: &Config, routes: &RouteFiles) -> anyhow::Result<ProxySpec>
         static_config,
         http_port: config.proxy_http_port,
         https_port: config.proxy_https_port,
-        routes_dir: routes.dir().to_path_buf(),
+        routes: capstan_engine::proxy::RoutesSource::HostDir(routes.dir().to_path_buf()),
         routes_mount: DYNAMIC_DIR.to_string(),
         acme_ca_certificates,
     })

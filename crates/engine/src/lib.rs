@@ -13,6 +13,8 @@ pub mod lines;
 pub mod pages;
 pub mod proxy;
 pub mod proxy_certs;
+pub mod proxy_routes;
+pub mod proxy_tunnel;
 pub mod purge;
 pub mod server;
 pub mod setup;

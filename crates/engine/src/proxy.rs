@@ -2,6 +2,7 @@
 //! config, rewriting per-app route files atomically, and asking Traefik's API whether a
 //! change is in force.
 
+pub use crate::proxy_routes::RoutesSource;
 use crate::setup::single_file_tar;
 use crate::{is_not_found, Engine, EngineError};
 use bollard::container::{Config, CreateContainerOptions, UploadToContainerOptions};
@@ -21,8 +22,8 @@ pub struct ProxySpec {
     pub static_config: String,
     pub http_port: u16,
     pub https_port: u16,
-    /// Host directory with the per-app route files, mounted where the file provider watches.
-    pub routes_dir: PathBuf,
+    /// Where the per-app route files live, mounted where the file provider watches.
+    pub routes: RoutesSource,
     /// Where the file provider watches inside the container.
     pub routes_mount: String,
     /// PEM certificates the ACME client trusts besides the system's (an operator's own
@@ -41,7 +42,7 @@ impl ProxySpec {
             self.static_config.as_str(),
             &self.http_port.to_string(),
             &self.https_port.to_string(),
-            &self.routes_dir.to_string_lossy(),
+            &self.routes.fingerprint_part(),
             self.routes_mount.as_str(),
         ] {
             hash.update(part.as_bytes());
@@ -240,6 +241,9 @@ impl Engine {
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(err.into()),
         }
+        if let RoutesSource::Volume(volume) = &spec.routes {
+            self.create_owned_volume(volume, "proxy-routes").await?;
+        }
         if self.image_id(&spec.image).await?.is_none() {
             return Err(EngineError::Proxy(format!(
                 "proxy image {} is not on the engine and cannot be pulled here; build it \
@@ -275,7 +279,7 @@ impl Engine {
     }
 
     /// The proxy container's definition: Traefik with its ports (the API on loopback
-    /// only), the route files read-only, its data volume, on the control network.
+    /// only), the route files (read-only from a host directory), its data volume, on the control network.
     fn proxy_config(&self, spec: &ProxySpec, fingerprint: &str) -> Config<String> {
         let (port_bindings, exposed) = proxy_ports(spec);
         let mount = |source: String, target: &str, typ, read_only| Mount {
@@ -318,12 +322,7 @@ impl Engine {
                 // ports; app networks are connected before the proxy starts.
                 network_mode: Some(self.names().control_network()),
                 mounts: Some(vec![
-                    mount(
-                        spec.routes_dir.to_string_lossy().into_owned(),
-                        &spec.routes_mount,
-                        MountTypeEnum::BIND,
-                        true,
-                    ),
+                    spec.routes.mount(&spec.routes_mount),
                     mount(
                         format!("{}-proxy-data", self.instance()),
                         "/data",
@@ -484,20 +483,13 @@ impl ProxyApi {
     /// has them in force; `None` when Traefik does not know the service.
     pub async fn server_urls(&self, name: &str) -> Option<Vec<String>> {
         let value = self.get_json(&format!("/api/http/services/{name}")).await?;
-        let servers = value.get("loadBalancer")?.get("servers")?.as_array()?;
-        Some(
-            servers
-                .iter()
-                .filter_map(|s| s.get("url")?.as_str().map(str::to_string))
-                .collect(),
-        )
+        crate::proxy_tunnel::service_urls(&value)
     }
 
     /// Whether Traefik has the router `name` (e.g. `web_http@file`) enabled.
     pub async fn router_enabled(&self, name: &str) -> bool {
         self.get_json(&format!("/api/http/routers/{name}"))
             .await
-            .and_then(|v| v.get("status")?.as_str().map(|s| s == "enabled"))
-            .unwrap_or(false)
+            .is_some_and(|v| crate::proxy_tunnel::router_is_enabled(&v))
     }
 }

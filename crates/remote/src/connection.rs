@@ -109,6 +109,11 @@ struct State {
     failures: u32,
 }
 
+/// A channel being opened on a session.
+type OpenFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<russh::Channel<client::Msg>, russh::Error>> + Send>,
+>;
+
 /// A live session and the token cancelled when its TCP connection ends.
 struct Session {
     handle: Arc<Handle<Pinning>>,
@@ -193,20 +198,45 @@ impl SshConnection {
     /// Opens a channel to the unix socket `path` on the server (`direct-streamlocal`),
     /// reconnecting first if the connection dropped; bounded by the timeout.
     pub async fn open_socket(&self, path: &str) -> Result<ChannelIo, RemoteError> {
-        let (handle, lost) = self.session().await?;
-        let opened = tokio::time::timeout(
-            self.options.timeout,
-            handle.channel_open_direct_streamlocal(path),
-        )
+        let socket = path.to_string();
+        self.open_channel(path, move |handle| {
+            Box::pin(async move { handle.channel_open_direct_streamlocal(socket).await })
+        })
         .await
-        .map_err(|_| self.timeout("opening a channel"))?;
+    }
+
+    /// Opens a channel to TCP `host:port` as the server reaches it (`direct-tcpip`: the
+    /// server connects, so a loopback address is the server's own), reconnecting first
+    /// if the connection dropped; bounded by the timeout.
+    pub async fn open_tcp(&self, host: &str, port: u16) -> Result<ChannelIo, RemoteError> {
+        let host_name = host.to_string();
+        self.open_channel(&format!("{host}:{port}"), move |handle| {
+            Box::pin(async move {
+                handle
+                    .channel_open_direct_tcpip(host_name, port.into(), "127.0.0.1", 0)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Opens one channel with `open` on the live session; `target` names where it goes.
+    async fn open_channel(
+        &self,
+        target: &str,
+        open: impl FnOnce(Arc<Handle<Pinning>>) -> OpenFuture,
+    ) -> Result<ChannelIo, RemoteError> {
+        let (handle, lost) = self.session().await?;
+        let opened = tokio::time::timeout(self.options.timeout, open(handle.clone()))
+            .await
+            .map_err(|_| self.timeout("opening a channel"))?;
         let channel = opened.map_err(|err| match err {
             _ if lost.is_cancelled() || handle.is_closed() => RemoteError::ConnectionLost {
                 address: self.address(),
             },
             russh::Error::ChannelOpenFailure(reason) => RemoteError::Channel {
                 address: self.address(),
-                socket: path.to_string(),
+                socket: target.to_string(),
                 reason: format!("{reason:?}"),
             },
             other => self.protocol(&other.to_string()),

@@ -14,7 +14,7 @@ pub use channel::ChannelIo;
 pub use connection::{
     connect, Contact, SshConnection, SshOptions, DEFAULT_DOCKER_SOCKET, DEFAULT_TIMEOUT,
 };
-pub use docker::DockerSocket;
+pub use docker::{DockerSocket, TcpPort};
 pub use error::RemoteError;
 pub use keys::{fingerprint, generate_key_pair, public_key_of};
 /// The `ssh-key` release russh uses, for callers that handle keys themselves.

@@ -301,6 +301,12 @@ impl Deployer {
         targets.insert(server, target);
     }
 
+    /// Forgets a server's target (the server was removed).
+    pub(crate) fn remove_target(&self, server: &capstan_core::ServerName) {
+        let mut targets = self.inner.targets.write().expect("targets lock");
+        targets.remove(server);
+    }
+
     /// The deployer of the server an app's deployments run on (its first; `local` by
     /// default): refused while the daemon has no target for it.
     pub(crate) fn for_app(&self, spec: &capstan_core::AppSpec) -> Result<Deployer, ActionError> {

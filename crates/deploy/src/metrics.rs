@@ -199,6 +199,14 @@ impl Metrics {
             .set(i64::from(reachable));
     }
 
+    /// Drops a removed server's gauge.
+    pub fn forget_server(&self, server: &str) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.server_reachable.remove(&labels);
+    }
+
     pub fn health_check_failed(&self) {
         self.health_check_failures.inc();
     }

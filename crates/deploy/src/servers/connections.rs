@@ -23,11 +23,38 @@ struct Endpoint {
     socket: Option<String>,
 }
 
-/// The open connections, by endpoint.
+/// One endpoint's connection, made by the first caller that needs it while the others
+/// wait for it (and only for it: other servers are never held up by a slow one).
+type Slot = Arc<tokio::sync::OnceCell<Arc<SshConnection>>>;
+
+/// The open connections, by endpoint. The map's lock is never held across an await.
 #[derive(Default)]
 pub(crate) struct Connections {
-    open: tokio::sync::Mutex<HashMap<Endpoint, Arc<SshConnection>>>,
+    open: std::sync::Mutex<HashMap<Endpoint, Slot>>,
 }
+
+impl Connections {
+    fn slot(&self, endpoint: Endpoint) -> Slot {
+        let mut open = self.open.lock().expect("connections lock");
+        open.entry(endpoint).or_default().clone()
+    }
+
+    /// Takes the server's connections out of the map.
+    fn take(&self, server: &ServerName) -> Vec<Slot> {
+        let mut open = self.open.lock().expect("connections lock");
+        let gone: Vec<Endpoint> = open
+            .keys()
+            .filter(|e| &e.server == server)
+            .cloned()
+            .collect();
+        gone.iter()
+            .filter_map(|endpoint| open.remove(endpoint))
+            .collect()
+    }
+}
+
+/// How long closing a removed server's connection may take.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a server's engine could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -106,45 +133,45 @@ impl Deployer {
             fingerprint: fingerprint.clone(),
             socket: spec.docker_socket.clone(),
         };
-        let mut open = self.inner.connections.open.lock().await;
-        if let Some(connection) = open.get(&endpoint) {
-            return Ok(connection.clone());
-        }
         options.host_key_fingerprint = Some(fingerprint);
-        let address = options.address();
-        let connection = match capstan_remote::connect(options).await? {
-            Contact::Connected(connection) => connection,
-            Contact::FirstContact { fingerprint } => {
-                return Err(ConnectError::Unpinned {
-                    address,
-                    fingerprint,
-                })
-            }
-        };
-        open.insert(endpoint, connection.clone());
-        Ok(connection)
+        let slot = self.inner.connections.slot(endpoint);
+        let connection = slot
+            .get_or_try_init(|| async {
+                let address = options.address();
+                match capstan_remote::connect(options).await? {
+                    Contact::Connected(connection) => Ok(connection),
+                    Contact::FirstContact { fingerprint } => Err(ConnectError::Unpinned {
+                        address,
+                        fingerprint,
+                    }),
+                }
+            })
+            .await?;
+        Ok(connection.clone())
     }
 
     /// Closes and forgets the connections to a server (it was removed).
     pub(crate) async fn drop_connections(&self, server: &ServerName) {
-        let mut open = self.inner.connections.open.lock().await;
-        let gone: Vec<Endpoint> = open
-            .keys()
-            .filter(|e| &e.server == server)
-            .cloned()
-            .collect();
-        for endpoint in gone {
-            if let Some(connection) = open.remove(&endpoint) {
-                connection.disconnect().await;
+        for slot in self.inner.connections.take(server) {
+            if let Some(connection) = slot.get() {
+                let closed = tokio::time::timeout(DISCONNECT_TIMEOUT, connection.disconnect());
+                if closed.await.is_err() {
+                    tracing::warn!(server = %server, "the SSH connection did not close in time");
+                }
             }
         }
     }
 
     /// How many TCP connections the daemon opened to each server it holds one for.
     pub async fn ssh_connections_opened(&self) -> Vec<(ServerName, u64)> {
-        let open = self.inner.connections.open.lock().await;
+        let open = self
+            .inner
+            .connections
+            .open
+            .lock()
+            .expect("connections lock");
         open.iter()
-            .map(|(e, c)| (e.server.clone(), c.tcp_connections_opened()))
+            .filter_map(|(e, slot)| Some((e.server.clone(), slot.get()?.tcp_connections_opened())))
             .collect()
     }
 }

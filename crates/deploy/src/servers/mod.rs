@@ -89,6 +89,9 @@ impl Deployer {
             )));
         }
         self.store().delete_server(name).await?;
+        self.remove_target(name);
+        self.inner.watched.forget(name);
+        self.metrics().forget_server(name.as_str());
         self.drop_connections(name).await;
         tracing::info!(server = %name, actor = %caller.actor(), "server removed");
         Ok(())

@@ -4,6 +4,7 @@
 //! the API, the panel and `/metrics` (`capstan_server_reachable`) show. It never disables
 //! anything: a deployment to an unreachable server still tries, and fails on its own.
 
+use super::ConnectError;
 use crate::Deployer;
 use capstan_core::{ServerKind, ServerName};
 use std::collections::HashMap;
@@ -14,13 +15,24 @@ use tokio::sync::watch;
 pub const WATCH_EVERY: Duration = Duration::from_secs(30);
 /// Failures in a row before a server counts as unreachable.
 pub const FAILURES_FOR_UNREACHABLE: u32 = 3;
-/// How long one ask may take.
-const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one ask may take: beyond the connection's own bound, so a server that is
+/// slow to connect is told apart from one that never answers.
+const ASK_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// What one ask found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Asked {
+    Answered,
+    Failed(String),
+    /// It answers, but its host key is not confirmed yet: nothing was sent to it.
+    Unconfirmed(String),
+}
 
 /// What the background check knows of a server.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Reachability {
-    /// `unknown` (not asked yet), `reachable` or `unreachable`.
+    /// `unknown` (not asked yet), `reachable`, `unreachable`, or `unconfirmed` (its host
+    /// key is not pinned yet, so it is not logged in to).
     pub state: &'static str,
     /// Failures in a row since it last answered.
     pub failures: u32,
@@ -37,17 +49,30 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
-    fn record(&self, server: &ServerName, outcome: Result<(), String>) -> Reachability {
+    /// Drops what was found of a removed server.
+    pub(crate) fn forget(&self, server: &ServerName) {
+        self.servers
+            .lock()
+            .expect("server watch lock")
+            .remove(server);
+    }
+
+    fn record(&self, server: &ServerName, outcome: Asked) -> Reachability {
         let mut servers = self.servers.lock().expect("server watch lock");
         let entry = servers.entry(server.clone()).or_default();
         entry.checked_at = Some(capstan_store::now_ms());
         match outcome {
-            Ok(()) => {
+            Asked::Answered => {
                 entry.failures = 0;
                 entry.last_error = None;
                 entry.state = "reachable";
             }
-            Err(reason) => {
+            Asked::Unconfirmed(reason) => {
+                entry.failures = 0;
+                entry.last_error = Some(reason);
+                entry.state = "unconfirmed";
+            }
+            Asked::Failed(reason) => {
                 entry.failures += 1;
                 entry.last_error = Some(reason);
                 if entry.failures >= FAILURES_FOR_UNREACHABLE {
@@ -99,7 +124,9 @@ impl Deployer {
         let asks = servers.into_iter().map(|server| async move {
             let outcome = tokio::time::timeout(ASK_TIMEOUT, self.ask_server(&server.spec))
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {} s", ASK_TIMEOUT.as_secs())));
+                .unwrap_or_else(|_| {
+                    Asked::Failed(format!("no answer within {} s", ASK_TIMEOUT.as_secs()))
+                });
             let name = &server.spec.name;
             let seen = self.inner.watched.record(name, outcome);
             self.metrics()
@@ -111,21 +138,30 @@ impl Deployer {
         futures::future::join_all(asks).await;
     }
 
-    async fn ask_server(&self, spec: &capstan_core::ServerSpec) -> Result<(), String> {
-        if spec.kind == ServerKind::Local {
-            return self
-                .target()
+    async fn ask_server(&self, spec: &capstan_core::ServerSpec) -> Asked {
+        let answered = if spec.kind == ServerKind::Local {
+            self.target()
                 .status()
                 .await
                 .map(drop)
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())
+        } else {
+            match self.server_engine(spec).await {
+                Ok(engine) => engine
+                    .host_facts()
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(err @ ConnectError::Unpinned { .. }) => {
+                    return Asked::Unconfirmed(err.to_string())
+                }
+                Err(err) => Err(err.to_string()),
+            }
+        };
+        match answered {
+            Ok(()) => Asked::Answered,
+            Err(reason) => Asked::Failed(reason),
         }
-        let engine = self.server_engine(spec).await.map_err(|e| e.to_string())?;
-        engine
-            .host_facts()
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -137,19 +173,25 @@ mod tests {
     fn a_server_is_unreachable_only_after_failures_in_a_row() {
         let watched = Watched::default();
         let name = ServerName::parse("web1").unwrap();
-        let failed = || Err("connection refused".to_string());
+        let failed = || Asked::Failed("connection refused".to_string());
         assert_eq!(watched.record(&name, failed()).state, "unknown");
         assert_eq!(watched.record(&name, failed()).state, "unknown");
         let third = watched.record(&name, failed());
         assert_eq!(third.state, "unreachable");
         assert_eq!(third.failures, 3);
         assert_eq!(third.last_error.as_deref(), Some("connection refused"));
-        let back = watched.record(&name, Ok(()));
+        let back = watched.record(&name, Asked::Answered);
         assert_eq!(
             (back.state, back.failures, back.last_error),
             ("reachable", 0, None)
         );
         // One failure after answering does not mark it unreachable again.
         assert_eq!(watched.record(&name, failed()).state, "reachable");
+        // A server whose key is not confirmed is not counted as failing.
+        let unconfirmed = watched.record(&name, Asked::Unconfirmed("shows SHA256:x".into()));
+        assert_eq!(
+            (unconfirmed.state, unconfirmed.failures),
+            ("unconfirmed", 0)
+        );
     }
 }

@@ -1,0 +1,225 @@
+//! A server reached over SSH, as a [`Target`](super::Target): every engine call is a
+//! channel to the server's Docker socket over the one connection; nothing of the daemon's
+//! filesystem or networks is there, so the proxy's route files live in a volume on the
+//! server, written through the Docker API into the proxy container, and Traefik's API
+//! (published on the server's loopback) is asked over `direct-tcpip` channels.
+
+use super::engine_delegate::delegate_to_engine;
+use super::prepare::PROXY_START;
+use super::{HostSetup, PrepareError, Router, Target};
+use async_trait::async_trait;
+use capstan_engine::proxy::{ProxySpec, RoutesSource};
+use capstan_engine::proxy_tunnel::TunneledProxyApi;
+use capstan_engine::{Engine, EngineError};
+use capstan_remote::SshConnection;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The host ports a server's proxy publishes HTTP and HTTPS on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyPorts {
+    pub http: u16,
+    pub https: u16,
+}
+
+/// A server's engine over SSH, its proxy's routes volume and its proxy's API.
+pub struct RemoteTarget {
+    engine: Engine,
+    connection: Arc<SshConnection>,
+    ports: ProxyPorts,
+    /// Where the proxy's file provider watches, inside its container.
+    routes_mount: RwLock<String>,
+    api: RwLock<ProxyAddress>,
+}
+
+/// Traefik's API address as the server reaches it, and a client going there.
+struct ProxyAddress {
+    address: String,
+    client: Option<TunneledProxyApi>,
+}
+
+impl RemoteTarget {
+    /// `engine` is `connection`'s engine for this instance
+    /// ([`SshConnection::engine`]); `ports` are the server's proxy ports.
+    pub fn new(connection: Arc<SshConnection>, engine: Engine, ports: ProxyPorts) -> Self {
+        Self {
+            engine,
+            connection,
+            ports,
+            routes_mount: RwLock::new(capstan_compose::proxy::DYNAMIC_DIR.to_string()),
+            api: RwLock::new(ProxyAddress {
+                address: String::new(),
+                client: None,
+            }),
+        }
+    }
+
+    /// The engine underneath (host set-up, certificates, purge).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The volume on the server holding the proxy's route files.
+    pub fn routes_volume(&self) -> String {
+        format!("{}-proxy-routes", self.engine.instance())
+    }
+
+    /// The daemon's proxy spec as this server runs it: the route files in the server's
+    /// routes volume, HTTP and HTTPS on the server's ports.
+    pub fn server_proxy_spec(&self, spec: &ProxySpec) -> ProxySpec {
+        ProxySpec {
+            routes: RoutesSource::Volume(self.routes_volume()),
+            http_port: self.ports.http,
+            https_port: self.ports.https,
+            ..spec.clone()
+        }
+    }
+
+    fn routes_mount(&self) -> String {
+        self.routes_mount
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The API client for the address now, if it names a host and a port.
+    fn api(&self) -> Option<TunneledProxyApi> {
+        match self.api.read() {
+            Ok(api) => api.client.clone(),
+            Err(poisoned) => poisoned.into_inner().client.clone(),
+        }
+    }
+}
+
+/// `http://host:port` (what [`Engine::ensure_proxy`] returns) as host and port.
+fn host_and_port(address: &str) -> Option<(String, u16)> {
+    let rest = address.strip_prefix("http://").unwrap_or(address);
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+delegate_to_engine!(RemoteTarget);
+
+#[async_trait]
+impl Router for RemoteTarget {
+    async fn write_route(&self, name: &str, text: &str) -> Result<(), EngineError> {
+        let dir = self.routes_mount();
+        self.engine.write_proxy_route(&dir, name, text).await
+    }
+
+    async fn remove_route(&self, name: &str) -> Result<(), EngineError> {
+        let dir = self.routes_mount();
+        self.engine.clear_proxy_route(&dir, name).await
+    }
+
+    async fn served_urls(&self, service: &str) -> Option<Vec<String>> {
+        self.api()?.server_urls(service).await
+    }
+
+    async fn router_enabled(&self, router: &str) -> bool {
+        match self.api() {
+            Some(api) => api.router_enabled(router).await,
+            None => false,
+        }
+    }
+
+    async fn acme_store(&self) -> Result<Option<Vec<u8>>, EngineError> {
+        self.engine.proxy_acme_store().await
+    }
+
+    async fn proxy_log(&self, lines: usize) -> Result<Vec<String>, EngineError> {
+        self.engine.proxy_log_tail(lines).await
+    }
+
+    async fn proxy_answers(&self) -> bool {
+        match self.api() {
+            Some(api) => api.is_up().await,
+            None => false,
+        }
+    }
+
+    /// Runs the proxy as the server does (see [`RemoteTarget::server_proxy_spec`]).
+    async fn ensure_proxy(&self, spec: &ProxySpec) -> Result<String, EngineError> {
+        let spec = self.server_proxy_spec(spec);
+        let address = self.engine.ensure_proxy(&spec).await?;
+        if let Ok(mut mount) = self.routes_mount.write() {
+            mount.clone_from(&spec.routes_mount);
+        }
+        Ok(address)
+    }
+
+    fn proxy_address(&self) -> String {
+        match self.api.read() {
+            Ok(api) => api.address.clone(),
+            Err(poisoned) => poisoned.into_inner().address.clone(),
+        }
+    }
+
+    fn set_proxy_address(&self, address: String) {
+        let client = host_and_port(&address)
+            .map(|(host, port)| TunneledProxyApi::new(self.connection.tcp_dialer(&host, port)));
+        let mut api = match self.api.write() {
+            Ok(api) => api,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *api = ProxyAddress { address, client };
+    }
+}
+
+#[async_trait]
+impl Target for RemoteTarget {
+    /// The server's control network, probe volume, page server and proxy, all through
+    /// its engine's API; returns once the proxy's API answers over SSH.
+    async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError> {
+        let engine = &self.engine;
+        engine.ensure_control_network().await?;
+        let image = &setup.proxy.image;
+        if engine.image_id(image).await?.is_none() {
+            return Err(PrepareError::MissingProxyImage(image.clone()));
+        }
+        engine.install_probe(&setup.probe, image).await?;
+        engine.ensure_maintenance_pages(image, &setup.probe).await?;
+        let address = self.ensure_proxy(&setup.proxy).await?;
+        self.set_proxy_address(address);
+        let started = std::time::Instant::now();
+        while started.elapsed() < PROXY_START {
+            if self.proxy_answers().await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(PrepareError::ProxySilent {
+            address: format!(
+                "{} (on {})",
+                self.proxy_address(),
+                self.connection.address()
+            ),
+            waited: PROXY_START,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn the_proxy_address_is_read_as_host_and_port() {
+        assert_eq!(
+            host_and_port("http://127.0.0.1:49153"),
+            Some(("127.0.0.1".to_string(), 49153))
+        );
+        assert_eq!(
+            host_and_port("http://[::1]:8080/"),
+            Some(("::1".to_string(), 8080))
+        );
+        assert_eq!(host_and_port(""), None);
+        assert_eq!(host_and_port("http://host"), None);
+        assert_eq!(host_and_port("http://:80"), None);
+    }
+}

@@ -122,7 +122,29 @@ async fn servers_are_added_checked_and_removed_in_the_panel() {
             && !local.contains("Remove"),
         "{local}"
     );
-    assert!(browser.exists("#server-local .reachability").await);
+    // What the background check found of `local`: reachable, checked at a `<time>`.
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        seen = js(
+            &browser,
+            "const card = document.querySelector('#server-local');
+             const time = card.querySelector('.checked time');
+             return [card.dataset.state, card.querySelector('.reachability').textContent,
+                     time ? time.dateTime : null]",
+        )
+        .await;
+        if seen[0] == "reachable" && seen[2].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        browser.goto(&format!("{}/servers", daemon.api)).await;
+    }
+    assert_eq!(
+        (&seen[0], &seen[1]),
+        (&json!("reachable"), &json!("reachable")),
+        "{seen}"
+    );
+    assert!(seen[2].as_str().is_some_and(|t| t.ends_with('Z')), "{seen}");
 
     // Every problem at once, what was typed kept.
     add(

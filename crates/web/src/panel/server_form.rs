@@ -156,7 +156,7 @@ fn added(spec: &ServerSpec) -> String {
     let confirm = if spec.host_key_fingerprint.is_some() {
         "Then run Check: Capstan logs in only if the host presents the fingerprint you gave."
     } else {
-        "Then confirm its host key: run Check, which shows the fingerprint the host presented (without trusting it), and compare it with what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on that host; if they match, remove the server and add it again with that fingerprint."
+        "Then confirm its host key: run Check, which shows the fingerprint the host presented (without trusting it), and compare it with what ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub prints on that host; if they match, remove the server and add it again with that fingerprint."
     };
     format!(
         "Server {} added. Next: put this line in the authorized_keys of {} on {} (e.g. ~{}/.ssh/authorized_keys). {confirm}",

@@ -47,6 +47,7 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         self.check_domains_free(name, &spec).await?;
         self.check_servers_exist(&spec).await?;
+        Self::check_server_change(None, &spec)?;
         let app = self.store().create_app(name, &spec).await?;
         self.store()
             .record_event(name, &caller.actor(), "app created", "")
@@ -90,6 +91,7 @@ impl Deployer {
         let current = self.store().app(name).await?;
         let next = merged(&current.spec, patch)?;
         self.check_servers_exist(&next).await?;
+        Self::check_server_change(Some(&current), &next)?;
         crate::tls_names::check_tls_names(&next, self.settings().own_acme_ca)?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;
@@ -140,7 +142,12 @@ impl Deployer {
     pub async fn delete_app(&self, name: &AppName, caller: &Caller) -> Result<(), ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
         let app = self.store().app(name).await?;
-        let here = self.for_app(&app.spec)?;
+        // Nothing of an app that never went live is on its server: it is removed here.
+        let here = match self.for_app(&app.spec) {
+            Ok(here) => here,
+            Err(_) if app.live_deployment_id.is_none() => self.clone(),
+            Err(refused) => return Err(refused),
+        };
         if self.store().has_pending(name).await? || self.has_running(name) {
             return Err(ActionError::Conflict(format!(
                 "app {name} has a deployment queued or running; wait for it to finish"

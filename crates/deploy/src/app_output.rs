@@ -23,6 +23,18 @@ impl Deployer {
         tail: usize,
         follow: bool,
     ) -> Result<BoxStream<'static, String>, ActionError> {
+        let here = self.for_app_named(app).await?;
+        here.app_output_here(app, containers, tail, follow).await
+    }
+
+    /// [`Self::app_output`] on this deployer's server.
+    async fn app_output_here(
+        &self,
+        app: &AppName,
+        containers: &[&str],
+        tail: usize,
+        follow: bool,
+    ) -> Result<BoxStream<'static, String>, ActionError> {
         if tail > MAX_TAIL {
             return Err(ActionError::Invalid(format!(
                 "tail: at most {MAX_TAIL} lines per container"

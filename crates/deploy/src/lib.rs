@@ -320,6 +320,14 @@ impl Deployer {
         })
     }
 
+    /// The deployer of the server app `name` runs on.
+    pub(crate) async fn for_app_named(
+        &self,
+        name: &capstan_core::AppName,
+    ) -> Result<Deployer, ActionError> {
+        self.for_app(&self.store().app(name).await?.spec)
+    }
+
     /// The servers the daemon has a target for, by name.
     fn target_names(&self) -> Vec<String> {
         let targets = self.inner.targets.read().expect("targets lock");

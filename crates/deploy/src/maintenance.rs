@@ -21,6 +21,12 @@ pub struct MaintenanceState {
 
 impl Deployer {
     pub async fn maintenance(&self, app: &AppName) -> Result<MaintenanceState, ActionError> {
+        let here = self.for_app_named(app).await?;
+        here.maintenance_here(app).await
+    }
+
+    /// [`Self::maintenance`] on this deployer's server.
+    async fn maintenance_here(&self, app: &AppName) -> Result<MaintenanceState, ActionError> {
         self.store().app(app).await?;
         let record = self.store().maintenance(app).await?;
         let applied = self.route_in_force(app).await.is_some();
@@ -37,6 +43,8 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<MaintenanceState, ActionError> {
         let stored = self.store().app(app).await?;
+        // The server is resolved first: a refusal changes nothing stored.
+        let here = self.for_app(&stored.spec)?;
         let (record, event) = match &page {
             Some(page) => {
                 page.validate()
@@ -61,7 +69,6 @@ impl Deployer {
         self.store()
             .record_event(app, &caller.actor(), event, &detail)
             .await?;
-        let here = self.for_app(&self.store().app(app).await?.spec)?;
         let applied = here.rewrite_route(app).await.map_err(|failure| {
             ActionError::Unavailable(format!(
                 "maintenance is {} for {app} but the proxy has not applied it: {failure}",

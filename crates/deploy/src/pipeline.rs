@@ -85,8 +85,19 @@ impl Deployer {
         self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);
         let state = self.record_outcome(id, Err(failure), &log).await;
+        self.count_finished(id).await;
         self.set_running(id, None);
         log.end(state);
+    }
+
+    /// Counts a finished deployment for `/metrics`.
+    async fn count_finished(&self, id: i64) {
+        if let (Ok(record), Ok(phases)) = (
+            self.store().deployment(id).await,
+            self.store().phases(id).await,
+        ) {
+            self.metrics().deployment_finished(&record, &phases);
+        }
     }
 
     /// Runs the deployment on this deployer's server.
@@ -112,12 +123,7 @@ impl Deployer {
         let final_state = self.record_outcome(id, outcome, &log).await;
         // The app is free first: the next deployment of it never waits for bookkeeping.
         drop(app_guard);
-        if let (Ok(record), Ok(phases)) = (
-            self.store().deployment(id).await,
-            self.store().phases(id).await,
-        ) {
-            self.metrics().deployment_finished(&record, &phases);
-        }
+        self.count_finished(id).await;
         let retirement = self.take_retirement(id);
         let deployer = self.clone();
         let finish = async move {

@@ -33,6 +33,15 @@ impl Deployer {
         &self,
         app: &AppName,
     ) -> Result<Vec<RunningContainer>, ActionError> {
+        let here = self.for_app_named(app).await?;
+        here.running_containers_here(app).await
+    }
+
+    /// [`Self::running_containers`] on this deployer's server.
+    async fn running_containers_here(
+        &self,
+        app: &AppName,
+    ) -> Result<Vec<RunningContainer>, ActionError> {
         self.store().app(app).await?;
         let engine = self.target();
         let mut found: Vec<(&'static str, _)> = Vec::new();

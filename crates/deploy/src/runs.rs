@@ -122,6 +122,17 @@ impl Deployer {
         request: &RunRequest,
         caller: &Caller,
     ) -> Result<RunRecord, ActionError> {
+        let here = self.for_app_named(app).await?;
+        here.start_run_here(app, request, caller).await
+    }
+
+    /// [`Self::start_run`] on this deployer's server.
+    async fn start_run_here(
+        &self,
+        app: &AppName,
+        request: &RunRequest,
+        caller: &Caller,
+    ) -> Result<RunRecord, ActionError> {
         check_command(&request.command).map_err(ActionError::Invalid)?;
         let limits = self.run_limits();
         let timeout_secs = match request.timeout_secs {

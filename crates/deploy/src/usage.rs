@@ -19,6 +19,12 @@ impl Deployer {
     /// Every running container of `app` with its CPU and memory use, sampled at once
     /// (about a second, the engine's sampling interval).
     pub async fn app_usage(&self, app: &AppName) -> Result<Vec<ContainerUsage>, ActionError> {
+        let here = self.for_app_named(app).await?;
+        here.app_usage_here(app).await
+    }
+
+    /// [`Self::app_usage`] on this deployer's server.
+    async fn app_usage_here(&self, app: &AppName) -> Result<Vec<ContainerUsage>, ActionError> {
         let containers = self.running_containers(app).await?;
         let samples =
             futures::future::join_all(containers.iter().map(|c| self.target().usage(&c.name)))

@@ -209,6 +209,15 @@ impl Deployer {
         &self,
         name: &AppName,
     ) -> Result<Vec<DomainCertificate>, ActionError> {
+        let here = self.for_app_named(name).await?;
+        here.certificates_here(name).await
+    }
+
+    /// [`Self::certificates`] on this deployer's server.
+    async fn certificates_here(
+        &self,
+        name: &AppName,
+    ) -> Result<Vec<DomainCertificate>, ActionError> {
         let app = self.store().app(name).await?;
         // What the proxy routes: the live release's domains and HTTPS (a rollback brings
         // back its own), else the saved ones.

@@ -161,6 +161,30 @@ impl Deployer {
         checks::engine_checks(engine, DiskAccess::ThisHost, Some(answers)).await
     }
 
+    /// What an app's servers may change to: one server for now, and not another one while
+    /// a version of the app is live (its containers and route would stay behind).
+    pub(crate) fn check_server_change(
+        current: Option<&capstan_store::AppRecord>,
+        next: &AppSpec,
+    ) -> Result<(), ActionError> {
+        if next.servers.len() > 1 {
+            return Err(ActionError::Invalid(
+                "servers: name one server; running one release on several servers is not available yet".into(),
+            ));
+        }
+        let Some(current) = current else {
+            return Ok(());
+        };
+        if current.live_deployment_id.is_some() && current.spec.servers != next.servers {
+            return Err(ActionError::Invalid(format!(
+                "servers: {} is live on {}; moving a live app to another server is not available yet (create the app again there)",
+                current.name,
+                current.spec.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Every server the settings name exists (422 naming the first that does not).
     pub(crate) async fn check_servers_exist(&self, spec: &AppSpec) -> Result<(), ActionError> {
         for server in &spec.servers {

@@ -1,7 +1,13 @@
-//! Runtime and images of a target that is one Docker [`Engine`](capstan_engine::Engine)
-//! (the local one, or a server's over SSH): every call goes to the engine as it is.
-//! `delegate_to_engine!(Type)` implements [`Runtime`](super::Runtime) and
-//! [`Images`](super::Images) for a type with `fn engine(&self) -> &Engine`.
+//! What a target that is one Docker [`Engine`] does the same whether the engine is the
+//! local one or a server's over SSH: its runtime and images are the engine's calls as they
+//! are (`delegate_to_engine!(Type)` implements [`Runtime`](super::Runtime) and
+//! [`Images`](super::Images) for a type with `fn engine(&self) -> &Engine`), and a host is
+//! prepared through the engine's API and the target's router ([`prepare_engine_host`]).
+
+use super::prepare::PROXY_START;
+use super::{HostSetup, PrepareError, Router};
+use capstan_engine::Engine;
+use std::time::Duration;
 
 /// Implements `Runtime` and `Images` for `$target` by calling `self.engine()`.
 macro_rules! delegate_to_engine {
@@ -209,3 +215,35 @@ macro_rules! delegate_to_engine {
 }
 
 pub(crate) use delegate_to_engine;
+
+/// Prepares `engine`'s host for `router` (the same host's proxy): the control network,
+/// the probe volume, the maintenance page server and the proxy, all through the engine's
+/// API, keeping what already matches; returns once the proxy answers. `place` names the
+/// host in the error when it does not.
+pub(crate) async fn prepare_engine_host(
+    engine: &Engine,
+    router: &(impl Router + ?Sized),
+    setup: &HostSetup,
+    place: &str,
+) -> Result<(), PrepareError> {
+    engine.ensure_control_network().await?;
+    let image = &setup.proxy.image;
+    if engine.image_id(image).await?.is_none() {
+        return Err(PrepareError::MissingProxyImage(image.clone()));
+    }
+    engine.install_probe(&setup.probe, image).await?;
+    engine.ensure_maintenance_pages(image, &setup.probe).await?;
+    let address = router.ensure_proxy(&setup.proxy).await?;
+    router.set_proxy_address(address);
+    let started = std::time::Instant::now();
+    while started.elapsed() < PROXY_START {
+        if router.proxy_answers().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(PrepareError::ProxySilent {
+        address: format!("{}{place}", router.proxy_address()),
+        waited: PROXY_START,
+    })
+}

@@ -4,8 +4,7 @@
 //! server, written through the Docker API into the proxy container, and Traefik's API
 //! (published on the server's loopback) is asked over `direct-tcpip` channels.
 
-use super::engine_delegate::delegate_to_engine;
-use super::prepare::PROXY_START;
+use super::engine_target::{delegate_to_engine, prepare_engine_host};
 use super::{HostSetup, PrepareError, Router, Target};
 use async_trait::async_trait;
 use capstan_engine::proxy::{ProxySpec, RoutesSource};
@@ -13,7 +12,6 @@ use capstan_engine::proxy_tunnel::TunneledProxyApi;
 use capstan_engine::{Engine, EngineError};
 use capstan_remote::SshConnection;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 /// The host ports a server's proxy publishes HTTP and HTTPS on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,31 +174,8 @@ impl Target for RemoteTarget {
     /// The server's control network, probe volume, page server and proxy, all through
     /// its engine's API; returns once the proxy's API answers over SSH.
     async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError> {
-        let engine = &self.engine;
-        engine.ensure_control_network().await?;
-        let image = &setup.proxy.image;
-        if engine.image_id(image).await?.is_none() {
-            return Err(PrepareError::MissingProxyImage(image.clone()));
-        }
-        engine.install_probe(&setup.probe, image).await?;
-        engine.ensure_maintenance_pages(image, &setup.probe).await?;
-        let address = self.ensure_proxy(&setup.proxy).await?;
-        self.set_proxy_address(address);
-        let started = std::time::Instant::now();
-        while started.elapsed() < PROXY_START {
-            if self.proxy_answers().await {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Err(PrepareError::ProxySilent {
-            address: format!(
-                "{} (on {})",
-                self.proxy_address(),
-                self.connection.address()
-            ),
-            waited: PROXY_START,
-        })
+        let place = format!(" on {}", self.connection.address());
+        prepare_engine_host(&self.engine, self, setup, &place).await
     }
 }
 

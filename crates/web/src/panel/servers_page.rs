@@ -28,7 +28,7 @@ pub struct ServerRow {
     /// The line for its `authorized_keys` (none for `local`).
     pub public_key: Option<String>,
     pub apps: Vec<String>,
-    /// `unknown`, `reachable` or `unreachable`.
+    /// `unknown`, `reachable`, `unreachable` or `unconfirmed` (host key not pinned).
     pub state: &'static str,
     pub checked: Option<Moment>,
     pub failures: u32,
@@ -41,6 +41,7 @@ impl ServerRow {
         match self.state {
             "reachable" => "ok",
             "unreachable" => "bad",
+            "unconfirmed" => "busy",
             _ => "",
         }
     }

@@ -2,17 +2,18 @@
 //! images and the proxy's served routes are maps, and a [`Fault`] set before a step makes
 //! that step fail the way the real host can (a build error, a container that exits or never
 //! gets healthy, a proxy that never confirms, a route write refused, a container that dies
-//! once traffic reaches it). No Docker, no proxy.
+//! once traffic reaches it). No Docker, no proxy: its routes are in `proxy`.
 
-use super::{HostSetup, Images, PrepareError, Router, Runtime, Target};
+mod images;
+mod proxy;
+
+use super::{HostSetup, PrepareError, Runtime, Target};
 use async_trait::async_trait;
 use capstan_compose::labels;
 use capstan_compose::model::{ComposeSpec, Service};
 use capstan_core::{AppName, InstanceNames};
-use capstan_engine::cleanup::OwnedImage;
 use capstan_engine::containers::{Health, HealthReport, OwnedContainer};
-use capstan_engine::images::{BuildRequest, ImageFacts, ImageLookup};
-use capstan_engine::proxy::{ProxySpec, ProxyStatus};
+use capstan_engine::proxy::ProxyStatus;
 use capstan_engine::server::EngineStatus;
 use capstan_engine::usage::Usage;
 use capstan_engine::EngineError;
@@ -275,29 +276,6 @@ impl FakeTarget {
     }
 }
 
-/// The services a route file defines and their server URLs.
-fn services_in(text: &str) -> Vec<(String, Vec<String>)> {
-    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(text) else {
-        return Vec::new();
-    };
-    let Some(services) = doc
-        .get("http")
-        .and_then(|h| h.get("services"))
-        .and_then(|s| s.as_mapping())
-    else {
-        return Vec::new();
-    };
-    let url_of = |server: &serde_norway::Value| server.get("url")?.as_str().map(str::to_string);
-    services
-        .iter()
-        .filter_map(|(name, service)| {
-            let servers = service.get("loadBalancer")?.get("servers")?.as_sequence()?;
-            let urls = servers.iter().filter_map(url_of).collect();
-            Some((format!("{}@file", name.as_str()?), urls))
-        })
-        .collect()
-}
-
 #[async_trait]
 impl Runtime for FakeTarget {
     fn names(&self) -> &InstanceNames {
@@ -455,163 +433,6 @@ impl Runtime for FakeTarget {
     async fn join_proxy(&self, _network: &str) -> Result<bool, EngineError> {
         Ok(false)
     }
-}
-
-#[async_trait]
-impl Images for FakeTarget {
-    fn builds_with_buildkit(&self) -> bool {
-        true
-    }
-
-    async fn build_image(
-        &self,
-        request: BuildRequest,
-        _log: &UnboundedSender<String>,
-    ) -> Result<String, EngineError> {
-        if self.has(Fault::BuildFails) {
-            return Err(EngineError::Build(
-                "injected fault: RUN exited with 1".into(),
-            ));
-        }
-        self.add_image(&request.tag);
-        Ok(self.state().images[&request.tag].clone())
-    }
-
-    async fn find_build(
-        &self,
-        _app: &str,
-        _build_key: &str,
-    ) -> Result<Option<String>, EngineError> {
-        Ok(None)
-    }
-
-    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        Ok(self.state().images.get(reference).cloned())
-    }
-
-    async fn image_facts(&self, _reference: &str) -> Result<ImageFacts, EngineError> {
-        Ok(ImageFacts {
-            exposed_ports: vec![8080],
-            healthcheck: None,
-        })
-    }
-
-    async fn look_up_image(&self, reference: &str) -> Result<ImageLookup, EngineError> {
-        Ok(match self.state().images.contains_key(reference) {
-            true => ImageLookup::Present,
-            false => ImageLookup::Absent,
-        })
-    }
-
-    async fn pull_image(
-        &self,
-        reference: &str,
-        _log: &UnboundedSender<String>,
-    ) -> Result<(), EngineError> {
-        Err(injected(&format!("no registry answers for {reference}")))
-    }
-
-    async fn tag_image(&self, image: &str, reference: &str) -> Result<(), EngineError> {
-        let mut state = self.state();
-        let id = state
-            .images
-            .get(image)
-            .cloned()
-            .unwrap_or_else(|| image.to_string());
-        state.images.insert(reference.to_string(), id);
-        Ok(())
-    }
-
-    async fn stage_images(&self, _repository_glob: &str) -> Result<Vec<String>, EngineError> {
-        Ok(Vec::new())
-    }
-
-    async fn app_images(&self, _app: &str) -> Result<Vec<String>, EngineError> {
-        Ok(Vec::new())
-    }
-
-    async fn owned_images(&self, _dangling: bool) -> Result<Vec<OwnedImage>, EngineError> {
-        Ok(Vec::new())
-    }
-
-    async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        self.state().images.remove(reference);
-        Ok(())
-    }
-
-    async fn remove_image_id(&self, id: &str) -> Result<(), EngineError> {
-        self.state().images.retain(|_, v| v != id);
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Router for FakeTarget {
-    async fn write_route(&self, name: &str, text: &str) -> Result<(), EngineError> {
-        let refused = match &mut self.state().writes_allowed {
-            Some(0) => true,
-            Some(left) => {
-                *left -= 1;
-                false
-            }
-            None => false,
-        };
-        if refused || self.has(Fault::RouteWriteFails) {
-            return Err(EngineError::Io(std::io::Error::other(
-                "injected fault: the route directory is read-only",
-            )));
-        }
-        let confirms = !self.has(Fault::ProxyNeverConfirms);
-        let services = services_in(text);
-        let mut state = self.state();
-        let names = services.iter().map(|(s, _)| s.clone()).collect();
-        state
-            .route_files
-            .insert(name.to_string(), (text.to_string(), names));
-        if confirms {
-            state.served.extend(services);
-        }
-        Ok(())
-    }
-
-    async fn remove_route(&self, name: &str) -> Result<(), EngineError> {
-        let mut state = self.state();
-        let (_, services) = state.route_files.remove(name).unwrap_or_default();
-        for service in services {
-            state.served.remove(&service);
-        }
-        Ok(())
-    }
-
-    async fn served_urls(&self, service: &str) -> Option<Vec<String>> {
-        self.state().served.get(service).cloned()
-    }
-
-    async fn router_enabled(&self, _router: &str) -> bool {
-        true
-    }
-
-    async fn acme_store(&self) -> Result<Option<Vec<u8>>, EngineError> {
-        Ok(None)
-    }
-
-    async fn proxy_log(&self, _lines: usize) -> Result<Vec<String>, EngineError> {
-        Ok(Vec::new())
-    }
-
-    async fn proxy_answers(&self) -> bool {
-        true
-    }
-
-    async fn ensure_proxy(&self, _spec: &ProxySpec) -> Result<String, EngineError> {
-        Ok(self.proxy_address())
-    }
-
-    fn proxy_address(&self) -> String {
-        "http://proxy.fake".to_string()
-    }
-
-    fn set_proxy_address(&self, _address: String) {}
 }
 
 #[async_trait]

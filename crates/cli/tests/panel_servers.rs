@@ -3,8 +3,9 @@
 //! problem at once beside its field, then adds the server and shows the `authorized_keys`
 //! line with the next step; Check shows each check (the real sshd's greeting, and on first
 //! contact the host key it presented, matching sshd's own); Remove is refused for `local`
-//! and while an app targets the server (naming the app, as the API), then allowed; a
-//! viewer gets no Servers link and a 403; the page fits 390 px. Screenshots go to
+//! and while an app targets the server (naming the app, as the API), then allowed; a post
+//! without the anti-forgery token is refused; a viewer gets no Servers link and a 403 for
+//! the page and for every post; the page fits 390 px. Screenshots go to
 //! `$CAPSTAN_ARTIFACTS_DIR/panel_servers`.
 
 mod support;
@@ -280,6 +281,17 @@ async fn servers_are_added_checked_and_removed_in_the_panel() {
     browser.screenshot("05-servers-phone").await;
     browser.goto(&format!("{}/server", daemon.api)).await;
     assert_eq!(js(&browser, FITS).await, json!([]), "this host at 390 px");
+    // A post without the session's anti-forgery token adds nothing.
+    let forged = js(
+        &browser,
+        "const body = new URLSearchParams({name: 'forged', host: '10.0.0.9'});
+         return fetch('/servers', {method: 'POST', body})
+           .then(async r => [r.status, await r.text()])",
+    )
+    .await;
+    assert_eq!(forged[0], 403, "{forged}");
+    assert!(forged[1].as_str().unwrap().contains("anti-forgery"));
+
     // A viewer sees no Servers link and is refused the page, as by the API.
     let viewer = json!({"name": "vic", "password": PASSWORD, "role": "viewer"});
     let (status, answer) = daemon.call(Method::POST, "/users", Some(viewer)).await;
@@ -294,5 +306,28 @@ async fn servers_are_added_checked_and_removed_in_the_panel() {
     browser.goto(&format!("{}/servers", daemon.api)).await;
     let refused = browser.source().await;
     assert!(refused.contains("does not allow this"), "{refused}");
+    browser.goto(&daemon.api).await;
+    let posted = js(
+        &browser,
+        "const csrf = document.querySelector('[name=csrf]').value;
+         const post = (path, fields) => fetch(path, {method: 'POST',
+           body: new URLSearchParams({csrf, ...fields})}).then(r => r.status);
+         return Promise.all([post('/servers', {name: 'sneaky', host: '10.0.0.9'}),
+           post('/servers/edge-two/check', {}), post('/servers/edge-two/delete', {})])",
+    )
+    .await;
+    assert_eq!(
+        posted,
+        json!([403, 403, 403]),
+        "a viewer changes and checks nothing"
+    );
+    let (_, listed) = daemon.call(Method::GET, "/servers", None).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["local", "edge-two"]);
     browser.close().await;
 }

@@ -27,6 +27,7 @@ mod recovery;
 mod release;
 mod retention;
 mod routing;
+mod run;
 mod run_exec;
 mod running;
 mod runs;

@@ -1,4 +1,4 @@
-//! One deployment from claim to finish: produce the image (source, plan, build) or reuse a
+//! One deployment's phases (its start and end are `run`'s): produce the image (source, plan, build) or reuse a
 //! release's, render and store the release, then hand over to the cutover.
 
 use crate::companions::{companions_in, stored_web_template};
@@ -62,149 +62,7 @@ pub(crate) struct Artifact {
 }
 
 impl Deployer {
-    /// Runs a claimed deployment to its end and records the outcome. The retirement of
-    /// the version it replaced goes on in a task of its own after the app is free for its
-    /// next deployment; the deployment's log ends when that is done.
-    pub(crate) async fn run_deployment(&self, deployment: DeploymentRecord) {
-        match self.bound_for(&deployment).await {
-            Ok(here) => here.run_here(deployment).await,
-            Err(failure) => self.fail_unstarted(deployment, failure).await,
-        }
-    }
-
-    /// The deployer of the server the deployment's app runs on.
-    async fn bound_for(&self, deployment: &DeploymentRecord) -> Result<Deployer, Failure> {
-        let app = self.store().app(&deployment.app).await?;
-        self.for_app(&app.spec)
-            .map_err(|refused| Failure::msg(refused.to_string()))
-    }
-
-    /// Records a deployment that could not start on any server as failed.
-    async fn fail_unstarted(&self, deployment: DeploymentRecord, failure: Failure) {
-        let id = deployment.id;
-        self.set_running(id, Some(&deployment.app));
-        let log = DeployLog::new(self, id);
-        let state = self.record_outcome(id, Err(failure), &log).await;
-        self.count_finished(id).await;
-        self.set_running(id, None);
-        log.end(state);
-    }
-
-    /// Counts a finished deployment for `/metrics`.
-    async fn count_finished(&self, id: i64) {
-        if let (Ok(record), Ok(phases)) = (
-            self.store().deployment(id).await,
-            self.store().phases(id).await,
-        ) {
-            self.metrics().deployment_finished(&record, &phases);
-        }
-    }
-
-    /// Runs the deployment on this deployer's server.
-    async fn run_here(&self, deployment: DeploymentRecord) {
-        let id = deployment.id;
-        self.set_running(id, Some(&deployment.app));
-        let log = DeployLog::new(self, id);
-        log_queue_wait(&deployment, &log).await;
-        let app_guard = self.lock_app(&deployment.app, &log).await;
-        log.info(format!(
-            "deployment {id} of {} ({}) started",
-            deployment.app,
-            deployment.trigger.as_str()
-        ))
-        .await;
-        let workspace = self.settings().workspace_dir.join(id.to_string());
-        let outcome = self.execute_guarded(&deployment, &workspace, &log).await;
-        if workspace.exists() {
-            if let Err(err) = tokio::fs::remove_dir_all(&workspace).await {
-                tracing::warn!(deployment = id, %err, "cannot remove workspace");
-            }
-        }
-        let final_state = self.record_outcome(id, outcome, &log).await;
-        // The app is free first: the next deployment of it never waits for bookkeeping.
-        drop(app_guard);
-        self.count_finished(id).await;
-        let retirement = self.take_retirement(id);
-        let deployer = self.clone();
-        let finish = async move {
-            if let Some(retirement) = retirement {
-                retirement.await;
-            }
-            deployer.set_running(id, None);
-            log.end(final_state);
-        };
-        tokio::spawn(finish);
-    }
-
-    /// Holds the app's lock for the deployment, saying so in the log when it has to wait.
-    async fn lock_app(
-        &self,
-        app: &capstan_core::AppName,
-        log: &DeployLog,
-    ) -> tokio::sync::OwnedMutexGuard<()> {
-        let app_lock = self.app_lock(app.as_str());
-        match app_lock.clone().try_lock_owned() {
-            Ok(guard) => guard,
-            Err(_) => {
-                log.info(format!(
-                    "waiting for the previous deployment of {app} to finish"
-                ))
-                .await;
-                app_lock.lock_owned().await
-            }
-        }
-    }
-
-    /// Runs the deployment; a panic inside it fails that deployment and frees its app.
-    async fn execute_guarded(
-        &self,
-        deployment: &DeploymentRecord,
-        workspace: &Path,
-        log: &DeployLog,
-    ) -> Result<(), Failure> {
-        use futures::FutureExt;
-        std::panic::AssertUnwindSafe(self.execute(deployment, workspace, log))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(deployment = deployment.id, %what, "deployment panicked");
-                Err(Failure::msg(format!("internal error (panic): {what}")))
-            })
-    }
-
-    /// Logs how the deployment ended and records a failure (going live was recorded by the
-    /// cutover); the final state.
-    async fn record_outcome(
-        &self,
-        id: i64,
-        outcome: Result<(), Failure>,
-        log: &DeployLog,
-    ) -> DeploymentState {
-        let failure = match outcome {
-            Ok(()) => {
-                log.info("deployment is live").await;
-                return DeploymentState::Live;
-            }
-            Err(failure) => failure,
-        };
-        log.info(format!("deployment failed: {failure}")).await;
-        let reason = log.masked(&failure.to_string());
-        if let Err(err) = self
-            .store()
-            .transition(id, DeploymentState::Failed, Some(&reason))
-            .await
-        {
-            tracing::error!(deployment = id, %err, "cannot record failure");
-        }
-        DeploymentState::Failed
-    }
-
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         d: &DeploymentRecord,
         workspace: &Path,
@@ -495,17 +353,5 @@ fn check_service_names(
             "compose service name {name:?} starts with {reserved:?}, which is reserved for Capstan's containers; rename the service"
         ))),
         None => Ok(()),
-    }
-}
-
-/// Says how long the deployment waited in the queue, when it was a second or more.
-async fn log_queue_wait(deployment: &DeploymentRecord, log: &DeployLog) {
-    let queued_ms = capstan_store::now_ms() - deployment.created_at;
-    if queued_ms >= 1000 {
-        log.info(format!(
-            "waited {:.1}s in the queue (for the app's previous deployment or a free deployment slot)",
-            queued_ms as f64 / 1000.0
-        ))
-        .await;
     }
 }

@@ -1,5 +1,6 @@
-//! One deployment's phases (its start and end are `run`'s): produce the image (source, plan, build) or reuse a
-//! release's, render and store the release, then hand over to the cutover.
+//! One deployment's phases (its start and end are `run`'s): produce the image (source,
+//! plan, build) or reuse a release's, render and store the release, then hand over to the
+//! cutover.
 
 use crate::companions::{companions_in, stored_web_template};
 use crate::cutover::{Attempt, Cutover};

@@ -1,4 +1,4 @@
-//! `capstan server add|list|show|remove|check`: the hosts apps run on. `add` prints the
+//! `capstan server add|list|show|remove|check|trust`: the hosts apps run on. `add` prints the
 //! public key line to put in the server's `authorized_keys`; `check` exits non-zero when
 //! a preflight check fails.
 
@@ -18,6 +18,18 @@ pub enum ServerCommand {
     Remove(NamedArgs),
     /// Run a server's preflight checks; exits with 1 when one fails.
     Check(NamedArgs),
+    /// Pin the host key a server must present (as its first check showed it, once compared
+    /// with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server).
+    Trust(TrustArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    name: String,
+    /// `SHA256:...`, as `ssh-keygen -lf` prints it.
+    fingerprint: String,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +105,14 @@ pub async fn server(command: ServerCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ServerCommand::Check(args) => check(args).await,
+        ServerCommand::Trust(args) => {
+            let api = args.connection.api()?;
+            let path = format!("/servers/{}/host-key", args.name);
+            let body = json!({ "fingerprint": args.fingerprint });
+            api.send(reqwest::Method::PUT, &path, Some(body)).await?;
+            println!("server {}: host key {} pinned", args.name, args.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

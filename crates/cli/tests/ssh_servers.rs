@@ -77,6 +77,36 @@ async fn ssh_servers_are_checked_through_one_pinned_connection() {
     assert!(passed(&answer, "reachable"), "{answer}");
     assert!(!passed(&answer, "ssh"), "{answer}");
     assert!(detail(&answer, "ssh").contains(&pinned), "{answer}");
+    // Pinning a key the server does not present is refused, naming both; the one it
+    // presents is pinned through the CLI, and the key pair (already authorized) stays.
+    let wrong = json!({"fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"});
+    let (status, refused) = daemon
+        .call(Method::PUT, "/servers/fresh/host-key", Some(wrong))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains(&pinned),
+        "{refused}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["server", "trust", "fresh", &pinned])
+        .env("CAPSTAN_URL", &daemon.api)
+        .env("CAPSTAN_TOKEN", &daemon.token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, fresh) = daemon.call(Method::GET, "/servers/fresh", None).await;
+    assert_eq!(fresh["host_key_fingerprint"], json!(pinned), "{fresh}");
+    assert_eq!(fresh["public_key"].as_str(), Some(key.trim()), "{fresh}");
+    let answer = check_server(&daemon, "fresh").await;
+    assert!(
+        passed(&answer, "ssh") && passed(&answer, "engine"),
+        "{answer}"
+    );
 
     // Pinned: logged in, and the second host's engine checked through the tunnel.
     let mut body = server("h2");
@@ -94,11 +124,17 @@ async fn ssh_servers_are_checked_through_one_pinned_connection() {
     ] {
         assert!(passed(&answer, name), "{name}: {answer}");
     }
-    assert_eq!(sshd.connections(), 1, "one SSH connection: {}", sshd.log());
+    // fresh and h2: one connection each.
+    assert_eq!(
+        sshd.connections(),
+        2,
+        "one SSH connection per server: {}",
+        sshd.log()
+    );
     // A second check reuses it.
     let again = check_server(&daemon, "h2").await;
     assert!(passed(&again, "engine"), "{again}");
-    assert_eq!(sshd.connections(), 1, "still one connection");
+    assert_eq!(sshd.connections(), 2, "still one connection per server");
 
     // A changed host key (another pinned fingerprint) is refused, naming both.
     let mut body = server("changed");

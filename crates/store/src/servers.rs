@@ -173,6 +173,27 @@ impl Store {
             })
     }
 
+    /// Pins the host key a server must present (its key pair stays, so the line already
+    /// in its `authorized_keys` keeps working). `local` has none (not found here).
+    pub async fn set_host_key_fingerprint(
+        &self,
+        name: &ServerName,
+        fingerprint: &str,
+    ) -> Result<ServerRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE servers SET host_key_fingerprint = ?, updated_at = ? WHERE name = ? AND kind != 'local'",
+        )
+        .bind(fingerprint)
+        .bind(now_ms())
+        .bind(name.as_str())
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("server {name}")));
+        }
+        self.server(name).await
+    }
+
     /// Removes a server and its key pair. `local` is never removed (not found here).
     pub async fn delete_server(&self, name: &ServerName) -> Result<(), StoreError> {
         let done = sqlx::query("DELETE FROM servers WHERE name = ? AND kind != 'local'")

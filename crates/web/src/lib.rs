@@ -77,6 +77,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(servers::list, servers::create))
             .routes(routes!(servers::show, servers::delete))
             .routes(routes!(servers::check))
+            .routes(routes!(servers::pin_host_key))
             .routes(routes!(backups::list, backups::create))
             .routes(routes!(tokens::list, tokens::create))
             .routes(routes!(tokens::revoke))

@@ -149,6 +149,7 @@ mod tests {
             "/servers",
             "/servers/{name}",
             "/servers/{name}/check",
+            "/servers/{name}/host-key",
             "/tokens",
             "/tokens/{id}",
             "/users",

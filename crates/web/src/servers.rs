@@ -24,9 +24,12 @@ fn server_name(raw: &str) -> Result<ServerName, ApiError> {
 async fn view(state: &AppState, record: ServerRecord) -> Result<Server, ApiError> {
     let apps = state.deployer.apps_on_server(&record.spec.name).await?;
     let instance = state.deployer.target().instance().to_string();
+    let reachability = state.deployer.server_reachability(&record.spec.name).state;
     let spec = record.spec;
     Ok(Server {
         namespace: spec.namespace_or(&instance).to_string(),
+        docker_socket: spec.docker_socket,
+        reachability: reachability.to_string(),
         name: spec.name.to_string(),
         kind: spec.kind,
         host: spec.host,
@@ -97,6 +100,39 @@ pub async fn delete(
         .delete_server(&server_name(&name)?, &caller)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The host key a server must present.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostKey {
+    /// As OpenSSH prints it: `SHA256:` and 43 base64 characters.
+    pub fingerprint: String,
+}
+
+#[utoipa::path(put, path = "/servers/{name}/host-key", tag = "servers", params(("name" = String, Path, description = "the server's name")), request_body = HostKey,
+    responses((status = 200, description = "pinned; the server's key pair is kept", body = Server), (status = "4XX", description = "what was wrong (422: not a fingerprint, or the server presents another key, both named; 409: local)", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)))]
+/// Pins the host key the server must present, e.g. the one its first check showed once
+/// compared with `ssh-keygen -lf` on the server. A server that answers must present it.
+pub async fn pin_host_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Server>, ApiError> {
+    let Json(body) = body?;
+    let key: HostKey = serde_path_to_error::deserialize(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid host key: {e}"),
+        )
+    })?;
+    let name = server_name(&name)?;
+    let record = state
+        .deployer
+        .confirm_host_key(&name, &key.fingerprint, &caller)
+        .await?;
+    Ok(Json(view(&state, record).await?))
 }
 
 #[utoipa::path(post, path = "/servers/{name}/check", tag = "servers", params(("name" = String, Path, description = "the server's name")),

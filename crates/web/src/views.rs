@@ -155,6 +155,11 @@ pub struct Server {
     pub proxy_https_port: Option<u16>,
     /// The prefix of the Docker objects Capstan owns there.
     pub namespace: String,
+    /// The engine's socket there (`null`: `/var/run/docker.sock`).
+    pub docker_socket: Option<String>,
+    /// What the background check last found: `unknown`, `reachable`, `unreachable`
+    /// (3 failures in a row) or `unconfirmed` (its host key is not pinned yet).
+    pub reachability: String,
     pub labels: BTreeMap<String, String>,
     /// The line for the server's `authorized_keys` (`null` for `local`).
     pub public_key: Option<String>,

@@ -185,6 +185,44 @@ impl Deployer {
         Ok(())
     }
 
+    /// Pins the host key the server must present. A server that answers must present
+    /// exactly this key (422 naming both otherwise, so a mistyped fingerprint is caught
+    /// before anything trusts it); one that does not answer yet is pinned as given.
+    pub async fn confirm_host_key(
+        &self,
+        name: &ServerName,
+        fingerprint: &str,
+        caller: &Caller,
+    ) -> Result<ServerRecord, ActionError> {
+        capstan_core::server::check_fingerprint(fingerprint)
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let server = self.store().server(name).await?;
+        if server.spec.kind == ServerKind::Local {
+            return Err(ActionError::Conflict(
+                "server local is the daemon's own engine; it has no host key".into(),
+            ));
+        }
+        let mut unpinned = server.spec.clone();
+        unpinned.host_key_fingerprint = None;
+        match self.server_connection(&unpinned).await {
+            Err(ConnectError::Unpinned { fingerprint: shown, .. }) if shown != fingerprint => {
+                return Err(ActionError::Invalid(format!(
+                    "fingerprint: {name} presents {shown}, not {fingerprint}; check the key on the server"
+                )))
+            }
+            _ => {}
+        }
+        let record = self
+            .store()
+            .set_host_key_fingerprint(name, fingerprint)
+            .await?;
+        // Connections made under another pinned key are not reused.
+        self.remove_target(name);
+        self.drop_connections(name).await;
+        tracing::info!(server = %name, %fingerprint, actor = %caller.actor(), "host key pinned");
+        Ok(record)
+    }
+
     /// Every server the settings name exists (422 naming the first that does not).
     pub(crate) async fn check_servers_exist(&self, spec: &AppSpec) -> Result<(), ActionError> {
         for server in &spec.servers {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const HOST_NAME: &str = "web.rt.test";
+/// How often the route is rewritten under traffic.
+const REWRITES: usize = 100;
 
 /// The route file for the app `rtweb`, sending to `url`.
 fn route(url: &str) -> String {
@@ -252,7 +254,7 @@ async fn exercise(target: &RemoteTarget, instance: &str, http_port: u16) -> Resu
     Ok(())
 }
 
-/// Rewrites the route 40 times (alternating two equivalent texts) while requests run
+/// Rewrites the route [`REWRITES`] times (alternating two equivalent texts) while requests run
 /// against the proxy: every request is answered by the app (a half-read file would drop
 /// the router and answer 404).
 async fn rewrites_never_drop_the_route(
@@ -287,7 +289,7 @@ async fn rewrites_never_drop_the_route(
         })
     };
     let started = Instant::now();
-    for i in 0..40 {
+    for i in 0..REWRITES {
         let text = format!("{}# rewrite {i}\n", route(url));
         target
             .write_route("rtweb", &text)
@@ -300,7 +302,7 @@ async fn rewrites_never_drop_the_route(
     let seen = traffic.await.map_err(|e| e.to_string())?;
     let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
     eprintln!(
-        "40 rewrites in {:?}: {ok} requests answered by the app, {bad} not",
+        "{REWRITES} rewrites in {:?}: {ok} requests answered by the app, {bad} not",
         started.elapsed()
     );
     if bad > 0 || ok == 0 {

@@ -27,6 +27,8 @@ pub struct RemoteTarget {
     ports: ProxyPorts,
     /// Where the proxy's file provider watches, inside its container.
     routes_mount: RwLock<String>,
+    /// Route writes one at a time (see `capstan_engine::proxy_routes`).
+    route_writes: tokio::sync::Mutex<()>,
     api: RwLock<ProxyAddress>,
 }
 
@@ -45,6 +47,7 @@ impl RemoteTarget {
             connection,
             ports,
             routes_mount: RwLock::new(capstan_compose::proxy::DYNAMIC_DIR.to_string()),
+            route_writes: tokio::sync::Mutex::new(()),
             api: RwLock::new(ProxyAddress {
                 address: String::new(),
                 client: None,
@@ -107,11 +110,13 @@ delegate_to_engine!(RemoteTarget);
 impl Router for RemoteTarget {
     async fn write_route(&self, name: &str, text: &str) -> Result<(), EngineError> {
         let dir = self.routes_mount();
+        let _one_at_a_time = self.route_writes.lock().await;
         self.engine.write_proxy_route(&dir, name, text).await
     }
 
     async fn remove_route(&self, name: &str) -> Result<(), EngineError> {
         let dir = self.routes_mount();
+        let _one_at_a_time = self.route_writes.lock().await;
         self.engine.clear_proxy_route(&dir, name).await
     }
 

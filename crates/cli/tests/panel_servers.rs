@@ -221,6 +221,25 @@ async fn servers_are_added_checked_and_removed_in_the_panel() {
     );
     assert!(browser.text("#flash").await.contains("Check of edge:"));
     browser.screenshot("03-server-checked").await;
+    // Trust: a mistyped key is refused in the card, naming the one presented; the one
+    // presented is pinned, and Check then logs in with the key line already installed.
+    let form = "#server-edge .pin-key";
+    let typo = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+    browser.fill(form, "fingerprint", typo).await;
+    browser.submit("#server-edge .pin-host-key").await;
+    let refused = browser.text("#server-edge .pin-error").await;
+    assert!(refused.contains(sshd.host_key_fingerprint()), "{refused}");
+    browser
+        .fill(form, "fingerprint", sshd.host_key_fingerprint())
+        .await;
+    browser.submit("#server-edge .pin-host-key").await;
+    assert!(browser.text("#flash").await.contains("pinned"));
+    let shown = browser.text("#server-edge .fingerprint").await;
+    assert!(shown.contains(sshd.host_key_fingerprint()), "{shown}");
+    assert!(!browser.exists("#server-edge .pin-key").await);
+    browser.submit("#server-edge .check-server").await;
+    let checks = checks_shown(&browser).await;
+    assert!(checks.iter().any(|c| c.0 == "ssh" && c.1), "{checks:?}");
     browser.submit("#server-local .check-server").await;
     assert!(!checks_shown(&browser).await.is_empty());
 

@@ -117,6 +117,7 @@ pub fn router() -> Router<AppState> {
             get(servers_page::servers).post(server_form::add),
         )
         .route("/servers/{name}/check", post(server_form::check))
+        .route("/servers/{name}/host-key", post(server_form::pin_host_key))
         .route("/servers/{name}/delete", post(server_form::remove))
         .route("/access", get(access_pages::access))
         .route("/access/users", post(access_pages::add_user))

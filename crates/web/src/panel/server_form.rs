@@ -156,7 +156,7 @@ fn added(spec: &ServerSpec) -> String {
     let confirm = if spec.host_key_fingerprint.is_some() {
         "Then run Check: Capstan logs in only if the host presents the fingerprint you gave."
     } else {
-        "Then confirm its host key: run Check, which shows the fingerprint the host presented (without trusting it), and compare it with what ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub prints on that host; if they match, remove the server and add it again with that fingerprint."
+        "Then confirm its host key: run Check, which shows the fingerprint the host presented (without trusting it), and compare it with what ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub prints on that host; if they match, paste it under Host key to trust (the key line stays valid)."
     };
     format!(
         "Server {} added. Next: put this line in the authorized_keys of {} on {} (e.g. ~{}/.ssh/authorized_keys). {confirm}",
@@ -256,6 +256,45 @@ pub async fn check(
     Ok(posted
         .session
         .redirect_with("/servers", Flash::with_checks(message, checks)))
+}
+
+/// Pins the host key the server must present (as the API's `PUT .../host-key`).
+pub async fn pin_host_key(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted,
+) -> Result<Response, PanelError> {
+    posted.session.require(Scope::Admin)?;
+    let name = named(&name)?;
+    let fingerprint = posted.fields.get("fingerprint").trim();
+    let caller = posted.session.caller();
+    match state
+        .deployer
+        .confirm_host_key(&name, fingerprint, &caller)
+        .await
+    {
+        Ok(_) => {
+            let flash = Flash::notice(format!(
+                "Host key {fingerprint} pinned for {name}: Capstan logs in only while it presents this key. Run Check."
+            ));
+            Ok(posted.session.redirect_with("/servers", flash))
+        }
+        Err(err) => {
+            let err = ApiError::from(err);
+            if !err.status.is_client_error() {
+                return Err(err.into());
+            }
+            let errors = FieldErrors::from([(format!("pin-{name}"), err.message)]);
+            servers_page(
+                &state,
+                &posted.session,
+                err.status,
+                Typed::default(),
+                errors,
+            )
+            .await
+        }
+    }
 }
 
 pub async fn remove(

@@ -98,6 +98,11 @@ impl ServersPage {
     fn removal_error(&self, server: &str) -> Option<&str> {
         self.error(&format!("remove-{server}"))
     }
+
+    /// Why pinning the server's host key was refused, shown in its card.
+    fn pin_error(&self, server: &str) -> Option<&str> {
+        self.error(&format!("pin-{server}"))
+    }
 }
 
 /// A stored server as a row, with its apps and reachability.

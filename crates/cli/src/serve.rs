@@ -92,6 +92,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
     );
     deployer.set_run_limits(config.run_limits());
+    // Servers are prepared as this host was: the same probe and proxy.
+    let options = capstan_deploy::servers::ProxyOptions {
+        acme_email: config.acme_email.clone(),
+        acme_ca_server: config.acme_ca_server.clone(),
+        throttle: config.proxy_throttle.clone(),
+    };
+    deployer.set_host_setup(setup, options);
     deployer.recover().await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -143,7 +143,7 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         let app = self.store().app(name).await?;
         // Nothing of an app that never went live is on its server: it is removed here.
-        let here = match self.for_app(&app.spec) {
+        let here = match self.for_app(&app.spec).await {
             Ok(here) => here,
             Err(_) if app.live_deployment_id.is_none() => self.clone(),
             Err(refused) => return Err(refused),
@@ -230,7 +230,7 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
-        let here = self.for_app(&app.spec)?;
+        let here = self.for_app(&app.spec).await?;
         let target = match target {
             RollbackTarget::Deployment(id) => {
                 let d = self.store().deployment(id).await?;
@@ -344,7 +344,8 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         // Refused before it is queued when the app's server has no target here.
-        self.for_app(&self.store().app(name).await?.spec)?;
+        self.check_deployable(&self.store().app(name).await?.spec)
+            .await?;
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
         let record = self

@@ -227,6 +227,8 @@ struct Inner {
     connections: servers::connections::Connections,
     /// What the background check last found of each server.
     watched: servers::watch::Watched,
+    /// Remote hosts being prepared, and what they are prepared with.
+    preparing: servers::targets::Preparing,
 }
 
 /// How many git fetches may run at once.
@@ -262,6 +264,7 @@ impl Deployer {
                 certificate_facts: Default::default(),
                 connections: Default::default(),
                 watched: Default::default(),
+                preparing: Default::default(),
             }),
         }
     }
@@ -309,16 +312,35 @@ impl Deployer {
     }
 
     /// The deployer of the server an app's deployments run on (its first; `local` by
-    /// default): refused while the daemon has no target for it.
-    pub(crate) fn for_app(&self, spec: &capstan_core::AppSpec) -> Result<Deployer, ActionError> {
+    /// default), connecting to a remote one and preparing it the first time.
+    pub(crate) async fn for_app(
+        &self,
+        spec: &capstan_core::AppSpec,
+    ) -> Result<Deployer, ActionError> {
+        let local = capstan_core::ServerName::local();
+        self.connect_target(spec.servers.first().unwrap_or(&local))
+            .await
+    }
+
+    /// Whether a deployment of the app can be queued: its server is one the daemon can
+    /// deploy to (it is connected to when the deployment runs).
+    pub(crate) async fn check_deployable(
+        &self,
+        spec: &capstan_core::AppSpec,
+    ) -> Result<(), ActionError> {
         let local = capstan_core::ServerName::local();
         let server = spec.servers.first().unwrap_or(&local);
-        self.on(server).ok_or_else(|| {
-            ActionError::Invalid(format!(
-                "the app targets server {server}: deploying to it is not available yet (this daemon deploys to: {})",
-                self.target_names().join(", ")
-            ))
-        })
+        if self.on(server).is_some() {
+            return Ok(());
+        }
+        let record = self.store().server(server).await?;
+        match record.spec.kind {
+            capstan_core::ServerKind::Ssh => Ok(()),
+            kind => Err(ActionError::Invalid(format!(
+                "the app targets server {server} of kind {}: deploying to it is not available yet",
+                kind.as_str()
+            ))),
+        }
     }
 
     /// The deployer of the server app `name` runs on.
@@ -326,15 +348,7 @@ impl Deployer {
         &self,
         name: &capstan_core::AppName,
     ) -> Result<Deployer, ActionError> {
-        self.for_app(&self.store().app(name).await?.spec)
-    }
-
-    /// The servers the daemon has a target for, by name.
-    fn target_names(&self) -> Vec<String> {
-        let targets = self.inner.targets.read().expect("targets lock");
-        let mut names: Vec<String> = targets.keys().map(ToString::to_string).collect();
-        names.sort();
-        names
+        self.for_app(&self.store().app(name).await?.spec).await
     }
 
     /// The certificate facts kept of Traefik's last read.

@@ -44,7 +44,7 @@ impl Deployer {
     ) -> Result<MaintenanceState, ActionError> {
         let stored = self.store().app(app).await?;
         // The server is resolved first: a refusal changes nothing stored.
-        let here = self.for_app(&stored.spec)?;
+        let here = self.for_app(&stored.spec).await?;
         let (record, event) = match &page {
             Some(page) => {
                 page.validate()

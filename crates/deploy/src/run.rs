@@ -25,6 +25,7 @@ impl Deployer {
     async fn bound_for(&self, deployment: &DeploymentRecord) -> Result<Deployer, Failure> {
         let app = self.store().app(&deployment.app).await?;
         self.for_app(&app.spec)
+            .await
             .map_err(|refused| Failure::msg(refused.to_string()))
     }
 

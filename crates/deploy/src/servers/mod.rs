@@ -6,10 +6,12 @@
 pub mod checks;
 pub mod connections;
 mod keys;
+pub(crate) mod targets;
 pub mod watch;
 
 pub use checks::{Check, Preflight};
 pub use connections::ConnectError;
+pub use targets::ProxyOptions;
 pub use watch::Reachability;
 
 use crate::{ActionError, Caller, Deployer};

@@ -378,10 +378,23 @@ async fn an_app_deploys_on_the_server_it_targets() {
         .create_app(&app, spec_v1, &caller)
         .await
         .unwrap();
-    // No target for the server yet: refused before anything is queued.
-    let refused = host.deployer.deploy(&app, None, false, &caller).await;
-    let message = refused.unwrap_err().to_string();
-    assert!(message.contains("server edge"), "{message}");
+    // No target for the server yet: the deployment connects when it runs, and fails
+    // there (nothing to connect with here), leaving nothing live.
+    host.deployer
+        .deploy(&app, None, false, &caller)
+        .await
+        .unwrap();
+    let (unstarted, state) = host.run_next().await;
+    assert_eq!(state, DeploymentState::Failed);
+    let error = host
+        .deployer
+        .store()
+        .deployment(unstarted)
+        .await
+        .unwrap()
+        .error
+        .unwrap();
+    assert!(error.contains("not set up its own host"), "{error}");
     host.deployer.add_target(
         capstan_core::ServerName::parse("edge").unwrap(),
         edge.clone(),

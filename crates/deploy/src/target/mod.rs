@@ -5,8 +5,10 @@
 //! Docker engine the daemon runs beside, and unit tests drive the same flow against a
 //! fake that injects faults (`fake`, tests only).
 
+mod engine_target;
 mod local;
 mod prepare;
+mod remote;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -15,6 +17,7 @@ mod flow_tests;
 
 pub use local::LocalTarget;
 pub use prepare::{HostSetup, PrepareError};
+pub use remote::{ProxyPorts, RemoteTarget};
 
 use async_trait::async_trait;
 use capstan_compose::model::{ComposeSpec, Service};

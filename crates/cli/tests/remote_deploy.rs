@@ -1,0 +1,201 @@
+//! Deploying to a server over SSH, end to end: a real daemon, the second host of the
+//! tests (its own Docker engine in its own network namespace at 10.250.0.2, a real sshd
+//! beside it) added as a server, and an app that names it. The first deployment prepares
+//! the server through its engine's API (control network, probe, page server, proxy on the
+//! server's port) and goes live there through the health-gated cutover; the app answers
+//! through the server's own proxy, nothing of it runs on the local engine, and a redeploy
+//! and a rollback switch over there with no failed request. Every object of the run's
+//! namespace is removed from the second engine afterwards.
+
+mod support;
+
+use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use reqwest::Method;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DOMAIN: &str = "remote.deploy.test";
+
+/// The app: busybox httpd serving `token` on 8080 (an image the second host has).
+fn app(token: &str) -> serde_json::Value {
+    let script =
+        format!("mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 8080 -h /www");
+    json!({
+        "source": {"image": "busybox:stable"},
+        "command": ["sh", "-c", script],
+        "port": 8080,
+        "domains": [DOMAIN],
+        "servers": ["h2"],
+        "health": {"interval_secs": 0.25},
+        "drain_secs": 1,
+    })
+}
+
+/// GET / through the server's proxy: status and body.
+async fn get(http: &reqwest::Client, port: u16) -> Option<(u16, String)> {
+    let response = http
+        .get(format!("http://10.250.0.2:{port}/"))
+        .header(reqwest::header::HOST, DOMAIN)
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_deploys_to_a_server_over_ssh_and_answers_through_its_proxy() {
+    let host = tokio::task::spawn_blocking(SecondHost::ensure)
+        .await
+        .unwrap()
+        .expect("the second host comes up (scripts/second-host.sh)");
+    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
+    let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
+    let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
+    let daemon = support::start_daemon().await;
+    let namespace = format!("rd{:08x}", rand::random::<u32>());
+    let proxy_port = 20_000 + rand::random::<u16>() % 20_000;
+    let outcome = exercise(&daemon, &host, &sshd, &namespace, proxy_port).await;
+    let left = remove_namespace(&host, &namespace).await;
+    if let Err(message) = outcome {
+        panic!("{message}\n--- daemon log ---\n{}", daemon.daemon_log());
+    }
+    assert!(left.is_empty(), "left on the second engine: {left:?}");
+}
+
+async fn exercise(
+    daemon: &capstan_testkit::Daemon,
+    host: &SecondHost,
+    sshd: &Sshd,
+    namespace: &str,
+    proxy_port: u16,
+) -> Result<(), String> {
+    let server = json!({
+        "name": "h2", "kind": "ssh", "host": sshd.host(), "port": sshd.port(),
+        "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
+        "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
+        "proxy_http_port": proxy_port, "proxy_https_port": proxy_port + 1,
+    });
+    let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
+    if status != 201 {
+        return Err(format!("add server: {status} {added}"));
+    }
+    sshd.authorize(added["public_key"].as_str().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    let mut first = app("first");
+    first["name"] = json!("far");
+    daemon.create_app(first).await;
+
+    let deployed = daemon.deploy_expect("far", None, "live").await;
+    let http = reqwest::Client::new();
+    let answer = get(&http, proxy_port).await;
+    if answer.as_ref().map(|(s, b)| (*s, b.trim())) != Some((200, "first")) {
+        return Err(format!("through the server's proxy: {answer:?}"));
+    }
+    if !daemon.containers("far").is_empty() {
+        return Err(format!(
+            "on the local engine: {:?}",
+            daemon.containers("far")
+        ));
+    }
+    let remote = host_containers(host, namespace);
+    if !remote.iter().any(|c| c.contains("far_d")) {
+        return Err(format!("not running on the second host: {remote:?}"));
+    }
+
+    // A redeploy with a new version and a rollback switch over there under traffic.
+    let failed = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (failed, served, stop, http) =
+            (failed.clone(), served.clone(), stop.clone(), http.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match get(&http, proxy_port).await {
+                    Some((200, _)) => served.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    let patch = json!({"command": app("second")["command"]});
+    let (status, body) = daemon.call(Method::PATCH, "/apps/far", Some(patch)).await;
+    if status != 200 {
+        return Err(format!("patch: {status} {body}"));
+    }
+    daemon.deploy_expect("far", None, "live").await;
+    let second = get(&http, proxy_port).await;
+    let body = json!({"deployment": deployed["id"]});
+    let (status, rollback) = daemon
+        .call(Method::POST, "/apps/far/rollback", Some(body))
+        .await;
+    if status != 202 {
+        return Err(format!("rollback: {status} {rollback}"));
+    }
+    let rolled = daemon
+        .wait(rollback["id"].as_i64().unwrap_or_default())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = load.await;
+    let back = get(&http, proxy_port).await;
+    let (ok, bad) = (
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    if second.as_ref().map(|(_, b)| b.trim()) != Some("second") || rolled["state"] != "live" {
+        return Err(format!("redeploy answered {second:?}; rollback {rolled}"));
+    }
+    if back.as_ref().map(|(_, b)| b.trim()) != Some("first") {
+        return Err(format!("after the rollback: {back:?}"));
+    }
+    if bad != 0 || ok < 20 {
+        return Err(format!(
+            "{bad} failed requests of {} under redeploy and rollback",
+            ok + bad
+        ));
+    }
+    // Deleting the app removes it from the server too.
+    let (status, body) = daemon.call(Method::DELETE, "/apps/far", None).await;
+    if status != 204 {
+        return Err(format!("delete: {status} {body}"));
+    }
+    let remote = host_containers(host, namespace);
+    if remote.iter().any(|c| c.contains("far_")) {
+        return Err(format!("left after delete: {remote:?}"));
+    }
+    Ok(())
+}
+
+/// The names of the second engine's containers of `namespace`.
+fn host_containers(host: &SecondHost, namespace: &str) -> Vec<String> {
+    let filter = format!("label=capstan.instance={namespace}");
+    let out = host
+        .docker_cli()
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &filter])
+        .output()
+        .expect("docker ps on the second host");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes every object of `namespace` from the second engine; what is left.
+async fn remove_namespace(host: &SecondHost, namespace: &str) -> Vec<String> {
+    let Ok(engine) = capstan_engine::Engine::connect(Some(&host.docker_host()), namespace).await
+    else {
+        return vec!["cannot reach the second engine".into()];
+    };
+    if let Ok(objects) = engine.instance_objects().await {
+        engine.purge(&objects, |_| {}).await;
+    }
+    match engine.instance_objects().await {
+        Ok(left) if left.is_empty() => Vec::new(),
+        Ok(left) => vec![format!("{} objects", left.len())],
+        Err(err) => vec![err.to_string()],
+    }
+}

@@ -89,6 +89,9 @@ async fn exercise(
     daemon.create_app(first).await;
 
     let deployed = daemon.deploy_expect("far", None, "live").await;
+    if deployed["server"] != "h2" {
+        return Err(format!("the deployment names its server: {deployed}"));
+    }
     let http = reqwest::Client::new();
     let answer = get(&http, proxy_port).await;
     if answer.as_ref().map(|(s, b)| (*s, b.trim())) != Some((200, "first")) {

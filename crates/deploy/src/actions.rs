@@ -343,9 +343,10 @@ impl Deployer {
         no_cache: bool,
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
-        // Refused before it is queued when the app's server has no target here.
-        self.check_deployable(&self.store().app(name).await?.spec)
-            .await?;
+        // Refused before it is queued when the app's server cannot be deployed to.
+        let spec = self.store().app(name).await?.spec;
+        self.check_deployable(&spec).await?;
+        let server = spec.servers.first().map_or("local", |s| s.as_str());
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
         let record = self
@@ -357,6 +358,7 @@ impl Deployer {
                 from_release,
                 no_cache,
                 actor: &actor,
+                server,
             })
             .await?;
         self.wake_workers();

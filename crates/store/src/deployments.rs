@@ -44,6 +44,8 @@ pub struct NewDeployment<'a> {
     pub from_release: Option<i64>,
     pub no_cache: bool,
     pub actor: &'a str,
+    /// The server the deployment runs on.
+    pub server: &'a str,
 }
 
 const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
@@ -131,8 +133,8 @@ impl Store {
             return Err(StoreError::NotFound(format!("app {}", new.app)));
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at, actor)
-             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at, actor, server)
+             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.app.as_str())
         .bind(new.trigger.as_str())
@@ -141,6 +143,7 @@ impl Store {
         .bind(new.no_cache as i64)
         .bind(now)
         .bind(new.actor)
+        .bind(new.server)
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;

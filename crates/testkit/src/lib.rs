@@ -34,12 +34,20 @@ pub fn assets_dir() -> PathBuf {
     dir
 }
 
+/// A TCP port free on every address right now, from below the kernel's ephemeral range
+/// (32768 and up here): the engine publishes ports chosen by the kernel and every outgoing
+/// connection takes one from there, so a port picked in that range could be taken by
+/// either before the test binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    for _ in 0..200 {
+        let port = LOW + rand::random::<u16>() % (HIGH - LOW);
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {HIGH}");
 }
 
 /// Runs the docker CLI (test set-up and inspection only) and returns its stdout.

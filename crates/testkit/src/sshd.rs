@@ -275,9 +275,7 @@ fn spawn_error(program: &str, err: impl std::fmt::Display) -> SshdError {
 /// A port free on this host's loopback right now (inside a namespace, likely free too;
 /// a taken one makes sshd exit and another is tried).
 fn pick_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
+    crate::free_port()
 }
 
 /// Generates `dir/host_ed25519` and returns its fingerprint.

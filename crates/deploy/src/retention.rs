@@ -61,7 +61,7 @@ impl Deployer {
     /// The images of the newest `keep_images` successful releases (distinct images: a
     /// rollback or a reused build shares its image with an earlier release), which always
     /// include the live one and the default rollback target, plus the image of every
-    /// deployment of the app that has not finished.
+    /// deployment of the app that has not finished (and the tag it builds into).
     async fn images_to_keep(
         &self,
         app: &AppName,
@@ -87,7 +87,13 @@ impl Deployer {
             }
         }
         let mut keep = HashSet::new();
+        let names = self.target().names().app(app);
         for d in &deployments {
+            // The tag a running deployment builds into, from before the store records it
+            // (a build reused from the cache is tagged first).
+            if !d.state.is_finished() {
+                keep.insert(names.image(&d.id.to_string()));
+            }
             let Some(image) = &d.image else { continue };
             let id = self
                 .target()

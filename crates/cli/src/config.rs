@@ -51,6 +51,9 @@ pub struct Config {
     /// The longest time limit a one-off command (`capstan run`) may ask for, in seconds
     /// (the default limit is 600 s, or this when lower).
     pub run_timeout_max_secs: u32,
+    /// How long connecting to a server over SSH, opening a channel on it, or a silent
+    /// connection may take before the calls waiting on it fail, in seconds.
+    pub ssh_timeout_secs: u64,
     /// The engine builder builds use: `auto` (BuildKit where the engine offers it),
     /// `buildkit` (refuse to start without it) or `classic`.
     pub builder: capstan_engine::Builder,
@@ -151,6 +154,7 @@ impl Default for Config {
             allow_private_submodules: false,
             local_source_max_mb: 1024,
             run_timeout_max_secs: 3600,
+            ssh_timeout_secs: 30,
             builder: capstan_engine::Builder::Auto,
             backup: BackupConfig {
                 keep: 7,
@@ -238,9 +242,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_private_submodules: Option<bool>,
+    /// Seconds connecting to a server over SSH, a channel on it, or a silent connection
+    /// may take [env CAPSTAN_SSH_TIMEOUT_SECS; default 30].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_timeout_secs: Option<u64>,
 }
 
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "builder",
     "data_dir",
     "listen",
@@ -261,6 +270,7 @@ const KEYS: [&str; 20] = [
     "allow_private_submodules",
     "local_source_max_mb",
     "run_timeout_max_secs",
+    "ssh_timeout_secs",
 ];
 
 impl Config {
@@ -311,6 +321,9 @@ impl Config {
         }
         if self.run_timeout_max_secs == 0 {
             bail!("run_timeout_max_secs must be at least 1");
+        }
+        if !(1..=600).contains(&self.ssh_timeout_secs) {
+            bail!("ssh_timeout_secs must be between 1 and 600");
         }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");

@@ -89,6 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             source_limits: config.source_limits(),
             proxy_https_port: config.proxy_https_port,
             own_acme_ca: config.acme_ca_server.is_some(),
+            ssh_timeout: Duration::from_secs(config.ssh_timeout_secs),
         },
     );
     deployer.set_run_limits(config.run_limits());

@@ -4,8 +4,9 @@
 //! the server through its engine's API (control network, probe, page server, proxy on the
 //! server's port) and goes live there through the health-gated cutover; the app answers
 //! through the server's own proxy, nothing of it runs on the local engine, and a redeploy
-//! and a rollback switch over there with no failed request. Every object of the run's
-//! namespace is removed from the second engine afterwards.
+//! and a rollback switch over there with no failed request. A server lost in the middle
+//! of a deployment fails it within the SSH bound while the live version keeps serving
+//! there. Every object of a run's namespace is removed from the second engine afterwards.
 
 mod support;
 
@@ -45,45 +46,77 @@ async fn get(http: &reqwest::Client, port: u16) -> Option<(u16, String)> {
     Some((status, response.text().await.unwrap_or_default()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_app_deploys_to_a_server_over_ssh_and_answers_through_its_proxy() {
-    let host = tokio::task::spawn_blocking(SecondHost::ensure)
-        .await
-        .unwrap()
-        .expect("the second host comes up (scripts/second-host.sh)");
-    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-    let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
-    let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
-    let daemon = support::start_daemon().await;
-    let namespace = format!("rd{:08x}", rand::random::<u32>());
-    let proxy_port = 20_000 + rand::random::<u16>() % 20_000;
-    let outcome = exercise(&daemon, &host, &sshd, &namespace, proxy_port).await;
-    let left = remove_namespace(&host, &namespace).await;
-    if let Err(message) = outcome {
-        panic!("{message}\n--- daemon log ---\n{}", daemon.daemon_log());
-    }
-    assert!(left.is_empty(), "left on the second engine: {left:?}");
+/// A daemon with the second host added as server `h2` (its own namespace and proxy port),
+/// reached through a real sshd in the host's namespace.
+struct Remote {
+    host: SecondHost,
+    sshd: Sshd,
+    daemon: capstan_testkit::Daemon,
+    namespace: String,
+    proxy_port: u16,
 }
 
-async fn exercise(
-    daemon: &capstan_testkit::Daemon,
-    host: &SecondHost,
-    sshd: &Sshd,
-    namespace: &str,
-    proxy_port: u16,
-) -> Result<(), String> {
-    let server = json!({
-        "name": "h2", "kind": "ssh", "host": sshd.host(), "port": sshd.port(),
-        "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
-        "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
-        "proxy_http_port": proxy_port, "proxy_https_port": proxy_port + 1,
-    });
-    let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
-    if status != 201 {
-        return Err(format!("add server: {status} {added}"));
+impl Remote {
+    async fn start(daemon_args: &[&str]) -> Remote {
+        let host = tokio::task::spawn_blocking(SecondHost::ensure)
+            .await
+            .unwrap()
+            .expect("the second host comes up (scripts/second-host.sh)");
+        let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
+        let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
+        let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
+        let daemon = support::start_daemon_with(daemon_args).await;
+        let namespace = format!("rd{:08x}", rand::random::<u32>());
+        let proxy_port = 20_000 + rand::random::<u16>() % 20_000;
+        let server = json!({
+            "name": "h2", "kind": "ssh", "host": sshd.host(), "port": sshd.port(),
+            "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
+            "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
+            "proxy_http_port": proxy_port, "proxy_https_port": proxy_port + 1,
+        });
+        let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
+        assert_eq!(status, 201, "add server: {added}");
+        sshd.authorize(added["public_key"].as_str().unwrap())
+            .unwrap();
+        Remote {
+            host,
+            sshd,
+            daemon,
+            namespace,
+            proxy_port,
+        }
     }
-    sshd.authorize(added["public_key"].as_str().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
+
+    /// Removes the run's objects from the second engine and fails on `outcome`'s error
+    /// or on anything left there.
+    async fn finish(self, outcome: Result<(), String>) {
+        let left = remove_namespace(&self.host, &self.namespace).await;
+        if let Err(message) = outcome {
+            panic!(
+                "{message}\n--- daemon log ---\n{}",
+                self.daemon.daemon_log()
+            );
+        }
+        assert!(left.is_empty(), "left on the second engine: {left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_deploys_to_a_server_over_ssh_and_answers_through_its_proxy() {
+    let remote = Remote::start(&[]).await;
+    let outcome = exercise(&remote).await;
+    remote.finish(outcome).await;
+}
+
+async fn exercise(remote: &Remote) -> Result<(), String> {
+    let Remote {
+        host,
+        daemon,
+        namespace,
+        proxy_port,
+        ..
+    } = remote;
+    let (namespace, proxy_port) = (namespace.as_str(), *proxy_port);
     let mut first = app("first");
     first["name"] = json!("far");
     daemon.create_app(first).await;
@@ -162,7 +195,16 @@ async fn exercise(
         ));
     }
     // Deleting the app removes it from the server too.
-    let (status, body) = daemon.call(Method::DELETE, "/apps/far", None).await;
+    // (once the rollback has retired the version it replaced: a delete waits for that)
+    let mut answer = daemon.call(Method::DELETE, "/apps/far", None).await;
+    for _ in 0..100 {
+        if answer.0 != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = daemon.call(Method::DELETE, "/apps/far", None).await;
+    }
+    let (status, body) = answer;
     if status != 204 {
         return Err(format!("delete: {status} {body}"));
     }
@@ -201,4 +243,60 @@ async fn remove_namespace(host: &SecondHost, namespace: &str) -> Vec<String> {
         Ok(left) => vec![format!("{} objects", left.len())],
         Err(err) => vec![err.to_string()],
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_lost_mid_deployment_fails_it_in_time_and_the_live_version_serves() {
+    let mut remote = Remote::start(&["--ssh-timeout-secs", "5"]).await;
+    let outcome = lose_the_server(&mut remote).await;
+    remote.finish(outcome).await;
+}
+
+async fn lose_the_server(remote: &mut Remote) -> Result<(), String> {
+    let port = remote.proxy_port;
+    let daemon = &remote.daemon;
+    let mut first = app("first");
+    first["name"] = json!("lost");
+    daemon.create_app(first).await;
+    daemon.deploy_expect("lost", None, "live").await;
+    // The next version takes a while to get healthy; the server goes away meanwhile.
+    let slow =
+        "sleep 20; mkdir -p /www && echo second > /www/index.html && exec httpd -f -p 8080 -h /www";
+    let health = json!({"start_period_secs": 60, "deadline_secs": 120});
+    let patch = json!({"command": ["sh", "-c", slow], "health": health});
+    let (status, body) = daemon.call(Method::PATCH, "/apps/lost", Some(patch)).await;
+    if status != 200 {
+        return Err(format!("patch: {status} {body}"));
+    }
+    let id = daemon.deploy("lost", None).await;
+    let mut state = String::new();
+    for _ in 0..300 {
+        state = daemon.deployment(id).await["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if state == "health_checking" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if state != "health_checking" {
+        return Err(format!("never health-checking: {state}"));
+    }
+    remote.sshd.kill();
+    let lost_at = std::time::Instant::now();
+    let ended = daemon.wait(id).await;
+    let took = lost_at.elapsed();
+    if ended["state"] != "failed" {
+        return Err(format!("with its server gone: {ended}"));
+    }
+    // The bound is 5 s; reconnect attempts and the cleanup's own tries fit well inside 30.
+    if took > Duration::from_secs(30) {
+        return Err(format!("failed only after {took:?}: {ended}"));
+    }
+    let answer = get(&reqwest::Client::new(), port).await;
+    if answer.as_ref().map(|(s, b)| (*s, b.trim())) != Some((200, "first")) {
+        return Err(format!("the live version after the loss: {answer:?}"));
+    }
+    Ok(())
 }

@@ -150,6 +150,9 @@ pub struct DeploySettings {
     /// The host port the proxy publishes HTTPS on (`proxy_https_port`): the redirect from
     /// plain HTTP sends browsers there.
     pub proxy_https_port: u16,
+    /// How long connecting to a server over SSH, opening a channel, or a silent
+    /// connection may take (`ssh_timeout_secs`, default 30 s).
+    pub ssh_timeout: std::time::Duration,
     /// The proxy asks an ACME CA of the operator's own (`acme_ca_server`), which may issue
     /// for names Let's Encrypt never will (`.test`, `.internal`): HTTPS is not refused for
     /// them.

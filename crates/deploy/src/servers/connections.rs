@@ -77,9 +77,6 @@ pub enum ConnectError {
     Action(#[from] ActionError),
 }
 
-/// How long connecting and each call may take (`capstan-remote`'s bound).
-pub const CONNECT_TIMEOUT: Duration = capstan_remote::DEFAULT_TIMEOUT;
-
 impl Deployer {
     /// The engine of an SSH server, scoped to the server's namespace, through the
     /// daemon's one connection to it (opened now if there is none).
@@ -112,7 +109,7 @@ impl Deployer {
             .map_err(ActionError::from)?
             .ok_or_else(|| ActionError::Invalid(format!("server {} has no key pair", spec.name)))?;
         let mut options = SshOptions::new(&spec.host, spec.port, &spec.user, private.expose());
-        options.timeout = CONNECT_TIMEOUT;
+        options.timeout = self.settings().ssh_timeout;
         if let Some(socket) = &spec.docker_socket {
             options.docker_socket = socket.clone();
         }

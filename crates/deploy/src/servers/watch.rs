@@ -15,9 +15,9 @@ use tokio::sync::watch;
 pub const WATCH_EVERY: Duration = Duration::from_secs(30);
 /// Failures in a row before a server counts as unreachable.
 pub const FAILURES_FOR_UNREACHABLE: u32 = 3;
-/// How long one ask may take: beyond the connection's own bound, so a server that is
-/// slow to connect is told apart from one that never answers.
-const ASK_TIMEOUT: Duration = Duration::from_secs(40);
+/// How much longer than the connection's own bound (`ssh_timeout`) one ask may take, so a
+/// server that is slow to connect is told apart from one that never answers.
+const ASK_MARGIN: Duration = Duration::from_secs(10);
 
 /// What one ask found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,10 +122,11 @@ impl Deployer {
             }
         };
         let asks = servers.into_iter().map(|server| async move {
-            let outcome = tokio::time::timeout(ASK_TIMEOUT, self.ask_server(&server.spec))
+            let bound = self.settings().ssh_timeout + ASK_MARGIN;
+            let outcome = tokio::time::timeout(bound, self.ask_server(&server.spec))
                 .await
                 .unwrap_or_else(|_| {
-                    Asked::Failed(format!("no answer within {} s", ASK_TIMEOUT.as_secs()))
+                    Asked::Failed(format!("no answer within {} s", bound.as_secs()))
                 });
             let name = &server.spec.name;
             let seen = self.inner.watched.record(name, outcome);

@@ -30,6 +30,7 @@ fn settings(dir: &std::path::Path) -> DeploySettings {
         source_limits: Default::default(),
         proxy_https_port: 443,
         own_acme_ca: false,
+        ssh_timeout: Duration::from_secs(30),
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn harness_with_backups(
         source_limits: Default::default(),
         proxy_https_port: 443,
         own_acme_ca: false,
+        ssh_timeout: std::time::Duration::from_secs(30),
     };
     let target = LocalTarget::new(engine, routes, ProxyApi::new("http://127.0.0.1:9".into()));
     let deployer = Deployer::new(store.clone(), std::sync::Arc::new(target), settings);

@@ -126,7 +126,7 @@ async fn servers_through_the_cli_and_local_checked_for_real() {
     assert!(report.contains("FAIL proxy"), "{report}");
     assert!(report.contains("server edge: not ready"), "{report}");
 
-    // An app that targets it holds it; a deploy there is refused for now.
+    // An app that targets it holds it.
     let repo = capstan_testkit::SampleRepo::new();
     repo.commit_version("v1", &[]);
     let app = capstan_testkit::sample_app("far", &repo, "main", "far.test");
@@ -138,16 +138,21 @@ async fn servers_through_the_cli_and_local_checked_for_real() {
     assert!(made.status.success(), "{}", text(&made));
     let (_, far) = daemon.call(Method::GET, "/apps/far", None).await;
     assert_eq!(far["servers"], json!(["edge"]), "{far}");
+    // The deployment is queued and connects when it runs: edge does not authorize the
+    // server's key, so it fails there, saying why, and nothing else changes.
     let (status, body) = daemon
         .call(Method::POST, "/apps/far/deployments", None)
         .await;
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(status, 202, "{body}");
+    let ended = daemon.wait(body["id"].as_i64().unwrap()).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert_eq!(ended["server"], "edge", "{ended}");
     assert!(
-        body["error"]
+        ended["error"]
             .as_str()
             .unwrap()
-            .contains("not available yet"),
-        "{body}"
+            .contains("refused Capstan's key"),
+        "{ended}"
     );
     let held = capstan(&daemon, &["server", "remove", "edge"]);
     assert!(!held.status.success());

@@ -279,22 +279,24 @@ pub async fn pin_host_key(
             ));
             Ok(posted.session.redirect_with("/servers", flash))
         }
-        Err(err) => {
-            let err = ApiError::from(err);
-            if !err.status.is_client_error() {
-                return Err(err.into());
-            }
-            let errors = FieldErrors::from([(format!("pin-{name}"), err.message)]);
-            servers_page(
-                &state,
-                &posted.session,
-                err.status,
-                Typed::default(),
-                errors,
-            )
-            .await
-        }
+        Err(err) => refused_in_card(&state, &posted, format!("pin-{name}"), err).await,
     }
+}
+
+/// The page again with a refused action's reason in the server's card (4xx), or the
+/// error itself when it is not the request's fault.
+async fn refused_in_card(
+    state: &AppState,
+    posted: &Posted,
+    slot: String,
+    err: capstan_deploy::ActionError,
+) -> Result<Response, PanelError> {
+    let err = ApiError::from(err);
+    if !err.status.is_client_error() {
+        return Err(err.into());
+    }
+    let errors = FieldErrors::from([(slot, err.message)]);
+    servers_page(state, &posted.session, err.status, Typed::default(), errors).await
 }
 
 pub async fn remove(
@@ -315,21 +317,7 @@ pub async fn remove(
             ));
             Ok(posted.session.redirect_with("/servers", flash))
         }
-        Err(err) => {
-            let err = ApiError::from(err);
-            if !err.status.is_client_error() {
-                return Err(err.into());
-            }
-            let errors = FieldErrors::from([(format!("remove-{name}"), err.message)]);
-            servers_page(
-                &state,
-                &posted.session,
-                err.status,
-                Typed::default(),
-                errors,
-            )
-            .await
-        }
+        Err(err) => refused_in_card(&state, &posted, format!("remove-{name}"), err).await,
     }
 }
 

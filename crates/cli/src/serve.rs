@@ -23,75 +23,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .init();
     let config = Config::load(&args)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
-    let data_dir = config.data_dir.canonicalize()?;
-
+    let data_dir = open_data_dir(&config)?;
     let store = Store::open(&data_dir.join("capstan.db")).await?;
     ensure_admin_token(&store, &data_dir).await?;
     ensure_setup_code(&store, &data_dir).await?;
 
-    let mut engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
-    engine.use_builder(config.builder)?;
-    tracing::info!(
-        "builds use the engine's {} builder",
-        if engine.builds_with_buildkit() {
-            "BuildKit"
-        } else {
-            "classic"
-        }
-    );
-    let probe_path = config.probe_path()?;
-    let probe = std::fs::read(&probe_path).with_context(|| {
-        format!(
-            "cannot read the health probe binary {} (build it with scripts/build-probe.sh or set --probe-bin)",
-            probe_path.display()
-        )
-    })?;
-    let routes = RouteFiles::new(
-        data_dir.join("proxy/dynamic"),
-        data_dir.join("proxy/staging"),
-    )?;
-    let proxy_spec = proxy_spec(&config, &routes)?;
-    let target = LocalTarget::new(engine, routes, ProxyApi::new(String::new()));
-    let setup = HostSetup {
-        probe,
-        proxy: proxy_spec.clone(),
-    };
-    target.prepare(&setup).await?;
-    tracing::info!(
-        http_port = config.proxy_http_port,
-        https_port = config.proxy_https_port,
-        api = target.proxy_address(),
-        "proxy {}-proxy is up",
-        config.instance
-    );
-
+    let (target, setup) = local_host(&config, &data_dir).await?;
     let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
-    let deployer = Deployer::new(
-        store,
-        std::sync::Arc::new(target),
-        DeploySettings {
-            workspace_dir: data_dir.join("workspaces"),
-            build_slots: config.build_slots,
-            keep_images: config.keep_images,
-            secret_key,
-            fetch_limits: capstan_deploy::FetchLimits {
-                total: Duration::from_secs(300),
-                idle: Duration::from_secs(config.fetch_idle_secs),
-            },
-            protected_paths: capstan_deploy::protected_host_paths(
-                &data_dir,
-                docker_socket_path(config.docker_host.as_deref()).as_deref(),
-            ),
-            source_dirs: config.source_dirs.clone(),
-            source_limits: config.source_limits(),
-            proxy_https_port: config.proxy_https_port,
-            own_acme_ca: config.acme_ca_server.is_some(),
-            ssh_timeout: Duration::from_secs(config.ssh_timeout_secs),
-        },
-    );
+    let settings = deploy_settings(&config, &data_dir, secret_key);
+    let deployer = Deployer::new(store, std::sync::Arc::new(target), settings);
     deployer.set_run_limits(config.run_limits());
     // Servers are prepared as this host was: the same probe and proxy.
     let options = capstan_deploy::servers::ProxyOptions {
@@ -99,35 +39,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         acme_ca_server: config.acme_ca_server.clone(),
         throttle: config.proxy_throttle.clone(),
     };
+    let proxy_spec = setup.proxy.clone();
     deployer.set_host_setup(setup, options);
     deployer.recover().await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = {
-        let deployer = deployer.clone();
-        let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { deployer.run_workers(stop_rx, Duration::from_secs(20)).await })
-    };
-    let cleanup = {
-        let deployer = deployer.clone();
-        let policy = config.cleanup.policy()?;
-        let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { deployer.run_cleanup(policy, stop_rx).await })
-    };
-    let backups = tokio::spawn(crate::backup::run_schedule(
-        config.clone(),
-        deployer.store().clone(),
-        stop_rx.clone(),
-    ));
-    let server_watch = {
-        let deployer = deployer.clone();
-        let stop_rx = stop_rx.clone();
-        tokio::spawn(async move { deployer.run_server_watch(stop_rx).await })
-    };
-    let proxy_watch = {
-        let deployer = deployer.clone();
-        tokio::spawn(async move { deployer.watch_proxy(proxy_spec, stop_rx).await })
-    };
+    let background = spawn_background(&deployer, &config, proxy_spec, stop_rx)?;
     let backups_on_demand = std::sync::Arc::new(crate::backup::DaemonBackups::new(
         config.clone(),
         deployer.store().clone(),
@@ -153,12 +70,107 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await?;
     tracing::info!("shutting down: no new deployments are started");
     let _ = stop_tx.send(true);
-    let _ = workers.await;
-    let _ = proxy_watch.await;
-    let _ = server_watch.await;
-    let _ = backups.await;
-    let _ = cleanup.await;
+    for task in background {
+        let _ = task.await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data dir, created with mode 0700 if missing, as a canonical path.
+fn open_data_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(config.data_dir.canonicalize()?)
+}
+
+/// The engine beside the daemon as a target, prepared (control network, probe, page
+/// server, proxy answering), and what it was prepared with.
+async fn local_host(config: &Config, data_dir: &Path) -> anyhow::Result<(LocalTarget, HostSetup)> {
+    let mut engine = Engine::connect(config.docker_host.as_deref(), &config.instance).await?;
+    engine.use_builder(config.builder)?;
+    let builder = if engine.builds_with_buildkit() {
+        "BuildKit"
+    } else {
+        "classic"
+    };
+    tracing::info!("builds use the engine's {builder} builder");
+    let probe_path = config.probe_path()?;
+    let probe = std::fs::read(&probe_path).with_context(|| {
+        format!(
+            "cannot read the health probe binary {} (build it with scripts/build-probe.sh or set --probe-bin)",
+            probe_path.display()
+        )
+    })?;
+    let routes = RouteFiles::new(
+        data_dir.join("proxy/dynamic"),
+        data_dir.join("proxy/staging"),
+    )?;
+    let proxy = proxy_spec(config, &routes)?;
+    let target = LocalTarget::new(engine, routes, ProxyApi::new(String::new()));
+    let setup = HostSetup { probe, proxy };
+    target.prepare(&setup).await?;
+    tracing::info!(
+        http_port = config.proxy_http_port,
+        https_port = config.proxy_https_port,
+        api = target.proxy_address(),
+        "proxy {}-proxy is up",
+        config.instance
+    );
+    Ok((target, setup))
+}
+
+/// What the pipeline needs from the configuration.
+fn deploy_settings(
+    config: &Config,
+    data_dir: &Path,
+    secret_key: capstan_store::SecretKey,
+) -> DeploySettings {
+    DeploySettings {
+        workspace_dir: data_dir.join("workspaces"),
+        build_slots: config.build_slots,
+        keep_images: config.keep_images,
+        secret_key,
+        fetch_limits: capstan_deploy::FetchLimits {
+            total: Duration::from_secs(300),
+            idle: Duration::from_secs(config.fetch_idle_secs),
+        },
+        protected_paths: capstan_deploy::protected_host_paths(
+            data_dir,
+            docker_socket_path(config.docker_host.as_deref()).as_deref(),
+        ),
+        source_dirs: config.source_dirs.clone(),
+        source_limits: config.source_limits(),
+        proxy_https_port: config.proxy_https_port,
+        own_acme_ca: config.acme_ca_server.is_some(),
+        ssh_timeout: Duration::from_secs(config.ssh_timeout_secs),
+    }
+}
+
+/// The daemon's background work until `stop` turns true: the queue workers, the cleanup
+/// timer, scheduled backups, the servers' check and the proxy watcher.
+fn spawn_background(
+    deployer: &Deployer,
+    config: &Config,
+    proxy_spec: ProxySpec,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let policy = config.cleanup.policy()?;
+    let (d, s) = (deployer.clone(), stop.clone());
+    let workers = tokio::spawn(async move { d.run_workers(s, Duration::from_secs(20)).await });
+    let (d, s) = (deployer.clone(), stop.clone());
+    let cleanup = tokio::spawn(async move { d.run_cleanup(policy, s).await });
+    let store = deployer.store().clone();
+    let backups = tokio::spawn(crate::backup::run_schedule(
+        config.clone(),
+        store,
+        stop.clone(),
+    ));
+    let (d, s) = (deployer.clone(), stop.clone());
+    let server_watch = tokio::spawn(async move { d.run_server_watch(s).await });
+    let d = deployer.clone();
+    let proxy_watch = tokio::spawn(async move { d.watch_proxy(proxy_spec, stop).await });
+    Ok(vec![workers, proxy_watch, server_watch, backups, cleanup])
 }
 
 /// On first start, creates the admin token and writes it, mode 0600, to

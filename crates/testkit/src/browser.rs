@@ -90,14 +90,21 @@ impl Browser {
             .await
     }
 
-    /// The visible text of the first element matching `css`.
+    /// The visible text of the first element matching `css`. A live page may replace the
+    /// element between finding and reading it (a stale element): it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let mut tries = 0;
+        loop {
+            let element = self
+                .find(css)
+                .await
+                .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+            match element.text().await {
+                Ok(text) => return text,
+                Err(err) if tries < 5 && is_stale(&err) => tries += 1,
+                Err(err) => panic!("cannot read {css}: {err}"),
+            }
+        }
     }
 
     pub async fn exists(&self, css: &str) -> bool {
@@ -199,4 +206,13 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
     }
+}
+
+/// Whether WebDriver says the element is no longer in the page.
+fn is_stale(err: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        err,
+        fantoccini::error::CmdError::Standard(e)
+            if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }

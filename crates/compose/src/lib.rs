@@ -8,6 +8,7 @@ pub mod model;
 pub mod proxy;
 pub mod render;
 pub mod routes;
+pub mod stack;
 
 pub use model::{ComposeSpec, Healthcheck, Service};
 pub use render::{render_deployment, DeploymentNames, RenderInput};

@@ -16,9 +16,13 @@ pub mod proxy_certs;
 pub mod proxy_routes;
 pub mod proxy_tunnel;
 pub mod purge;
+pub mod registry;
 pub mod server;
 pub mod setup;
+pub mod swarm;
 pub mod tasks;
+pub mod transfer;
+mod transfer_archive;
 pub mod usage;
 pub mod volumes;
 
@@ -43,6 +47,8 @@ pub enum EngineError {
     Timeout(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("image transfer: {0}")]
+    Transfer(#[from] transfer::TransferError),
 }
 
 /// A handle on one Docker engine, scoped to one Capstan instance: every object it creates

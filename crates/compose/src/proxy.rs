@@ -24,6 +24,35 @@ pub const API_PORT: u16 = 8080;
 /// routes), HTTP and HTTPS entrypoints, the API entrypoint bound to the control network,
 /// ACME HTTP-01 resolver, logs as JSON lines (read back for certificate failures).
 pub fn render_static_config(settings: &ProxySettings<'_>) -> Result<String, RenderError> {
+    render_with(settings, None)
+}
+
+/// Where a swarm server's proxy reaches the manager's engine, inside its container.
+pub const SWARM_ENDPOINT_SOCKET: &str = "/var/run/docker.sock";
+
+/// How often the swarm provider lists services and tasks again.
+pub const SWARM_REFRESH: &str = "1s";
+
+/// Renders `traefik.yml` for a swarm server: the same, plus Traefik's swarm provider on the
+/// manager's engine socket, limited to services labelled `capstan.instance=<namespace>`.
+pub fn render_swarm_static_config(settings: &ProxySettings<'_>) -> Result<String, RenderError> {
+    let constraints = format!(
+        "Label(`{}`,`{}`)",
+        crate::labels::INSTANCE,
+        settings.instance
+    );
+    let swarm = context! {
+        endpoint => format!("unix://{SWARM_ENDPOINT_SOCKET}"),
+        refresh => SWARM_REFRESH,
+        constraints => constraints,
+    };
+    render_with(settings, Some(swarm))
+}
+
+fn render_with(
+    settings: &ProxySettings<'_>,
+    swarm: Option<minijinja::Value>,
+) -> Result<String, RenderError> {
     let api_alias = capstan_core::InstanceNames::new(settings.instance).proxy_api_alias();
     let text = render_template(
         "traefik.yml.j2",
@@ -34,6 +63,7 @@ pub fn render_static_config(settings: &ProxySettings<'_>) -> Result<String, Rend
             throttle => settings.throttle,
             acme_email => settings.acme_email,
             acme_ca_server => settings.acme_ca_server,
+            swarm => swarm,
         },
     )?;
     serde_norway::from_str::<serde_norway::Value>(&text).map_err(|source| RenderError::Yaml {

@@ -31,7 +31,7 @@ pub struct StackService {
     pub entrypoint: Option<Vec<String>>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
-    /// Labels of the tasks' containers (ownership).
+    /// Labels of the tasks' containers (never Capstan's own).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -331,7 +331,15 @@ fn stack_service(
         command: service.command.clone(),
         entrypoint: service.entrypoint.clone(),
         environment: service.environment.clone(),
-        labels: service.labels.clone(),
+        // Ownership is on the service (`deploy.labels`): the tasks' containers carry none
+        // of Capstan's labels, so nothing that lists Capstan's containers (retirement,
+        // recovery, cleanup) ever touches a container Swarm manages.
+        labels: service
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("capstan."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         healthcheck: service.healthcheck.clone(),
         stop_grace_period: service.stop_grace_period.clone(),
         stop_signal: service.stop_signal.clone(),

@@ -19,6 +19,7 @@ pub mod purge;
 pub mod registry;
 pub mod server;
 pub mod setup;
+pub mod swarm;
 pub mod tasks;
 pub mod transfer;
 mod transfer_archive;

@@ -215,8 +215,22 @@ impl Engine {
     /// fingerprint is kept (apps keep serving across daemon restarts); a different one is
     /// replaced. Returns the base URL of Traefik's API as reachable from the daemon.
     pub async fn ensure_proxy(&self, spec: &ProxySpec) -> Result<String, EngineError> {
+        self.ensure_proxy_with(spec, None).await
+    }
+
+    /// Like [`Engine::ensure_proxy`], with the engine's own socket (its path on the host,
+    /// `engine_socket`) mounted at `/var/run/docker.sock` in the proxy: a swarm manager's
+    /// proxy reads the services to route from it (Traefik's swarm provider).
+    pub async fn ensure_proxy_with(
+        &self,
+        spec: &ProxySpec,
+        engine_socket: Option<&str>,
+    ) -> Result<String, EngineError> {
         let name = self.proxy_container_name();
-        let fingerprint = spec.fingerprint();
+        let mut fingerprint = spec.fingerprint();
+        if let Some(socket) = engine_socket {
+            fingerprint = format!("{fingerprint}-{}", socket_digest(socket));
+        }
         match self.docker().inspect_container(&name, None).await {
             Ok(info) => {
                 let same = info
@@ -251,7 +265,19 @@ impl Engine {
                 spec.image
             )));
         }
-        self.create_proxy(&name, spec, &fingerprint).await?;
+        let mut config = self.proxy_config(spec, &fingerprint);
+        if let Some(socket) = engine_socket {
+            if let Some(mounts) = config.host_config.as_mut().and_then(|h| h.mounts.as_mut()) {
+                mounts.push(Mount {
+                    source: Some(socket.to_string()),
+                    target: Some("/var/run/docker.sock".to_string()),
+                    typ: Some(MountTypeEnum::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
+        }
+        self.create_proxy(&name, spec, config).await?;
         self.proxy_api_url().await
     }
 
@@ -259,7 +285,7 @@ impl Engine {
         &self,
         name: &str,
         spec: &ProxySpec,
-        fingerprint: &str,
+        config: Config<String>,
     ) -> Result<(), EngineError> {
         self.docker()
             .create_container(
@@ -267,7 +293,7 @@ impl Engine {
                     name: name.to_string(),
                     platform: None,
                 }),
-                self.proxy_config(spec, fingerprint),
+                config,
             )
             .await?;
         self.upload_proxy_files(name, spec).await?;
@@ -386,6 +412,11 @@ impl Engine {
         }
         Err(EngineError::Proxy(format!("{name} publishes no API port")))
     }
+}
+
+/// A short digest of the engine socket's path, part of the proxy's fingerprint.
+fn socket_digest(socket: &str) -> String {
+    hex::encode(&Sha256::digest(socket.as_bytes())[..4])
 }
 
 /// The directory of per-app route files the proxy's file provider watches.

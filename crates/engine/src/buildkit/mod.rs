@@ -3,7 +3,7 @@
 //! from a session instead of passed as build arguments. Progress arrives as BuildKit
 //! messages and leaves as numbered log lines.
 
-mod connection;
+pub(crate) mod connection;
 mod progress;
 mod session;
 

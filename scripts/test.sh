@@ -19,18 +19,22 @@ done
 # install.sh with shellcheck and runs it in a debootstrapped Debian; the certificates test
 # points the proxy at pebble, an ACME test CA, with a TLS certificate made by openssl; the
 # remote-server tests start their own sshd (openssh-server) on their own ports, some in a
-# second host's network namespace (iproute2, scripts/second-host.sh) (Debian's packages).
+# second host's network namespace (iproute2, scripts/second-host.sh); the image transfer
+# tests push through a registry they start themselves (docker-registry, the distribution
+# registry) (Debian's packages).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
   || ! command -v shellcheck >/dev/null || ! command -v debootstrap >/dev/null \
   || ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
-  || ! command -v openssl >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ip >/dev/null; then
-  packages=(chromium chromium-driver shellcheck debootstrap pebble openssl openssh-server iproute2)
-  echo "== installing ${packages[*]} (Debian packages) for the panel, install, certificate and server tests"
+  || ! command -v openssl >/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ip >/dev/null \
+  || [ ! -x /usr/bin/docker-registry ]; then
+  packages=(chromium chromium-driver shellcheck debootstrap pebble openssl openssh-server iproute2 docker-registry)
+  echo "== installing ${packages[*]} (Debian packages) for the panel, install, certificate, server and image transfer tests"
   if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); sudo=(); else apt=(sudo -n apt-get); sudo=(sudo -n); fi
   # The package's sshd must not become a service listening on port 22 for the whole machine:
   # while installing, a policy-rc.d that refuses every start (unless one is there already),
   # and a freshly installed ssh service disabled for later boots.
   had_sshd=$([ -x /usr/sbin/sshd ] && echo yes || echo no)
+  had_registry=$([ -x /usr/bin/docker-registry ] && echo yes || echo no)
   policy=/usr/sbin/policy-rc.d
   own_policy=no
   if [ ! -e "$policy" ]; then
@@ -51,6 +55,10 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
     elif command -v update-rc.d >/dev/null; then
       "${sudo[@]}" update-rc.d ssh disable >/dev/null 2>&1 || true
     fi
+  fi
+  # Nor the registry a service on port 5000: the tests start their own on free ports.
+  if [ "$had_registry" = no ] && [ -d /run/systemd/system ]; then
+    "${sudo[@]}" systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
   fi
 fi
 

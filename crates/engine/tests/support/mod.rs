@@ -2,6 +2,8 @@
 //! engine, a spool directory, images built from a small context, a container run to read
 //! an image's output, and the removal of every image a test made on both engines.
 
+#![allow(dead_code)] // each test binary uses its own part of the fixture
+
 use bollard::container::{Config, CreateContainerOptions, LogsOptions, RemoveContainerOptions};
 use bollard::image::RemoveImageOptions;
 use capstan_engine::images::BuildRequest;

@@ -169,6 +169,7 @@ impl Deployer {
         for container in containers {
             here.target().remove_container(&container.id).await?;
         }
+        here.remove_swarm_app(name).await?;
         here.target().remove_app_network(name).await?;
         let repository = here.target().names().app(name).image_prefix();
         let repository = repository.trim_end_matches(':');
@@ -308,6 +309,21 @@ impl Deployer {
         )))
     }
 
+    /// Queues a finished deployment again on the servers where it failed only (its own
+    /// release, no build); 409 when it failed nowhere, was replaced by a later deployment
+    /// of the app, or never got as far as a release.
+    pub async fn retry(&self, id: i64, caller: &Caller) -> Result<DeploymentRecord, ActionError> {
+        let _settings = self.inner.settings_lock.lock().await;
+        let servers = self
+            .store()
+            .reopen_failed(id)
+            .await?
+            .map_err(|refused| ActionError::Conflict(refused.to_string()))?;
+        tracing::info!(deployment = id, actor = %caller.actor(), servers = %servers.join(","), "retry queued");
+        self.wake_workers();
+        Ok(self.store().deployment(id).await?)
+    }
+
     /// Queues a restart: new containers from the live release with the current settings.
     pub async fn restart(
         &self,
@@ -346,7 +362,7 @@ impl Deployer {
         // Refused before it is queued when the app's server cannot be deployed to.
         let spec = self.store().app(name).await?.spec;
         self.check_deployable(&spec).await?;
-        let server = spec.servers.first().map_or("local", |s| s.as_str());
+        let servers: Vec<&str> = spec.servers.iter().map(|s| s.as_str()).collect();
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
         let record = self
@@ -358,7 +374,7 @@ impl Deployer {
                 from_release,
                 no_cache,
                 actor: &actor,
-                server,
+                servers: &servers,
             })
             .await?;
         self.wake_workers();

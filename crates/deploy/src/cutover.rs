@@ -127,9 +127,7 @@ impl Deployer {
         log: &DeployLog,
     ) -> Result<Cutover, Failure> {
         if attempt.first {
-            self.store()
-                .transition(d.id, DeploymentState::HealthChecking, None)
-                .await?;
+            self.enter_phase(d, DeploymentState::HealthChecking).await?;
         }
         let check = crate::health::GateCheck::of(service, spec);
         for (index, container) in containers.iter().enumerate() {
@@ -140,15 +138,8 @@ impl Deployer {
                 return Ok(Cutover::ListensOn(port));
             }
         }
-        self.store()
-            .transition(d.id, DeploymentState::Switching, None)
-            .await?;
-        let previous = self
-            .store()
-            .app(&d.app)
-            .await?
-            .live_deployment_id
-            .filter(|p| *p != d.id);
+        self.enter_phase(d, DeploymentState::Switching).await?;
+        let previous = self.live_here_before(d).await?;
         let switched = self
             .switch_and_settle(d, spec, containers, previous, log)
             .await;
@@ -194,7 +185,7 @@ impl Deployer {
                 return Err(failure);
             }
         }
-        self.store().mark_live(&d.app, d.id).await?;
+        self.go_live(d).await?;
         Ok(())
     }
 

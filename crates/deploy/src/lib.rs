@@ -11,6 +11,7 @@ pub mod certificates;
 mod cleanup;
 mod companions;
 mod cutover;
+mod fanout;
 mod git_trust;
 mod health;
 mod listening;
@@ -186,6 +187,8 @@ pub struct Deployer {
     inner: Arc<Inner>,
     server: capstan_core::ServerName,
     target: Arc<dyn Target>,
+    /// Whether a deployment this deployer cuts over runs here only or on several servers.
+    reach: fanout::Reach,
 }
 
 struct Inner {
@@ -248,6 +251,7 @@ impl Deployer {
         Self {
             server: local,
             target,
+            reach: fanout::Reach::Sole,
             inner: Arc::new(Inner {
                 store,
                 targets: std::sync::RwLock::new(targets),
@@ -299,6 +303,7 @@ impl Deployer {
             inner: self.inner.clone(),
             server: server.clone(),
             target,
+            reach: fanout::Reach::Sole,
         })
     }
 
@@ -331,19 +336,22 @@ impl Deployer {
         &self,
         spec: &capstan_core::AppSpec,
     ) -> Result<(), ActionError> {
-        let local = capstan_core::ServerName::local();
-        let server = spec.servers.first().unwrap_or(&local);
-        if self.on(server).is_some() {
-            return Ok(());
+        for server in &spec.servers {
+            if self.on(server).is_some() {
+                continue;
+            }
+            let record = self.store().server(server).await?;
+            match record.spec.kind {
+                capstan_core::ServerKind::Ssh => {}
+                kind => {
+                    return Err(ActionError::Invalid(format!(
+                        "the app targets server {server} of kind {}: deploying to it is not available yet",
+                        kind.as_str()
+                    )))
+                }
+            }
         }
-        let record = self.store().server(server).await?;
-        match record.spec.kind {
-            capstan_core::ServerKind::Ssh => Ok(()),
-            kind => Err(ActionError::Invalid(format!(
-                "the app targets server {server} of kind {}: deploying to it is not available yet",
-                kind.as_str()
-            ))),
-        }
+        Ok(())
     }
 
     /// The deployer of the server app `name` runs on.
@@ -463,11 +471,13 @@ impl Deployer {
         work: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         use futures::FutureExt;
-        self.inner
-            .retirements
-            .lock()
-            .expect("retirements lock")
-            .insert(id, work.boxed());
+        let mut retirements = self.inner.retirements.lock().expect("retirements lock");
+        // A deployment on several servers leaves one retirement on each.
+        let work = match retirements.remove(&id) {
+            Some(earlier) => futures::future::join(earlier, work).map(|_| ()).boxed(),
+            None => work.boxed(),
+        };
+        retirements.insert(id, work);
     }
 
     pub(crate) fn take_retirement(&self, id: i64) -> Option<Retirement> {

@@ -89,6 +89,8 @@ pub(crate) struct DeployLog {
     deployer: Deployer,
     id: i64,
     masker: Arc<RwLock<Masker>>,
+    /// `[server] ` before each line, for one server of a deployment on several.
+    prefix: Option<Arc<str>>,
 }
 
 impl DeployLog {
@@ -97,6 +99,15 @@ impl DeployLog {
             deployer: deployer.clone(),
             id,
             masker: Arc::default(),
+            prefix: None,
+        }
+    }
+
+    /// This log for one server of a deployment on several: each line names the server.
+    pub(crate) fn for_server(&self, server: &str) -> Self {
+        Self {
+            prefix: Some(format!("[{server}] ").into()),
+            ..self.clone()
         }
     }
 
@@ -113,7 +124,10 @@ impl DeployLog {
     /// Stores a line and sends it to followers. A store failure is logged, never fatal:
     /// losing a log line must not fail a deployment.
     pub(crate) async fn line(&self, stream: &str, text: &str) {
-        let text = self.masked(text);
+        let text = match &self.prefix {
+            Some(prefix) => self.masked(&format!("{prefix}{text}")),
+            None => self.masked(text),
+        };
         match self
             .deployer
             .store()

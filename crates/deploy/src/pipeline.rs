@@ -47,6 +47,7 @@ impl Failure {
 }
 
 /// The image a deployment will run and where it came from.
+#[derive(Clone)]
 pub(crate) struct Artifact {
     pub image: String,
     pub commit: Option<String>,
@@ -72,14 +73,20 @@ impl Deployer {
         let app = self.store().app(&d.app).await?;
         let secrets = self.secret_values(&d.app).await?;
         log.mask_values(secrets.iter().map(|s| s.value.as_str()));
-        let mut artifact = match d.trigger {
-            Trigger::Deploy => {
-                self.produce_image(d, &app.spec, &secrets, workspace, log)
-                    .await?
+        let retried = self.store().release_of(d.id).await?;
+        let (source, mut artifact) = match (retried, d.trigger) {
+            (Some(release), _) => self.retried_release(d, release, log).await?,
+            (None, Trigger::Deploy) => {
+                let artifact = self
+                    .produce_image(d, &app.spec, &secrets, workspace, log)
+                    .await?;
+                (self.clone(), artifact)
             }
-            Trigger::Rollback | Trigger::Restart => self.reuse_release(d, &app.spec, log).await?,
+            (None, Trigger::Rollback | Trigger::Restart) => {
+                (self.clone(), self.reuse_release(d, &app.spec, log).await?)
+            }
         };
-        let settled = self.settle_port_and_health(&mut artifact, log).await?;
+        let settled = source.settle_port_and_health(&mut artifact, log).await?;
         // The settings this deployment runs (an old release's) cross the same trust
         // boundary as when they were saved; a deploy's were checked before its build.
         if d.trigger != Trigger::Deploy {
@@ -87,8 +94,21 @@ impl Deployer {
                 .await
                 .map_err(|e| Failure::msg(e.to_string()))?;
         }
+        if let Some(pending) = self.fanout_servers(d).await? {
+            return source
+                .fan_out(d, pending, artifact, settled, &secrets, log)
+                .await;
+        }
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
+            .await?;
+        self.store()
+            .set_target_state(
+                d.id,
+                self.server().as_str(),
+                DeploymentState::Starting,
+                None,
+            )
             .await?;
         self.start_and_switch(d, &mut artifact, &settled, &secrets, log)
             .await?;
@@ -99,6 +119,69 @@ impl Deployer {
             .collect();
         self.remove_stale_companions(&d.app, &keep, log).await;
         Ok(())
+    }
+
+    /// A deployment run again where it failed: its own release, from a server that has
+    /// its image (this one, or one where it went live).
+    async fn retried_release(
+        &self,
+        d: &DeploymentRecord,
+        release: capstan_store::ReleaseRecord,
+        log: &DeployLog,
+    ) -> Result<(Deployer, Artifact), Failure> {
+        log.info(format!(
+            "running release {} of this deployment again where it failed",
+            release.id
+        ))
+        .await;
+        let source = self.server_with_image(d, &release.image).await?;
+        let stored = ComposeSpec::from_yaml(&release.compose_spec).map_err(|e| {
+            Failure::msg(format!(
+                "the stored spec of release {} does not parse: {e}",
+                release.id
+            ))
+        })?;
+        let declared_port = release
+            .app_spec
+            .port
+            .map(|port| DeclaredPort::new(port, "the release's settings"));
+        let artifact = Artifact {
+            image: release.image,
+            commit: release.commit_sha,
+            spec: release.app_spec,
+            repo_config: release.repo_config,
+            web_template: stored_web_template(&stored),
+            companions: companions_in(&stored),
+            declared_port,
+        };
+        Ok((source, artifact))
+    }
+
+    /// This server when it has `image`, else a server where deployment `d` went live.
+    async fn server_with_image(
+        &self,
+        d: &DeploymentRecord,
+        image: &str,
+    ) -> Result<Deployer, Failure> {
+        if self.target().image_id(image).await?.is_some() {
+            return Ok(self.clone());
+        }
+        for target in self.store().targets_of(d.id).await? {
+            if target.state != DeploymentState::Live {
+                continue;
+            }
+            let Ok(server) = capstan_core::ServerName::parse(&target.server) else {
+                continue;
+            };
+            if let Ok(there) = self.connect_target(&server).await {
+                if there.target().image_id(image).await?.is_some() {
+                    return Ok(there);
+                }
+            }
+        }
+        Err(Failure::msg(format!(
+            "image {image} is on none of the servers this deployment runs on"
+        )))
     }
 
     /// A rollback or restart: the image of the release it reuses, which must still be on
@@ -166,7 +249,7 @@ impl Deployer {
     /// Starting through switching: the release rendered and stored, companions brought
     /// up to date, then the cutover; once more on the port the containers were found
     /// listening on when the app named none.
-    async fn start_and_switch(
+    pub(crate) async fn start_and_switch(
         &self,
         d: &DeploymentRecord,
         artifact: &mut Artifact,

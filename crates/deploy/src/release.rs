@@ -17,6 +17,7 @@ use capstan_store::{DeploymentRecord, NewRelease, SecretValue};
 use std::time::Duration;
 
 /// The port and health test a deployment settled on before rendering.
+#[derive(Clone)]
 pub(crate) struct Settled {
     /// The image's own `HEALTHCHECK` test (or the compose service's), used when the app's
     /// settings define no health check.

@@ -21,12 +21,28 @@ impl Deployer {
         }
     }
 
-    /// The deployer of the server the deployment's app runs on.
+    /// The deployer of the server the deployment's app runs on; for a deployment on
+    /// several servers, the first of its servers that can be reached (it builds).
     async fn bound_for(&self, deployment: &DeploymentRecord) -> Result<Deployer, Failure> {
         let app = self.store().app(&deployment.app).await?;
-        self.for_app(&app.spec)
-            .await
-            .map_err(|refused| Failure::msg(refused.to_string()))
+        let targets = self.store().targets_of(deployment.id).await?;
+        if targets.len() <= 1 {
+            return self
+                .for_app(&app.spec)
+                .await
+                .map_err(|refused| Failure::msg(refused.to_string()));
+        }
+        let mut refusals = Vec::new();
+        for server in &app.spec.servers {
+            match self.connect_target(server).await {
+                Ok(here) => return Ok(here),
+                Err(refused) => refusals.push(format!("{server}: {refused}")),
+            }
+        }
+        Err(Failure::msg(format!(
+            "no server of the app can be reached: {}",
+            refusals.join("; ")
+        )))
     }
 
     /// Records a deployment that could not start on any server as failed.
@@ -144,6 +160,9 @@ impl Deployer {
         };
         log.info(format!("deployment failed: {failure}")).await;
         let reason = log.masked(&failure.to_string());
+        if let Err(err) = self.store().fail_open_targets(id, &reason).await {
+            tracing::error!(deployment = id, %err, "cannot record the servers' failure");
+        }
         if let Err(err) = self
             .store()
             .transition(id, DeploymentState::Failed, Some(&reason))

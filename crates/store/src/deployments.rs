@@ -44,8 +44,8 @@ pub struct NewDeployment<'a> {
     pub from_release: Option<i64>,
     pub no_cache: bool,
     pub actor: &'a str,
-    /// The server the deployment runs on.
-    pub server: &'a str,
+    /// The servers the deployment runs on, in the app's order (the first builds).
+    pub servers: &'a [&'a str],
 }
 
 const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
@@ -77,7 +77,7 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError>
 }
 
 /// Records when a deployment entered `state`, inside the transaction that moved it there.
-async fn record_phase(
+pub(crate) async fn record_phase(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     id: i64,
     state: DeploymentState,
@@ -143,10 +143,22 @@ impl Store {
         .bind(new.no_cache as i64)
         .bind(now)
         .bind(new.actor)
-        .bind(new.server)
+        .bind(new.servers.first().copied().unwrap_or("local"))
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        for (position, server) in new.servers.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO deployment_targets (deployment_id, server, position, state, updated_at)
+                 VALUES (?, ?, ?, 'queued', ?)",
+            )
+            .bind(id)
+            .bind(server)
+            .bind(position as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO deployment_phases (deployment_id, state, at) VALUES (?, 'queued', ?)",
         )

@@ -3,6 +3,7 @@
 //! speaks SQL.
 
 mod apps;
+mod deployment_targets;
 mod deployments;
 mod events;
 pub mod fixtures;
@@ -21,6 +22,7 @@ pub use tokens::{hash_token, new_token, TokenRecord};
 pub use users::{SessionRecord, UserRecord};
 
 pub use apps::AppRecord;
+pub use deployment_targets::{ReopenRefused, TargetRecord};
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
 pub use maintenance::MaintenanceRecord;

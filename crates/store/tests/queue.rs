@@ -24,7 +24,7 @@ async fn queue(store: &Store, app: &AppName) -> i64 {
             from_release: None,
             no_cache: false,
             actor: "token:test",
-            server: "local",
+            servers: &["local"],
         })
         .await
         .unwrap()

@@ -34,6 +34,7 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         "/apps/{app}/plan",
         "/apps/{app}/maintenance",
         "/apps/{app}/runs",
+        "/deployments/{id}/retry",
     ];
     let changes = [Method::POST, Method::PUT, Method::DELETE];
     if changes.contains(method) && deploys.contains(&route) {
@@ -111,6 +112,11 @@ mod tests {
             ),
             (Method::POST, "/api/v1/apps/{app}/rollback", Scope::Deploy),
             (Method::POST, "/api/v1/apps/{app}/restart", Scope::Deploy),
+            (
+                Method::POST,
+                "/api/v1/deployments/{id}/retry",
+                Scope::Deploy,
+            ),
             (Method::POST, "/api/v1/apps/{app}/plan", Scope::Deploy),
             (Method::PUT, "/api/v1/apps/{app}/maintenance", Scope::Deploy),
             (

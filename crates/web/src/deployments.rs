@@ -117,6 +117,18 @@ pub async fn restart(
     Ok(accepted(&d))
 }
 
+#[utoipa::path(post, path = "/deployments/{id}/retry", tag = "deployments",
+    params(("id" = i64, Path, description = "the deployment's id")),
+    responses((status = 202, description = "queued again, to run only on the servers where it failed", body = Accepted), (status = "4XX", description = "what was wrong (409: it failed on no server, a later deployment replaced it, or it never recorded a release)", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d = state.deployer.retry(deployment_id(&id)?, &caller).await?;
+    Ok(accepted(&d))
+}
+
 #[utoipa::path(get, path = "/apps/{app}/deployments", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
     responses((status = 200, description = "the app's last 100 deployments, newest first", body = Vec<Deployment>), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn list_for_app(
@@ -142,6 +154,8 @@ pub async fn show(
     let d = state.deployer.store().deployment(id).await?;
     let phases = state.deployer.store().phases(id).await?;
     let mut view = views::deployment_view(&d, Some(&phases));
+    let targets = state.deployer.store().targets_of(id).await?;
+    view.servers = Some(targets.iter().map(views::deployment_server).collect());
     let release = state.deployer.store().release_of(id).await?;
     view.port = release.and_then(|r| r.app_spec.port);
     Ok(Json(

@@ -148,6 +148,7 @@ mod tests {
             "/server/backups",
             "/servers",
             "/servers/{name}",
+            "/deployments/{id}/retry",
             "/servers/{name}/check",
             "/servers/{name}/host-key",
             "/tokens",

@@ -60,6 +60,32 @@ pub struct Deployment {
     /// State → when it was entered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<BTreeMap<String, String>>,
+    /// When shown alone: each server it runs on, in the app's order, with its own state
+    /// there (a deployment is live when it went live on at least one; `error` then notes
+    /// the servers where it failed, which a retry runs again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<DeploymentServer>>,
+}
+
+/// A deployment on one of its servers.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentServer {
+    pub server: String,
+    /// `queued`, `starting`, `health_checking`, `switching`, `live`, `superseded` or
+    /// `failed`.
+    pub state: String,
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn deployment_server(t: &capstan_store::TargetRecord) -> DeploymentServer {
+    DeploymentServer {
+        server: t.server.clone(),
+        state: t.state.as_str().to_string(),
+        error: t.error.clone(),
+        updated_at: time(t.updated_at),
+    }
 }
 
 /// What a deploy, rollback or restart answers: the queued deployment.
@@ -107,6 +133,7 @@ pub fn deployment_view(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Deploy
                 .map(|p| (p.state.as_str().to_string(), time(p.at)))
                 .collect()
         }),
+        servers: None,
     }
 }
 

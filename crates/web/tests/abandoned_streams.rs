@@ -65,7 +65,7 @@ async fn a_follower_ends_once_its_reader_leaves() {
             from_release: None,
             no_cache: false,
             actor: "user:ada",
-            server: "local",
+            servers: &["local"],
         })
         .await
         .unwrap()

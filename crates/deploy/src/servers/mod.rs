@@ -163,28 +163,35 @@ impl Deployer {
         checks::engine_checks(engine, DiskAccess::ThisHost, Some(answers)).await
     }
 
-    /// What an app's servers may change to: one server for now, and not another one while
-    /// a version of the app is live (its containers and route would stay behind).
+    /// What an app's servers may change to: any list while nothing is live; once a
+    /// version is live, servers may be added (the next deployment reaches them) but none
+    /// it runs on dropped (its containers and route would stay behind there).
     pub(crate) fn check_server_change(
         current: Option<&capstan_store::AppRecord>,
         next: &AppSpec,
     ) -> Result<(), ActionError> {
-        if next.servers.len() > 1 {
-            return Err(ActionError::Invalid(
-                "servers: name one server; running one release on several servers is not available yet".into(),
-            ));
-        }
         let Some(current) = current else {
             return Ok(());
         };
-        if current.live_deployment_id.is_some() && current.spec.servers != next.servers {
-            return Err(ActionError::Invalid(format!(
-                "servers: {} is live on {}; moving a live app to another server is not available yet (create the app again there)",
-                current.name,
-                current.spec.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            )));
+        if current.live_deployment_id.is_none() {
+            return Ok(());
         }
-        Ok(())
+        let dropped: Vec<String> = current
+            .spec
+            .servers
+            .iter()
+            .filter(|s| !next.servers.contains(s))
+            .map(ToString::to_string)
+            .collect();
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        Err(ActionError::Invalid(format!(
+            "servers: {} is live on {}; taking a server away from a live app is not available yet (its containers and route would stay there): keep {} in the list, or delete the app and create it again",
+            current.name,
+            current.spec.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            dropped.join(", ")
+        )))
     }
 
     /// Pins the host key the server must present. A server that answers must present

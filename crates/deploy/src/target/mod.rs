@@ -13,6 +13,8 @@ mod remote;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
+mod fanout_tests;
+#[cfg(test)]
 mod flow_tests;
 
 pub use local::LocalTarget;

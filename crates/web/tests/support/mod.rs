@@ -197,7 +197,7 @@ pub async fn queue(store: &capstan_store::Store, app: &capstan_core::AppName) ->
             from_release: None,
             no_cache: false,
             actor: "user:ada",
-            server: "local",
+            servers: &["local"],
         })
         .await
         .unwrap()

@@ -1,0 +1,305 @@
+//! One release on several servers: the image produced once (on the app's first server, or
+//! taken from the stored release), moved to each other server with only the layers it
+//! lacks, then cut over on every server in parallel with a bounded number of servers
+//! connected at once. Each server's phases and outcome are its own row of the deployment;
+//! one failing never stops the others, and a retry runs only where it failed.
+
+use crate::logs::DeployLog;
+use crate::pipeline::{Artifact, Failure};
+use crate::release::Settled;
+use crate::Deployer;
+use capstan_core::{DeploymentState, ServerName};
+use capstan_store::{DeploymentRecord, SecretValue};
+use futures::StreamExt;
+
+/// How many servers of one deployment are connected to and cut over at once.
+pub(crate) const FANOUT_AT_ONCE: usize = 4;
+
+/// Whether a deployment cut over by a deployer runs on its server only, or on several.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// The deployment's own state moves with this server's cutover.
+    Sole,
+    /// Only this server's row moves; the fan-out sums the servers up at the end.
+    OneOfMany,
+}
+
+/// How a deployment ended on one server.
+struct ServerOutcome {
+    server: ServerName,
+    result: Result<(), Failure>,
+}
+
+impl Deployer {
+    /// Records that the deployment entered `state` on this deployer's server (and, for a
+    /// deployment on this server only, the deployment itself). On several servers the
+    /// deployment follows the first server to get there.
+    pub(crate) async fn enter_phase(
+        &self,
+        d: &DeploymentRecord,
+        state: DeploymentState,
+    ) -> Result<(), Failure> {
+        self.store()
+            .set_target_state(d.id, self.server().as_str(), state, None)
+            .await?;
+        match self.reach {
+            Reach::Sole => self.store().transition(d.id, state, None).await?,
+            Reach::OneOfMany => {
+                // Another server got there first: nothing to move.
+                let _ = self.store().transition(d.id, state, None).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the deployment live on this deployer's server (the one live there before
+    /// superseded there), and for a deployment on this server only, the app's live one.
+    pub(crate) async fn go_live(&self, d: &DeploymentRecord) -> Result<(), Failure> {
+        if self.reach == Reach::Sole {
+            self.store().mark_live(&d.app, d.id).await?;
+        }
+        self.store()
+            .mark_live_on(&d.app, d.id, self.server().as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// The deployment live on this deployer's server before `d`, if any.
+    pub(crate) async fn live_here_before(
+        &self,
+        d: &DeploymentRecord,
+    ) -> Result<Option<i64>, Failure> {
+        Ok(self
+            .store()
+            .live_on(&d.app, self.server().as_str())
+            .await?
+            .filter(|previous| *previous != d.id))
+    }
+
+    /// This deployer, for one server of a deployment on several.
+    fn one_of_many(&self) -> Deployer {
+        let mut deployer = self.clone();
+        deployer.reach = Reach::OneOfMany;
+        deployer
+    }
+
+    /// Whether the deployment runs on several servers, and which still have to run it.
+    pub(crate) async fn fanout_servers(
+        &self,
+        d: &DeploymentRecord,
+    ) -> Result<Option<Vec<ServerName>>, Failure> {
+        let targets = self.store().targets_of(d.id).await?;
+        if targets.len() <= 1 {
+            return Ok(None);
+        }
+        let pending = targets
+            .into_iter()
+            .filter(|t| t.state == DeploymentState::Queued)
+            .map(|t| ServerName::parse(&t.server).map_err(|e| Failure::msg(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(pending))
+    }
+
+    /// Runs a produced (or reused) release on every pending server, then settles the
+    /// deployment from its servers: live where at least one went live.
+    pub(crate) async fn fan_out(
+        &self,
+        d: &DeploymentRecord,
+        pending: Vec<ServerName>,
+        artifact: Artifact,
+        settled: Settled,
+        secrets: &[SecretValue],
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        self.store()
+            .transition(d.id, DeploymentState::Starting, None)
+            .await?;
+        let names: Vec<String> = pending.iter().map(ToString::to_string).collect();
+        log.info(format!(
+            "deploying to {} server(s): {} ({} at a time)",
+            pending.len(),
+            names.join(", "),
+            FANOUT_AT_ONCE
+        ))
+        .await;
+        let outcomes: Vec<ServerOutcome> = futures::stream::iter(pending)
+            .map(|server| {
+                let (artifact, settled) = (artifact.clone(), settled.clone());
+                async move {
+                    let result = self
+                        .deploy_on(d, &server, artifact, &settled, secrets, log)
+                        .await;
+                    ServerOutcome { server, result }
+                }
+            })
+            .buffer_unordered(FANOUT_AT_ONCE)
+            .collect()
+            .await;
+        self.settle_fanout(d, outcomes, log).await
+    }
+
+    /// One server of a fan-out: connected (and prepared the first time), the image moved
+    /// there when it lacks it, then the cutover; its row records how it ended.
+    async fn deploy_on(
+        &self,
+        d: &DeploymentRecord,
+        server: &ServerName,
+        mut artifact: Artifact,
+        settled: &Settled,
+        secrets: &[SecretValue],
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        let log = log.for_server(server.as_str());
+        self.store()
+            .set_target_state(d.id, server.as_str(), DeploymentState::Starting, None)
+            .await?;
+        let result: Result<(), Failure> = async {
+            let there = self
+                .connect_target(server)
+                .await
+                .map_err(|e| Failure::msg(e.to_string()))?
+                .one_of_many();
+            self.move_image_to(&there, &artifact.image, &log).await?;
+            there
+                .start_and_switch(d, &mut artifact, settled, secrets, &log)
+                .await?;
+            let keep: Vec<String> = artifact
+                .companions
+                .iter()
+                .map(|c| c.container_name.clone())
+                .collect();
+            there.remove_stale_companions(&d.app, &keep, &log).await;
+            Ok(())
+        }
+        .await;
+        match &result {
+            Ok(()) => log.info("live on this server").await,
+            Err(failure) => {
+                let reason = log.masked(&failure.to_string());
+                log.info(format!("failed on this server: {reason}")).await;
+                self.store()
+                    .set_target_state(
+                        d.id,
+                        server.as_str(),
+                        DeploymentState::Failed,
+                        Some(&reason),
+                    )
+                    .await?;
+            }
+        }
+        result
+    }
+
+    /// Gives `there` the image when it lacks it, sending only the layers it lacks.
+    async fn move_image_to(
+        &self,
+        there: &Deployer,
+        image: &str,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        if there.target().image_id(image).await?.is_some() {
+            return Ok(());
+        }
+        let (Some(from), Some(to)) = (
+            self.target().docker_engine(),
+            there.target().docker_engine(),
+        ) else {
+            return Err(Failure::msg(format!(
+                "image {image} is not on server {} and cannot be moved there from {}",
+                there.server(),
+                self.server()
+            )));
+        };
+        log.info(format!(
+            "moving image {image} from server {}",
+            self.server()
+        ))
+        .await;
+        let spool = self.settings().workspace_dir.join("transfers");
+        let report = capstan_engine::transfer::send_image(from, to, image, &spool).await?;
+        log.info(format!(
+            "image moved: {} sent ({} layer(s) sent, {} already there)",
+            human_bytes(report.bytes_sent),
+            report.layers_sent,
+            report.layers_skipped
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Sums the servers up: live (with a note of the servers that failed) when at least
+    /// one went live, else the failure of each.
+    async fn settle_fanout(
+        &self,
+        d: &DeploymentRecord,
+        outcomes: Vec<ServerOutcome>,
+        log: &DeployLog,
+    ) -> Result<(), Failure> {
+        let failed: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| match &o.result {
+                Err(failure) => Some(format!(
+                    "{}: {}",
+                    o.server,
+                    log.masked(&failure.to_string())
+                )),
+                Ok(()) => None,
+            })
+            .collect();
+        let live_now = self
+            .store()
+            .targets_of(d.id)
+            .await?
+            .iter()
+            .filter(|t| t.state == DeploymentState::Live)
+            .count();
+        if live_now == 0 {
+            return Err(Failure::msg(format!(
+                "failed on every server: {}",
+                failed.join("; ")
+            )));
+        }
+        let note = (!failed.is_empty()).then(|| {
+            format!(
+                "failed on {} server(s) (retry runs only those): {}",
+                failed.len(),
+                failed.join("; ")
+            )
+        });
+        if let Some(note) = &note {
+            log.info(note).await;
+        }
+        self.store()
+            .settle_from_targets(&d.app, d.id, note.as_deref())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A byte count for the log: B, KiB, MiB or GiB.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn byte_counts_read_in_the_largest_whole_unit() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 + 512 * 1024), "5.5 MiB");
+    }
+}

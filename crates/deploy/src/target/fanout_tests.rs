@@ -1,0 +1,261 @@
+//! One release on three fake servers: a server that fails does not stop the others, the
+//! deployment records which server runs which release, a retry runs only where it failed,
+//! and the next deploy and a rollback reach every server.
+
+use super::fake::{FakeTarget, Fault};
+use crate::{Caller, DeploySettings, Deployer, RollbackTarget};
+use capstan_core::{AppName, DeploymentState, ServerName};
+use capstan_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SERVERS: [&str; 3] = ["local", "edge-a", "edge-b"];
+
+struct Fleet {
+    deployer: Deployer,
+    /// The fake host of each server, in [`SERVERS`] order.
+    hosts: Vec<Arc<FakeTarget>>,
+    app: AppName,
+    _dir: tempfile::TempDir,
+}
+
+fn settings(dir: &std::path::Path) -> DeploySettings {
+    DeploySettings {
+        workspace_dir: dir.join("workspaces"),
+        build_slots: 1,
+        keep_images: 3,
+        secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
+        fetch_limits: Default::default(),
+        protected_paths: vec![dir.to_string_lossy().into_owned()],
+        source_dirs: vec![],
+        source_limits: Default::default(),
+        proxy_https_port: 443,
+        own_acme_ca: false,
+        ssh_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A daemon with three servers (each its own fake host holding `web:v1` and `web:v2`) and
+/// app `web` on all three.
+async fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("capstan.db")).await.unwrap();
+    let hosts: Vec<Arc<FakeTarget>> = SERVERS
+        .iter()
+        .map(|name| {
+            let host = Arc::new(FakeTarget::new(&format!("ns-{name}")));
+            host.add_image("web:v1");
+            host.add_image("web:v2");
+            host
+        })
+        .collect();
+    let deployer = Deployer::new(store, hosts[0].clone(), settings(dir.path()));
+    let caller = Caller::daemon();
+    for (i, name) in SERVERS.iter().enumerate().skip(1) {
+        let server = serde_json::from_value(serde_json::json!({
+            "name": name, "kind": "ssh", "host": format!("10.0.0.{}", 10 + i)
+        }))
+        .unwrap();
+        deployer.create_server(server, &caller).await.unwrap();
+        deployer.add_target(ServerName::parse(name).unwrap(), hosts[i].clone());
+    }
+    let app = AppName::parse("web").unwrap();
+    let spec = serde_json::from_value(serde_json::json!({
+        "source": {"image": "web:v1"}, "port": 8080, "domains": ["web.example.com"],
+        "drain_secs": 1, "servers": SERVERS,
+        "health": {"interval_secs": 0.1, "retries": 3, "deadline_secs": 2}
+    }))
+    .unwrap();
+    deployer.create_app(&app, spec, &caller).await.unwrap();
+    Fleet {
+        deployer,
+        hosts,
+        app,
+        _dir: dir,
+    }
+}
+
+impl Fleet {
+    async fn run_next(&self) -> (i64, DeploymentState) {
+        let claimed = self.deployer.store().claim_next().await.unwrap().unwrap();
+        let id = claimed.id;
+        self.deployer.run_deployment(claimed).await;
+        for _ in 0..200 {
+            if !self.deployer.is_running(id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (
+            id,
+            self.deployer.store().deployment(id).await.unwrap().state,
+        )
+    }
+
+    async fn deploy(&self) -> (i64, DeploymentState) {
+        self.deployer
+            .deploy(&self.app, None, false, &Caller::daemon())
+            .await
+            .unwrap();
+        self.run_next().await
+    }
+
+    /// Each server's state for deployment `id`, in [`SERVERS`] order.
+    async fn states(&self, id: i64) -> Vec<DeploymentState> {
+        let targets = self.deployer.store().targets_of(id).await.unwrap();
+        let servers: Vec<&str> = targets.iter().map(|t| t.server.as_str()).collect();
+        assert_eq!(servers, SERVERS);
+        targets.iter().map(|t| t.state).collect()
+    }
+
+    /// The deployment whose containers server `i`'s proxy routes to (`None`: no route).
+    fn routed_deployment(&self, i: usize) -> Option<i64> {
+        let names = capstan_core::InstanceNames::new(&format!("ns-{}", SERVERS[i]));
+        let served =
+            self.hosts[i].served(&format!("{}@file", names.app(&self.app).traefik_service()));
+        let url = served.first()?;
+        (1..100).find(|id| {
+            capstan_compose::render::DeploymentNames::new(names.instance(), &self.app, *id)
+                .replica_containers(1)
+                .iter()
+                .any(|c| url.contains(c.as_str()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_server_does_not_stop_the_others_and_a_retry_runs_only_there() {
+    use DeploymentState::{Failed, Live};
+    let fleet = fleet().await;
+    fleet.hosts[2].set_fault(Fault::StartFails);
+    let (first, state) = fleet.deploy().await;
+    assert_eq!(state, Live, "live where it could go live");
+    assert_eq!(fleet.states(first).await, vec![Live, Live, Failed]);
+    let record = fleet.deployer.store().deployment(first).await.unwrap();
+    let note = record.error.unwrap();
+    assert!(note.contains("edge-b") && note.contains("retry"), "{note}");
+    assert_eq!(fleet.routed_deployment(0), Some(first));
+    assert_eq!(fleet.routed_deployment(1), Some(first));
+    assert_eq!(
+        fleet.routed_deployment(2),
+        None,
+        "nothing routed where it failed"
+    );
+    let running_before: Vec<Vec<String>> = fleet.hosts[..2].iter().map(|h| h.running()).collect();
+
+    fleet.hosts[2].clear_faults();
+    let retried = fleet
+        .deployer
+        .retry(first, &Caller::daemon())
+        .await
+        .unwrap();
+    assert_eq!(retried.state, DeploymentState::Queued);
+    let (same, state) = fleet.run_next().await;
+    assert_eq!((same, state), (first, Live));
+    assert_eq!(fleet.states(first).await, vec![Live, Live, Live]);
+    assert_eq!(fleet.routed_deployment(2), Some(first));
+    let running_after: Vec<Vec<String>> = fleet.hosts[..2].iter().map(|h| h.running()).collect();
+    assert_eq!(
+        running_before, running_after,
+        "the servers that were live were not touched"
+    );
+
+    // Nothing failed any more: nothing to retry.
+    let refused = fleet
+        .deployer
+        .retry(first, &Caller::daemon())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, crate::ActionError::Conflict(_)),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn the_next_deploy_and_a_rollback_reach_every_server() {
+    use DeploymentState::{Failed, Live, Superseded};
+    let fleet = fleet().await;
+    fleet.hosts[1].set_fault(Fault::NeverHealthy);
+    let (first, _) = fleet.deploy().await;
+    assert_eq!(fleet.states(first).await, vec![Live, Failed, Live]);
+    fleet.hosts[1].clear_faults();
+    let patch = serde_json::json!({"source": {"image": "web:v2"}});
+    fleet
+        .deployer
+        .patch_app(&fleet.app, &patch, &Caller::daemon())
+        .await
+        .unwrap();
+    let (second, state) = fleet.deploy().await;
+    assert_eq!(state, Live);
+    assert_eq!(fleet.states(second).await, vec![Live, Live, Live]);
+    assert_eq!(
+        fleet.states(first).await,
+        vec![Superseded, Failed, Superseded]
+    );
+    // A deployment replaced by a later one is not retried.
+    assert!(fleet
+        .deployer
+        .retry(first, &Caller::daemon())
+        .await
+        .is_err());
+    for (i, server) in SERVERS.iter().enumerate() {
+        assert_eq!(fleet.routed_deployment(i), Some(second), "server {server}");
+    }
+
+    fleet
+        .deployer
+        .rollback(
+            &fleet.app,
+            RollbackTarget::Deployment(first),
+            &Caller::daemon(),
+        )
+        .await
+        .unwrap();
+    let (rollback, state) = fleet.run_next().await;
+    assert_eq!(state, Live);
+    assert_eq!(fleet.states(rollback).await, vec![Live, Live, Live]);
+    for (i, server) in SERVERS.iter().enumerate() {
+        assert_eq!(
+            fleet.routed_deployment(i),
+            Some(rollback),
+            "server {server}"
+        );
+        assert_eq!(
+            fleet.hosts[i].image_of(&first_container(&fleet, i, rollback)),
+            Some("web:v1".to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn failing_everywhere_fails_the_deployment_and_leaves_each_server_serving() {
+    use DeploymentState::{Failed, Live};
+    let fleet = fleet().await;
+    let (first, _) = fleet.deploy().await;
+    for host in &fleet.hosts {
+        host.set_fault(Fault::ExitsBeforeHealthy);
+    }
+    let (second, state) = fleet.deploy().await;
+    assert_eq!(state, Failed);
+    assert_eq!(fleet.states(second).await, vec![Failed, Failed, Failed]);
+    assert_eq!(fleet.states(first).await, vec![Live, Live, Live]);
+    let live = fleet
+        .deployer
+        .store()
+        .app(&fleet.app)
+        .await
+        .unwrap()
+        .live_deployment_id;
+    assert_eq!(live, Some(first));
+    for i in 0..3 {
+        assert_eq!(fleet.routed_deployment(i), Some(first));
+    }
+}
+
+fn first_container(fleet: &Fleet, i: usize, id: i64) -> String {
+    let names = capstan_core::InstanceNames::new(&format!("ns-{}", SERVERS[i]));
+    capstan_compose::render::DeploymentNames::new(names.instance(), &fleet.app, id)
+        .replica_containers(1)[0]
+        .clone()
+}

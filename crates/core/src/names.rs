@@ -63,6 +63,12 @@ impl InstanceNames {
         format!("{}-probe-installer", self.instance)
     }
 
+    /// The one-off container that measures the disk under the engine's data root
+    /// (`capstan-probe --disk`); `nonce` keeps concurrent measurements apart.
+    pub fn disk_probe(&self, nonce: &str) -> String {
+        format!("{}-disk-probe-{nonce}", self.instance)
+    }
+
     /// The container that serves maintenance pages to the proxy (on the control network).
     pub fn maintenance_pages(&self) -> String {
         format!("{}-pages", self.instance)

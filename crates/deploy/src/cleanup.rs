@@ -54,8 +54,51 @@ impl Deployer {
         self.cleanup_pass(aggressive, true).await
     }
 
+    /// Cleans this deployer's server, then every SSH server an app runs on (their objects
+    /// named `<server>: <object>` in the report; a server that cannot be reached is named
+    /// among the errors, and the others are cleaned all the same).
     async fn cleanup_pass(
         &self,
+        aggressive: bool,
+        dry_run: bool,
+    ) -> Result<CleanupReport, ActionError> {
+        let apps = self.app_names().await?;
+        let mut report = self.cleanup_here(&apps, aggressive, dry_run).await?;
+        for (server, here) in self.remote_deployers().await {
+            let theirs = match here {
+                Ok(here) => here.cleanup_here(&apps, aggressive, dry_run).await,
+                Err(err) => Err(err),
+            };
+            match theirs {
+                Ok(theirs) => report.absorb(&server, theirs),
+                Err(err) => report
+                    .errors
+                    .push(format!("server {server}: not cleaned: {err}")),
+            }
+        }
+        if !dry_run {
+            for line in report.summary_lines() {
+                tracing::info!("cleanup: {line}");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every app's name.
+    async fn app_names(&self) -> Result<HashSet<String>, ActionError> {
+        Ok(self
+            .store()
+            .apps()
+            .await?
+            .into_iter()
+            .map(|a| a.name.to_string())
+            .collect())
+    }
+
+    /// Cleans this deployer's server only.
+    async fn cleanup_here(
+        &self,
+        apps: &HashSet<String>,
         aggressive: bool,
         dry_run: bool,
     ) -> Result<CleanupReport, ActionError> {
@@ -64,20 +107,13 @@ impl Deployer {
             dry_run,
             ..CleanupReport::default()
         };
-        let apps: HashSet<String> = self
-            .store()
-            .apps()
-            .await?
-            .into_iter()
-            .map(|a| a.name.to_string())
-            .collect();
         // The classic builder's intermediate containers and not-yet-tagged images carry
         // the build's labels: while anything builds, they are not leftovers.
         let building = self.is_busy();
         if !building {
-            self.clean_containers(&apps, &mut report).await?;
+            self.clean_containers(apps, &mut report).await?;
         }
-        self.clean_images(&apps, aggressive, building, &mut report)
+        self.clean_images(apps, aggressive, building, &mut report)
             .await?;
         for (network, app) in self.target().app_networks_by_app().await? {
             if apps.contains(&app) {
@@ -86,11 +122,6 @@ impl Deployer {
             match removing(dry_run, self.target().remove_network_named(&network)).await {
                 Ok(()) => report.networks.push(network),
                 Err(err) => report.errors.push(format!("network {network}: {err}")),
-            }
-        }
-        if !dry_run {
-            for line in report.summary_lines() {
-                tracing::info!("cleanup: {line}");
             }
         }
         Ok(report)
@@ -232,26 +263,53 @@ impl Deployer {
         Ok(())
     }
 
-    /// Runs cleanup every `policy.every` until `stop`; aggressive when the engine's data
-    /// root is at least `disk_threshold_percent` full (and says so).
+    /// Runs cleanup every `policy.every` until `stop`, on this server and every SSH server
+    /// an app runs on; on each, aggressive when its engine's data root is at least
+    /// `disk_threshold_percent` full (and says so).
     pub async fn run_cleanup(&self, policy: CleanupPolicy, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(policy.every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let used = self.disk_used_percent().await;
-            let aggressive = used.is_some_and(|u| u >= policy.disk_threshold_percent);
-            if aggressive {
-                tracing::warn!(
-                    used_percent = format!("{:.1}", used.unwrap_or_default()),
-                    threshold = policy.disk_threshold_percent,
-                    "disk pressure: the engine's data root is fuller than the threshold; cleaning harder (two releases per app)"
-                );
+            let apps = match self.app_names().await {
+                Ok(apps) => apps,
+                Err(err) => {
+                    tracing::warn!(%err, "scheduled cleanup: cannot list apps");
+                    continue;
+                }
+            };
+            self.scheduled_cleanup_here(&apps, &policy).await;
+            for (server, here) in self.remote_deployers().await {
+                match here {
+                    Ok(here) => here.scheduled_cleanup_here(&apps, &policy).await,
+                    Err(err) => {
+                        tracing::warn!(server = %server, %err, "scheduled cleanup: server not reachable")
+                    }
+                }
             }
-            if let Err(err) = self.cleanup(aggressive).await {
-                tracing::warn!(%err, "scheduled cleanup failed");
+        }
+    }
+
+    /// One scheduled cleanup of this deployer's server.
+    async fn scheduled_cleanup_here(&self, apps: &HashSet<String>, policy: &CleanupPolicy) {
+        let used = self.server_disk().await.ok().map(|(_, u)| u.used_percent());
+        let aggressive = used.is_some_and(|u| u >= policy.disk_threshold_percent);
+        if aggressive {
+            tracing::warn!(
+                server = %self.server(),
+                used_percent = format!("{:.1}", used.unwrap_or_default()),
+                threshold = policy.disk_threshold_percent,
+                "disk pressure: the engine's data root is fuller than the threshold; cleaning harder (two releases per app)"
+            );
+        }
+        match self.cleanup_here(apps, aggressive, false).await {
+            Ok(report) => {
+                for line in report.summary_lines() {
+                    tracing::info!(server = %self.server(), "cleanup: {line}");
+                }
             }
+            Err(err) => tracing::warn!(server = %self.server(), %err, "scheduled cleanup failed"),
         }
     }
 
@@ -284,6 +342,16 @@ async fn removing<E>(
 }
 
 impl CleanupReport {
+    /// Adds what a cleanup of `server` found, each object named `<server>: <object>`.
+    fn absorb(&mut self, server: &capstan_core::ServerName, theirs: CleanupReport) {
+        let named = |list: Vec<String>| list.into_iter().map(move |o| format!("{server}: {o}"));
+        self.containers.extend(named(theirs.containers));
+        self.images.extend(named(theirs.images));
+        self.networks.extend(named(theirs.networks));
+        self.errors.extend(named(theirs.errors));
+        self.image_bytes += theirs.image_bytes;
+    }
+
     /// One line per kind of object removed (or, in a dry run, that would be), and one
     /// per object that stayed.
     pub fn summary_lines(&self) -> Vec<String> {

@@ -3,16 +3,22 @@
 //! its API address (a loopback port the engine picks) is read again, and every app's
 //! route is re-applied and confirmed. The same check (one inspect of the proxy) finds an
 //! app network with a live deployment that the proxy is no longer on (disconnected by
-//! hand) and reconnects it. The state is reported by `/api/v1/health`.
+//! hand) and reconnects it. The state is reported by `/api/v1/health`. Every connected SSH
+//! server's proxy is watched the same way, less often, by a task of its own
+//! (`watch_server_proxies`), so a slow server never delays the local check; a server whose
+//! engine does not answer is left to the server check (`servers::watch`).
 
 use crate::Deployer;
+use capstan_core::ServerName;
 use capstan_engine::proxy::ProxySpec;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often the proxy is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often each connected server's proxy is checked.
+const SERVER_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// What the daemon knows about its proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,9 @@ impl Deployer {
 
     /// Watches the proxy until `shutdown` turns true.
     pub async fn watch_proxy(&self, spec: ProxySpec, mut shutdown: watch::Receiver<bool>) {
+        let servers = self.clone();
+        let server_shutdown = shutdown.clone();
+        tokio::spawn(async move { servers.watch_server_proxies(server_shutdown).await });
         let mut silent_checks = 0;
         loop {
             tokio::select! {
@@ -122,7 +131,9 @@ impl Deployer {
                 return;
             }
         };
-        for app in apps.iter().filter(|a| a.live_deployment_id.is_some()) {
+        let live_here =
+            |a: &&capstan_store::AppRecord| a.live_deployment_id.is_some() && self.serves(a);
+        for app in apps.iter().filter(live_here) {
             let network = self.target().names().app(&app.name).network();
             if joined.contains(&network) {
                 continue;
@@ -137,6 +148,78 @@ impl Deployer {
                 Err(err) => {
                     tracing::warn!(app = %app.name, %network, %err, "cannot reconnect the proxy to the app's network");
                 }
+            }
+        }
+    }
+}
+
+impl Deployer {
+    /// Watches the proxy of every connected SSH server until `shutdown` turns true: every
+    /// [`SERVER_CHECK_EVERY`], all servers at once, each as the local one is watched.
+    async fn watch_server_proxies(&self, mut shutdown: watch::Receiver<bool>) {
+        let silent = std::sync::Mutex::new(HashMap::<ServerName, u32>::new());
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SERVER_CHECK_EVERY) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let connected: Vec<ServerName> = {
+                let targets = self.inner.targets.read().expect("targets lock");
+                targets.keys().filter(|s| !s.is_local()).cloned().collect()
+            };
+            let bound = self.settings().ssh_timeout * 2;
+            let checks = connected
+                .into_iter()
+                .filter_map(|s| self.on(&s))
+                .map(|here| {
+                    let silent = &silent;
+                    async move {
+                        let server = here.server().clone();
+                        let before = silent.lock().expect("silent checks").get(&server).copied();
+                        let check = here.check_server_proxy(before.unwrap_or(0));
+                        let after = tokio::time::timeout(bound, check).await.unwrap_or(0);
+                        silent.lock().expect("silent checks").insert(server, after);
+                    }
+                });
+            futures::future::join_all(checks).await;
+        }
+    }
+
+    /// One check of this deployer's (remote) server's proxy, `silent` checks in a row
+    /// having found it silent; how many in a row have now. A proxy that is stopped, gone
+    /// or silent twice is brought back with the server's proxy settings; an engine that
+    /// does not answer is not this watcher's to judge.
+    async fn check_server_proxy(&self, silent: u32) -> u32 {
+        let Ok(status) = self.target().proxy_status().await else {
+            return 0;
+        };
+        let running = status.as_ref().is_some_and(|s| s.running);
+        let answers = running && self.target().proxy_answers().await;
+        if let (true, Some(status)) = (answers, &status) {
+            self.rejoin_app_networks(&status.networks).await;
+            return 0;
+        }
+        if running && silent < 1 {
+            return silent + 1;
+        }
+        let server = self.server();
+        tracing::warn!(%server, running, "the server's proxy is not serving; bringing it back");
+        let spec = match self.store().server(server).await {
+            Ok(record) => self.server_setup(&record.spec).map(|setup| setup.proxy),
+            Err(err) => Err(err.into()),
+        };
+        let restored = match spec {
+            Ok(spec) => self.restore_proxy(&spec).await,
+            Err(err) => Err(err.to_string()),
+        };
+        match restored {
+            Ok(()) => {
+                tracing::info!(%server, "the server's proxy is back; routes re-applied");
+                0
+            }
+            Err(err) => {
+                tracing::error!(%server, %err, "cannot bring the server's proxy back; retrying");
+                silent + 1
             }
         }
     }

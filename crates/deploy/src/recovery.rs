@@ -1,6 +1,9 @@
 //! Start-up reconciliation after a crash: deployments that were running are failed as
 //! interrupted, their half-made containers removed, and every app's route file rewritten
-//! to point at its live deployment, which keeps serving throughout.
+//! to point at its live deployment, which keeps serving throughout. The local engine is
+//! reconciled before the daemon serves; every SSH server an app targets is reconciled the
+//! same way in the background, once it can be reached (`servers::duties`), so a server
+//! that is down never holds up the start.
 
 use crate::Deployer;
 use capstan_compose::labels;
@@ -25,16 +28,21 @@ impl Deployer {
             tracing::error!(%err, "cannot reconcile containers");
         }
         self.recover_runs().await;
+        self.recover_servers_in_background();
     }
 
-    async fn reconcile_containers(&self) -> Result<(), crate::ActionError> {
+    /// Removes this deployer's server's leftover containers and points its apps' routes at
+    /// their live deployments again.
+    pub(crate) async fn reconcile_containers(&self) -> Result<(), crate::ActionError> {
         let apps = self.store().apps().await?;
         let live: std::collections::HashMap<String, i64> = apps
             .iter()
             .filter_map(|a| a.live_deployment_id.map(|id| (a.name.to_string(), id)))
             .collect();
         // Remove every container that is not its app's live one (half-made by an
-        // interrupted deployment, or an old one whose retirement was cut short).
+        // interrupted deployment, or an old one whose retirement was cut short). A
+        // deployment still under way (one queued after the start, on a server recovered
+        // late) keeps its containers.
         for container in self.target().owned_containers(None).await? {
             let app = container
                 .labels
@@ -48,12 +56,61 @@ impl Deployer {
             if deployment.is_some() && live.get(&app) == deployment.as_ref() {
                 continue;
             }
-            tracing::info!(container = %container.name, "removing leftover container");
+            if let Some(id) = deployment {
+                if !self.deployment_finished(id).await? {
+                    continue;
+                }
+            }
+            tracing::info!(server = %self.server(), container = %container.name, "removing leftover container");
             self.target().remove_container(&container.id).await?;
         }
         // Point each route at the live deployment again (a crash mid-switch may have left
         // it pointing at a container that is now gone).
-        self.reapply_routes().await;
+        self.reapply_idle_routes().await;
         Ok(())
+    }
+
+    /// Points the route of each app this server serves at its live deployment, except an
+    /// app a deployment is switching right now (it holds the app's lock and sets the
+    /// route itself). Errors are logged.
+    async fn reapply_idle_routes(&self) {
+        let apps = match self.store().apps().await {
+            Ok(apps) => apps,
+            Err(err) => {
+                tracing::warn!(%err, "cannot list apps to re-apply routes");
+                return;
+            }
+        };
+        for app in apps.into_iter().filter(|a| self.serves(a)) {
+            let Some(live) = app.live_deployment_id else {
+                continue;
+            };
+            let lock = self.app_lock(app.name.as_str());
+            let Ok(_idle) = lock.try_lock() else {
+                tracing::info!(server = %self.server(), app = %app.name, "a deployment of the app runs: it sets the route");
+                continue;
+            };
+            let outcome = match self.route_of_deployment(&app.name, live).await {
+                Ok(target) => self.point_route(&app.name, &target).await,
+                Err(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(server = %self.server(), app = %app.name, deployment = live, "route points at the live deployment")
+                }
+                Err(failure) => {
+                    tracing::warn!(server = %self.server(), app = %app.name, %failure, "cannot confirm the live route")
+                }
+            }
+        }
+    }
+
+    /// Whether deployment `id` is over (a deployment the store no longer knows is).
+    async fn deployment_finished(&self, id: i64) -> Result<bool, crate::ActionError> {
+        match self.store().deployment(id).await {
+            Ok(d) => Ok(d.state.is_finished()),
+            Err(capstan_store::StoreError::NotFound(_)) => Ok(true),
+            Err(err) => Err(err.into()),
+        }
     }
 }

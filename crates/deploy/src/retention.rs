@@ -37,8 +37,13 @@ impl Deployer {
         keep: usize,
         remove: bool,
     ) -> Result<Vec<(String, Result<(), String>)>, crate::ActionError> {
-        let keep = self.images_to_keep(app, keep).await?;
         let built = self.target().app_images(app.as_str()).await?;
+        // Nothing of the app on this server (it runs on another): nothing to ask the
+        // store and the engine about.
+        if built.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keep = self.images_to_keep(app, keep).await?;
         let ours = self.target().names().app(app).image_prefix();
         let mut removals = Vec::new();
         for image in built

@@ -8,7 +8,10 @@
 //! so a failed health check can say which port the app chose.
 //!
 //! `capstan-probe --serve-maintenance ADDR` serves maintenance pages (see `pages`).
+//!
+//! `capstan-probe --disk PATH` prints the size and free bytes of PATH's filesystem (`disk`).
 
+mod disk;
 mod pages;
 
 use std::io::{Read, Write};
@@ -24,6 +27,19 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("cannot serve maintenance pages on {addr}: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.get(1).map(String::as_str) == Some("--disk") {
+        let path = args.get(2).map(String::as_str).unwrap_or("/");
+        return match disk::measure(path) {
+            Ok((total, free)) => {
+                println!("{total} {free}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
                 ExitCode::FAILURE
             }
         };

@@ -4,6 +4,7 @@
 //! is checked the same way as the local one; an SSH server's address is checked by
 //! connecting to it and reading sshd's greeting.
 
+use capstan_engine::cleanup::DiskUsage;
 use capstan_engine::host_facts::HostFacts;
 use capstan_engine::Engine;
 use std::time::Duration;
@@ -63,12 +64,13 @@ impl Preflight {
 }
 
 /// Where the engine's data root can be measured from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DiskAccess {
     /// The engine runs on the daemon's host: its data root is a path here.
     ThisHost,
-    /// The engine is elsewhere; the reason its disk is not measured.
-    Elsewhere(&'static str),
+    /// The engine is elsewhere and was measured through its API (see
+    /// `capstan_engine::Engine::data_root_disk`): its data root and disk, or why not.
+    Measured(Result<(String, DiskUsage), String>),
 }
 
 /// The engine's checks: `reachable`, then [`ENGINE_CHECKS`]. `proxy_answers` is whether
@@ -172,8 +174,9 @@ fn architecture_check(facts: &HostFacts) -> Check {
 }
 
 fn disk_check(facts: &HostFacts, disk: DiskAccess) -> Check {
-    let root = match (disk, facts.data_root.as_deref()) {
-        (DiskAccess::Elsewhere(why), _) => return Check::new("disk", false, why),
+    let (root, usage) = match (disk, facts.data_root.as_deref()) {
+        (DiskAccess::Measured(Ok((root, usage))), _) => (root, usage),
+        (DiskAccess::Measured(Err(why)), _) => return Check::new("disk", false, why),
         (DiskAccess::ThisHost, None) => {
             return Check::new(
                 "disk",
@@ -181,14 +184,17 @@ fn disk_check(facts: &HostFacts, disk: DiskAccess) -> Check {
                 "the engine does not say where its data root is",
             )
         }
-        (DiskAccess::ThisHost, Some(root)) => root,
-    };
-    let Some(usage) = capstan_engine::cleanup::disk_usage(std::path::Path::new(root)) else {
-        return Check::new(
-            "disk",
-            false,
-            format!("cannot measure the disk under {root}"),
-        );
+        (DiskAccess::ThisHost, Some(root)) => {
+            let Some(usage) = capstan_engine::cleanup::disk_usage(std::path::Path::new(root))
+            else {
+                return Check::new(
+                    "disk",
+                    false,
+                    format!("cannot measure the disk under {root}"),
+                );
+            };
+            (root.to_string(), usage)
+        }
     };
     let free = capstan_core::units::size(usage.free_bytes);
     let detail = format!(

@@ -1,10 +1,13 @@
 //! Servers as the API manages them: add one (with a key pair made for it), list, show,
 //! remove (refused for `local` and while apps target it), and its preflight checks
 //! (`checks`), the daemon's one SSH connection per server (`connections`) and the
-//! background check of every server (`watch`). An app may only name servers that exist.
+//! background check of every server (`watch`), and the daemon's duties on each server
+//! (`duties`: recovery, cleanup's servers, their disks). An app may only name servers that
+//! exist.
 
 pub mod checks;
 pub mod connections;
+mod duties;
 mod keys;
 pub(crate) mod targets;
 pub mod watch;
@@ -139,7 +142,7 @@ impl Deployer {
             }
         };
         list.push(checks::ssh_ok(&spec.host_key_fingerprint));
-        let disk = DiskAccess::Elsewhere("not measured yet for an engine on another host");
+        let disk = DiskAccess::Measured(self.remote_disk(&engine).await);
         let engine_checks = checks::engine_checks(&engine, disk, None).await;
         // The engine answering is its own check beside the SSH address answering.
         list.extend(engine_checks.into_iter().map(|mut check| {

@@ -80,7 +80,18 @@ impl Deployer {
             .ok_or_else(|| ActionError::Internal(format!("server {server} lost its target")))
     }
 
-    async fn prepared_remote(&self, spec: &ServerSpec) -> Result<RemoteTarget, ActionError> {
+    /// What the local host was prepared with (the probe, the proxy), once it was.
+    pub(crate) fn local_setup(&self) -> Result<HostSetup, ActionError> {
+        let setup = self.inner.preparing.setup.read().expect("host setup lock");
+        let (setup, _) = setup.as_ref().ok_or_else(|| {
+            ActionError::Unavailable("this daemon has not set up its own host yet".into())
+        })?;
+        Ok(setup.clone())
+    }
+
+    /// What a server is prepared with: the local host's probe and proxy, the proxy's
+    /// configuration rendered for the server's namespace.
+    pub(crate) fn server_setup(&self, spec: &ServerSpec) -> Result<HostSetup, ActionError> {
         let setup = self
             .inner
             .preparing
@@ -99,6 +110,11 @@ impl Deployer {
             throttle: &options.throttle,
         })
         .map_err(|e| ActionError::Internal(format!("the proxy's configuration: {e}")))?;
+        Ok(setup)
+    }
+
+    async fn prepared_remote(&self, spec: &ServerSpec) -> Result<RemoteTarget, ActionError> {
+        let setup = self.server_setup(spec)?;
         let connection = self.server_connection(spec).await?;
         let engine = self.server_engine(spec).await?;
         let ports = ProxyPorts {

@@ -92,6 +92,27 @@ pub async fn proxy_ports(state: &AppState) -> ProxyPorts {
     }
 }
 
+/// The host ports of the proxy that serves an app with these settings: a remote server's
+/// proxy publishes the ports its server record names (80 and 443 unless set; nothing is
+/// asked over SSH for a page), the local one what its engine says.
+pub async fn proxy_ports_for(state: &AppState, spec: &capstan_core::AppSpec) -> ProxyPorts {
+    match spec.servers.first().filter(|server| !server.is_local()) {
+        None => proxy_ports(state).await,
+        Some(server) => match state.deployer.server_record(server).await {
+            Ok(record) => server_proxy_ports(&record.spec),
+            Err(_) => ProxyPorts::default(),
+        },
+    }
+}
+
+/// The ports a remote server's proxy publishes, from its settings.
+pub fn server_proxy_ports(spec: &capstan_core::ServerSpec) -> ProxyPorts {
+    ProxyPorts {
+        http: Some(spec.proxy_http_port.unwrap_or(80)),
+        https: Some(spec.proxy_https_port.unwrap_or(443)),
+    }
+}
+
 /// Every domain of an app with its address; the certificate's state when it is known
 /// without Traefik (plain HTTP, not served), else left for the script to ask.
 pub fn domain_links(

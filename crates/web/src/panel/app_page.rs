@@ -4,7 +4,7 @@
 
 use crate::apps::app_name;
 use crate::panel::app_domains::{
-    domain_links, engine_too_slow, proxy_ports, DomainLink, ProxyPorts, ENGINE_WAIT,
+    domain_links, engine_too_slow, proxy_ports_for, DomainLink, ProxyPorts, ENGINE_WAIT,
 };
 use crate::panel::app_live::{running_view, RunningView, TAILS};
 use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
@@ -135,11 +135,20 @@ fn rollback_targets(
 
 /// The engine's image ID of each tag the deployments ran, asked at once within
 /// [`ENGINE_WAIT`]; a tag gone from the engine, or one it was too slow for, is left out.
-async fn image_ids(state: &AppState, records: &[DeploymentRecord]) -> HashMap<String, String> {
+async fn image_ids(
+    state: &AppState,
+    name: &AppName,
+    records: &[DeploymentRecord],
+) -> HashMap<String, String> {
     let mut tags: Vec<&str> = records.iter().filter_map(|d| d.image.as_deref()).collect();
     tags.sort_unstable();
     tags.dedup();
-    let engine = state.deployer.target();
+    // The images are on the app's server.
+    let here = tokio::time::timeout(ENGINE_WAIT, state.deployer.app_server(name)).await;
+    let Ok(Ok(here)) = here else {
+        return HashMap::new();
+    };
+    let engine = here.target();
     let lookups = tags.into_iter().map(|tag| async move {
         let id = tokio::time::timeout(ENGINE_WAIT, engine.image_id(tag)).await;
         match id {
@@ -159,11 +168,11 @@ async fn image_ids(state: &AppState, records: &[DeploymentRecord]) -> HashMap<St
 async fn engine_view(
     state: &AppState,
     name: &AppName,
-    has_domains: bool,
+    routed: &capstan_core::AppSpec,
 ) -> (ProxyPorts, RunningView) {
     let ports = async {
-        if has_domains {
-            proxy_ports(state).await
+        if !routed.domains.is_empty() {
+            proxy_ports_for(state, routed).await
         } else {
             ProxyPorts::default()
         }
@@ -205,7 +214,7 @@ pub async fn app_page(
     let routed = live_release
         .as_ref()
         .map_or(&view.app.spec, |release| &release.app_spec);
-    let (ports, running) = engine_view(state, name, !routed.domains.is_empty()).await;
+    let (ports, running) = engine_view(state, name, routed).await;
     let now = capstan_store::now_ms();
     let records = store.deployments_of(name, 50).await?;
     let newer = newer_deployment(store, &records, view.app.live_deployment_id).await?;
@@ -213,7 +222,7 @@ pub async fn app_page(
         (Some(release), Some(live)) => settings_note(&view.app.spec, release, live.trigger),
         _ => None,
     };
-    let image_ids = image_ids(state, &records).await;
+    let image_ids = image_ids(state, name, &records).await;
     let rollback_ids = rollback_targets(&records, view.live.as_ref(), &image_ids);
     let mut release_origins = HashMap::new();
     for release in records.iter().filter_map(|d| d.from_release) {

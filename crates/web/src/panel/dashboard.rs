@@ -3,7 +3,7 @@
 //! however many apps and deployments there are. Each address carries the proxy's
 //! published port (read once per page, within `ENGINE_WAIT`).
 
-use crate::panel::app_domains::{domain_url, proxy_ports, ProxyPorts};
+use crate::panel::app_domains::{domain_url, proxy_ports, server_proxy_ports, ProxyPorts};
 use crate::panel::page::{render, Nav, PanelError};
 use crate::panel::rows::DeploymentRow;
 use crate::panel::session::SignedIn;
@@ -78,6 +78,20 @@ pub async fn dashboard(
         .map(|d| (d.app.to_string(), DeploymentRow::new(d, now)))
         .collect();
     let in_maintenance = store.in_maintenance(&names).await?;
+    // An app on another server is reached through that server's proxy.
+    let server_ports: HashMap<capstan_core::ServerName, ProxyPorts> = store
+        .servers()
+        .await?
+        .iter()
+        .filter(|server| !server.spec.name.is_local())
+        .map(|server| (server.spec.name.clone(), server_proxy_ports(&server.spec)))
+        .collect();
+    let ports_of = |spec: &capstan_core::AppSpec| {
+        spec.servers
+            .first()
+            .and_then(|server| server_ports.get(server).copied())
+            .unwrap_or(ports)
+    };
     let rows: Vec<AppRow> = apps
         .iter()
         .map(|app| {
@@ -87,7 +101,7 @@ pub async fn dashboard(
                 .filter(|d| live.as_ref().is_none_or(|l| l.id != d.id));
             AppRow {
                 name: app.name.to_string(),
-                url: address(&app.spec, ports),
+                url: address(&app.spec, ports_of(&app.spec)),
                 in_maintenance: in_maintenance.contains(app.name.as_str()),
                 live,
                 last,

@@ -77,6 +77,7 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     address: SocketAddr,
     host_key_fingerprint: String,
+    config: SshdConfig,
 }
 
 impl Sshd {
@@ -115,6 +116,7 @@ impl Sshd {
                         dir,
                         address,
                         host_key_fingerprint,
+                        config,
                     })
                 }
                 Err(err) => last = Some(err),
@@ -181,6 +183,14 @@ impl Sshd {
         if let Some(child) = self.child.take() {
             kill_tree(child);
         }
+    }
+
+    /// Starts sshd again after [`Sshd::kill`], with the same host key, keys and address,
+    /// as a server that comes back would.
+    pub fn restart(&mut self) -> Result<(), SshdError> {
+        self.kill();
+        self.child = Some(spawn(self.dir.path(), self.address, &self.config)?);
+        Ok(())
     }
 }
 

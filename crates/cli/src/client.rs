@@ -238,8 +238,15 @@ pub(crate) async fn follow_to_end(api: &Api, id: i64) -> anyhow::Result<ExitCode
     let state = follow(api, id).await?;
     let record = api.get(&format!("/deployments/{id}")).await.ok();
     match record.as_ref().and_then(|r| r["error"].as_str()) {
-        Some(error) if state != "live" => println!("deployment {id}: {state}: {error}"),
+        Some(error) => println!("deployment {id}: {state}: {error}"),
         _ => println!("deployment {id}: {state}"),
+    }
+    for line in record
+        .as_ref()
+        .map(crate::retry::server_lines)
+        .unwrap_or_default()
+    {
+        println!("{line}");
     }
     Ok(if state == "live" {
         ExitCode::SUCCESS

@@ -9,6 +9,7 @@ mod maintenance;
 mod manage;
 mod plan;
 mod purge;
+mod retry;
 mod run;
 mod serve;
 mod servers;
@@ -45,6 +46,8 @@ enum Command {
     Rollback(manage::RollbackArgs),
     /// Start new containers of the live release with the current settings.
     Restart(manage::RestartArgs),
+    /// Run a deployment again, only on the servers where it failed (same release, no build).
+    Retry(retry::RetryArgs),
     /// Run a command once in a new container of an app's live release (`capstan run APP
     /// -- CMD...`), print its output and exit with its status.
     Run(run::RunArgs),
@@ -121,6 +124,7 @@ fn main() -> std::process::ExitCode {
             Command::App(command) => manage::app(command).await,
             Command::Rollback(args) => manage::rollback(args).await,
             Command::Restart(args) => manage::restart(args).await,
+            Command::Retry(args) => retry::retry(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Maintenance(args) => maintenance::maintenance(args).await,
             Command::Secrets(command) => manage::secrets(command).await,

@@ -218,11 +218,22 @@ async fn exercise(
     let before: Vec<Vec<String>> = servers[..2].iter().map(Server::containers).collect();
 
     servers[2].sshd.restart().map_err(|e| e.to_string())?;
-    let path = format!("/deployments/{id}/retry");
-    let (status, body) = daemon.call(Method::POST, &path, None).await;
-    if status != 202 {
-        return Err(format!("retry: {status} {body}"));
+    // The CLI's retry, followed to its end: one line per server.
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["retry", &id.to_string(), "--wait"])
+        .env("CAPSTAN_URL", &daemon.api)
+        .env("CAPSTAN_TOKEN", &daemon.token)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !printed.contains("  fc: live") || !printed.contains("  fb: live") {
+        return Err(format!(
+            "capstan retry: {}\n{printed}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
+    let path = format!("/deployments/{id}/retry");
     let retried = daemon.wait(id).await;
     let states = server_states(&daemon.deployment(id).await);
     if retried["state"] != "live"

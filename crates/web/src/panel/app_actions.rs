@@ -117,6 +117,25 @@ pub async fn restart(
     }
 }
 
+/// Queues a deployment again on the servers where it failed.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Result<Response, PanelError> {
+    let id = crate::panel::page::record_id(&id, "deployment")?;
+    let record = state.deployer.store().deployment(id).await?;
+    let (name, caller) = posted.for_app(Scope::Deploy, record.app.as_str())?;
+    match state.deployer.retry(id, &caller).await {
+        Ok(d) => Ok(to_deployment(
+            &posted,
+            d.id,
+            format!("Deployment #{id} queued again for the servers where it failed."),
+        )),
+        Err(err) => action_failed(&state, &posted, &name, "action", err).await,
+    }
+}
+
 /// Deletes the app when the typed confirmation is its name.
 pub async fn delete(
     State(state): State<AppState>,

@@ -24,6 +24,29 @@ struct LogRow {
     text: String,
 }
 
+/// One server of a deployment on several, as its card lists it.
+struct ServerRow {
+    name: String,
+    state: String,
+    tone: &'static str,
+    error: String,
+}
+
+fn server_rows(targets: &[capstan_store::TargetRecord]) -> Vec<ServerRow> {
+    if targets.len() < 2 {
+        return Vec::new();
+    }
+    targets
+        .iter()
+        .map(|t| ServerRow {
+            name: t.server.clone(),
+            state: deployment_view::phase_label(t.state).to_string(),
+            tone: crate::panel::rows::tone(t.state),
+            error: t.error.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "deployment.html")]
 struct DeploymentPage {
@@ -39,6 +62,10 @@ struct DeploymentPage {
     lines: Vec<LogRow>,
     last_seq: i64,
     has_spec: bool,
+    /// Each server of a deployment on several (empty for one server).
+    servers: Vec<ServerRow>,
+    /// It ended with servers where it failed: the page offers to run it again there.
+    can_retry: bool,
 }
 
 #[derive(Template)]
@@ -72,6 +99,10 @@ pub async fn show(
     let log = store.logs_after(id, 0).await?;
     let last_seq = log.last().map_or(0, |l| l.seq);
     let has_spec = store.release_of(id).await?.is_some();
+    let targets = store.targets_of(id).await?;
+    let can_retry = record.state.is_finished()
+        && has_spec
+        && targets.iter().any(|t| t.state == DeploymentState::Failed);
     Ok(render(&DeploymentPage {
         nav: Nav::new(&session, "apps"),
         d: DeploymentRow::new(&record, now),
@@ -88,6 +119,8 @@ pub async fn show(
             .collect(),
         last_seq,
         has_spec,
+        servers: server_rows(&targets),
+        can_retry,
     }))
 }
 

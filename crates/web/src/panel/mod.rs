@@ -80,6 +80,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/deploy", post(app_actions::deploy))
         .route("/apps/{app}/rollback", post(app_actions::rollback))
         .route("/apps/{app}/restart", post(app_actions::restart))
+        .route("/deployments/{id}/retry", post(app_actions::retry))
         .route("/apps/{app}/delete", post(app_actions::delete))
         .route("/apps/{app}/maintenance", post(app_actions::maintenance))
         .route("/apps/{app}/plan", get(app_page::plan))

@@ -25,6 +25,9 @@ pub struct TransferReport {
     pub image_id: String,
     /// The destination had the image already: only the tag was set, nothing was sent.
     pub already_present: bool,
+    /// The load without the layers the destination had failed (one removed there since
+    /// they were listed), so the whole image was sent after it (`bytes_sent` counts both).
+    pub resent_whole: bool,
     /// The size of the source's full export (what a plain save/load would send).
     pub export_bytes: u64,
     /// The size of the archive streamed into the destination's load.
@@ -96,45 +99,67 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 
 /// Moves `reference` from `from` to `to`, sending only the layers `to` lacks, and tags it
 /// there as on the source. The export and the archive sent are spooled under
-/// `spool_dir` and removed whatever happens.
+/// `spool_dir` and removed whatever happens. (To send one image to several engines,
+/// export it once with [`spool_image`] and call [`SpooledImage::send_to`] for each.)
 pub async fn send_image(
     from: &Engine,
     to: &Engine,
     reference: &str,
     spool_dir: &Path,
 ) -> Result<TransferReport, EngineError> {
-    let source = match from.docker().inspect_image(reference).await {
-        Ok(image) => image,
-        Err(err) if is_not_found(&err) => {
-            return Err(TransferError::UnknownImage {
-                reference: reference.to_string(),
-            }
-            .into())
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let image_id = source.id.unwrap_or_default();
-    if to.image_id(&image_id).await?.as_deref() == Some(image_id.as_str()) {
-        tag_and_verify(to, &image_id, reference).await?;
-        return Ok(TransferReport {
-            image_id,
-            already_present: true,
-            export_bytes: 0,
-            bytes_sent: 0,
-            layers_sent: 0,
-            layers_skipped: 0,
-            changed_layer_bytes: 0,
-        });
+    let image_id = source_image_id(from, reference).await?;
+    if let Some(report) = already_there(to, &image_id, reference).await? {
+        return Ok(report);
     }
-    let have = if loads_whole_archives(to).await? {
-        HashSet::new()
-    } else {
-        layer_chains(to).await?
-    };
-    let budget = stream_budget(source.size.unwrap_or(0).max(0) as u64);
-    let spool = Spool::new(spool_dir)?;
-    let export_bytes = export(from, &image_id, &spool.export, budget).await?;
-    let image = blocking_read(spool.export.clone()).await?;
+    spool_image(from, reference, spool_dir)
+        .await?
+        .send_to(to)
+        .await
+}
+
+/// An image exported from its engine into a spool file, ready to be sent to any number
+/// of engines (each send writes and removes its own archive beside it). The export is
+/// removed when this is dropped.
+pub struct SpooledImage {
+    reference: String,
+    image_id: String,
+    export_bytes: u64,
+    image: Arc<ExportedImage>,
+    export: SpoolFile,
+}
+
+impl std::fmt::Debug for SpooledImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpooledImage")
+            .field("reference", &self.reference)
+            .field("image_id", &self.image_id)
+            .field("export_bytes", &self.export_bytes)
+            .finish()
+    }
+}
+
+/// Exports `reference` from `from` into a file under `spool_dir` and reads its layers.
+pub async fn spool_image(
+    from: &Engine,
+    reference: &str,
+    spool_dir: &Path,
+) -> Result<SpooledImage, EngineError> {
+    let image_id = source_image_id(from, reference).await?;
+    let size = from
+        .docker()
+        .inspect_image(&image_id)
+        .await?
+        .size
+        .unwrap_or(0);
+    let export_file = SpoolFile::new(spool_dir, "export")?;
+    let export_bytes = export(
+        from,
+        &image_id,
+        &export_file.0,
+        stream_budget(size.max(0) as u64),
+    )
+    .await?;
+    let image = blocking_read(export_file.0.clone()).await?;
     if image.config_digest != image_id {
         return Err(TransferError::Archive(format!(
             "the export holds image {}, expected {image_id}",
@@ -142,31 +167,125 @@ pub async fn send_image(
         ))
         .into());
     }
-    let diff_ids: Vec<String> = image.layers.iter().map(|(d, _)| d.clone()).collect();
-    let sent: Vec<usize> = chain_ids(&diff_ids)
-        .iter()
-        .enumerate()
-        .filter(|(_, chain)| !have.contains(*chain))
-        .map(|(i, _)| i)
-        .collect();
-    let filtered = {
-        let (export, out, sent) = (spool.export.clone(), spool.filtered.clone(), sent.clone());
-        tokio::task::spawn_blocking(move || write_filtered(&export, &image, &sent, &out))
-            .await
-            .map_err(|e| TransferError::Archive(format!("the archive writer stopped: {e}")))??
-    };
-    let _ = std::fs::remove_file(&spool.export);
-    load(to, &spool.filtered, stream_budget(filtered.bytes)).await?;
-    tag_and_verify(to, &image_id, reference).await?;
-    Ok(TransferReport {
+    Ok(SpooledImage {
+        reference: reference.to_string(),
         image_id,
-        already_present: false,
         export_bytes,
-        bytes_sent: filtered.bytes,
-        layers_sent: sent.len(),
-        layers_skipped: diff_ids.len() - sent.len(),
-        changed_layer_bytes: filtered.layer_bytes,
+        image: Arc::new(image),
+        export: export_file,
     })
+}
+
+impl SpooledImage {
+    pub fn image_id(&self) -> &str {
+        &self.image_id
+    }
+
+    /// The size of the full export.
+    pub fn export_bytes(&self) -> u64 {
+        self.export_bytes
+    }
+
+    /// Sends the image to `to` (only the layers whose chain it lacks; nothing when it has
+    /// the image) and tags it there.
+    pub async fn send_to(&self, to: &Engine) -> Result<TransferReport, EngineError> {
+        if let Some(report) = already_there(to, &self.image_id, &self.reference).await? {
+            return Ok(report);
+        }
+        let have = if loads_whole_archives(to).await? {
+            HashSet::new()
+        } else {
+            layer_chains(to).await?
+        };
+        self.send_given(to, &have).await
+    }
+
+    /// Sends the image to `to`, leaving out the layers whose chain is in `have` (what the
+    /// caller knows `to` holds, e.g. [`layer_chains`] read once for several images). Should
+    /// the load miss a layer left out (removed there meanwhile), the whole image is sent.
+    pub async fn send_given(
+        &self,
+        to: &Engine,
+        have: &HashSet<String>,
+    ) -> Result<TransferReport, EngineError> {
+        let diff_ids: Vec<String> = self.image.layers.iter().map(|(d, _)| d.clone()).collect();
+        let sent: Vec<usize> = chain_ids(&diff_ids)
+            .iter()
+            .enumerate()
+            .filter(|(_, chain)| !have.contains(*chain))
+            .map(|(i, _)| i)
+            .collect();
+        let dir = self.export.0.parent().unwrap_or(Path::new("."));
+        let out = SpoolFile::new(dir, "send")?;
+        let filtered = {
+            let (export, path, image) = (self.export.0.clone(), out.0.clone(), self.image.clone());
+            let sent = sent.clone();
+            tokio::task::spawn_blocking(move || write_filtered(&export, &image, &sent, &path))
+                .await
+                .map_err(|e| TransferError::Archive(format!("the archive writer stopped: {e}")))??
+        };
+        let mut report = TransferReport {
+            image_id: self.image_id.clone(),
+            already_present: false,
+            resent_whole: false,
+            export_bytes: self.export_bytes,
+            bytes_sent: filtered.bytes,
+            layers_sent: sent.len(),
+            layers_skipped: diff_ids.len() - sent.len(),
+            changed_layer_bytes: filtered.layer_bytes,
+        };
+        match load(to, &out.0, stream_budget(filtered.bytes)).await {
+            Ok(()) => {}
+            Err(EngineError::Transfer(TransferError::Load(reason)))
+                if sent.len() < diff_ids.len() =>
+            {
+                tracing::warn!(image = %self.image_id, %reason, "a load without the layers the engine had failed; sending the whole image");
+                drop(out);
+                load(to, &self.export.0, stream_budget(self.export_bytes)).await?;
+                report.resent_whole = true;
+                report.bytes_sent += self.export_bytes;
+                report.layers_sent = diff_ids.len();
+                report.layers_skipped = 0;
+                report.changed_layer_bytes = self.image.layer_bytes();
+            }
+            Err(err) => return Err(err),
+        }
+        tag_and_verify(to, &self.image_id, &self.reference).await?;
+        Ok(report)
+    }
+}
+
+/// The id of `reference` on the source engine; an unknown image is a typed error.
+async fn source_image_id(from: &Engine, reference: &str) -> Result<String, EngineError> {
+    match from.image_id(reference).await? {
+        Some(id) => Ok(id),
+        None => Err(TransferError::UnknownImage {
+            reference: reference.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// When `to` has the image already: tags it and says nothing was sent.
+async fn already_there(
+    to: &Engine,
+    image_id: &str,
+    reference: &str,
+) -> Result<Option<TransferReport>, EngineError> {
+    if to.image_id(image_id).await?.as_deref() != Some(image_id) {
+        return Ok(None);
+    }
+    tag_and_verify(to, image_id, reference).await?;
+    Ok(Some(TransferReport {
+        image_id: image_id.to_string(),
+        already_present: true,
+        resent_whole: false,
+        export_bytes: 0,
+        bytes_sent: 0,
+        layers_sent: 0,
+        layers_skipped: 0,
+        changed_layer_bytes: 0,
+    }))
 }
 
 /// How long a stream of `bytes` may take: two minutes plus a second per 256 KiB.
@@ -315,27 +434,20 @@ pub(crate) fn split_reference(reference: &str) -> (String, String) {
     }
 }
 
-/// The two spool files of one transfer, removed when it ends however it ends.
-struct Spool {
-    export: PathBuf,
-    filtered: PathBuf,
-}
+/// One spool file, removed when dropped however the transfer ends.
+struct SpoolFile(PathBuf);
 
-impl Spool {
-    fn new(dir: &Path) -> std::io::Result<Self> {
+impl SpoolFile {
+    fn new(dir: &Path, role: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let stem = format!("capstan-transfer-{:016x}", rand::random::<u64>());
-        Ok(Self {
-            export: dir.join(format!("{stem}.export.tar")),
-            filtered: dir.join(format!("{stem}.send.tar")),
-        })
+        let name = format!("capstan-transfer-{:016x}.{role}.tar", rand::random::<u64>());
+        Ok(Self(dir.join(name)))
     }
 }
 
-impl Drop for Spool {
+impl Drop for SpoolFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.export);
-        let _ = std::fs::remove_file(&self.filtered);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -61,6 +61,12 @@ impl ExportedImage {
         path
     }
 
+    /// The sum of the sizes of every layer's file (each file once).
+    pub fn layer_bytes(&self) -> u64 {
+        let all: Vec<usize> = (0..self.layers.len()).collect();
+        self.files_of(&all).1
+    }
+
     /// The paths of the files that the layers in `sent` (indices) need, and their total size.
     fn files_of(&self, sent: &[usize]) -> (HashSet<String>, u64) {
         let mut files = HashSet::new();

@@ -5,7 +5,7 @@
 
 mod support;
 
-use capstan_engine::transfer::{send_image, TransferError};
+use capstan_engine::transfer::{chain_ids, send_image, spool_image, TransferError};
 use capstan_engine::EngineError;
 use std::time::Instant;
 use support::{build, files, run_output, Fixture};
@@ -146,5 +146,48 @@ async fn an_unknown_image_is_a_typed_error_and_leaves_nothing() {
         .unwrap()
         .len();
     eprintln!("unknown image: {err} (second engine: {before} images before, {after} after)");
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_spooled_once_serves_several_engines_and_a_stale_layer_list_resends_whole() {
+    let fx = Fixture::new("spooled").await;
+    let tag = fx.name("app");
+    let dockerfile = "FROM busybox:stable\nCOPY big.bin /data/big.bin\nCOPY app.txt /app/app.txt\n\
+                      CMD [\"head\", \"-n\", \"1\", \"/app/app.txt\"]\n";
+    let big = support::random_bytes(512 * 1024);
+    let context = files(dockerfile, &big, &support::app_text("spooled", 16));
+    let id = build(&fx.main, &tag, &context).await;
+    fx.remember(&id);
+
+    let spooled = spool_image(&fx.main, &tag, &fx.spool).await.unwrap();
+    assert_eq!(spooled.image_id(), id);
+    assert_eq!(
+        std::fs::read_dir(&fx.spool).unwrap().count(),
+        1,
+        "the export alone"
+    );
+    // The source engine itself has it: nothing sent.
+    assert!(spooled.send_to(&fx.main).await.unwrap().already_present);
+
+    // A list claiming the second engine holds every layer but the last, when it lacks
+    // this image's own layers too: the load fails, the whole image follows.
+    let main_docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let layers = support::layers(&main_docker, &id).await;
+    let chains = chain_ids(&layers);
+    let claimed = chains[..chains.len() - 1].iter().cloned().collect();
+    let report = spooled.send_given(&fx.second, &claimed).await.unwrap();
+    eprintln!("stale layer list: {report:?}");
+    assert!(report.resent_whole);
+    assert_eq!(report.layers_sent, layers.len());
+    assert!(report.bytes_sent > spooled.export_bytes());
+    assert_eq!(run_output(&fx.second_docker, &tag).await, "spooled");
+    assert_eq!(
+        std::fs::read_dir(&fx.spool).unwrap().count(),
+        1,
+        "the export alone"
+    );
+    drop(spooled);
+    fx.assert_spool_empty();
     fx.cleanup().await;
 }

@@ -198,12 +198,13 @@ pub async fn run_output(docker: &bollard::Docker, image: &str) -> String {
     output.trim().to_string()
 }
 
+/// The diff IDs of `image`'s layers on `docker`, bottom-up.
+pub async fn layers(docker: &bollard::Docker, image: &str) -> Vec<String> {
+    let image = docker.inspect_image(image).await.unwrap();
+    image.root_fs.and_then(|r| r.layers).unwrap_or_default()
+}
+
 /// How many layers `image` has on `docker`.
 pub async fn layer_count(docker: &bollard::Docker, image: &str) -> usize {
-    let image = docker.inspect_image(image).await.unwrap();
-    image
-        .root_fs
-        .and_then(|r| r.layers)
-        .unwrap_or_default()
-        .len()
+    layers(docker, image).await.len()
 }

@@ -89,7 +89,9 @@ impl Remote {
 
     /// Removes the run's objects from the second engine and fails on `outcome`'s error
     /// or on anything left there.
-    async fn finish(self, outcome: Result<(), String>) {
+    async fn finish(mut self, outcome: Result<(), String>) {
+        // The daemon first: its proxy watcher would bring the server's proxy back.
+        self.daemon.kill();
         let left = remove_namespace(&self.host, &self.namespace).await;
         if let Err(message) = outcome {
             panic!(

@@ -218,10 +218,13 @@ impl Deployer {
         let spool = self.settings().workspace_dir.join("transfers");
         let report = capstan_engine::transfer::send_image(from, to, image, &spool).await?;
         log.info(format!(
-            "image moved: {} sent ({} layer(s) sent, {} already there)",
+            "image moved: {} sent ({} bytes; changed layers {} bytes; {} layer(s) sent, {} already there; a full copy is {})",
             human_bytes(report.bytes_sent),
+            report.bytes_sent,
+            report.changed_layer_bytes,
             report.layers_sent,
-            report.layers_skipped
+            report.layers_skipped,
+            human_bytes(report.export_bytes)
         ))
         .await;
         Ok(())

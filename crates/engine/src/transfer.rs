@@ -396,9 +396,12 @@ pub(crate) async fn tag_and_verify(
     image_id: &str,
     reference: &str,
 ) -> Result<(), EngineError> {
-    let names_id = image_id
-        .trim_start_matches("sha256:")
-        .starts_with(reference.trim_start_matches("sha256:"));
+    // An id or its 12+ hex digit prefix names the image itself (a repository named
+    // `cafe` does not, even where the id starts with those letters).
+    let short = reference.trim_start_matches("sha256:");
+    let names_id = short.len() >= 12
+        && short.bytes().all(|b| b.is_ascii_hexdigit())
+        && image_id.trim_start_matches("sha256:").starts_with(short);
     if !names_id && !reference.contains('@') {
         let (repo, tag) = split_reference(reference);
         engine

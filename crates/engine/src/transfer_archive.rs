@@ -376,4 +376,48 @@ mod tests {
         assert!(matches!(read_export(&path), Err(TransferError::Archive(_))));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn reads_and_filters_the_oci_layout_through_its_manifest() {
+        let dir = std::env::temp_dir().join(format!("capstan-xfer-unit-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("oci.tar");
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:11","sha256:22"]}}"#;
+        let config_digest = hex::encode(Sha256::digest(config));
+        let mut builder = tar::Builder::new(File::create(&path).unwrap());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, data).unwrap();
+        };
+        add("blobs/sha256/11", &[1u8; 1500]);
+        add("blobs/sha256/22", &[2u8; 600]);
+        add(&format!("blobs/sha256/{config_digest}"), config);
+        add("index.json", b"{}");
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        let manifest = format!(
+            r#"[{{"Config":"blobs/sha256/{config_digest}","RepoTags":null,"Layers":["blobs/sha256/11","blobs/sha256/22"]}}]"#
+        );
+        add("manifest.json", manifest.as_bytes());
+        builder.finish().unwrap();
+        drop(builder);
+
+        let image = read_export(&path).unwrap();
+        assert_eq!(image.config_digest, format!("sha256:{config_digest}"));
+        assert_eq!(
+            image.layers[1],
+            ("sha256:22".to_string(), "blobs/sha256/22".to_string())
+        );
+        let out = dir.join("send.tar");
+        let filtered = write_filtered(&path, &image, &[1], &out).unwrap();
+        assert_eq!(filtered.layer_bytes, 600);
+        let kept = names(&out);
+        assert!(!kept.contains(&"blobs/sha256/11".to_string()), "{kept:?}");
+        assert!(kept.contains(&"blobs/sha256/22".to_string()));
+        assert!(
+            kept.contains(&"index.json".to_string()) && kept.contains(&"manifest.json".to_string())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -36,6 +36,7 @@ mod secrets;
 pub mod servers;
 mod source_check;
 mod sources;
+mod swarm;
 pub mod target;
 mod tls_names;
 mod trust;
@@ -342,7 +343,7 @@ impl Deployer {
             }
             let record = self.store().server(server).await?;
             match record.spec.kind {
-                capstan_core::ServerKind::Ssh => {}
+                capstan_core::ServerKind::Ssh | capstan_core::ServerKind::Swarm => {}
                 kind => {
                     return Err(ActionError::Invalid(format!(
                         "the app targets server {server} of kind {}: deploying to it is not available yet",

@@ -257,6 +257,11 @@ impl Deployer {
         secrets: &[SecretValue],
         log: &DeployLog,
     ) -> Result<(), Failure> {
+        if self.target().swarm().is_some() {
+            return self
+                .swarm_start_and_switch(d, artifact, settled, secrets, log)
+                .await;
+        }
         let names = DeploymentNames::new(self.target().instance(), &d.app, d.id);
         let mut attempt = Attempt {
             open_port: settled.open_port,

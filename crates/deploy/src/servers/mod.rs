@@ -144,6 +144,9 @@ impl Deployer {
         list.push(checks::ssh_ok(&spec.host_key_fingerprint));
         let disk = DiskAccess::Measured(self.remote_disk(&engine).await);
         let engine_checks = checks::engine_checks(&engine, disk, None).await;
+        if spec.kind == ServerKind::Swarm {
+            list.push(crate::swarm::manager_check(&engine).await);
+        }
         // The engine answering is its own check beside the SSH address answering.
         list.extend(engine_checks.into_iter().map(|mut check| {
             if check.name == "reachable" {

@@ -63,7 +63,7 @@ impl Deployer {
             return Ok(here);
         }
         let record = self.store().server(server).await?;
-        if record.spec.kind != ServerKind::Ssh {
+        if !matches!(record.spec.kind, ServerKind::Ssh | ServerKind::Swarm) {
             return Err(ActionError::Invalid(format!(
                 "server {server} is of kind {}: deploying to it is not available yet",
                 record.spec.kind.as_str()
@@ -103,7 +103,11 @@ impl Deployer {
             ActionError::Unavailable("this daemon has not set up its own host yet".into())
         })?;
         let namespace = spec.namespace_or(self.target().instance());
-        setup.proxy.static_config = render_static_config(&ProxySettings {
+        let render = match spec.kind {
+            ServerKind::Swarm => capstan_compose::proxy::render_swarm_static_config,
+            _ => render_static_config,
+        };
+        setup.proxy.static_config = render(&ProxySettings {
             instance: namespace,
             acme_email: options.acme_email.as_deref(),
             acme_ca_server: options.acme_ca_server.as_deref(),
@@ -121,7 +125,8 @@ impl Deployer {
             http: spec.proxy_http_port.unwrap_or(80),
             https: spec.proxy_https_port.unwrap_or(443),
         };
-        let target = RemoteTarget::new(connection, engine, ports);
+        let swarm = crate::swarm::swarm_host(spec, &engine).await?;
+        let target = RemoteTarget::new(connection, engine, ports).with_swarm(swarm);
         target.prepare(&setup).await.map_err(|err| {
             ActionError::Unavailable(format!("cannot prepare server {}: {err}", spec.name))
         })?;

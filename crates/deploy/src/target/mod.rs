@@ -181,4 +181,18 @@ pub trait Target: Runtime + Images + Router {
     /// Makes the host ready for deployments (its own objects: control network, probe,
     /// page server, proxy), keeping what already matches; returns once the proxy answers.
     async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError>;
+
+    /// On a swarm manager, what the swarm flow needs (`crate::swarm`); `None` elsewhere,
+    /// where the pipeline's own blue-green cutover runs.
+    fn swarm(&self) -> Option<&SwarmHost> {
+        None
+    }
+}
+
+/// A server that is a swarm manager: apps run there as swarm services behind the proxy's
+/// swarm provider, which reads the manager's engine through its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmHost {
+    /// The engine's socket on the manager, mounted into the proxy.
+    pub socket: String,
 }

@@ -5,7 +5,7 @@
 //! (published on the server's loopback) is asked over `direct-tcpip` channels.
 
 use super::engine_target::{delegate_to_engine, prepare_engine_host};
-use super::{HostSetup, PrepareError, Router, Target};
+use super::{HostSetup, PrepareError, Router, SwarmHost, Target};
 use async_trait::async_trait;
 use capstan_engine::proxy::{ProxySpec, RoutesSource};
 use capstan_engine::proxy_tunnel::TunneledProxyApi;
@@ -30,6 +30,8 @@ pub struct RemoteTarget {
     /// Route writes one at a time (see `capstan_engine::proxy_routes`).
     route_writes: tokio::sync::Mutex<()>,
     api: RwLock<ProxyAddress>,
+    /// Set when the server is a swarm manager.
+    swarm: Option<SwarmHost>,
 }
 
 /// Traefik's API address as the server reaches it, and a client going there.
@@ -52,7 +54,15 @@ impl RemoteTarget {
                 address: String::new(),
                 client: None,
             }),
+            swarm: None,
         }
+    }
+
+    /// The server as a swarm manager: its proxy gets the engine's socket (the swarm
+    /// provider) and apps run as swarm services.
+    pub fn with_swarm(mut self, swarm: Option<SwarmHost>) -> Self {
+        self.swarm = swarm;
+        self
     }
 
     /// The engine underneath (host set-up, certificates, purge).
@@ -149,7 +159,8 @@ impl Router for RemoteTarget {
     /// Runs the proxy as the server does (see [`RemoteTarget::server_proxy_spec`]).
     async fn ensure_proxy(&self, spec: &ProxySpec) -> Result<String, EngineError> {
         let spec = self.server_proxy_spec(spec);
-        let address = self.engine.ensure_proxy(&spec).await?;
+        let socket = self.swarm.as_ref().map(|s| s.socket.as_str());
+        let address = self.engine.ensure_proxy_with(&spec, socket).await?;
         if let Ok(mut mount) = self.routes_mount.write() {
             mount.clone_from(&spec.routes_mount);
         }
@@ -181,6 +192,10 @@ impl Target for RemoteTarget {
     async fn prepare(&self, setup: &HostSetup) -> Result<(), PrepareError> {
         let place = format!(" on {}", self.connection.address());
         prepare_engine_host(&self.engine, self, setup, &place).await
+    }
+
+    fn swarm(&self) -> Option<&SwarmHost> {
+        self.swarm.as_ref()
     }
 }
 

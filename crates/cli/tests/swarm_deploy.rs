@@ -1,0 +1,381 @@
+//! Deploying to a swarm server, end to end: a real daemon, the second host (its own engine
+//! in its own network namespace at 10.250.0.2, made a single-node swarm manager, with a
+//! real sshd beside it) added as a server of kind `swarm`, and an app with 2 replicas that
+//! names it. The app becomes a swarm service behind Traefik's swarm provider (a proxy on
+//! the manager publishing on the server's port); both tasks answer through it; an update
+//! under load drops no request; a version that never turns healthy is rolled back by Swarm
+//! and the deployment fails while the previous version keeps answering; deleting the app
+//! removes its services. A server of kind `swarm` whose engine is no manager is refused.
+//! The main engine's swarm state is only read, never changed.
+
+mod support;
+
+use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DOMAIN: &str = "swarm.deploy.test";
+
+/// The longest a load loop runs.
+const LOAD_LIMIT: Duration = Duration::from_secs(150);
+
+/// busybox httpd on 8080 answering `<token> <task hostname>`.
+fn command(token: &str) -> serde_json::Value {
+    let script = format!(
+        "mkdir -p /www && echo {token} $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+    );
+    json!(["sh", "-c", script])
+}
+
+async fn get(http: &reqwest::Client, port: u16) -> Option<(u16, String)> {
+    let response = http
+        .get(format!("http://10.250.0.2:{port}/"))
+        .header(reqwest::header::HOST, DOMAIN)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.unwrap_or_default()))
+}
+
+/// Requests in a loop until stopped: (answered 200, failed).
+struct Load {
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let (ok, failed, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let task = {
+            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut errors = Vec::new();
+                // Bounded: at most 300 000 requests and 150 s, or until stopped.
+                let started = std::time::Instant::now();
+                for _ in 0..300_000 {
+                    if stop.load(Ordering::Relaxed) || started.elapsed() > LOAD_LIMIT {
+                        break;
+                    }
+                    match get(&http, port).await {
+                        Some((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            errors.push(format!("{other:?}"));
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                errors
+            })
+        };
+        Load {
+            ok,
+            failed,
+            stop,
+            task,
+        }
+    }
+
+    async fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.task.await.unwrap_or_default();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+struct Swarm {
+    host: SecondHost,
+    _sshd: Sshd,
+    daemon: capstan_testkit::Daemon,
+    namespace: String,
+    proxy_port: u16,
+}
+
+impl Swarm {
+    async fn start() -> Swarm {
+        let host = tokio::task::spawn_blocking(|| {
+            let host = SecondHost::ensure()?;
+            host.swarm_up()?;
+            Ok::<_, capstan_testkit::SecondHostError>(host)
+        })
+        .await
+        .unwrap()
+        .expect("the second host comes up as a swarm manager (scripts/second-host.sh)");
+        let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
+        let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
+        let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
+        let daemon = support::start_daemon_with(&[]).await;
+        let namespace = format!("sw{:08x}", rand::random::<u32>());
+        let proxy_port = capstan_testkit::free_port();
+        let server = json!({
+            "name": "h2", "kind": "swarm", "host": sshd.host(), "port": sshd.port(),
+            "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
+            "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
+            "proxy_http_port": proxy_port, "proxy_https_port": capstan_testkit::free_port(),
+        });
+        let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
+        assert_eq!(status, 201, "add server: {added}");
+        sshd.authorize(added["public_key"].as_str().unwrap())
+            .unwrap();
+        Swarm {
+            host,
+            _sshd: sshd,
+            daemon,
+            namespace,
+            proxy_port,
+        }
+    }
+
+    async fn finish(mut self, outcome: Result<(), String>) {
+        // The daemon first: it keeps its servers' proxies running.
+        self.daemon.kill();
+        let left = remove_namespace(&self.host, &self.namespace).await;
+        if let Err(message) = outcome {
+            panic!(
+                "{message}\n--- daemon log ---\n{}",
+                self.daemon.daemon_log()
+            );
+        }
+        assert!(left.is_empty(), "left on the second engine: {left:?}");
+    }
+}
+
+/// Removes the namespace's services, then every other object of it; what is left.
+async fn remove_namespace(host: &SecondHost, namespace: &str) -> Vec<String> {
+    let Ok(engine) = capstan_engine::Engine::connect(Some(&host.docker_host()), namespace).await
+    else {
+        return vec!["cannot reach the second engine".into()];
+    };
+    let services = engine.owned_services(None).await.unwrap_or_default();
+    for service in &services {
+        let _ = engine.remove_service(service).await;
+    }
+    for _ in 0..100 {
+        if engine.service_containers(&services).await.unwrap_or(0) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if let Ok(objects) = engine.instance_objects().await {
+        engine.purge(&objects, |_| {}).await;
+    }
+    let mut left = Vec::new();
+    if !services.is_empty() {
+        left.push(format!("service(s) the app's delete left: {services:?}"));
+    }
+    match engine.instance_objects().await {
+        Ok(objects) if objects.is_empty() => {}
+        Ok(objects) => left.push(format!("{} objects", objects.len())),
+        Err(err) => left.push(err.to_string()),
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_runs_as_swarm_replicas_behind_traefik_and_swarm_rolls_back_a_bad_version() {
+    let swarm = Swarm::start().await;
+    let outcome = exercise(&swarm).await;
+    swarm.finish(outcome).await;
+}
+
+async fn exercise(swarm: &Swarm) -> Result<(), String> {
+    let (daemon, port) = (&swarm.daemon, swarm.proxy_port);
+    let (status, check) = daemon.call(Method::POST, "/servers/h2/check", None).await;
+    let manager = check["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "swarm_manager"))
+        .cloned();
+    if status != 200 || manager.as_ref().map(|m| m["ok"] == true) != Some(true) {
+        return Err(format!("check of the swarm server: {status} {check}"));
+    }
+    daemon
+        .create_app(json!({
+            "name": "sw", "source": {"image": "busybox:stable"}, "command": command("first"),
+            "port": 8080, "domains": [DOMAIN], "servers": ["h2"], "replicas": 2,
+            "health": {"interval_secs": 0.5, "retries": 3, "deadline_secs": 60},
+        }))
+        .await;
+    let first = daemon.deploy_expect("sw", None, "live").await;
+    let log = daemon.log(first["id"].as_i64().unwrap_or_default()).await;
+    if !log.contains("start-first") {
+        return Err(format!("the plan does not name the update order:\n{log}"));
+    }
+    both_tasks_answer(port, "first").await?;
+    println!("(a) 2 replicas answer through the proxy on 10.250.0.2:{port}");
+
+    // An update under load: start-first, nothing dropped.
+    let load = Load::start(port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch(daemon, json!({"command": command("second")})).await?;
+    let second = daemon.deploy_expect("sw", None, "live").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ok, failed, errors) = load.finish().await;
+    println!("(c) update under load: {ok} answered, {failed} failed");
+    if failed != 0 || ok < 50 {
+        return Err(format!(
+            "{failed} of {} requests failed across the update: {errors:?}",
+            ok + failed
+        ));
+    }
+    both_tasks_answer(port, "second").await?;
+
+    // A version that never turns healthy (nothing listens): Swarm rolls it back.
+    let load = Load::start(port);
+    patch(daemon, json!({"command": ["sh", "-c", "exec sleep 3600"]})).await?;
+    let bad = daemon.deploy_expect("sw", None, "failed").await;
+    let (ok, failed, errors) = load.finish().await;
+    let error = bad["error"].as_str().unwrap_or_default();
+    println!("(b) bad version: {error}; under load {ok} answered, {failed} failed");
+    if !error.contains("rolled the update back") || !error.contains("new task") {
+        return Err(format!("the failure does not say Swarm rolled back: {bad}"));
+    }
+    if failed != 0 {
+        return Err(format!(
+            "{failed} requests failed while Swarm rolled back: {errors:?}"
+        ));
+    }
+    both_tasks_answer(port, "second").await?;
+
+    // Rollback to the first release, then delete.
+    let body = json!({"deployment": first["id"]});
+    let (status, rollback) = daemon
+        .call(Method::POST, "/apps/sw/rollback", Some(body))
+        .await;
+    if status != 202 {
+        return Err(format!("rollback: {status} {rollback}"));
+    }
+    let rolled = daemon
+        .wait(rollback["id"].as_i64().unwrap_or_default())
+        .await;
+    if rolled["state"] != "live" {
+        return Err(format!("rollback to {}: {rolled}", second["id"]));
+    }
+    both_tasks_answer(port, "first").await?;
+    delete_app(swarm).await
+}
+
+async fn patch(daemon: &capstan_testkit::Daemon, body: serde_json::Value) -> Result<(), String> {
+    let (status, answer) = daemon.call(Method::PATCH, "/apps/sw", Some(body)).await;
+    if status != 200 {
+        return Err(format!("patch: {status} {answer}"));
+    }
+    Ok(())
+}
+
+/// 40 requests through the proxy all answer `token`, from two different tasks.
+async fn both_tasks_answer(port: u16, token: &str) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let mut tasks = BTreeSet::new();
+    for _ in 0..40 {
+        let answer = get(&http, port).await;
+        match answer
+            .as_ref()
+            .map(|(s, b)| (*s, b.split_whitespace().collect::<Vec<_>>()))
+        {
+            Some((200, words)) if words.first() == Some(&token) && words.len() == 2 => {
+                tasks.insert(words[1].to_string());
+            }
+            _ => return Err(format!("through the proxy, expecting {token}: {answer:?}")),
+        }
+    }
+    if tasks.len() != 2 {
+        return Err(format!("answers came from {tasks:?}, not from both tasks"));
+    }
+    Ok(())
+}
+
+async fn delete_app(swarm: &Swarm) -> Result<(), String> {
+    let mut answer = swarm.daemon.call(Method::DELETE, "/apps/sw", None).await;
+    for _ in 0..100 {
+        if answer.0 != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = swarm.daemon.call(Method::DELETE, "/apps/sw", None).await;
+    }
+    if answer.0 != 204 {
+        return Err(format!("delete: {answer:?}"));
+    }
+    let engine = capstan_engine::Engine::connect(Some(&swarm.host.docker_host()), &swarm.namespace)
+        .await
+        .map_err(|e| e.to_string())?;
+    let services = engine
+        .owned_services(None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !services.is_empty() {
+        return Err(format!("services left after delete: {services:?}"));
+    }
+    Ok(())
+}
+
+/// A server of kind swarm whose engine is not a manager: the main engine (only its
+/// `/info` is read) behind an sshd on loopback. Its check says so and a deploy fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_server_whose_engine_is_no_manager_is_refused() {
+    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
+    let sshd = Sshd::start(&throwaway).expect("sshd starts on loopback");
+    let daemon = support::start_daemon_with(&[]).await;
+    let state = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.ControlAvailable}}"])
+        .output()
+        .expect("docker info");
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+    assert_eq!(
+        state, "false",
+        "the main engine must be no swarm manager for this test"
+    );
+    let server = json!({
+        "name": "nomgr", "kind": "swarm", "host": sshd.host(), "port": sshd.port(),
+        "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
+        "namespace": format!("nm{:08x}", rand::random::<u32>()),
+        "proxy_http_port": capstan_testkit::free_port(),
+    });
+    let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
+    assert_eq!(status, 201, "add server: {added}");
+    sshd.authorize(added["public_key"].as_str().unwrap())
+        .unwrap();
+    let (status, check) = daemon
+        .call(Method::POST, "/servers/nomgr/check", None)
+        .await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["ok"], false, "{check}");
+    let manager = check["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "swarm_manager"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(manager["ok"], false, "{check}");
+    assert!(
+        manager["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a swarm manager"),
+        "{check}"
+    );
+    daemon
+        .create_app(json!({
+            "name": "nm", "source": {"image": "busybox:stable"}, "port": 8080,
+            "servers": ["nomgr"],
+        }))
+        .await;
+    let failed = daemon.deploy_expect("nm", None, "failed").await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not a swarm manager"), "{failed}");
+}

@@ -6,7 +6,7 @@
 use bollard::container::{Config, CreateContainerOptions, LogsOptions, RemoveContainerOptions};
 use capstan_engine::images::BuildRequest;
 use capstan_engine::transfer::send_image;
-use capstan_engine::Engine;
+use capstan_engine::{Builder, Engine};
 use capstan_remote::{connect, generate_key_pair, Contact, SshOptions};
 use capstan_testkit::{SecondHost, Sshd, SshdConfig};
 use futures::StreamExt;
@@ -38,7 +38,9 @@ async fn a_one_line_change_crosses_the_ssh_tunnel_as_its_layer_only() {
     };
     let prefix = format!("capstan-xfer-ssh-{:08x}", rand::random::<u32>());
     let remote = connection.engine(&prefix).await.unwrap();
-    let local = Engine::connect(None, &prefix).await.unwrap();
+    // The classic builder: its cache is the images, removed at the end (BuildKit's would stay).
+    let mut local = Engine::connect(None, &prefix).await.unwrap();
+    local.use_builder(Builder::Classic).unwrap();
     let second = host.docker().await.unwrap();
     let spool = std::env::temp_dir().join(&prefix);
     let mut cleanup = Cleanup {

@@ -7,7 +7,7 @@
 use bollard::container::{Config, CreateContainerOptions, LogsOptions, RemoveContainerOptions};
 use bollard::image::RemoveImageOptions;
 use capstan_engine::images::BuildRequest;
-use capstan_engine::Engine;
+use capstan_engine::{Builder, Engine};
 use capstan_testkit::SecondHost;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -32,7 +32,10 @@ impl Fixture {
             .unwrap()
             .unwrap_or_else(|e| panic!("second host: {e}"));
         let prefix = format!("capstan-xfer-{test}-{:08x}", rand::random::<u32>());
-        let main = Engine::connect(None, &prefix).await.unwrap();
+        // The classic builder: its cache is the images themselves, so removing them
+        // leaves nothing behind (BuildKit's cache would keep every context).
+        let mut main = Engine::connect(None, &prefix).await.unwrap();
+        main.use_builder(Builder::Classic).unwrap();
         let second = Engine::connect(Some(&host.docker_host()), &prefix)
             .await
             .unwrap();

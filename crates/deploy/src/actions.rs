@@ -136,23 +136,42 @@ impl Deployer {
         Ok(Some(next.source))
     }
 
-    /// Deletes an app with its containers, route and images. Refused while a deployment
-    /// of it is queued or running, so nothing is half-removed; queueing waits while a
-    /// delete runs (and then finds no app), so the two never both succeed.
+    /// Deletes an app with its containers, route and images on every server it runs on.
+    /// Refused while a deployment of it is queued or running, so nothing is half-removed;
+    /// queueing waits while a delete runs (and then finds no app), so the two never both
+    /// succeed.
     pub async fn delete_app(&self, name: &AppName, caller: &Caller) -> Result<(), ActionError> {
         let _settings = self.inner.settings_lock.lock().await;
         let app = self.store().app(name).await?;
-        // Nothing of an app that never went live is on its server: it is removed here.
-        let here = match self.for_app(&app.spec).await {
-            Ok(here) => here,
-            Err(_) if app.live_deployment_id.is_none() => self.clone(),
-            Err(refused) => return Err(refused),
-        };
         if self.store().has_pending(name).await? || self.has_running(name) {
             return Err(ActionError::Conflict(format!(
                 "app {name} has a deployment queued or running; wait for it to finish"
             )));
         }
+        // Every server is reached before anything is removed: with one unreachable that
+        // runs the app, the delete fails (503) and the app keeps serving everywhere.
+        let mut servers = Vec::new();
+        for server in &app.spec.servers {
+            match self.connect_target(server).await {
+                Ok(here) => servers.push(here),
+                // Nothing of the app is live there.
+                Err(_) if self.store().live_on(name, server.as_str()).await?.is_none() => {}
+                Err(refused) => return Err(refused),
+            }
+        }
+        for here in servers {
+            here.remove_app_here(name).await?;
+        }
+        self.store().delete_app(name).await?;
+        self.store()
+            .record_event(name, &caller.actor(), "app deleted", "")
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the app's containers, route, network and images from this server.
+    async fn remove_app_here(&self, name: &AppName) -> Result<(), ActionError> {
+        let here = self;
         // Everything the engine holds is listed before anything is removed: with the
         // engine unreachable the delete fails (503) and the app keeps serving.
         let mut containers = here.target().owned_containers(Some(name.as_str())).await?;
@@ -185,10 +204,6 @@ impl Deployer {
                 tracing::warn!(%image, %err, "cannot remove image of deleted app");
             }
         }
-        self.store().delete_app(name).await?;
-        self.store()
-            .record_event(name, &caller.actor(), "app deleted", "")
-            .await?;
         Ok(())
     }
 

@@ -24,6 +24,18 @@ pub(crate) enum Reach {
     OneOfMany,
 }
 
+/// The image exported once for every server of a fan-out that lacks it (removed when the
+/// fan-out ends).
+type Spooled = tokio::sync::OnceCell<capstan_engine::transfer::SpooledImage>;
+
+/// What every server of a fan-out shares.
+struct Shared<'a> {
+    settled: &'a Settled,
+    secrets: &'a [SecretValue],
+    spooled: Spooled,
+    log: &'a DeployLog,
+}
+
 /// How a deployment ended on one server.
 struct ServerOutcome {
     server: ServerName,
@@ -122,13 +134,18 @@ impl Deployer {
             FANOUT_AT_ONCE
         ))
         .await;
+        let shared = Shared {
+            settled: &settled,
+            secrets,
+            // Exported once, by the first server that lacks it, for every other.
+            spooled: tokio::sync::OnceCell::new(),
+            log,
+        };
         let outcomes: Vec<ServerOutcome> = futures::stream::iter(pending)
             .map(|server| {
-                let (artifact, settled) = (artifact.clone(), settled.clone());
+                let (artifact, shared) = (artifact.clone(), &shared);
                 async move {
-                    let result = self
-                        .deploy_on(d, &server, artifact, &settled, secrets, log)
-                        .await;
+                    let result = self.deploy_on(d, &server, artifact, shared).await;
                     ServerOutcome { server, result }
                 }
             })
@@ -145,11 +162,9 @@ impl Deployer {
         d: &DeploymentRecord,
         server: &ServerName,
         mut artifact: Artifact,
-        settled: &Settled,
-        secrets: &[SecretValue],
-        log: &DeployLog,
+        shared: &Shared<'_>,
     ) -> Result<(), Failure> {
-        let log = log.for_server(server.as_str());
+        let log = shared.log.for_server(server.as_str());
         self.store()
             .set_target_state(d.id, server.as_str(), DeploymentState::Starting, None)
             .await?;
@@ -159,9 +174,10 @@ impl Deployer {
                 .await
                 .map_err(|e| Failure::msg(e.to_string()))?
                 .one_of_many();
-            self.move_image_to(&there, &artifact.image, &log).await?;
+            self.move_image_to(&there, &artifact.image, &shared.spooled, &log)
+                .await?;
             there
-                .start_and_switch(d, &mut artifact, settled, secrets, &log)
+                .start_and_switch(d, &mut artifact, shared.settled, shared.secrets, &log)
                 .await?;
             let keep: Vec<String> = artifact
                 .companions
@@ -195,6 +211,7 @@ impl Deployer {
         &self,
         there: &Deployer,
         image: &str,
+        spooled: &Spooled,
         log: &DeployLog,
     ) -> Result<(), Failure> {
         if there.target().image_id(image).await?.is_some() {
@@ -216,7 +233,10 @@ impl Deployer {
         ))
         .await;
         let spool = self.settings().workspace_dir.join("transfers");
-        let report = capstan_engine::transfer::send_image(from, to, image, &spool).await?;
+        let export = spooled
+            .get_or_try_init(|| capstan_engine::transfer::spool_image(from, image, &spool))
+            .await?;
+        let report = export.send_to(to).await?;
         log.info(format!(
             "image moved: {} sent ({} bytes; changed layers {} bytes; {} layer(s) sent, {} already there; a full copy is {})",
             human_bytes(report.bytes_sent),

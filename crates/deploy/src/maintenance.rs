@@ -43,8 +43,11 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<MaintenanceState, ActionError> {
         let stored = self.store().app(app).await?;
-        // The server is resolved first: a refusal changes nothing stored.
-        let here = self.for_app(&stored.spec).await?;
+        // Every server is reached first: a refusal changes nothing stored.
+        let mut servers = Vec::new();
+        for server in &stored.spec.servers {
+            servers.push(self.connect_target(server).await?);
+        }
         let (record, event) = match &page {
             Some(page) => {
                 page.validate()
@@ -69,14 +72,19 @@ impl Deployer {
         self.store()
             .record_event(app, &caller.actor(), event, &detail)
             .await?;
-        let applied = here.rewrite_route(app).await.map_err(|failure| {
-            ActionError::Unavailable(format!(
-                "maintenance is {} for {app} but the proxy has not applied it: {failure}",
-                if page.is_some() { "on" } else { "off" }
-            ))
-        })?;
-        if applied {
-            here.wait_maintenance_router(app, page.is_some()).await?;
+        let mut applied = false;
+        for here in &servers {
+            let here_applied = here.rewrite_route(app).await.map_err(|failure| {
+                ActionError::Unavailable(format!(
+                    "maintenance is {} for {app} but the proxy of server {} has not applied it: {failure}",
+                    if page.is_some() { "on" } else { "off" },
+                    here.server()
+                ))
+            })?;
+            if here_applied {
+                here.wait_maintenance_router(app, page.is_some()).await?;
+            }
+            applied |= here_applied;
         }
         Ok(MaintenanceState { record, applied })
     }

@@ -54,6 +54,11 @@ impl Deployer {
         app: &AppName,
         target: &RouteTarget,
     ) -> Result<(), Failure> {
+        if self.target().swarm().is_some() {
+            // A swarm server's proxy routes an app from its service's labels (`swarm`):
+            // a route file with the same rule would compete with them.
+            return Ok(());
+        }
         {
             let mut in_force = self.inner.routes_in_force.lock().await;
             self.write_route(app, target).await?;
@@ -141,14 +146,16 @@ impl Deployer {
                 return;
             }
         };
-        // Only the apps this server serves: another server's routes are its own.
-        let here = |app: &capstan_store::AppRecord| match app.spec.servers.first() {
-            Some(server) => server == self.server(),
-            None => self.server().is_local(),
-        };
+        // Only the apps this server serves, each at the version live here.
+        let here = |app: &capstan_store::AppRecord| app.spec.servers.contains(self.server());
         for app in apps.into_iter().filter(here) {
-            let Some(live) = app.live_deployment_id else {
-                continue;
+            let live = match self.store().live_on(&app.name, self.server().as_str()).await {
+                Ok(Some(live)) => live,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(app = %app.name, %err, "cannot read the live version");
+                    continue;
+                }
             };
             let outcome = match self.route_of_deployment(&app.name, live).await {
                 Ok(target) => self.point_route(&app.name, &target).await,

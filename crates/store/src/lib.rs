@@ -1,5 +1,5 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, servers (with their key pairs, the private half encrypted), hashed API tokens, and panel users with their sessions. Only this crate
+//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, the image registry (its password encrypted), servers (with their key pairs, the private half encrypted), hashed API tokens, and panel users with their sessions. Only this crate
 //! speaks SQL.
 
 mod apps;
@@ -9,6 +9,7 @@ mod events;
 pub mod fixtures;
 mod logs;
 mod maintenance;
+mod registry;
 mod releases;
 mod runs;
 mod secrets;
@@ -26,6 +27,7 @@ pub use deployment_targets::{ReopenRefused, TargetRecord};
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;
 pub use maintenance::MaintenanceRecord;
+pub use registry::{RegistryCredentials, RegistryRecord};
 pub use releases::{NewRelease, ReleaseRecord};
 pub use runs::{NewRun, RunLine, RunRecord, RunState, MAX_RUN_LINES};
 pub use secrets::{DerivedKey, SecretInfo, SecretKey, SecretValue};

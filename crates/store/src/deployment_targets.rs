@@ -91,6 +91,34 @@ impl Store {
         Ok(())
     }
 
+    /// A deployment the daemon's stop interrupted, failed as a whole: its servers where it
+    /// had not ended fail too, and if it went live on some before the stop it is live
+    /// there (the note names the others); the record as it ends.
+    pub(crate) async fn settle_interrupted(
+        &self,
+        record: crate::DeploymentRecord,
+    ) -> Result<crate::DeploymentRecord, StoreError> {
+        let reason = "interrupted: the daemon stopped while this deployment was running";
+        self.fail_open_targets(record.id, reason).await?;
+        let targets = self.targets_of(record.id).await?;
+        if !targets.iter().any(|t| t.state == DeploymentState::Live) {
+            return Ok(record);
+        }
+        let failed: Vec<&str> = targets
+            .iter()
+            .filter(|t| t.state == DeploymentState::Failed)
+            .map(|t| t.server.as_str())
+            .collect();
+        let note = format!(
+            "failed on {} server(s) (retry runs only those): {}: {reason}",
+            failed.len(),
+            failed.join(", ")
+        );
+        self.settle_from_targets(&record.app, record.id, Some(&note))
+            .await?;
+        self.deployment(record.id).await
+    }
+
     /// The deployment of `app` live on `server`, if any.
     pub async fn live_on(&self, app: &AppName, server: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(

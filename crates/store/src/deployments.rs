@@ -413,7 +413,12 @@ impl Store {
             record_phase(&mut tx, record.id, DeploymentState::Failed, now).await?;
         }
         tx.commit().await?;
-        Ok(records)
+        // On several servers, it stays live where it went live before the stop.
+        let mut settled = Vec::with_capacity(records.len());
+        for record in records {
+            settled.push(self.settle_interrupted(record).await?);
+        }
+        Ok(settled)
     }
 
     /// Whether the app has a deployment queued or in progress.

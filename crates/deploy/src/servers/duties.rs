@@ -168,3 +168,126 @@ impl Deployer {
             .map_err(|err| format!("cannot measure the disk through the engine: {err}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::target::fake::{FakeTarget, Fault};
+    use crate::{Caller, DeploySettings, Deployer};
+    use capstan_compose::render::DeploymentNames;
+    use capstan_core::{AppName, DeploymentState, InstanceNames, ServerName};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn settings(dir: &std::path::Path) -> DeploySettings {
+        DeploySettings {
+            workspace_dir: dir.join("workspaces"),
+            build_slots: 1,
+            keep_images: 3,
+            secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
+            fetch_limits: Default::default(),
+            protected_paths: vec![dir.to_string_lossy().into_owned()],
+            source_dirs: vec![],
+            source_limits: Default::default(),
+            proxy_https_port: 443,
+            own_acme_ca: false,
+            ssh_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// A daemon stopped mid-switch on a server comes back while the server cannot be
+    /// reached: it starts, the server's recovery waits, and once the server's target is
+    /// there the half-made containers go and the route points at the live version.
+    #[tokio::test]
+    async fn a_server_left_mid_switch_is_recovered_once_it_can_be_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = capstan_store::Store::open(&dir.path().join("capstan.db"))
+            .await
+            .unwrap();
+        let local = Arc::new(FakeTarget::new("capt"));
+        let deployer = Deployer::new(store.clone(), local.clone(), settings(dir.path()));
+        let caller = Caller::daemon();
+        let server = serde_json::json!({"name": "edge", "kind": "ssh", "host": "10.0.0.7"});
+        let server = serde_json::from_value(server).unwrap();
+        deployer.create_server(server, &caller).await.unwrap();
+        let edge_name = ServerName::parse("edge").unwrap();
+        let edge = Arc::new(FakeTarget::new("edge"));
+        edge.add_image("web:v1");
+        deployer.add_target(edge_name.clone(), edge.clone());
+        let app = AppName::parse("api").unwrap();
+        let spec = serde_json::from_value(serde_json::json!({
+            "source": {"image": "web:v1"}, "port": 8080, "domains": ["api.example.com"],
+            "servers": ["edge"], "drain_secs": 1,
+            "health": {"interval_secs": 0.1, "deadline_secs": 2}
+        }))
+        .unwrap();
+        deployer.create_app(&app, spec, &caller).await.unwrap();
+        let run = |deployer: Deployer| async move {
+            let claimed = deployer.store().claim_next().await.unwrap().unwrap();
+            let id = claimed.id;
+            (
+                id,
+                tokio::spawn(async move { deployer.run_deployment(claimed).await }),
+            )
+        };
+        deployer.deploy(&app, None, false, &caller).await.unwrap();
+        let (first, task) = run(deployer.clone()).await;
+        task.await.unwrap();
+        let first_containers = DeploymentNames::new("edge", &app, first).replica_containers(1);
+        // The next one stalls once routed; the daemon stops there.
+        edge.set_fault(Fault::StallsOnceRouted);
+        deployer.restart(&app, &caller).await.unwrap();
+        let (second, task) = run(deployer.clone()).await;
+        let second_containers = DeploymentNames::new("edge", &app, second).replica_containers(1);
+        let service = format!(
+            "{}@file",
+            InstanceNames::new("edge").app(&app).traefik_service()
+        );
+        let routed = |c: &[String]| -> Vec<String> {
+            c.iter().map(|c| format!("http://{c}:8080")).collect()
+        };
+        for _ in 0..200 {
+            if edge.served(&service) == routed(&second_containers) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            edge.served(&service),
+            routed(&second_containers),
+            "switched"
+        );
+        task.abort();
+        let _ = task.await;
+        edge.clear_faults();
+
+        // A new daemon, without the server's target (it cannot be reached yet).
+        let restarted = Deployer::new(store.clone(), local.clone(), settings(dir.path()));
+        restarted.recover().await;
+        let state = store.deployment(second).await.unwrap().state;
+        assert_eq!(state, DeploymentState::Failed);
+        // Its first try fails (no target, no host set-up to connect with).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            edge.exists(&second_containers[0]),
+            "nothing done without the server"
+        );
+        // The server can be reached: its recovery runs at its next try.
+        restarted.add_target(edge_name, edge.clone());
+        for _ in 0..100 {
+            if !edge.exists(&second_containers[0]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !edge.exists(&second_containers[0]),
+            "half-made container removed"
+        );
+        assert_eq!(edge.served(&service), routed(&first_containers));
+        assert_eq!(
+            store.app(&app).await.unwrap().live_deployment_id,
+            Some(first)
+        );
+        assert!(local.running().is_empty(), "{:?}", local.running());
+    }
+}

@@ -26,7 +26,7 @@ const LOAD_LIMIT: Duration = Duration::from_secs(150);
 /// busybox httpd on 8080 answering `<token> <task hostname>`.
 fn command(token: &str) -> serde_json::Value {
     let script = format!(
-        "mkdir -p /www && echo {token} $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+        "echo serving {token}; mkdir -p /www && echo {token} $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
     );
     json!(["sh", "-c", script])
 }
@@ -267,7 +267,50 @@ async fn exercise(swarm: &Swarm) -> Result<(), String> {
         return Err(format!("rollback to {}: {rolled}", second["id"]));
     }
     both_tasks_answer(port, "first").await?;
+    restart_and_logs(daemon, port).await?;
     delete_app(swarm).await
+}
+
+/// A restart replaces both tasks (new hostnames) of the same release; the app's output is
+/// its service's log lines.
+async fn restart_and_logs(daemon: &capstan_testkit::Daemon, port: u16) -> Result<(), String> {
+    // A restart runs the live release with the app's current settings: the good command.
+    patch(daemon, json!({"command": command("first")})).await?;
+    let before = task_names(port).await;
+    let (status, restart) = daemon.call(Method::POST, "/apps/sw/restart", None).await;
+    if status != 202 {
+        return Err(format!("restart: {status} {restart}"));
+    }
+    let restarted = daemon
+        .wait(restart["id"].as_i64().unwrap_or_default())
+        .await;
+    if restarted["state"] != "live" {
+        return Err(format!("restart: {restarted}"));
+    }
+    both_tasks_answer(port, "first").await?;
+    let after = task_names(port).await;
+    if !before.is_disjoint(&after) {
+        return Err(format!("the restart kept tasks: {before:?} then {after:?}"));
+    }
+    let logs = daemon.text("/apps/sw/logs?tail=50").await;
+    if !logs.lines().any(|l| l.contains("_sw] serving first")) {
+        return Err(format!("the app's output: {logs}"));
+    }
+    Ok(())
+}
+
+/// The tasks (hostnames) that answer 20 requests.
+async fn task_names(port: u16) -> BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let mut names = BTreeSet::new();
+    for _ in 0..20 {
+        if let Some((200, body)) = get(&http, port).await {
+            if let Some(name) = body.split_whitespace().nth(1) {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 async fn patch(daemon: &capstan_testkit::Daemon, body: serde_json::Value) -> Result<(), String> {

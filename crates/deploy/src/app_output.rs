@@ -40,6 +40,9 @@ impl Deployer {
                 "tail: at most {MAX_TAIL} lines per container"
             )));
         }
+        if self.target().swarm().is_some() {
+            return self.swarm_output(app, containers, tail, follow).await;
+        }
         let containers = self.chosen_containers(app, containers).await?;
         if containers.is_empty() {
             return Err(ActionError::Conflict(format!(

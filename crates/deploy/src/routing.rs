@@ -149,7 +149,11 @@ impl Deployer {
         // Only the apps this server serves, each at the version live here.
         let here = |app: &capstan_store::AppRecord| app.spec.servers.contains(self.server());
         for app in apps.into_iter().filter(here) {
-            let live = match self.store().live_on(&app.name, self.server().as_str()).await {
+            let live = match self
+                .store()
+                .live_on(&app.name, self.server().as_str())
+                .await
+            {
                 Ok(Some(live)) => live,
                 Ok(None) => continue,
                 Err(err) => {

@@ -95,3 +95,61 @@ impl Deployer {
         Ok(())
     }
 }
+
+/// Where an app's output on a swarm server comes from: each of its services' logs.
+impl Deployer {
+    /// The last `tail` lines of each service of `app` (or of those named in `only`, by
+    /// service name), prefixed with the service and masked; following is not offered yet.
+    pub(crate) async fn swarm_output(
+        &self,
+        app: &AppName,
+        only: &[&str],
+        tail: usize,
+        follow: bool,
+    ) -> Result<futures::stream::BoxStream<'static, String>, ActionError> {
+        use futures::StreamExt;
+        if follow {
+            return Err(ActionError::Invalid(
+                "following an app's output is not available on swarm servers yet; ask for its last lines".into(),
+            ));
+        }
+        let engine = self
+            .target()
+            .docker_engine()
+            .ok_or_else(|| ActionError::Internal("a swarm server without its engine".into()))?;
+        let unavailable = |e: SwarmError| ActionError::Unavailable(e.to_string());
+        let mut services = engine
+            .owned_services(Some(app.as_str()))
+            .await
+            .map_err(unavailable)?;
+        if let Some(unknown) = only.iter().find(|o| !services.iter().any(|s| s == *o)) {
+            return Err(ActionError::NotFound(format!(
+                "{app} has no service {unknown} (its services: {})",
+                services.join(", ")
+            )));
+        }
+        if !only.is_empty() {
+            services.retain(|s| only.contains(&s.as_str()));
+        }
+        if services.is_empty() {
+            return Err(ActionError::Conflict(format!(
+                "{app} has no services: deploy it first"
+            )));
+        }
+        let secrets = self.secret_values(app).await?;
+        let masker = crate::logs::Masker::new(secrets.iter().map(|s| s.value.as_str()));
+        let mut lines = Vec::new();
+        for service in &services {
+            let tail_lines = engine
+                .service_log_tail(service, tail)
+                .await
+                .map_err(unavailable)?;
+            lines.extend(
+                tail_lines
+                    .into_iter()
+                    .map(|line| format!("[{service}] {}", masker.mask(&line))),
+            );
+        }
+        Ok(futures::stream::iter(lines).boxed())
+    }
+}

@@ -252,7 +252,13 @@ async fn recover_late(remote: &mut Remote) -> Result<(), String> {
         );
     }
     println!("recovered {:?} after the server came back", back.elapsed());
-    if !remote.daemon.daemon_log().contains("server recovered") {
+    // The live route is confirmed after the leftovers go; then the recovery is logged.
+    let recovered = |log: &str| log.contains("server recovered");
+    if !eventually(Duration::from_secs(60), || async {
+        recovered(&remote.daemon.daemon_log())
+    })
+    .await
+    {
         return Err("the recovery is not in the log".into());
     }
     let serving = get(port).await;

@@ -25,6 +25,7 @@ mod ports;
 mod proxy_watch;
 mod queue;
 mod recovery;
+mod registry;
 mod release;
 mod retention;
 mod routing;

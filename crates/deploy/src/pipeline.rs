@@ -72,7 +72,14 @@ impl Deployer {
     ) -> Result<(), Failure> {
         let app = self.store().app(&d.app).await?;
         let secrets = self.secret_values(&d.app).await?;
-        log.mask_values(secrets.iter().map(|s| s.value.as_str()));
+        // The registry's password too: an image may move through it in this deployment.
+        let registry_password = self.registry_mask_value().await;
+        log.mask_values(
+            secrets
+                .iter()
+                .map(|s| s.value.as_str())
+                .chain(registry_password.as_deref()),
+        );
         let retried = self.store().release_of(d.id).await?;
         let (source, mut artifact) = match (retried, d.trigger) {
             (Some(release), _) => self.retried_release(d, release, log).await?,

@@ -278,9 +278,57 @@ async fn cleanup_preflight_and_the_proxy_watcher_reach_the_server() {
 async fn tend(remote: &Remote) -> Result<(), String> {
     remote.daemon.create_app(app("tidy", "tidy")).await;
     remote.daemon.deploy_expect("tidy", None, "live").await;
+    the_app_is_read_and_switched_there(remote).await?;
     preflight_measures_the_disk(remote).await?;
     cleanup_reaches_the_server(remote).await?;
     proxy_comes_back(remote).await
+}
+
+/// The app's container use and output come from the server, and maintenance mode is
+/// switched in the server's proxy.
+async fn the_app_is_read_and_switched_there(remote: &Remote) -> Result<(), String> {
+    let daemon = &remote.daemon;
+    let (status, usage) = daemon.call(Method::GET, "/apps/tidy/usage", None).await;
+    let container = usage[0]["container"].as_str().unwrap_or_default();
+    if status != 200
+        || !container.starts_with(&remote.namespace)
+        || usage[0]["memory_bytes"].as_u64() == Some(0)
+    {
+        return Err(format!("usage ({status}): {usage}"));
+    }
+    let (status, output) = daemon.call(Method::GET, "/apps/tidy/logs", None).await;
+    if status != 200 {
+        return Err(format!("runtime output ({status}): {output}"));
+    }
+    let page = json!({"message": "back soon", "retry_after_secs": 60});
+    let (status, on) = daemon
+        .call(Method::PUT, "/apps/tidy/maintenance", Some(page))
+        .await;
+    let port = remote.proxy_port;
+    let in_maintenance = eventually(Duration::from_secs(20), || async {
+        get(port)
+            .await
+            .is_some_and(|(s, b)| s == 503 && b.contains("back soon"))
+    });
+    if status != 200 || !in_maintenance.await {
+        return Err(format!(
+            "maintenance on ({status}): {on}; serving {:?}",
+            get(port).await
+        ));
+    }
+    let (status, off) = daemon
+        .call(Method::DELETE, "/apps/tidy/maintenance", None)
+        .await;
+    let back = eventually(Duration::from_secs(20), || async {
+        get(port).await == Some((200, "tidy".into()))
+    });
+    if status != 200 || !back.await {
+        return Err(format!(
+            "maintenance off ({status}): {off}; serving {:?}",
+            get(port).await
+        ));
+    }
+    Ok(())
 }
 
 /// The server's preflight says how much room its engine's data root has, as `df` there

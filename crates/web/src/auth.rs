@@ -10,7 +10,8 @@ use axum::response::Response;
 use capstan_core::{Scope, Scopes};
 use capstan_deploy::Caller;
 
-/// The scope a route needs: token, user and server management and cleanup are `admin`; reading is `read`; deploying,
+/// The scope a route needs: token, user, server and registry management and cleanup are
+/// `admin`; reading is `read`; deploying,
 /// rolling back, restarting, planning, running a one-off command and switching
 /// maintenance mode are `deploy`; every other change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
@@ -21,6 +22,7 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         || route == "/server/backups"
         || route == "/servers"
         || route.starts_with("/servers/")
+        || route == "/registry"
     {
         return Scope::Admin;
     }
@@ -152,6 +154,9 @@ mod tests {
             (Method::GET, "/api/v1/servers/{name}", Scope::Admin),
             (Method::DELETE, "/api/v1/servers/{name}", Scope::Admin),
             (Method::POST, "/api/v1/servers/{name}/check", Scope::Admin),
+            (Method::GET, "/api/v1/registry", Scope::Admin),
+            (Method::PUT, "/api/v1/registry", Scope::Admin),
+            (Method::DELETE, "/api/v1/registry", Scope::Admin),
         ] {
             assert_eq!(needed_scope(&method, route), scope, "{method} {route}");
         }

@@ -17,6 +17,7 @@ mod openapi;
 mod panel;
 pub use listener::ConnectionLimits;
 mod plan;
+mod registry;
 mod runs;
 mod secrets;
 mod server;
@@ -78,6 +79,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(servers::show, servers::delete))
             .routes(routes!(servers::check))
             .routes(routes!(servers::pin_host_key))
+            .routes(routes!(registry::show, registry::put, registry::delete))
             .routes(routes!(backups::list, backups::create))
             .routes(routes!(tokens::list, tokens::create))
             .routes(routes!(tokens::revoke))

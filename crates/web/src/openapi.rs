@@ -151,6 +151,7 @@ mod tests {
             "/deployments/{id}/retry",
             "/servers/{name}/check",
             "/servers/{name}/host-key",
+            "/registry",
             "/tokens",
             "/tokens/{id}",
             "/users",
@@ -175,6 +176,8 @@ mod tests {
             "Server",
             "ServerSpec",
             "ServerCheck",
+            "Registry",
+            "RegistryBody",
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }

@@ -268,7 +268,31 @@ async fn exercise(swarm: &Swarm) -> Result<(), String> {
     }
     both_tasks_answer(port, "first").await?;
     restart_and_logs(daemon, port).await?;
+    maintenance_on_and_off(daemon, port).await?;
     delete_app(swarm).await
+}
+
+/// Maintenance on: the proxy answers every request with the page (503) above the
+/// service's own router; off: the tasks answer again.
+async fn maintenance_on_and_off(daemon: &capstan_testkit::Daemon, port: u16) -> Result<(), String> {
+    let page = json!({"message": "back soon", "retry_after_secs": 60});
+    let (status, on) = daemon
+        .call(Method::PUT, "/apps/sw/maintenance", Some(page))
+        .await;
+    if status != 200 || on["applied"] != true {
+        return Err(format!("maintenance on: {status} {on}"));
+    }
+    let answer = get(&reqwest::Client::new(), port).await;
+    if answer.as_ref().map(|(s, b)| (*s, b.contains("back soon"))) != Some((503, true)) {
+        return Err(format!("in maintenance: {answer:?}"));
+    }
+    let (status, off) = daemon
+        .call(Method::DELETE, "/apps/sw/maintenance", None)
+        .await;
+    if !(200..300).contains(&status) {
+        return Err(format!("maintenance off: {status} {off}"));
+    }
+    both_tasks_answer(port, "first").await
 }
 
 /// A restart replaces both tasks (new hostnames) of the same release; the app's output is

@@ -368,6 +368,46 @@ fn stack_service(
     }
 }
 
+/// A swarm app's route file in maintenance: `text` (a rendered route file) without the
+/// app's own routers, redirect and service (its service's labels route it); `None` when
+/// no maintenance router is left (the app has no domain to route).
+pub fn maintenance_only(
+    text: &str,
+    names: &capstan_core::names::AppNames,
+) -> Result<Option<String>, serde_norway::Error> {
+    let mut doc: serde_norway::Value = serde_norway::from_str(text)?;
+    let Some(http) = doc
+        .get_mut("http")
+        .and_then(serde_norway::Value::as_mapping_mut)
+    else {
+        return Ok(None);
+    };
+    let drop = |section: &mut serde_norway::Value, keys: &[String]| {
+        if let Some(map) = section.as_mapping_mut() {
+            for key in keys {
+                map.remove(key.as_str());
+            }
+        }
+    };
+    if let Some(routers) = http.get_mut("routers") {
+        drop(routers, &[names.http_router(), names.https_router()]);
+    }
+    if let Some(middlewares) = http.get_mut("middlewares") {
+        drop(middlewares, &[names.https_redirect()]);
+    }
+    if let Some(services) = http.get_mut("services") {
+        drop(services, &[names.traefik_service()]);
+    }
+    let has_router = http
+        .get("routers")
+        .and_then(serde_norway::Value::as_mapping)
+        .is_some_and(|r| r.contains_key(names.maintenance_router().as_str()));
+    if !has_router {
+        return Ok(None);
+    }
+    serde_norway::to_string(&doc).map(Some)
+}
+
 impl StackSpec {
     pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
         serde_norway::to_string(self)

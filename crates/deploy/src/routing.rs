@@ -110,6 +110,9 @@ impl Deployer {
     /// Rewrites the app's route file in force (after its maintenance state changed);
     /// `false` when the app has no route (nothing live yet).
     pub(crate) async fn rewrite_route(&self, app: &AppName) -> Result<bool, Failure> {
+        if self.target().swarm().is_some() {
+            return self.swarm_maintenance_route(app).await;
+        }
         let in_force = self.inner.routes_in_force.lock().await;
         let Some(target) = in_force.get(&self.route_key(app)) else {
             return Ok(false);

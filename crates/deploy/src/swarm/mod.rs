@@ -5,6 +5,7 @@
 //! turn healthy. An app's services and overlay network go when the app is deleted.
 
 mod flow;
+mod maintenance;
 
 use crate::servers::checks::Check;
 use crate::target::SwarmHost;

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod forms;
 mod git_server;
+pub mod registry;
 mod sample_repo;
 pub mod second_host;
 mod sshd;

@@ -9,6 +9,7 @@ mod maintenance;
 mod manage;
 mod plan;
 mod purge;
+mod registry;
 mod retry;
 mod run;
 mod serve;
@@ -71,6 +72,10 @@ enum Command {
     /// Add, list, show, remove or check the servers apps run on.
     #[command(subcommand)]
     Server(servers::ServerCommand),
+    /// Set, show or remove the image registry images move through to other servers
+    /// (without one they move as layer archives).
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// List every Docker object of this instance and, with --yes, remove them all (what
     /// `install.sh --uninstall --purge` runs once the daemon has stopped).
     Purge(purge::PurgeArgs),
@@ -135,6 +140,7 @@ fn main() -> std::process::ExitCode {
             Command::Plan(args) => plan::plan(args).await,
             Command::Purge(args) => purge::purge(args).await,
             Command::Server(command) => servers::server(command).await,
+            Command::Registry(command) => registry::registry(command).await,
         }
     });
     match result {

@@ -51,6 +51,10 @@ pub struct AppCreateArgs {
     /// A server the app runs on (repeat for more; default `local`).
     #[arg(long = "server")]
     servers: Vec<String>,
+    /// The server that builds the app's images (default: the first of its servers); the
+    /// image is moved from it to each server that runs the app.
+    #[arg(long)]
+    build_server: Option<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -224,6 +228,9 @@ pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
                 println!("source:  {}", app["source"]);
                 println!("domains: {}", app["domains"]);
                 println!("servers: {}", app["servers"]);
+                if let Some(builder) = app["build_server"].as_str() {
+                    println!("builds on: {builder}");
+                }
                 println!(
                     "live:    {}",
                     live["id"].as_i64().map_or("none".into(), |id| format!(
@@ -272,6 +279,9 @@ async fn create(args: AppCreateArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.servers.is_empty() {
         object.insert("servers".into(), json!(args.servers));
+    }
+    if let Some(builder) = &args.build_server {
+        object.insert("build_server".into(), json!(builder));
     }
     if !args.env.is_empty() {
         let mut env = serde_json::Map::new();

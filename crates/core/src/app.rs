@@ -170,6 +170,11 @@ pub struct AppSpec {
     #[serde(default = "default_servers")]
     #[schema(value_type = Vec<String>, min_items = 1, max_items = 32)]
     pub servers: Vec<crate::ServerName>,
+    /// The server that builds the app's images, when it is not the first of `servers`
+    /// (a build server): the image is moved from it to each server that runs the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub build_server: Option<crate::ServerName>,
 }
 
 /// The most servers one app may run on.

@@ -78,6 +78,16 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         list(&servers.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     };
     changes.value("servers", names(&old.servers), names(&new.servers));
+    let builder = |server: &Option<crate::ServerName>| {
+        server
+            .as_ref()
+            .map_or_else(|| "the first server".to_string(), ToString::to_string)
+    };
+    changes.value(
+        "build server",
+        builder(&old.build_server),
+        builder(&new.build_server),
+    );
     changes.0
 }
 
@@ -102,6 +112,7 @@ fn every_field_is_compared(spec: &AppSpec) {
         stop_grace_secs: _,
         init: _,
         servers: _,
+        build_server: _,
     } = spec;
     let crate::HealthSpec {
         path: _,

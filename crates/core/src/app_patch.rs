@@ -34,6 +34,10 @@ pub struct AppSpecPatch {
     pub init: Option<bool>,
     #[schema(value_type = Option<Vec<String>>)]
     pub servers: Option<Vec<crate::ServerName>>,
+    /// `null` builds on the first of `servers` again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub build_server: Option<Option<crate::ServerName>>,
 }
 
 impl AppSpec {

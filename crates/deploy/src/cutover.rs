@@ -65,7 +65,11 @@ impl Deployer {
     ) -> Result<Cutover, Failure> {
         let (compose, service) = (&release.compose, &release.service);
         self.target().ensure_app_network(&d.app).await?;
-        if let Some(hook) = spec.pre_deploy.as_ref().filter(|_| attempt.first) {
+        if let Some(hook) = spec
+            .pre_deploy
+            .as_ref()
+            .filter(|_| attempt.first && self.runs_hooks())
+        {
             self.run_pre_deploy(hook, service, names, log).await?;
         }
         let containers = names.replica_containers(spec.replicas);
@@ -109,7 +113,7 @@ impl Deployer {
             }
             Ok(Cutover::Live) => {}
         }
-        if let Some(hook) = &spec.post_deploy {
+        if let Some(hook) = spec.post_deploy.as_ref().filter(|_| self.runs_hooks()) {
             // Once per deployment, like a migration: in the first replica.
             self.run_post_deploy(hook, &containers[0], log).await;
         }

@@ -20,8 +20,9 @@ pub(crate) const FANOUT_AT_ONCE: usize = 4;
 pub(crate) enum Reach {
     /// The deployment's own state moves with this server's cutover.
     Sole,
-    /// Only this server's row moves; the fan-out sums the servers up at the end.
-    OneOfMany,
+    /// Only this server's row moves; the fan-out sums the servers up at the end. The
+    /// app's pre- and post-deploy commands run on one server only (`hooks`).
+    OneOfMany { hooks: bool },
 }
 
 /// The image exported once for every server of a fan-out that lacks it (removed when the
@@ -56,7 +57,7 @@ impl Deployer {
             .await?;
         match self.reach {
             Reach::Sole => self.store().transition(d.id, state, None).await?,
-            Reach::OneOfMany => {
+            Reach::OneOfMany { .. } => {
                 // Another server got there first: nothing to move.
                 let _ = self.store().transition(d.id, state, None).await;
             }
@@ -88,20 +89,36 @@ impl Deployer {
             .filter(|previous| *previous != d.id))
     }
 
-    /// This deployer, for one server of a deployment on several.
-    fn one_of_many(&self) -> Deployer {
+    /// This deployer, for one server of a deployment on several (running the app's
+    /// pre- and post-deploy commands when `hooks`).
+    fn one_of_many(&self, hooks: bool) -> Deployer {
         let mut deployer = self.clone();
-        deployer.reach = Reach::OneOfMany;
+        deployer.reach = Reach::OneOfMany { hooks };
         deployer
     }
 
-    /// Whether the deployment runs on several servers, and which still have to run it.
+    /// Whether this deployer's cutover runs the app's pre- and post-deploy commands: once
+    /// per deployment, so on one server of several.
+    pub(crate) fn runs_hooks(&self) -> bool {
+        match self.reach {
+            Reach::Sole => true,
+            Reach::OneOfMany { hooks } => hooks,
+        }
+    }
+
+    /// Whether the deployment runs on several servers (or on another server than the one
+    /// that built its image), and which still have to run it.
     pub(crate) async fn fanout_servers(
         &self,
         d: &DeploymentRecord,
     ) -> Result<Option<Vec<ServerName>>, Failure> {
         let targets = self.store().targets_of(d.id).await?;
-        if targets.len() <= 1 {
+        let only_here = match targets.as_slice() {
+            [] => true,
+            [one] => one.server == self.server().as_str(),
+            _ => false,
+        };
+        if only_here {
             return Ok(None);
         }
         let pending = targets
@@ -123,6 +140,12 @@ impl Deployer {
         secrets: &[SecretValue],
         log: &DeployLog,
     ) -> Result<(), Failure> {
+        if let Some(companion) = artifact.companions.first() {
+            return Err(Failure::msg(format!(
+                "compose apps with services beside the web one ({} ...) run on one server for now: their images, volumes and names are not carried between servers yet; name one server in the app's servers, without a build server",
+                companion.container_name
+            )));
+        }
         self.store()
             .transition(d.id, DeploymentState::Starting, None)
             .await?;
@@ -141,18 +164,69 @@ impl Deployer {
             spooled: tokio::sync::OnceCell::new(),
             log,
         };
-        let outcomes: Vec<ServerOutcome> = futures::stream::iter(pending)
+        let outcomes = self.run_servers(d, pending, &artifact, &shared).await?;
+        self.settle_fanout(d, outcomes, log).await
+    }
+
+    /// Cuts each pending server over, 4 at a time; the app's pre- and post-deploy commands
+    /// run once, like a migration: a deployment that has any runs on one server first (its
+    /// pre-deploy before any new version starts anywhere), then on the others; a retry
+    /// runs none (they ran with the release).
+    async fn run_servers(
+        &self,
+        d: &DeploymentRecord,
+        pending: Vec<ServerName>,
+        artifact: &Artifact,
+        shared: &Shared<'_>,
+    ) -> Result<Vec<ServerOutcome>, Failure> {
+        let hooks = (artifact.spec.pre_deploy.is_some() || artifact.spec.post_deploy.is_some())
+            && self.store().release_of(d.id).await?.is_none();
+        let mut pending = pending.into_iter();
+        let mut outcomes = Vec::new();
+        if hooks {
+            if let Some(server) = pending.next() {
+                let result = self
+                    .deploy_on(d, &server, artifact.clone(), shared, true)
+                    .await;
+                let failed = result.is_err();
+                outcomes.push(ServerOutcome {
+                    server: server.clone(),
+                    result,
+                });
+                // Without its commands, no other server starts the new version.
+                if failed {
+                    for other in pending {
+                        let reason = format!("not started: it failed on {server}, which runs the app's pre- and post-deploy commands");
+                        self.store()
+                            .set_target_state(
+                                d.id,
+                                other.as_str(),
+                                DeploymentState::Failed,
+                                Some(&reason),
+                            )
+                            .await?;
+                        outcomes.push(ServerOutcome {
+                            server: other,
+                            result: Err(Failure::msg(reason)),
+                        });
+                    }
+                    return Ok(outcomes);
+                }
+            }
+        }
+        let rest: Vec<ServerOutcome> = futures::stream::iter(pending)
             .map(|server| {
-                let (artifact, shared) = (artifact.clone(), &shared);
+                let artifact = artifact.clone();
                 async move {
-                    let result = self.deploy_on(d, &server, artifact, shared).await;
+                    let result = self.deploy_on(d, &server, artifact, shared, false).await;
                     ServerOutcome { server, result }
                 }
             })
             .buffer_unordered(FANOUT_AT_ONCE)
             .collect()
             .await;
-        self.settle_fanout(d, outcomes, log).await
+        outcomes.extend(rest);
+        Ok(outcomes)
     }
 
     /// One server of a fan-out: connected (and prepared the first time), the image moved
@@ -163,17 +237,18 @@ impl Deployer {
         server: &ServerName,
         mut artifact: Artifact,
         shared: &Shared<'_>,
+        hooks: bool,
     ) -> Result<(), Failure> {
         let log = shared.log.for_server(server.as_str());
-        self.store()
-            .set_target_state(d.id, server.as_str(), DeploymentState::Starting, None)
-            .await?;
         let result: Result<(), Failure> = async {
+            self.store()
+                .set_target_state(d.id, server.as_str(), DeploymentState::Starting, None)
+                .await?;
             let there = self
                 .connect_target(server)
                 .await
                 .map_err(|e| Failure::msg(e.to_string()))?
-                .one_of_many();
+                .one_of_many(hooks);
             self.move_image_to(&there, &artifact.image, &shared.spooled, &log)
                 .await?;
             there
@@ -193,14 +268,15 @@ impl Deployer {
             Err(failure) => {
                 let reason = log.masked(&failure.to_string());
                 log.info(format!("failed on this server: {reason}")).await;
-                self.store()
-                    .set_target_state(
-                        d.id,
-                        server.as_str(),
-                        DeploymentState::Failed,
-                        Some(&reason),
-                    )
-                    .await?;
+                let failed = DeploymentState::Failed;
+                let recorded = self
+                    .store()
+                    .set_target_state(d.id, server.as_str(), failed, Some(&reason))
+                    .await;
+                // The server's own failure is what the deployment reports.
+                if let Err(err) = recorded {
+                    tracing::error!(deployment = d.id, %server, %err, "cannot record the server's failure");
+                }
             }
         }
         result

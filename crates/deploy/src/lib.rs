@@ -338,7 +338,7 @@ impl Deployer {
         &self,
         spec: &capstan_core::AppSpec,
     ) -> Result<(), ActionError> {
-        for server in &spec.servers {
+        for server in spec.servers.iter().chain(&spec.build_server) {
             if self.on(server).is_some() {
                 continue;
             }

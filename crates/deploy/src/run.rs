@@ -26,15 +26,28 @@ impl Deployer {
     async fn bound_for(&self, deployment: &DeploymentRecord) -> Result<Deployer, Failure> {
         let app = self.store().app(&deployment.app).await?;
         let targets = self.store().targets_of(deployment.id).await?;
+        let builds = deployment.trigger == capstan_core::Trigger::Deploy
+            && self.store().release_of(deployment.id).await?.is_none();
+        if let Some(builder) = app.spec.build_server.as_ref().filter(|_| builds) {
+            // The build server builds; the image moves to the app's servers from there.
+            return self
+                .connect_target(builder)
+                .await
+                .map_err(|refused| Failure::msg(format!("build server {builder}: {refused}")));
+        }
         if targets.len() <= 1 {
             return self
                 .for_app(&app.spec)
                 .await
                 .map_err(|refused| Failure::msg(refused.to_string()));
         }
+        // The servers recorded when it was queued, in their order (the app's list may
+        // have changed since).
         let mut refusals = Vec::new();
-        for server in &app.spec.servers {
-            match self.connect_target(server).await {
+        for target in &targets {
+            let server = capstan_core::ServerName::parse(&target.server)
+                .map_err(|e| Failure::msg(format!("deployment server {:?}: {e}", target.server)))?;
+            match self.connect_target(&server).await {
                 Ok(here) => return Ok(here),
                 Err(refused) => refusals.push(format!("{server}: {refused}")),
             }
@@ -163,6 +176,10 @@ impl Deployer {
         if let Err(err) = self.store().fail_open_targets(id, &reason).await {
             tracing::error!(deployment = id, %err, "cannot record the servers' failure");
         }
+        // A retry that failed before reaching a server: it still serves where it is live.
+        if let Some(state) = self.settle_if_live_somewhere(id, &reason).await {
+            return state;
+        }
         if let Err(err) = self
             .store()
             .transition(id, DeploymentState::Failed, Some(&reason))
@@ -171,6 +188,29 @@ impl Deployer {
             tracing::error!(deployment = id, %err, "cannot record failure");
         }
         DeploymentState::Failed
+    }
+}
+
+impl Deployer {
+    /// Settles a deployment live on some server as live (the failure kept as its note);
+    /// `None` when it is live nowhere.
+    async fn settle_if_live_somewhere(&self, id: i64, reason: &str) -> Option<DeploymentState> {
+        let targets = self.store().targets_of(id).await.ok()?;
+        if !targets.iter().any(|t| t.state == DeploymentState::Live) {
+            return None;
+        }
+        let record = self.store().deployment(id).await.ok()?;
+        match self
+            .store()
+            .settle_from_targets(&record.app, id, Some(reason))
+            .await
+        {
+            Ok(state) => Some(state),
+            Err(err) => {
+                tracing::error!(deployment = id, %err, "cannot settle the deployment from its servers");
+                None
+            }
+        }
     }
 }
 

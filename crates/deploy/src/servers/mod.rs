@@ -240,12 +240,13 @@ impl Deployer {
 
     /// Every server the settings name exists (422 naming the first that does not).
     pub(crate) async fn check_servers_exist(&self, spec: &AppSpec) -> Result<(), ActionError> {
-        for server in &spec.servers {
+        let named = spec.servers.iter().map(|s| ("servers", s));
+        for (field, server) in named.chain(spec.build_server.iter().map(|s| ("build_server", s))) {
             match self.store().server(server).await {
                 Ok(_) => {}
                 Err(capstan_store::StoreError::NotFound(_)) => {
                     return Err(ActionError::Invalid(format!(
-                        "servers: there is no server {server} (add it with `capstan server add`, or see `capstan server list`)"
+                        "{field}: there is no server {server} (add it with `capstan server add`, or see `capstan server list`)"
                     )))
                 }
                 Err(err) => return Err(err.into()),

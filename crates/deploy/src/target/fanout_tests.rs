@@ -259,3 +259,78 @@ fn first_container(fleet: &Fleet, i: usize, id: i64) -> String {
         .replica_containers(1)[0]
         .clone()
 }
+
+#[tokio::test]
+async fn a_build_server_produces_the_image_and_only_the_app_servers_run_it() {
+    let fleet = fleet().await;
+    let patch = serde_json::json!({"servers": ["edge-b"], "build_server": "local"});
+    fleet
+        .deployer
+        .patch_app(&fleet.app, &patch, &Caller::daemon())
+        .await
+        .unwrap();
+    let (id, state) = fleet.deploy().await;
+    assert_eq!(state, DeploymentState::Live);
+    let targets = fleet.deployer.store().targets_of(id).await.unwrap();
+    let rows: Vec<_> = targets
+        .iter()
+        .map(|t| (t.server.as_str(), t.state))
+        .collect();
+    assert_eq!(rows, vec![("edge-b", DeploymentState::Live)]);
+    assert_eq!(fleet.routed_deployment(2), Some(id));
+    assert!(
+        fleet.hosts[0].running().is_empty(),
+        "nothing runs on the build server"
+    );
+    assert_eq!(fleet.routed_deployment(0), None);
+
+    // A build server that does not exist is refused, naming the field.
+    let patch = serde_json::json!({"build_server": "nowhere"});
+    let refused = fleet
+        .deployer
+        .patch_app(&fleet.app, &patch, &Caller::daemon())
+        .await
+        .err()
+        .expect("an unknown build server is refused");
+    let message = refused.to_string();
+    assert!(
+        message.starts_with("build_server: there is no server nowhere"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_apps_commands_run_once_and_a_failure_there_starts_no_other_server() {
+    use DeploymentState::{Failed, Live};
+    let fleet = fleet().await;
+    let patch = serde_json::json!({"pre_deploy": {"command": ["migrate"]}});
+    fleet
+        .deployer
+        .patch_app(&fleet.app, &patch, &Caller::daemon())
+        .await
+        .unwrap();
+    let (first, state) = fleet.deploy().await;
+    assert_eq!(state, Live);
+    let tasks: Vec<usize> = fleet.hosts.iter().map(|h| h.tasks().len()).collect();
+    assert_eq!(
+        tasks,
+        vec![1, 0, 0],
+        "the pre-deploy command ran once, on the first server"
+    );
+    assert_eq!(fleet.states(first).await, vec![Live, Live, Live]);
+
+    // The server that runs the commands fails: no other server starts the new version.
+    fleet.hosts[0].set_fault(Fault::StartFails);
+    let (second, state) = fleet.deploy().await;
+    assert_eq!(state, Failed);
+    assert_eq!(fleet.states(second).await, vec![Failed, Failed, Failed]);
+    let running_second = fleet.hosts[1..]
+        .iter()
+        .flat_map(|h| h.running())
+        .filter(|c| c.contains(&format!("_d{second}")))
+        .count();
+    assert_eq!(running_second, 0);
+    for i in 0..SERVERS.len() {
+        assert_eq!(fleet.routed_deployment(i), Some(first));
+    }
+}

@@ -84,6 +84,8 @@ struct State {
     served: HashMap<String, Vec<String>>,
     faults: BTreeSet<FaultKey>,
     next_id: u64,
+    /// The one-off tasks run (pre-deploy commands), by container name.
+    tasks: Vec<String>,
 }
 
 /// `Fault` ordered, for the set.
@@ -116,6 +118,11 @@ impl FakeTarget {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("fake target state")
+    }
+
+    /// The one-off tasks run here so far (their container names).
+    pub(crate) fn tasks(&self) -> Vec<String> {
+        self.state().tasks.clone()
     }
 
     /// Makes an image reference present, as a pull or an earlier build would.
@@ -325,11 +332,12 @@ impl Runtime for FakeTarget {
     async fn run_task(
         &self,
         _service: &Service,
-        _name: &str,
+        name: &str,
         _argv: &[String],
         _timeout: Duration,
         _log: &UnboundedSender<String>,
     ) -> Result<i64, EngineError> {
+        self.state().tasks.push(name.to_string());
         Ok(0)
     }
 

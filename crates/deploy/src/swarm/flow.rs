@@ -366,3 +366,45 @@ impl Deployer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_compose::render::{render_deployment, RenderInput};
+    use capstan_compose::stack::render_stack;
+    use capstan_core::{AppName, AppSpec};
+
+    #[test]
+    fn secret_placeholders_get_their_values_and_nothing_else_changes() {
+        let app = AppName::parse("shop").unwrap();
+        let spec: AppSpec =
+            serde_json::from_str(r#"{"source":{"path":"/s"},"env":{"MODE":"${DB_PASSWORD}x"}}"#)
+                .unwrap();
+        let (compose, _) = render_deployment(&RenderInput {
+            instance: "ns",
+            app: &app,
+            deployment: 1,
+            image: "img:1",
+            spec: &spec,
+            secrets: &["DB_PASSWORD".to_string()],
+            image_health: None,
+        })
+        .unwrap();
+        let mut stack = render_stack(&StackInput {
+            namespace: "ns",
+            app: &app,
+            spec: &spec,
+            compose: &compose,
+        })
+        .stack;
+        let secrets = [SecretValue {
+            name: "DB_PASSWORD".into(),
+            value: "hunter2".into(),
+            build: false,
+        }];
+        fill_secrets(&mut stack, &secrets);
+        let env = &stack.services["ns_shop"].environment;
+        assert_eq!(env["DB_PASSWORD"], "hunter2");
+        assert_eq!(env["MODE"], "${DB_PASSWORD}x");
+    }
+}

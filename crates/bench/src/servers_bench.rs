@@ -250,6 +250,7 @@ fn write_source(dir: &std::path::Path, version: &str) {
         }
     }
     std::fs::write(src.join("version.txt"), format!("{version}\n")).unwrap();
+    std::fs::write(src.join("index.html"), "bench\n").unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
         "FROM busybox:stable\nCOPY src /www\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",

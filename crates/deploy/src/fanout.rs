@@ -12,8 +12,9 @@ use capstan_core::{DeploymentState, ServerName};
 use capstan_store::{DeploymentRecord, SecretValue};
 use futures::StreamExt;
 
-/// How many servers of one deployment are connected to and cut over at once.
-pub(crate) const FANOUT_AT_ONCE: usize = 4;
+/// How many servers of one deployment are connected to (and prepared) at once; once
+/// connected, every server's cutover runs at the same time.
+pub(crate) const CONNECTS_AT_ONCE: usize = 4;
 
 /// Whether a deployment cut over by a deployer runs on its server only, or on several.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,8 @@ struct Shared<'a> {
     settled: &'a Settled,
     secrets: &'a [SecretValue],
     spooled: Spooled,
+    /// Connections (with a first preparation) being made at once.
+    connects: tokio::sync::Semaphore,
     log: &'a DeployLog,
 }
 
@@ -151,10 +154,10 @@ impl Deployer {
             .await?;
         let names: Vec<String> = pending.iter().map(ToString::to_string).collect();
         log.info(format!(
-            "deploying to {} server(s): {} ({} at a time)",
+            "deploying to {} server(s): {} (connecting to {} at a time)",
             pending.len(),
             names.join(", "),
-            FANOUT_AT_ONCE
+            CONNECTS_AT_ONCE
         ))
         .await;
         let shared = Shared {
@@ -162,13 +165,14 @@ impl Deployer {
             secrets,
             // Exported once, by the first server that lacks it, for every other.
             spooled: tokio::sync::OnceCell::new(),
+            connects: tokio::sync::Semaphore::new(CONNECTS_AT_ONCE),
             log,
         };
         let outcomes = self.run_servers(d, pending, &artifact, &shared).await?;
         self.settle_fanout(d, outcomes, log).await
     }
 
-    /// Cuts each pending server over, 4 at a time; the app's pre- and post-deploy commands
+    /// Cuts each pending server over, all at once (connecting to 4 at a time); the app's pre- and post-deploy commands
     /// run once, like a migration: a deployment that has any runs on one server first (its
     /// pre-deploy before any new version starts anywhere), then on the others; a retry
     /// runs none (they ran with the release).
@@ -222,7 +226,7 @@ impl Deployer {
                     ServerOutcome { server, result }
                 }
             })
-            .buffer_unordered(FANOUT_AT_ONCE)
+            .buffer_unordered(capstan_core::app::MAX_APP_SERVERS)
             .collect()
             .await;
         outcomes.extend(rest);
@@ -244,11 +248,13 @@ impl Deployer {
             self.store()
                 .set_target_state(d.id, server.as_str(), DeploymentState::Starting, None)
                 .await?;
+            let connecting = shared.connects.acquire().await;
             let there = self
                 .connect_target(server)
                 .await
                 .map_err(|e| Failure::msg(e.to_string()))?
                 .one_of_many(hooks);
+            drop(connecting);
             self.move_image_to(&there, &artifact.image, &shared.spooled, &log)
                 .await?;
             there

@@ -166,13 +166,13 @@ impl Deployer {
         Ok(())
     }
 
-    /// Whether deployment `id` has finished and is not the app's live one.
+    /// Whether deployment `id` has finished and is not live on any of the app's servers.
     async fn deployment_is_over(&self, app: &str, id: i64) -> Result<bool, ActionError> {
         let Ok(name) = AppName::parse(app) else {
             return Ok(true);
         };
         let live = self.store().app(&name).await?.live_deployment_id;
-        if live == Some(id) {
+        if live == Some(id) || self.store().live_anywhere(&name).await?.contains(&id) {
             return Ok(false);
         }
         match self.store().deployment(id).await {

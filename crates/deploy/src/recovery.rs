@@ -34,11 +34,14 @@ impl Deployer {
     /// Removes this deployer's server's leftover containers and points its apps' routes at
     /// their live deployments again.
     pub(crate) async fn reconcile_containers(&self) -> Result<(), crate::ActionError> {
-        let apps = self.store().apps().await?;
-        let live: std::collections::HashMap<String, i64> = apps
-            .iter()
-            .filter_map(|a| a.live_deployment_id.map(|id| (a.name.to_string(), id)))
-            .collect();
+        // Each app's deployment live on this server (an app on several servers may run
+        // another version elsewhere).
+        let mut live = std::collections::HashMap::new();
+        for app in self.store().apps().await? {
+            if let Some(id) = self.live_here(&app.name).await? {
+                live.insert(app.name.to_string(), id);
+            }
+        }
         // Remove every container that is not its app's live one (half-made by an
         // interrupted deployment, or an old one whose retirement was cut short). A
         // deployment still under way (one queued after the start, on a server recovered
@@ -82,8 +85,13 @@ impl Deployer {
             }
         };
         for app in apps.into_iter().filter(|a| self.serves(a)) {
-            let Some(live) = app.live_deployment_id else {
-                continue;
+            let live = match self.live_here(&app.name).await {
+                Ok(Some(live)) => live,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(app = %app.name, %err, "cannot read the version live here");
+                    continue;
+                }
             };
             let lock = self.app_lock(app.name.as_str());
             let Ok(_idle) = lock.try_lock() else {

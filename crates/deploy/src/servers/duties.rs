@@ -19,13 +19,18 @@ const RECOVERY_RETRY_MAX: Duration = Duration::from_secs(60);
 pub(crate) const DISK_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Deployer {
-    /// Whether this deployer's server serves `app` (the app's first server; `local` when
-    /// it names none).
+    /// Whether this deployer's server is one of `app`'s servers (`local` when it names
+    /// none).
     pub(crate) fn serves(&self, app: &AppRecord) -> bool {
-        match app.spec.servers.first() {
-            Some(server) => server == self.server(),
-            None => self.server().is_local(),
+        if app.spec.servers.is_empty() {
+            return self.server().is_local();
         }
+        app.spec.servers.contains(self.server())
+    }
+
+    /// The deployment of `app` live on this deployer's server, if any.
+    pub(crate) async fn live_here(&self, app: &AppName) -> Result<Option<i64>, ActionError> {
+        Ok(self.store().live_on(app, self.server().as_str()).await?)
     }
 
     /// The deployer of the server app `name` runs on (connected and prepared the first
@@ -34,7 +39,7 @@ impl Deployer {
         self.for_app_named(name).await
     }
 
-    /// The SSH servers, other than this deployer's, that some app runs on.
+    /// The SSH servers, other than this deployer's, that some app names.
     pub(crate) async fn targeted_remote_servers(&self) -> Result<Vec<ServerName>, ActionError> {
         let apps = self.store().apps().await?;
         let servers = self.store().servers().await?;
@@ -42,7 +47,7 @@ impl Deployer {
             .into_iter()
             .map(|s| s.spec)
             .filter(|s| s.kind == ServerKind::Ssh && &s.name != self.server())
-            .filter(|s| apps.iter().any(|a| a.spec.servers.first() == Some(&s.name)))
+            .filter(|s| apps.iter().any(|a| a.spec.servers.contains(&s.name)))
             .map(|s| s.name)
             .collect())
     }

@@ -40,13 +40,14 @@ const MAIN_SOCKET: &str = "/var/run/docker.sock";
 struct Server {
     name: String,
     sshd: Arc<Sshd>,
-    namespace: String,
-    socket: String,
 }
 
 impl Server {
     async fn add(daemon: &Daemon, name: String, sshd: Sshd, socket: &str) -> Server {
         let namespace = format!("sb{:06x}{name}", rand_u32() & 0xff_ffff);
+        MADE.lock()
+            .unwrap()
+            .push((socket.to_string(), namespace.clone()));
         let body = json!({
             "name": name, "kind": "ssh", "host": sshd.host(), "port": sshd.port(),
             "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
@@ -61,8 +62,6 @@ impl Server {
         Server {
             name,
             sshd: Arc::new(sshd),
-            namespace,
-            socket: socket.to_string(),
         }
     }
 }
@@ -83,9 +82,25 @@ struct Round {
     max_connections_per_server: usize,
 }
 
+/// Every namespace the bench made on an engine, as (socket, namespace): purged at the end
+/// whatever happened, a panic included.
+static MADE: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = Args::parse();
+    let run = tokio::spawn(bench(Args::parse()));
+    let outcome = run.await;
+    let made = std::mem::take(&mut *MADE.lock().unwrap());
+    for (socket, namespace) in made {
+        purge_namespace(&socket, &namespace).await;
+    }
+    if outcome.is_err() {
+        eprintln!("[servers] the benchmark failed (see above); what it made was removed");
+        std::process::exit(1);
+    }
+}
+
+async fn bench(args: Args) {
     let binary = args
         .capstan
         .clone()
@@ -115,9 +130,7 @@ async fn main() {
     let transfer = bytes_round(&daemon, &throwaway).await;
     let daemon_log = daemon.daemon_log();
     daemon.kill();
-    for server in &servers {
-        purge_namespace(&server.socket, &server.namespace).await;
-    }
+    drop(servers);
     let results = report(&rounds, (rss_mib, peak_mib), &transfer, largest);
     if let Some(parent) = args.out.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -225,8 +238,7 @@ async fn bytes_round(daemon: &Daemon, throwaway: &str) -> Transfer {
     let (status, body) = daemon.call(Method::PATCH, "/apps/bytes", Some(patch)).await;
     assert_eq!(status, 200, "{body}");
     let second = moved(daemon, "bytes").await;
-    purge_namespace(&far.socket, &far.namespace).await;
-    purge_namespace(&near.socket, &near.namespace).await;
+    drop((far, near));
     for image in [format!("{tag}:v1"), format!("{tag}:v2")] {
         let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
         let _ = host.docker_cli().args(["rmi", "-f", &image]).output();

@@ -238,16 +238,23 @@ impl Deployer {
                         "Swarm rolled the update back ({why}{tasks}); the previous version still serves"
                     )));
                 }
-                UpdateProgress::Paused(why) => {
+                UpdateProgress::RollbackPaused(why) => {
                     return Err(Failure::msg(format!(
-                        "Swarm paused the update: {why}; the previous version still serves where its tasks run"
+                        "Swarm's rollback of {name} paused ({why}): tasks of the new version may still run; see `docker service ps {name}` on the manager"
+                    )));
+                }
+                UpdateProgress::Paused(why) => {
+                    let undone = undo_update(engine, name, log).await;
+                    return Err(Failure::msg(format!(
+                        "Swarm paused the update of {name} ({why}); {undone}"
                     )));
                 }
                 _ => {}
             }
         }
+        let undone = undo_update(engine, name, log).await;
         Err(Failure::msg(format!(
-            "Swarm did not finish updating {name} within {} s",
+            "Swarm did not finish updating {name} within {} s; {undone}",
             deadline.as_secs()
         )))
     }
@@ -364,6 +371,22 @@ impl Deployer {
                 Err(err) => tracing::warn!(%service, %err, "cannot remove a stale service"),
             }
         }
+    }
+}
+
+/// Asks Swarm to put the previous spec back after an update that paused or ran out of
+/// time (else Swarm could finish it later, or leave the versions mixed); what happened,
+/// for the failure's message.
+async fn undo_update(engine: &Engine, name: &str, log: &DeployLog) -> String {
+    match engine.roll_back_service(name).await {
+        Ok(()) => {
+            log.info(format!("swarm: asked Swarm to roll {name} back to the previous version"))
+                .await;
+            "Swarm was asked to roll back to the previous version".to_string()
+        }
+        Err(err) => format!(
+            "rolling it back failed too ({err}): tasks of the new version may run; run `docker service rollback {name}` on the manager"
+        ),
     }
 }
 

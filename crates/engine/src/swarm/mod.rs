@@ -45,9 +45,11 @@ pub enum UpdateProgress {
     Completed,
     /// The new spec failed and Swarm is putting the previous one back.
     RollingBack(String),
-    /// The new spec failed and Swarm rolled back (or paused its rollback): the previous
-    /// spec serves. The engine's message says why.
+    /// The new spec failed and Swarm rolled back: the previous spec serves. The
+    /// engine's message says why.
     RolledBack(String),
+    /// Swarm's rollback itself stopped on a failure: tasks of either spec may run.
+    RollbackPaused(String),
     /// The update paused on a failure without rolling back.
     Paused(String),
 }
@@ -63,10 +65,12 @@ pub fn interpret_update(
         Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
             UpdateProgress::RollingBack(message)
         }
-        Some(
-            ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
-            | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED,
-        ) => UpdateProgress::RolledBack(message),
+        Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
+            UpdateProgress::RolledBack(message)
+        }
+        Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
+            UpdateProgress::RollbackPaused(message)
+        }
         Some(ServiceUpdateStatusStateEnum::PAUSED) => UpdateProgress::Paused(message),
         _ => UpdateProgress::Rolling,
     }
@@ -191,6 +195,28 @@ impl Engine {
         }
     }
 
+    /// Asks Swarm to put service `name`'s previous spec back (what `docker service
+    /// rollback` does), for an update that paused or never finished.
+    pub async fn roll_back_service(&self, name: &str) -> Result<(), SwarmError> {
+        let service = self
+            .docker()
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await?;
+        let version = service.version.and_then(|v| v.index).unwrap_or(0);
+        let id = service.id.unwrap_or_else(|| name.to_string());
+        let options = UpdateServiceOptions {
+            version,
+            rollback: true,
+            ..Default::default()
+        };
+        // Swarm ignores the spec sent with a rollback; the current one is sent as is.
+        let spec = service.spec.unwrap_or_default();
+        self.docker()
+            .update_service(&id, spec, options, None)
+            .await?;
+        Ok(())
+    }
+
     /// The services of this namespace (of one app when given), by name.
     pub async fn owned_services(&self, app: Option<&str>) -> Result<Vec<String>, SwarmError> {
         let mut label = vec![labels::filter(labels::INSTANCE, self.instance())];
@@ -258,7 +284,7 @@ mod tests {
         ));
         assert!(matches!(
             interpret_update(Some(S::ROLLBACK_PAUSED), None),
-            UpdateProgress::RolledBack(_)
+            UpdateProgress::RollbackPaused(_)
         ));
         assert_eq!(
             interpret_update(Some(S::PAUSED), Some("update paused")),

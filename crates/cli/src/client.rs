@@ -248,7 +248,12 @@ pub(crate) async fn follow_to_end(api: &Api, id: i64) -> anyhow::Result<ExitCode
     {
         println!("{line}");
     }
-    Ok(if state == "live" {
+    // Live, but not on every server, is a failure for scripts: a retry is due.
+    let failed_somewhere = record
+        .as_ref()
+        .and_then(|r| r["servers"].as_array())
+        .is_some_and(|servers| servers.iter().any(|s| s["state"] == "failed"));
+    Ok(if state == "live" && !failed_somewhere {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 pub struct RetryArgs {
     /// The deployment's id.
     id: i64,
-    /// Follow it to the end (exit status 0 when it is live).
+    /// Follow it to the end (exit status 0 when it is live on every server).
     #[arg(long)]
     wait: bool,
     #[command(flatten)]

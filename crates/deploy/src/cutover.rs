@@ -331,8 +331,9 @@ impl Deployer {
     }
 
     async fn remove_failed(&self, app: &AppName, containers: &[String], log: &DeployLog) {
-        let serving = match self.store().app(app).await {
-            Ok(record) => Some(record.live_deployment_id.is_some()),
+        // What serves on this server: the version live here, if any.
+        let serving = match self.store().live_on(app, self.server().as_str()).await {
+            Ok(live) => Some(live.is_some()),
             Err(_) => None,
         };
         for container in containers {

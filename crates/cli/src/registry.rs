@@ -20,8 +20,10 @@ pub enum RegistryCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SetArgs {
-    /// `host[:port]` with an optional path prefix, optionally after `https://`.
-    url: String,
+    /// The registry: `host[:port]` with an optional path prefix, optionally after
+    /// `https://`.
+    #[arg(value_name = "URL")]
+    address: String,
     #[arg(long)]
     username: String,
     #[command(flatten)]
@@ -47,7 +49,7 @@ pub async fn registry(command: RegistryCommand) -> anyhow::Result<ExitCode> {
     match command {
         RegistryCommand::Set(args) => {
             if std::io::stdin().is_terminal() {
-                eprint!("password for {} at {}: ", args.username, args.url);
+                eprint!("password for {} at {}: ", args.username, args.address);
             }
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
@@ -56,7 +58,8 @@ pub async fn registry(command: RegistryCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no password given on standard input");
             }
             let api = args.connection.api()?;
-            let body = json!({"url": args.url, "username": args.username, "password": password});
+            let body =
+                json!({"url": args.address, "username": args.username, "password": password});
             let set = api
                 .send(reqwest::Method::PUT, "/registry", Some(body))
                 .await?;

@@ -177,27 +177,11 @@ impl Deployer {
 #[cfg(test)]
 mod tests {
     use crate::target::fake::{FakeTarget, Fault};
-    use crate::{Caller, DeploySettings, Deployer};
+    use crate::{Caller, Deployer};
     use capstan_compose::render::DeploymentNames;
     use capstan_core::{AppName, DeploymentState, InstanceNames, ServerName};
     use std::sync::Arc;
     use std::time::Duration;
-
-    fn settings(dir: &std::path::Path) -> DeploySettings {
-        DeploySettings {
-            workspace_dir: dir.join("workspaces"),
-            build_slots: 1,
-            keep_images: 3,
-            secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
-            fetch_limits: Default::default(),
-            protected_paths: vec![dir.to_string_lossy().into_owned()],
-            source_dirs: vec![],
-            source_limits: Default::default(),
-            proxy_https_port: 443,
-            own_acme_ca: false,
-            ssh_timeout: Duration::from_secs(30),
-        }
-    }
 
     /// A daemon stopped mid-switch on a server comes back while the server cannot be
     /// reached: it starts, the server's recovery waits, and once the server's target is
@@ -209,7 +193,11 @@ mod tests {
             .await
             .unwrap();
         let local = Arc::new(FakeTarget::new("capt"));
-        let deployer = Deployer::new(store.clone(), local.clone(), settings(dir.path()));
+        let deployer = Deployer::new(
+            store.clone(),
+            local.clone(),
+            crate::target::fake::test_settings(dir.path()),
+        );
         let caller = Caller::daemon();
         let server = serde_json::json!({"name": "edge", "kind": "ssh", "host": "10.0.0.7"});
         let server = serde_json::from_value(server).unwrap();
@@ -266,7 +254,11 @@ mod tests {
         edge.clear_faults();
 
         // A new daemon, without the server's target (it cannot be reached yet).
-        let restarted = Deployer::new(store.clone(), local.clone(), settings(dir.path()));
+        let restarted = Deployer::new(
+            store.clone(),
+            local.clone(),
+            crate::target::fake::test_settings(dir.path()),
+        );
         restarted.recover().await;
         let state = store.deployment(second).await.unwrap().state;
         assert_eq!(state, DeploymentState::Failed);

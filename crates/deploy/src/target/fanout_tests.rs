@@ -3,7 +3,7 @@
 //! and the next deploy and a rollback reach every server.
 
 use super::fake::{FakeTarget, Fault};
-use crate::{Caller, DeploySettings, Deployer, RollbackTarget};
+use crate::{Caller, Deployer, RollbackTarget};
 use capstan_core::{AppName, DeploymentState, ServerName};
 use capstan_store::Store;
 use std::sync::Arc;
@@ -17,22 +17,6 @@ struct Fleet {
     hosts: Vec<Arc<FakeTarget>>,
     app: AppName,
     _dir: tempfile::TempDir,
-}
-
-fn settings(dir: &std::path::Path) -> DeploySettings {
-    DeploySettings {
-        workspace_dir: dir.join("workspaces"),
-        build_slots: 1,
-        keep_images: 3,
-        secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
-        fetch_limits: Default::default(),
-        protected_paths: vec![dir.to_string_lossy().into_owned()],
-        source_dirs: vec![],
-        source_limits: Default::default(),
-        proxy_https_port: 443,
-        own_acme_ca: false,
-        ssh_timeout: Duration::from_secs(30),
-    }
 }
 
 /// A daemon with three servers (each its own fake host holding `web:v1` and `web:v2`) and
@@ -49,7 +33,11 @@ async fn fleet() -> Fleet {
             host
         })
         .collect();
-    let deployer = Deployer::new(store, hosts[0].clone(), settings(dir.path()));
+    let deployer = Deployer::new(
+        store,
+        hosts[0].clone(),
+        super::fake::test_settings(dir.path()),
+    );
     let caller = Caller::daemon();
     for (i, name) in SERVERS.iter().enumerate().skip(1) {
         let server = serde_json::from_value(serde_json::json!({

@@ -3,7 +3,7 @@
 //! the one the database calls live, and the failed deployment's containers are gone.
 
 use super::fake::{FakeTarget, Fault};
-use crate::{Caller, DeploySettings, Deployer, RollbackTarget};
+use crate::{Caller, Deployer, RollbackTarget};
 use capstan_core::{AppName, DeploymentState};
 use capstan_store::Store;
 use std::sync::Arc;
@@ -18,22 +18,6 @@ struct Host {
     _dir: tempfile::TempDir,
 }
 
-fn settings(dir: &std::path::Path) -> DeploySettings {
-    DeploySettings {
-        workspace_dir: dir.join("workspaces"),
-        build_slots: 1,
-        keep_images: 3,
-        secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
-        fetch_limits: Default::default(),
-        protected_paths: vec![dir.to_string_lossy().into_owned()],
-        source_dirs: vec![],
-        source_limits: Default::default(),
-        proxy_https_port: 443,
-        own_acme_ca: false,
-        ssh_timeout: Duration::from_secs(30),
-    }
-}
-
 /// A daemon over a fresh database and the fake host, with app `web` created from the
 /// prebuilt image `web:v1` (`web:v2` is on the host too).
 async fn host() -> Host {
@@ -42,7 +26,7 @@ async fn host() -> Host {
     let fake = Arc::new(FakeTarget::new(INSTANCE));
     fake.add_image("web:v1");
     fake.add_image("web:v2");
-    let deployer = Deployer::new(store, fake.clone(), settings(dir.path()));
+    let deployer = Deployer::new(store, fake.clone(), super::fake::test_settings(dir.path()));
     let app = AppName::parse("web").unwrap();
     let spec = serde_json::from_value(serde_json::json!({
         "source": {"image": "web:v1"},
@@ -244,7 +228,7 @@ async fn a_build_that_fails_changes_nothing() {
     let first = host.live_on_v1().await;
     let source = tempfile::tempdir().unwrap();
     std::fs::write(source.path().join("Dockerfile"), "FROM web:v1\nRUN false\n").unwrap();
-    let mut settings = settings(host._dir.path());
+    let mut settings = super::fake::test_settings(host._dir.path());
     settings.source_dirs = vec![source.path().to_path_buf()];
     let deployer = Deployer::new(host.deployer.store().clone(), host.fake.clone(), settings);
     let path = source.path().to_string_lossy().into_owned();
@@ -350,7 +334,7 @@ async fn a_daemon_stopped_mid_switch_comes_back_serving_the_live_version() {
     running.abort();
     let _ = running.await;
     host.fake.clear_faults();
-    let settings = settings(host._dir.path());
+    let settings = super::fake::test_settings(host._dir.path());
     let restarted = Deployer::new(host.deployer.store().clone(), host.fake.clone(), settings);
     restarted.recover().await;
     host.assert_serving(first, second).await;

@@ -449,3 +449,20 @@ impl Target for FakeTarget {
         Ok(())
     }
 }
+
+/// Daemon settings for unit tests over a fake target, everything under `dir`.
+pub(crate) fn test_settings(dir: &std::path::Path) -> crate::DeploySettings {
+    crate::DeploySettings {
+        workspace_dir: dir.join("workspaces"),
+        build_slots: 1,
+        keep_images: 3,
+        secret_key: capstan_store::SecretKey::load_or_create(&dir.join("secret.key")).unwrap(),
+        fetch_limits: Default::default(),
+        protected_paths: vec![dir.to_string_lossy().into_owned()],
+        source_dirs: vec![],
+        source_limits: Default::default(),
+        proxy_https_port: 443,
+        own_acme_ca: false,
+        ssh_timeout: Duration::from_secs(30),
+    }
+}

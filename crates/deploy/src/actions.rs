@@ -47,7 +47,7 @@ impl Deployer {
         let _settings = self.inner.settings_lock.lock().await;
         self.check_domains_free(name, &spec).await?;
         self.check_servers_exist(&spec).await?;
-        Self::check_server_change(None, &spec)?;
+        self.check_server_change(None, &spec).await?;
         let app = self.store().create_app(name, &spec).await?;
         self.store()
             .record_event(name, &caller.actor(), "app created", "")
@@ -91,7 +91,7 @@ impl Deployer {
         let current = self.store().app(name).await?;
         let next = merged(&current.spec, patch)?;
         self.check_servers_exist(&next).await?;
-        Self::check_server_change(Some(&current), &next)?;
+        self.check_server_change(Some(&current), &next).await?;
         crate::tls_names::check_tls_names(&next, self.settings().own_acme_ca)?;
         self.check_trust(name, &next, Some(&current.spec), caller)
             .await?;

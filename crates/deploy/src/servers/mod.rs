@@ -169,34 +169,40 @@ impl Deployer {
         checks::engine_checks(engine, DiskAccess::ThisHost, Some(answers)).await
     }
 
-    /// What an app's servers may change to: any list while nothing is live; once a
-    /// version is live, servers may be added (the next deployment reaches them) but none
-    /// it runs on dropped (its containers and route would stay behind there).
-    pub(crate) fn check_server_change(
+    /// What an app's servers may change to: servers may be added (the next deployment
+    /// reaches them), and taken away where no version of the app is live; a server it is
+    /// live on stays (its containers and route would stay behind there).
+    pub(crate) async fn check_server_change(
+        &self,
         current: Option<&capstan_store::AppRecord>,
         next: &AppSpec,
     ) -> Result<(), ActionError> {
         let Some(current) = current else {
             return Ok(());
         };
-        if current.live_deployment_id.is_none() {
-            return Ok(());
-        }
-        let dropped: Vec<String> = current
+        let mut live_there = Vec::new();
+        for server in current
             .spec
             .servers
             .iter()
             .filter(|s| !next.servers.contains(s))
-            .map(ToString::to_string)
-            .collect();
-        if dropped.is_empty() {
+        {
+            if self
+                .store()
+                .live_on(&current.name, server.as_str())
+                .await?
+                .is_some()
+            {
+                live_there.push(server.to_string());
+            }
+        }
+        if live_there.is_empty() {
             return Ok(());
         }
         Err(ActionError::Invalid(format!(
-            "servers: {} is live on {}; taking a server away from a live app is not available yet (its containers and route would stay there): keep {} in the list, or delete the app and create it again",
+            "servers: {} is live on {}; taking a server it runs on away is not available yet (its containers and route would stay there): keep it in the list, or delete the app and create it again",
             current.name,
-            current.spec.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-            dropped.join(", ")
+            live_there.join(", ")
         )))
     }
 

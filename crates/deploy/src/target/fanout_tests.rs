@@ -322,3 +322,22 @@ async fn the_apps_commands_run_once_and_a_failure_there_starts_no_other_server()
         assert_eq!(fleet.routed_deployment(i), Some(first));
     }
 }
+
+#[tokio::test]
+async fn a_server_the_app_is_not_live_on_can_be_taken_away() {
+    let fleet = fleet().await;
+    fleet.hosts[2].set_fault(Fault::StartFails);
+    let (first, _) = fleet.deploy().await;
+    assert_eq!(fleet.states(first).await[2], DeploymentState::Failed);
+    let caller = Caller::daemon();
+    // Live on edge-a: refused, naming it.
+    let patch = serde_json::json!({"servers": ["local"]});
+    let refused = fleet.deployer.patch_app(&fleet.app, &patch, &caller).await;
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("live on edge-a"), "{message}");
+    assert!(!message.contains("edge-b"), "{message}");
+    // Not live on edge-b (it failed there): taken away.
+    let patch = serde_json::json!({"servers": ["local", "edge-a"]});
+    let kept = fleet.deployer.patch_app(&fleet.app, &patch, &caller).await;
+    assert!(kept.is_ok());
+}

@@ -246,7 +246,7 @@ impl Deployer {
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
         let app = self.store().app(name).await?;
-        let here = self.for_app(&app.spec).await?;
+        let here = self.first_reachable(&app.spec).await?;
         let target = match target {
             RollbackTarget::Deployment(id) => {
                 let d = self.store().deployment(id).await?;

@@ -90,7 +90,9 @@ impl Deployer {
                 (self.clone(), artifact)
             }
             (None, Trigger::Rollback | Trigger::Restart) => {
-                (self.clone(), self.reuse_release(d, &app.spec, log).await?)
+                let artifact = self.reuse_release(d, &app.spec, log).await?;
+                let source = self.server_with_image(d, &artifact.image).await?;
+                (source, artifact)
             }
         };
         let settled = source.settle_port_and_health(&mut artifact, log).await?;
@@ -173,26 +175,28 @@ impl Deployer {
         if self.target().image_id(image).await?.is_some() {
             return Ok(self.clone());
         }
-        for target in self.store().targets_of(d.id).await? {
-            if target.state != DeploymentState::Live {
-                continue;
-            }
+        // Where it went live first (a retry), then any server it runs on (a rollback or
+        // restart on several servers); one that cannot be reached or asked is passed over.
+        let mut targets = self.store().targets_of(d.id).await?;
+        targets.sort_by_key(|t| t.state != DeploymentState::Live);
+        for target in targets {
             let Ok(server) = capstan_core::ServerName::parse(&target.server) else {
                 continue;
             };
-            if let Ok(there) = self.connect_target(&server).await {
-                if there.target().image_id(image).await?.is_some() {
-                    return Ok(there);
-                }
+            let Ok(there) = self.connect_target(&server).await else {
+                continue;
+            };
+            if let Ok(Some(_)) = there.target().image_id(image).await {
+                return Ok(there);
             }
         }
         Err(Failure::msg(format!(
-            "image {image} is on none of the servers this deployment runs on"
+            "image {image} is on none of the servers this deployment runs on (it was removed; deploy again to build it)"
         )))
     }
 
-    /// A rollback or restart: the image of the release it reuses, which must still be on
-    /// the host, with the old release's settings (rollback) or the app's current ones
+    /// A rollback or restart: the image of the release it reuses (which must still be on
+    /// one of the app's servers: `server_with_image`), with the old release's settings (rollback) or the app's current ones
     /// with the release's `capstan.toml` (restart).
     async fn reuse_release(
         &self,
@@ -209,12 +213,6 @@ impl Deployer {
                 "the stored spec of release {release_id} does not parse: {e}"
             ))
         })?;
-        if self.target().image_id(&release.image).await?.is_none() {
-            return Err(Failure::msg(format!(
-                "image {} of release {} is gone from the engine",
-                release.image, release.id
-            )));
-        }
         let spec = match (d.trigger, &release.repo_config) {
             (Trigger::Rollback, _) => release.app_spec.clone(),
             (_, Some((file, text))) => apply_repo_config(current, file, text)?.0,

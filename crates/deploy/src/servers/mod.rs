@@ -9,6 +9,7 @@ pub mod checks;
 pub mod connections;
 mod duties;
 mod keys;
+mod resolve;
 pub(crate) mod targets;
 pub mod watch;
 

@@ -168,9 +168,34 @@ fn spawn_background(
     ));
     let (d, s) = (deployer.clone(), stop.clone());
     let server_watch = tokio::spawn(async move { d.run_server_watch(s).await });
+    let trim = tokio::spawn(return_freed_memory(stop.clone()));
     let d = deployer.clone();
     let proxy_watch = tokio::spawn(async move { d.watch_proxy(proxy_spec, stop).await });
-    Ok(vec![workers, proxy_watch, server_watch, backups, cleanup])
+    Ok(vec![
+        workers,
+        proxy_watch,
+        server_watch,
+        backups,
+        cleanup,
+        trim,
+    ])
+}
+
+/// glibc keeps what a burst of work freed (a fan-out to ten servers, a long build log) in
+/// its heaps for reuse; every 20 s what is free there goes back to the system, so the
+/// daemon's resident memory follows what it holds rather than its peak.
+async fn return_freed_memory(mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+            _ = stop.changed() => return,
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free heap memory; it takes no pointers.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// On first start, creates the admin token and writes it, mode 0600, to

@@ -111,6 +111,25 @@ pub async fn engine_checks(
 }
 
 /// `reachable` failed with `why`; every engine check says it was not run.
+/// What must hold before anything is prepared or deployed on a server: its engine answers,
+/// is new enough and runs the daemon's architecture; the first that fails, as a check.
+pub async fn deploy_preflight(engine: &Engine) -> Option<Check> {
+    let unreachable = |why: String| Some(Check::new("reachable", false, why));
+    let facts = match tokio::time::timeout(ENGINE_TIMEOUT, engine.host_facts()).await {
+        Ok(Ok(facts)) => facts,
+        Ok(Err(err)) => return unreachable(format!("the Docker engine does not answer: {err}")),
+        Err(_) => {
+            return unreachable(format!(
+                "the Docker engine did not answer within {} s",
+                ENGINE_TIMEOUT.as_secs()
+            ))
+        }
+    };
+    [version_check(&facts), architecture_check(&facts)]
+        .into_iter()
+        .find(|check| !check.ok)
+}
+
 fn unreachable(why: &str) -> Vec<Check> {
     let mut checks = vec![Check::new("reachable", false, why)];
     checks.extend(

@@ -121,6 +121,13 @@ impl Deployer {
         let setup = self.server_setup(spec)?;
         let connection = self.server_connection(spec).await?;
         let engine = self.server_engine(spec).await?;
+        // Nothing is prepared on a server that fails its preflight: the reason, at once.
+        if let Some(failed) = super::checks::deploy_preflight(&engine).await {
+            return Err(ActionError::Conflict(format!(
+                "server {} fails its preflight ({}): {}",
+                spec.name, failed.name, failed.detail
+            )));
+        }
         let ports = ProxyPorts {
             http: spec.proxy_http_port.unwrap_or(80),
             https: spec.proxy_https_port.unwrap_or(443),

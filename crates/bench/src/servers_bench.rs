@@ -120,8 +120,12 @@ async fn bench(args: Args) {
     for &count in &args.counts {
         let round = fan_out_round(&daemon, &servers[..count], args.repeats).await;
         eprintln!(
-            "[servers] {count} server(s): first {} ms, then {:?} ms; at most {} SSH connection(s) per server",
-            round.first_ms, round.timed_ms, round.max_connections_per_server
+            "[servers] {count} server(s): first {} ms, then {:?} ms; at most {} SSH connection(s) per server; daemon RSS {:.1} MiB ({} locked)",
+            round.first_ms,
+            round.timed_ms,
+            round.max_connections_per_server,
+            rss::current_kib(pid) as f64 / 1024.0,
+            status_field(pid, "VmLck:")
         );
         rounds.push(round);
     }
@@ -225,7 +229,8 @@ async fn bytes_round(daemon: &Daemon, throwaway: &str) -> Transfer {
     let near = Server::add(daemon, "near".into(), near_sshd, MAIN_SOCKET).await;
     let tag = format!("capstan-bench-bytes-{:06x}", rand_u32() & 0xff_ffff);
     let source = tempfile::tempdir().unwrap();
-    write_source(source.path(), "version 1");
+    // The run's tag in the source: an earlier run's cached build is never reused.
+    write_source(source.path(), &format!("{tag} version 1"));
     build(source.path(), &format!("{tag}:v1"));
     daemon
         .create_app(json!({
@@ -235,7 +240,7 @@ async fn bytes_round(daemon: &Daemon, throwaway: &str) -> Transfer {
         }))
         .await;
     let first = moved(daemon, "bytes").await;
-    write_source(source.path(), "version 2");
+    write_source(source.path(), &format!("{tag} version 2"));
     build(source.path(), &format!("{tag}:v2"));
     let patch = json!({"source": {"image": format!("{tag}:v2")}});
     let (status, body) = daemon.call(Method::PATCH, "/apps/bytes", Some(patch)).await;
@@ -296,6 +301,7 @@ async fn moved(daemon: &Daemon, app: &str) -> (u64, u64) {
         .lines()
         .find(|l| l.contains("[far] image moved"))
         .unwrap_or_else(|| panic!("no image moved to far in deployment {id}:\n{log}"));
+    eprintln!("[servers] deployment {id}: {line}");
     (
         number_after(line, "("),
         number_after(line, "changed layers "),
@@ -388,6 +394,18 @@ fn report(rounds: &[Round], memory: (f64, f64), transfer: &Transfer, largest: us
         "failed": failed,
         "measured_at": chrono::Utc::now().to_rfc3339(),
     })
+}
+
+/// A line of the process's /proc status (e.g. `VmLck:`), as it reads.
+fn status_field(pid: u32, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .map(|l| l[field.len()..].trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -10,7 +10,8 @@
 
 mod support;
 
-use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use support::servers;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::process::Command;
@@ -18,47 +19,36 @@ use std::time::Duration;
 
 const DOMAIN: &str = "fanout.deploy.test";
 
-/// A server of the run: its sshd, namespace, proxy port and the address its proxy answers.
+/// A server of the run, and the address its proxy answers on.
 struct Server {
     name: &'static str,
-    sshd: Sshd,
-    namespace: String,
-    proxy_port: u16,
     proxy_host: String,
-    docker_socket: String,
+    added: servers::TestServer,
 }
 
 impl Server {
-    fn new(name: &'static str, sshd: Sshd, proxy_host: &str, docker_socket: &str) -> Server {
+    async fn add(
+        daemon: &capstan_testkit::Daemon,
+        name: &'static str,
+        sshd: capstan_testkit::Sshd,
+        proxy_host: &str,
+        socket: &str,
+    ) -> Server {
+        let added = servers::add_server(daemon, name, "ssh", sshd, socket, "fo").await;
         Server {
             name,
-            sshd,
-            namespace: format!("fo{:08x}", rand::random::<u32>()),
-            proxy_port: capstan_testkit::free_port(),
             proxy_host: proxy_host.to_string(),
-            docker_socket: docker_socket.to_string(),
+            added,
         }
-    }
-
-    /// Adds the server to the daemon and authorizes its key at the sshd.
-    async fn add_to(&self, daemon: &capstan_testkit::Daemon) {
-        let body = json!({
-            "name": self.name, "kind": "ssh", "host": self.sshd.host(), "port": self.sshd.port(),
-            "user": self.sshd.user(), "host_key_fingerprint": self.sshd.host_key_fingerprint(),
-            "docker_socket": self.docker_socket, "namespace": self.namespace,
-            "proxy_http_port": self.proxy_port, "proxy_https_port": capstan_testkit::free_port(),
-        });
-        let (status, added) = daemon.call(Method::POST, "/servers", Some(body)).await;
-        assert_eq!(status, 201, "add server {}: {added}", self.name);
-        self.sshd
-            .authorize(added["public_key"].as_str().unwrap())
-            .unwrap();
     }
 
     /// GET / through this server's proxy: the body when it answers 200.
     async fn answer(&self, http: &reqwest::Client) -> Option<String> {
         let response = http
-            .get(format!("http://{}:{}/", self.proxy_host, self.proxy_port))
+            .get(format!(
+                "http://{}:{}/",
+                self.proxy_host, self.added.proxy_port
+            ))
             .header(reqwest::header::HOST, DOMAIN)
             .send()
             .await
@@ -71,9 +61,9 @@ impl Server {
 
     /// The ids of this server's containers of the app.
     fn containers(&self) -> Vec<String> {
-        let filter = format!("label=capstan.instance={}", self.namespace);
+        let filter = format!("label=capstan.instance={}", self.added.namespace);
         let out = Command::new("docker")
-            .args(["-H", &format!("unix://{}", self.docker_socket)])
+            .args(["-H", &format!("unix://{}", self.added.docker_socket)])
             .args(["ps", "--format", "{{.ID}} {{.Names}}", "--filter", &filter])
             .output()
             .expect("docker ps");
@@ -85,78 +75,42 @@ impl Server {
         ids.sort();
         ids
     }
-
-    /// Removes every object of the server's namespace; what is left.
-    async fn clean(&self) -> Vec<String> {
-        let host = format!("unix://{}", self.docker_socket);
-        let Ok(engine) = capstan_engine::Engine::connect(Some(&host), &self.namespace).await else {
-            return vec![format!("{}: cannot reach its engine", self.name)];
-        };
-        if let Ok(objects) = engine.instance_objects().await {
-            engine.purge(&objects, |_| {}).await;
-        }
-        match engine.instance_objects().await {
-            Ok(left) if left.is_empty() => Vec::new(),
-            Ok(left) => vec![format!("{}: {} objects", self.name, left.len())],
-            Err(err) => vec![format!("{}: {err}", self.name)],
-        }
-    }
-}
-
-/// Builds a one-layer image over `busybox:stable` on the test engine only.
-fn build_image(tag: &str, token: &str) {
-    let dockerfile = format!(
-        "FROM busybox:stable\nRUN mkdir -p /www && echo {token} > /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-    );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("docker build");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "docker build {tag}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_release_on_three_servers_one_down_then_a_retry_deploys_only_there() {
-    let host = tokio::task::spawn_blocking(SecondHost::ensure)
-        .await
-        .unwrap()
-        .expect("the second host comes up (scripts/second-host.sh)");
-    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-    let in_h2 = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
-    let main_socket = "/var/run/docker.sock";
-    let servers = [
-        Server::new(
-            "fb",
-            Sshd::start(&throwaway).unwrap(),
-            "127.0.0.1",
-            main_socket,
-        ),
-        Server::new(
-            "fa",
-            Sshd::start_with(in_h2).unwrap(),
-            &host.ip().to_string(),
-            &host.docker_socket().to_string_lossy(),
-        ),
-        Server::new(
-            "fc",
-            Sshd::start(&throwaway).unwrap(),
-            "127.0.0.1",
-            main_socket,
-        ),
-    ];
+    let host = servers::second_host(false).await;
     let mut daemon = support::start_daemon().await;
+    let h2_socket = host.docker_socket().to_string_lossy().into_owned();
+    let main = servers::MAIN_SOCKET;
+    let mut servers = [
+        Server::add(
+            &daemon,
+            "fb",
+            servers::sshd_on_loopback(),
+            "127.0.0.1",
+            main,
+        )
+        .await,
+        Server::add(
+            &daemon,
+            "fa",
+            servers::sshd_on_second_host(&host),
+            &host.ip().to_string(),
+            &h2_socket,
+        )
+        .await,
+        Server::add(
+            &daemon,
+            "fc",
+            servers::sshd_on_loopback(),
+            "127.0.0.1",
+            main,
+        )
+        .await,
+    ];
     let tag = format!("capstan-fanout-{:08x}:v1", rand::random::<u32>());
-    build_image(&tag, "fanned-out");
-    let mut servers = servers;
+    servers::build_web_image(&tag, "fanned-out");
     let outcome = exercise(&daemon, &mut servers, &tag).await;
     let _ = daemon.call(Method::DELETE, "/apps/wide", None).await;
     // The daemon stops first: its watch would bring a server's proxy back meanwhile.
@@ -164,7 +118,7 @@ async fn one_release_on_three_servers_one_down_then_a_retry_deploys_only_there()
     daemon.kill();
     let mut left = Vec::new();
     for server in &servers {
-        left.extend(server.clean().await);
+        left.extend(server.added.purge().await);
     }
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     let _ = host.docker_cli().args(["rmi", "-f", &tag]).output();
@@ -179,16 +133,13 @@ async fn exercise(
     servers: &mut [Server; 3],
     tag: &str,
 ) -> Result<(), String> {
-    for server in servers.iter() {
-        server.add_to(daemon).await;
-    }
     daemon
         .create_app(json!({
             "name": "wide", "source": {"image": tag}, "port": 8080, "domains": [DOMAIN],
             "servers": ["fb", "fa", "fc"], "health": {"interval_secs": 0.25}, "drain_secs": 1,
         }))
         .await;
-    servers[2].sshd.kill();
+    servers[2].added.sshd.kill();
     let deployed = daemon.deploy_expect("wide", None, "live").await;
     let id = deployed["id"].as_i64().unwrap();
     let states = server_states(&daemon.deployment(id).await);
@@ -217,7 +168,7 @@ async fn exercise(
     }
     let before: Vec<Vec<String>> = servers[..2].iter().map(Server::containers).collect();
 
-    servers[2].sshd.restart().map_err(|e| e.to_string())?;
+    servers[2].added.sshd.restart().map_err(|e| e.to_string())?;
     // The CLI's retry, followed to its end: one line per server.
     let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["retry", &id.to_string(), "--wait"])

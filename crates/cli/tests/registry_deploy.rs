@@ -13,8 +13,10 @@
 
 mod support;
 
+use support::servers;
+
 use capstan_testkit::registry::{Registry, REGISTRY_BIN};
-use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use capstan_testkit::SecondHost;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -23,26 +25,6 @@ use std::time::Duration;
 
 const DOMAIN: &str = "registry.deploy.test";
 const SERVER: &str = "rh2";
-
-/// Builds a one-layer image over `busybox:stable` on the test engine only.
-fn build_image(tag: &str, token: &str) {
-    let dockerfile = format!(
-        "FROM busybox:stable\nRUN mkdir -p /www && echo {token} > /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-    );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("docker build");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "docker build {tag}");
-}
 
 /// `capstan ARGS` against the daemon, `stdin` written to it: (success, stdout + stderr).
 fn cli(daemon: &capstan_testkit::Daemon, args: &[&str], stdin: &str) -> (bool, String) {
@@ -70,34 +52,21 @@ fn cli(daemon: &capstan_testkit::Daemon, args: &[&str], stdin: &str) -> (bool, S
     (out.status.success(), text)
 }
 
-/// What the run made on the second host, to remove at the end.
+/// The second host as server `rh2`: what the run made there, to remove at the end.
 struct Remote {
-    sshd: Sshd,
-    namespace: String,
-    proxy_port: u16,
     host: SecondHost,
+    server: servers::TestServer,
 }
 
 impl Remote {
-    async fn add_to(&self, daemon: &capstan_testkit::Daemon) {
-        let body = json!({
-            "name": SERVER, "kind": "ssh", "host": self.sshd.host(), "port": self.sshd.port(),
-            "user": self.sshd.user(), "host_key_fingerprint": self.sshd.host_key_fingerprint(),
-            "docker_socket": self.host.docker_socket().to_string_lossy(),
-            "namespace": self.namespace, "proxy_http_port": self.proxy_port,
-            "proxy_https_port": capstan_testkit::free_port(),
-        });
-        let (status, added) = daemon.call(Method::POST, "/servers", Some(body)).await;
-        assert_eq!(status, 201, "add server: {added}");
-        self.sshd
-            .authorize(added["public_key"].as_str().unwrap())
-            .unwrap();
-    }
-
     /// GET / through the second host's proxy: the body when it answers 200.
     async fn answer(&self) -> Option<String> {
         let response = reqwest::Client::new()
-            .get(format!("http://{}:{}/", self.host.ip(), self.proxy_port))
+            .get(format!(
+                "http://{}:{}/",
+                self.host.ip(),
+                self.server.proxy_port
+            ))
             .header(reqwest::header::HOST, DOMAIN)
             .timeout(Duration::from_secs(10))
             .send()
@@ -107,23 +76,6 @@ impl Remote {
             return None;
         }
         Some(response.text().await.ok()?.trim().to_string())
-    }
-
-    /// Removes every object of the run's namespace there; what is left.
-    async fn clean(&self) -> Vec<String> {
-        let docker_host = self.host.docker_host();
-        let Ok(engine) = capstan_engine::Engine::connect(Some(&docker_host), &self.namespace).await
-        else {
-            return vec!["cannot reach the second host's engine".into()];
-        };
-        if let Ok(objects) = engine.instance_objects().await {
-            engine.purge(&objects, |_| {}).await;
-        }
-        match engine.instance_objects().await {
-            Ok(left) if left.is_empty() => Vec::new(),
-            Ok(left) => vec![format!("{} objects on the second host", left.len())],
-            Err(err) => vec![err.to_string()],
-        }
     }
 }
 
@@ -135,29 +87,22 @@ async fn a_release_reaches_the_second_server_through_the_registry_and_its_passwo
         );
         return;
     }
-    let host = tokio::task::spawn_blocking(SecondHost::ensure)
-        .await
-        .unwrap()
-        .expect("the second host comes up (scripts/second-host.sh)");
+    let host = servers::second_host(false).await;
     let password = format!("regpw-{:016x}", rand::random::<u64>());
     let registry = Registry::start(host.host_ip(), "capstan", &password).unwrap();
-    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-    let in_h2 = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
-    let remote = Remote {
-        sshd: Sshd::start_with(in_h2).unwrap(),
-        namespace: format!("rg{:08x}", rand::random::<u32>()),
-        proxy_port: capstan_testkit::free_port(),
-        host,
-    };
     let mut daemon = support::start_daemon().await;
+    let socket = host.docker_socket().to_string_lossy().into_owned();
+    let sshd = servers::sshd_on_second_host(&host);
+    let server = servers::add_server(&daemon, SERVER, "ssh", sshd, &socket, "rg").await;
+    let remote = Remote { host, server };
     let tag = format!("capstan-registry-{:08x}:v1", rand::random::<u32>());
-    build_image(&tag, "through-the-registry");
+    servers::build_web_image(&tag, "through-the-registry");
     let outcome = exercise(&daemon, &remote, &registry, &tag, &password).await;
     let _ = delete_when_retired(&daemon).await;
     let daemon_log = daemon.daemon_log();
     // The daemon stops first: its watch would bring the server's proxy back meanwhile.
     daemon.kill();
-    let left = remote.clean().await;
+    let left = remote.server.purge().await;
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     let _ = remote.host.docker_cli().args(["rmi", "-f", &tag]).output();
     if let Err(message) = outcome {
@@ -202,7 +147,6 @@ async fn exercise(
     }
     seen.push(shown.to_string());
 
-    remote.add_to(daemon).await;
     // The app's own settings hold the password on purpose (its pre-deploy command prints
     // it), so its answers are the one place it may show; every other answer is checked.
     daemon

@@ -10,7 +10,9 @@
 
 mod support;
 
-use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use support::servers;
+
+use capstan_testkit::{SecondHost, Sshd};
 use reqwest::Method;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,26 +60,12 @@ struct Remote {
 
 impl Remote {
     async fn start(daemon_args: &[&str]) -> Remote {
-        let host = tokio::task::spawn_blocking(SecondHost::ensure)
-            .await
-            .unwrap()
-            .expect("the second host comes up (scripts/second-host.sh)");
-        let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-        let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
-        let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
+        let host = servers::second_host(false).await;
+        let sshd = servers::sshd_on_second_host(&host);
         let daemon = support::start_daemon_with(daemon_args).await;
-        let namespace = format!("rd{:08x}", rand::random::<u32>());
-        let proxy_port = 20_000 + rand::random::<u16>() % 20_000;
-        let server = json!({
-            "name": "h2", "kind": "ssh", "host": sshd.host(), "port": sshd.port(),
-            "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
-            "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
-            "proxy_http_port": proxy_port, "proxy_https_port": proxy_port + 1,
-        });
-        let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
-        assert_eq!(status, 201, "add server: {added}");
-        sshd.authorize(added["public_key"].as_str().unwrap())
-            .unwrap();
+        let socket = host.docker_socket().to_string_lossy().into_owned();
+        let server = servers::add_server(&daemon, "h2", "ssh", sshd, &socket, "rd").await;
+        let (sshd, namespace, proxy_port) = (server.sshd, server.namespace, server.proxy_port);
         Remote {
             host,
             sshd,
@@ -92,7 +80,11 @@ impl Remote {
     async fn finish(mut self, outcome: Result<(), String>) {
         // The daemon first: its proxy watcher would bring the server's proxy back.
         self.daemon.kill();
-        let left = remove_namespace(&self.host, &self.namespace).await;
+        let left = servers::purge_namespace(
+            &self.host.docker_socket().to_string_lossy(),
+            &self.namespace,
+        )
+        .await;
         if let Err(message) = outcome {
             panic!(
                 "{message}\n--- daemon log ---\n{}",
@@ -229,22 +221,6 @@ fn host_containers(host: &SecondHost, namespace: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// Removes every object of `namespace` from the second engine; what is left.
-async fn remove_namespace(host: &SecondHost, namespace: &str) -> Vec<String> {
-    let Ok(engine) = capstan_engine::Engine::connect(Some(&host.docker_host()), namespace).await
-    else {
-        return vec!["cannot reach the second engine".into()];
-    };
-    if let Ok(objects) = engine.instance_objects().await {
-        engine.purge(&objects, |_| {}).await;
-    }
-    match engine.instance_objects().await {
-        Ok(left) if left.is_empty() => Vec::new(),
-        Ok(left) => vec![format!("{} objects", left.len())],
-        Err(err) => vec![err.to_string()],
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

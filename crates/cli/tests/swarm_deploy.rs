@@ -10,7 +10,9 @@
 
 mod support;
 
-use capstan_testkit::{SecondHost, Sshd, SshdConfig};
+use support::servers;
+
+use capstan_testkit::{SecondHost, Sshd};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -109,30 +111,12 @@ struct Swarm {
 
 impl Swarm {
     async fn start() -> Swarm {
-        let host = tokio::task::spawn_blocking(|| {
-            let host = SecondHost::ensure()?;
-            host.swarm_up()?;
-            Ok::<_, capstan_testkit::SecondHostError>(host)
-        })
-        .await
-        .unwrap()
-        .expect("the second host comes up as a swarm manager (scripts/second-host.sh)");
-        let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-        let config = SshdConfig::in_netns(&throwaway, host.netns_path(), host.ip().into());
-        let sshd = Sshd::start_with(config).expect("sshd starts in the second host's namespace");
+        let host = servers::second_host(true).await;
+        let sshd = servers::sshd_on_second_host(&host);
         let daemon = support::start_daemon_with(&[]).await;
-        let namespace = format!("sw{:08x}", rand::random::<u32>());
-        let proxy_port = capstan_testkit::free_port();
-        let server = json!({
-            "name": "h2", "kind": "swarm", "host": sshd.host(), "port": sshd.port(),
-            "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
-            "docker_socket": host.docker_socket().to_string_lossy(), "namespace": namespace,
-            "proxy_http_port": proxy_port, "proxy_https_port": capstan_testkit::free_port(),
-        });
-        let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
-        assert_eq!(status, 201, "add server: {added}");
-        sshd.authorize(added["public_key"].as_str().unwrap())
-            .unwrap();
+        let socket = host.docker_socket().to_string_lossy().into_owned();
+        let server = servers::add_server(&daemon, "h2", "swarm", sshd, &socket, "sw").await;
+        let (sshd, namespace, proxy_port) = (server.sshd, server.namespace, server.proxy_port);
         Swarm {
             host,
             _sshd: sshd,
@@ -145,7 +129,11 @@ impl Swarm {
     async fn finish(mut self, outcome: Result<(), String>) {
         // The daemon first: it keeps its servers' proxies running.
         self.daemon.kill();
-        let left = remove_namespace(&self.host, &self.namespace).await;
+        let left = servers::purge_namespace(
+            &self.host.docker_socket().to_string_lossy(),
+            &self.namespace,
+        )
+        .await;
         if let Err(message) = outcome {
             panic!(
                 "{message}\n--- daemon log ---\n{}",
@@ -154,37 +142,6 @@ impl Swarm {
         }
         assert!(left.is_empty(), "left on the second engine: {left:?}");
     }
-}
-
-/// Removes the namespace's services, then every other object of it; what is left.
-async fn remove_namespace(host: &SecondHost, namespace: &str) -> Vec<String> {
-    let Ok(engine) = capstan_engine::Engine::connect(Some(&host.docker_host()), namespace).await
-    else {
-        return vec!["cannot reach the second engine".into()];
-    };
-    let services = engine.owned_services(None).await.unwrap_or_default();
-    for service in &services {
-        let _ = engine.remove_service(service).await;
-    }
-    for _ in 0..100 {
-        if engine.service_containers(&services).await.unwrap_or(0) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    if let Ok(objects) = engine.instance_objects().await {
-        engine.purge(&objects, |_| {}).await;
-    }
-    let mut left = Vec::new();
-    if !services.is_empty() {
-        left.push(format!("service(s) the app's delete left: {services:?}"));
-    }
-    match engine.instance_objects().await {
-        Ok(objects) if objects.is_empty() => {}
-        Ok(objects) => left.push(format!("{} objects", objects.len())),
-        Err(err) => left.push(err.to_string()),
-    }
-    left
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,8 +353,6 @@ async fn delete_app(swarm: &Swarm) -> Result<(), String> {
 /// `/info` is read) behind an sshd on loopback. Its check says so and a deploy fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarm_server_whose_engine_is_no_manager_is_refused() {
-    let (_, throwaway) = capstan_remote::generate_key_pair().unwrap();
-    let sshd = Sshd::start(&throwaway).expect("sshd starts on loopback");
     let daemon = support::start_daemon_with(&[]).await;
     let state = std::process::Command::new("docker")
         .args(["info", "--format", "{{.Swarm.ControlAvailable}}"])
@@ -408,16 +363,9 @@ async fn a_swarm_server_whose_engine_is_no_manager_is_refused() {
         state, "false",
         "the main engine must be no swarm manager for this test"
     );
-    let server = json!({
-        "name": "nomgr", "kind": "swarm", "host": sshd.host(), "port": sshd.port(),
-        "user": sshd.user(), "host_key_fingerprint": sshd.host_key_fingerprint(),
-        "namespace": format!("nm{:08x}", rand::random::<u32>()),
-        "proxy_http_port": capstan_testkit::free_port(),
-    });
-    let (status, added) = daemon.call(Method::POST, "/servers", Some(server)).await;
-    assert_eq!(status, 201, "add server: {added}");
-    sshd.authorize(added["public_key"].as_str().unwrap())
-        .unwrap();
+    let sshd = servers::sshd_on_loopback();
+    let _server =
+        servers::add_server(&daemon, "nomgr", "swarm", sshd, servers::MAIN_SOCKET, "nm").await;
     let (status, check) = daemon
         .call(Method::POST, "/servers/nomgr/check", None)
         .await;

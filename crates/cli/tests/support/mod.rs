@@ -2,6 +2,8 @@
 //! `capstan` binary cargo built for this test run.
 #![allow(dead_code)]
 
+pub mod servers;
+
 #[allow(unused_imports)]
 pub use capstan_testkit::{docker, sample_app, Daemon, SampleRepo};
 

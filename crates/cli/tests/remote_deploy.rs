@@ -10,9 +10,9 @@
 
 mod support;
 
-use support::servers;
+use support::servers::SecondHostRun as Remote;
 
-use capstan_testkit::{SecondHost, Sshd};
+use capstan_testkit::SecondHost;
 use reqwest::Method;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,56 +48,9 @@ async fn get(http: &reqwest::Client, port: u16) -> Option<(u16, String)> {
     Some((status, response.text().await.unwrap_or_default()))
 }
 
-/// A daemon with the second host added as server `h2` (its own namespace and proxy port),
-/// reached through a real sshd in the host's namespace.
-struct Remote {
-    host: SecondHost,
-    sshd: Sshd,
-    daemon: capstan_testkit::Daemon,
-    namespace: String,
-    proxy_port: u16,
-}
-
-impl Remote {
-    async fn start(daemon_args: &[&str]) -> Remote {
-        let host = servers::second_host(false).await;
-        let sshd = servers::sshd_on_second_host(&host);
-        let daemon = support::start_daemon_with(daemon_args).await;
-        let socket = host.docker_socket().to_string_lossy().into_owned();
-        let server = servers::add_server(&daemon, "h2", "ssh", sshd, &socket, "rd").await;
-        let (sshd, namespace, proxy_port) = (server.sshd, server.namespace, server.proxy_port);
-        Remote {
-            host,
-            sshd,
-            daemon,
-            namespace,
-            proxy_port,
-        }
-    }
-
-    /// Removes the run's objects from the second engine and fails on `outcome`'s error
-    /// or on anything left there.
-    async fn finish(mut self, outcome: Result<(), String>) {
-        // The daemon first: its proxy watcher would bring the server's proxy back.
-        self.daemon.kill();
-        let left = servers::purge_namespace(
-            &self.host.docker_socket().to_string_lossy(),
-            &self.namespace,
-        )
-        .await;
-        if let Err(message) = outcome {
-            panic!(
-                "{message}\n--- daemon log ---\n{}",
-                self.daemon.daemon_log()
-            );
-        }
-        assert!(left.is_empty(), "left on the second engine: {left:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_deploys_to_a_server_over_ssh_and_answers_through_its_proxy() {
-    let remote = Remote::start(&[]).await;
+    let remote = Remote::start("ssh", "rd", &[]).await;
     let outcome = exercise(&remote).await;
     remote.finish(outcome).await;
 }
@@ -225,7 +178,7 @@ fn host_containers(host: &SecondHost, namespace: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_lost_mid_deployment_fails_it_in_time_and_the_live_version_serves() {
-    let mut remote = Remote::start(&["--ssh-timeout-secs", "5"]).await;
+    let mut remote = Remote::start("ssh", "rd", &["--ssh-timeout-secs", "5"]).await;
     let outcome = lose_the_server(&mut remote).await;
     remote.finish(outcome).await;
 }

@@ -10,9 +10,9 @@
 
 mod support;
 
-use support::servers;
+use support::servers::SecondHostRun as Remote;
 
-use capstan_testkit::{SampleRepo, SecondHost, Sshd};
+use capstan_testkit::SampleRepo;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -75,51 +75,7 @@ where
     false
 }
 
-/// A daemon with the second host added as server `h2` (its own namespace and proxy port),
-/// reached through a real sshd in the second host's namespace.
-struct Remote {
-    host: SecondHost,
-    sshd: Sshd,
-    daemon: capstan_testkit::Daemon,
-    namespace: String,
-    proxy_port: u16,
-}
-
 impl Remote {
-    async fn start(daemon_args: &[&str]) -> Remote {
-        let host = servers::second_host(false).await;
-        let sshd = servers::sshd_on_second_host(&host);
-        let daemon = support::start_daemon_with(daemon_args).await;
-        let socket = host.docker_socket().to_string_lossy().into_owned();
-        let server = servers::add_server(&daemon, "h2", "ssh", sshd, &socket, "rq").await;
-        let (sshd, namespace, proxy_port) = (server.sshd, server.namespace, server.proxy_port);
-        Remote {
-            host,
-            sshd,
-            daemon,
-            namespace,
-            proxy_port,
-        }
-    }
-
-    /// Removes the run's objects from the second engine and fails on `outcome`'s error
-    /// or on anything left there.
-    async fn finish(mut self, outcome: Result<(), String>) {
-        self.daemon.kill();
-        let left = servers::purge_namespace(
-            &self.host.docker_socket().to_string_lossy(),
-            &self.namespace,
-        )
-        .await;
-        if let Err(message) = outcome {
-            panic!(
-                "{message}\n--- daemon log ---\n{}",
-                self.daemon.daemon_log()
-            );
-        }
-        assert!(left.is_empty(), "left on the second engine: {left:?}");
-    }
-
     /// `docker` on the second engine; its stdout.
     fn docker(&self, args: &[&str]) -> String {
         let out = self.host.docker_cli().args(args).output().expect("docker");
@@ -153,7 +109,7 @@ impl Remote {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_at_start_up_is_recovered_once_it_is_back() {
-    let mut remote = Remote::start(&["--ssh-timeout-secs", "5"]).await;
+    let mut remote = Remote::start("ssh", "rq", &["--ssh-timeout-secs", "5"]).await;
     let outcome = recover_late(&mut remote).await;
     remote.finish(outcome).await;
 }
@@ -246,7 +202,7 @@ async fn recover_late(remote: &mut Remote) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_preflight_and_the_proxy_watcher_reach_the_server() {
-    let remote = Remote::start(&[]).await;
+    let remote = Remote::start("ssh", "rq", &[]).await;
     let outcome = tend(&remote).await;
     remote.finish(outcome).await;
 }
@@ -460,7 +416,7 @@ async fn proxy_comes_back(remote: &Remote) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_app_builds_on_the_server_and_a_lost_connection_mid_build_fails_in_time() {
-    let mut remote = Remote::start(&["--ssh-timeout-secs", "5"]).await;
+    let mut remote = Remote::start("ssh", "rq", &["--ssh-timeout-secs", "5"]).await;
     let outcome = build_there(&mut remote).await;
     remote.finish(outcome).await;
 }

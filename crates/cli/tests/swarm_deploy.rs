@@ -11,8 +11,8 @@
 mod support;
 
 use support::servers;
+use support::servers::SecondHostRun as Swarm;
 
-use capstan_testkit::{SecondHost, Sshd};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -101,52 +101,9 @@ impl Load {
     }
 }
 
-struct Swarm {
-    host: SecondHost,
-    _sshd: Sshd,
-    daemon: capstan_testkit::Daemon,
-    namespace: String,
-    proxy_port: u16,
-}
-
-impl Swarm {
-    async fn start() -> Swarm {
-        let host = servers::second_host(true).await;
-        let sshd = servers::sshd_on_second_host(&host);
-        let daemon = support::start_daemon_with(&[]).await;
-        let socket = host.docker_socket().to_string_lossy().into_owned();
-        let server = servers::add_server(&daemon, "h2", "swarm", sshd, &socket, "sw").await;
-        let (sshd, namespace, proxy_port) = (server.sshd, server.namespace, server.proxy_port);
-        Swarm {
-            host,
-            _sshd: sshd,
-            daemon,
-            namespace,
-            proxy_port,
-        }
-    }
-
-    async fn finish(mut self, outcome: Result<(), String>) {
-        // The daemon first: it keeps its servers' proxies running.
-        self.daemon.kill();
-        let left = servers::purge_namespace(
-            &self.host.docker_socket().to_string_lossy(),
-            &self.namespace,
-        )
-        .await;
-        if let Err(message) = outcome {
-            panic!(
-                "{message}\n--- daemon log ---\n{}",
-                self.daemon.daemon_log()
-            );
-        }
-        assert!(left.is_empty(), "left on the second engine: {left:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_runs_as_swarm_replicas_behind_traefik_and_swarm_rolls_back_a_bad_version() {
-    let swarm = Swarm::start().await;
+    let swarm = Swarm::start("swarm", "sw", &[]).await;
     let outcome = exercise(&swarm).await;
     swarm.finish(outcome).await;
 }

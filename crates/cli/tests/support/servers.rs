@@ -85,6 +85,51 @@ pub async fn add_server(
     }
 }
 
+/// A daemon with the second host added as server `h2` (its own namespace and proxy port),
+/// reached through a real sshd in the second host's namespace.
+pub struct SecondHostRun {
+    pub host: SecondHost,
+    pub sshd: Sshd,
+    pub daemon: Daemon,
+    pub namespace: String,
+    pub proxy_port: u16,
+}
+
+impl SecondHostRun {
+    /// The second host (a swarm manager for `kind` `swarm`) added to a new daemon started
+    /// with `daemon_args`, in a namespace starting with `prefix`.
+    pub async fn start(kind: &str, prefix: &str, daemon_args: &[&str]) -> SecondHostRun {
+        let host = second_host(kind == "swarm").await;
+        let sshd = sshd_on_second_host(&host);
+        let daemon = super::start_daemon_with(daemon_args).await;
+        let socket = host.docker_socket().to_string_lossy().into_owned();
+        let server = add_server(&daemon, "h2", kind, sshd, &socket, prefix).await;
+        SecondHostRun {
+            host,
+            sshd: server.sshd,
+            daemon,
+            namespace: server.namespace,
+            proxy_port: server.proxy_port,
+        }
+    }
+
+    /// Stops the daemon (its proxy watcher would bring the server's proxy back), removes
+    /// the run's objects from the second engine, and fails on `outcome`'s error or on
+    /// anything left there.
+    pub async fn finish(mut self, outcome: Result<(), String>) {
+        self.daemon.kill();
+        let socket = self.host.docker_socket().to_string_lossy().into_owned();
+        let left = purge_namespace(&socket, &self.namespace).await;
+        if let Err(message) = outcome {
+            panic!(
+                "{message}\n--- daemon log ---\n{}",
+                self.daemon.daemon_log()
+            );
+        }
+        assert!(left.is_empty(), "left on the second engine: {left:?}");
+    }
+}
+
 impl TestServer {
     /// Removes every object of its namespace from its engine; what is left.
     pub async fn purge(&self) -> Vec<String> {

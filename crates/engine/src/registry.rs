@@ -126,12 +126,24 @@ fn registry_error(auth: &RegistryAuth, step: RegistryStep, message: String) -> E
 async fn push(engine: &Engine, remote: &str, auth: &RegistryAuth) -> Result<(), EngineError> {
     let (repo, tag) = split_reference(remote);
     let options = PushImageOptions { tag };
-    let mut stream = engine
+    let stream = engine
         .docker()
         .push_image(&repo, Some(options), Some(auth.credentials()));
+    first_error(stream, |info| info.error, auth, RegistryStep::Push).await
+}
+
+/// Reads a push or pull's progress to its end; the first error it reports, as the
+/// registry's failure at `step`.
+async fn first_error<T>(
+    stream: impl futures::Stream<Item = Result<T, bollard::errors::Error>>,
+    error_of: impl Fn(T) -> Option<String>,
+    auth: &RegistryAuth,
+    step: RegistryStep,
+) -> Result<(), EngineError> {
+    let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         let message = match item {
-            Ok(info) => match info.error {
+            Ok(info) => match error_of(info) {
                 Some(error) => error,
                 None => continue,
             },
@@ -139,7 +151,7 @@ async fn push(engine: &Engine, remote: &str, auth: &RegistryAuth) -> Result<(), 
             Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => message,
             Err(err) => return Err(err.into()),
         };
-        return Err(registry_error(auth, RegistryStep::Push, message));
+        return Err(registry_error(auth, step, message));
     }
     Ok(())
 }
@@ -151,22 +163,10 @@ async fn pull(engine: &Engine, remote: &str, auth: &RegistryAuth) -> Result<(), 
         tag,
         ..Default::default()
     };
-    let mut stream = engine
+    let stream = engine
         .docker()
         .create_image(Some(options), None, Some(auth.credentials()));
-    while let Some(item) = stream.next().await {
-        let message = match item {
-            Ok(info) => match info.error {
-                Some(error) => error,
-                None => continue,
-            },
-            Err(bollard::errors::Error::DockerStreamError { error }) => error,
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => message,
-            Err(err) => return Err(err.into()),
-        };
-        return Err(registry_error(auth, RegistryStep::Pull, message));
-    }
-    Ok(())
+    first_error(stream, |info| info.error, auth, RegistryStep::Pull).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+target_dir=${CARGO_TARGET_DIR:-$root/target}
 
 if ! docker info >/dev/null 2>&1; then
   echo "scripts/test.sh: the Docker engine is not reachable; start it first" >&2
@@ -63,7 +64,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 fi
 
 # The API fuzzer, schemathesis from PyPI, in a venv kept beside the build.
-st_venv=${CARGO_TARGET_DIR:-$root/target}/schemathesis-venv
+st_venv=$target_dir/schemathesis-venv
 if [ ! -x "$st_venv/bin/st" ]; then
   echo "== installing schemathesis (PyPI) into $st_venv"
   python3 -m venv "$st_venv"
@@ -71,14 +72,29 @@ if [ ! -x "$st_venv/bin/st" ]; then
 fi
 export CAPSTAN_SCHEMATHESIS=$st_venv/bin/st
 
+# Disk: each clone path builds its own copy of the workspace into a shared target dir, so a
+# machine that ran many clones fills up. Below the floor, the stale debug build goes (a
+# cold build follows) rather than the run dying halfway with "No space left on device".
+min_free_gib=${CAPSTAN_TEST_MIN_FREE_GIB:-30}
+mkdir -p "$target_dir"
+free_gib() { df -P -BG "$target_dir" | awk 'NR==2 {sub("G", "", $4); print $4}'; }
+echo "== disk: $(free_gib) GiB free for $target_dir"
+if [ "$(free_gib)" -lt "$min_free_gib" ] && [ -d "$target_dir/debug" ]; then
+  echo "== disk: under ${min_free_gib} GiB free; removing the old debug build in $target_dir"
+  rm -rf -- "$target_dir/debug"
+  echo "== disk: $(free_gib) GiB free now"
+fi
+
 # The remote-server tests bring up a second host (scripts/second-host.sh: its own engine
-# in its own network namespace) on first use; it is taken down when the tests end.
-trap 'scripts/second-host.sh down >/dev/null 2>&1 || true' EXIT
+# in its own network namespace) on first use. When the tests end it is taken down and its
+# directory deleted: its engine stores images with the vfs driver (a full copy per layer),
+# which would otherwise grow with every run.
+trap 'scripts/second-host.sh purge >/dev/null 2>&1 || true; echo "== disk: $(free_gib) GiB free after the tests"' EXIT
 
 assets=$(scripts/build-test-images.sh)
 export CAPSTAN_ASSETS_DIR=$assets
 # Screenshots of every panel page land here.
-export CAPSTAN_ARTIFACTS_DIR=${CAPSTAN_ARTIFACTS_DIR:-${CARGO_TARGET_DIR:-$root/target}/artifacts}
+export CAPSTAN_ARTIFACTS_DIR=${CAPSTAN_ARTIFACTS_DIR:-$target_dir/artifacts}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -219,14 +219,10 @@ struct Inner {
     proxy_state: std::sync::Mutex<ProxyState>,
     metrics: Metrics,
     /// The route each app's file holds now on each server (without maintenance, which is
-    /// rendered from the store at each write). Held while a route file is rendered and
-    /// written, so a cutover and a maintenance switch never undo each other.
-    routes_in_force: tokio::sync::Mutex<
-        std::collections::HashMap<
-            (capstan_core::ServerName, capstan_core::AppName),
-            capstan_compose::routes::RouteTarget,
-        >,
-    >,
+    /// rendered from the store at each write). One lock per server, held while a route file
+    /// is rendered and written there, so a cutover and a maintenance switch never undo each
+    /// other and one server's write never waits for another's.
+    routes_in_force: routing::RoutesInForce,
     /// One-off runs: their live output, limits and start lock.
     runs: runs::Runs,
     /// What Traefik said of its certificates lately (the app pages ask often).

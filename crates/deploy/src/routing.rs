@@ -6,8 +6,11 @@ use crate::pipeline::Failure;
 use crate::Deployer;
 use capstan_compose::render::DeploymentNames;
 use capstan_compose::routes::{render_routes, MaintenanceRoute, RouteTarget};
-use capstan_core::{AppName, AppSpec};
+use capstan_core::{AppName, AppSpec, ServerName};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How long Traefik may take to pick up a route file change.
 #[cfg(not(test))]
@@ -27,10 +30,33 @@ pub(crate) fn route_target(spec: &AppSpec, containers: &[String]) -> RouteTarget
     }
 }
 
+/// The routes each server's files hold, one lock per server.
+#[derive(Default)]
+pub(crate) struct RoutesInForce {
+    servers: std::sync::Mutex<HashMap<ServerName, Arc<Mutex<ServerRoutes>>>>,
+}
+
+/// One server's routes in force, by app.
+type ServerRoutes = HashMap<AppName, RouteTarget>;
+
+impl RoutesInForce {
+    /// `server`'s routes, locked until the guard drops.
+    async fn lock(&self, server: &ServerName) -> OwnedMutexGuard<ServerRoutes> {
+        let routes = self
+            .servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(server.clone())
+            .or_default()
+            .clone();
+        routes.lock_owned().await
+    }
+}
+
 impl Deployer {
-    /// An app's route on this deployer's server.
-    fn route_key(&self, app: &AppName) -> (capstan_core::ServerName, AppName) {
-        (self.server().clone(), app.clone())
+    /// This server's routes in force, locked.
+    async fn routes_here(&self) -> OwnedMutexGuard<ServerRoutes> {
+        self.inner.routes_in_force.lock(self.server()).await
     }
 
     /// The route of an earlier deployment, from the settings stored with its release.
@@ -60,9 +86,9 @@ impl Deployer {
             return Ok(());
         }
         {
-            let mut in_force = self.inner.routes_in_force.lock().await;
+            let mut in_force = self.routes_here().await;
             self.write_route(app, target).await?;
-            in_force.insert(self.route_key(app), target.clone());
+            in_force.insert(app.clone(), target.clone());
         }
         let names = self.target().names().app(app);
         let service = format!("{}@file", names.traefik_service());
@@ -87,7 +113,8 @@ impl Deployer {
     }
 
     /// Renders the app's route file for `target`, with the maintenance router when the
-    /// store says the app is in maintenance, and writes it. Callers hold `routes_in_force`.
+    /// store says the app is in maintenance, and writes it. Callers hold this server's
+    /// `routes_in_force` lock.
     async fn write_route(&self, app: &AppName, target: &RouteTarget) -> Result<(), Failure> {
         let names = self.target().names().app(app);
         let mut target = target.clone();
@@ -113,8 +140,8 @@ impl Deployer {
         if self.target().swarm().is_some() {
             return self.swarm_maintenance_route(app).await;
         }
-        let in_force = self.inner.routes_in_force.lock().await;
-        let Some(target) = in_force.get(&self.route_key(app)) else {
+        let in_force = self.routes_here().await;
+        let Some(target) = in_force.get(app) else {
             return Ok(false);
         };
         self.write_route(app, target).await?;
@@ -123,18 +150,13 @@ impl Deployer {
 
     /// The route the app's file holds, if any.
     pub(crate) async fn route_in_force(&self, app: &AppName) -> Option<RouteTarget> {
-        self.inner
-            .routes_in_force
-            .lock()
-            .await
-            .get(&self.route_key(app))
-            .cloned()
+        self.routes_here().await.get(app).cloned()
     }
 
     /// Removes the app's route file (nothing routes to the app any more).
     pub(crate) async fn remove_route(&self, app: &AppName) -> Result<(), Failure> {
-        let mut in_force = self.inner.routes_in_force.lock().await;
-        in_force.remove(&self.route_key(app));
+        let mut in_force = self.routes_here().await;
+        in_force.remove(app);
         let names = self.target().names().app(app);
         Ok(self.target().remove_route(&names.route_file()).await?)
     }

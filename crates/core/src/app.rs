@@ -175,6 +175,12 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub build_server: Option<crate::ServerName>,
+    /// Paths of the repository a push must change for its webhook to deploy (monorepos):
+    /// a directory (`apps/web` covers `apps/web/x.js`, not `apps/website/x`) or a glob
+    /// (`apps/*/src`, `**/*.md`). Empty: every push to the tracked branch deploys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
+    pub watch_paths: Vec<String>,
 }
 
 /// The most servers one app may run on.
@@ -258,6 +264,7 @@ impl AppSpec {
             ));
         }
         check_servers(&self.servers)?;
+        check_watch_paths(&self.watch_paths)?;
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
                 "drain_secs/stop_grace_secs",
@@ -266,6 +273,21 @@ impl AppSpec {
         }
         Ok(())
     }
+}
+
+/// At most [`limits::WATCH_PATHS`], each usable ([`capstan_forge::check_watch_path`]).
+fn check_watch_paths(paths: &[String]) -> Result<(), ValidationError> {
+    check_count("watch_paths", paths.len(), limits::WATCH_PATHS)?;
+    for path in paths {
+        check_len("watch_paths", path, limits::PATH)?;
+        check_no_control("watch_paths", path)?;
+        if path.trim().is_empty() {
+            return Err(ValidationError::new("watch_paths", "an entry is empty"));
+        }
+        capstan_forge::check_watch_path(path)
+            .map_err(|e| ValidationError::new("watch_paths", e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// At least one server, each once, at most [`MAX_APP_SERVERS`].
@@ -485,5 +507,40 @@ mod tests {
         let keys: Vec<&String> = every_key.as_object().unwrap().keys().collect();
         assert!(keys.len() >= 14, "{keys:?}");
         serde_json::from_value::<AppSpecPatch>(every_key.clone()).unwrap();
+    }
+
+    #[test]
+    fn watch_paths_are_patched_checked_and_removed() {
+        let base = spec(r#"{"source":{"git":{"url":"https://x/y.git"}}}"#).unwrap();
+        assert!(base.watch_paths.is_empty());
+        let set = base
+            .merge_patch(&serde_json::json!({"watch_paths": ["apps/web", "libs/*/src"]}))
+            .unwrap();
+        assert_eq!(set.watch_paths, ["apps/web", "libs/*/src"]);
+        let cleared = set
+            .merge_patch(&serde_json::json!({"watch_paths": null}))
+            .unwrap();
+        assert!(cleared.watch_paths.is_empty());
+        for (bad, says) in [
+            (
+                serde_json::json!({"watch_paths": ["../up"]}),
+                "leaves the repository",
+            ),
+            (
+                serde_json::json!({"watch_paths": ["apps/[web"]}),
+                "not a valid glob",
+            ),
+            (serde_json::json!({"watch_paths": [" "]}), "empty"),
+            (serde_json::json!({"watch_paths": "apps"}), "watch_paths"),
+        ] {
+            let err = base.merge_patch(&bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(err.contains("watch_paths"), "{bad}: {err}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
+        let err = base
+            .merge_patch(&serde_json::json!({ "watch_paths": many }))
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 100"), "{err}");
     }
 }

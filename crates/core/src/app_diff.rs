@@ -88,6 +88,18 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         builder(&old.build_server),
         builder(&new.build_server),
     );
+    let watched = |paths: &[String]| {
+        if paths.is_empty() {
+            "every path".to_string()
+        } else {
+            list(paths)
+        }
+    };
+    changes.value(
+        "watch paths",
+        watched(&old.watch_paths),
+        watched(&new.watch_paths),
+    );
     changes.0
 }
 
@@ -113,6 +125,7 @@ fn every_field_is_compared(spec: &AppSpec) {
         init: _,
         servers: _,
         build_server: _,
+        watch_paths: _,
     } = spec;
     let crate::HealthSpec {
         path: _,
@@ -376,6 +389,17 @@ mod tests {
             crate::ServerName::parse("edge").unwrap(),
         ];
         assert_eq!(settings_changes(&old, &new), ["servers local → local edge"]);
+    }
+
+    #[test]
+    fn watch_paths_are_listed_or_said_to_be_every_path() {
+        let old = spec();
+        let mut new = spec();
+        new.watch_paths = vec!["apps/web".into(), "libs/*".into()];
+        assert_eq!(
+            settings_changes(&old, &new),
+            ["watch paths every path → apps/web libs/*"]
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct AppSpecPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub build_server: Option<Option<crate::ServerName>>,
+    /// `[]` or `null`: every push deploys again.
+    pub watch_paths: Option<Vec<String>>,
 }
 
 impl AppSpec {

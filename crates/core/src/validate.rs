@@ -17,6 +17,7 @@ pub mod limits {
     pub const VOLUMES: usize = 100;
     pub const ARGV_ITEMS: usize = 256;
     pub const ARGV_BYTES: usize = 64 * 1024;
+    pub const WATCH_PATHS: usize = 100;
 }
 
 /// `value` is at most `max` bytes long.

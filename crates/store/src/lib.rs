@@ -1,5 +1,5 @@
 //! Capstan's state in SQLite (WAL): apps, deployments (which double as the queue),
-//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, the image registry (its password encrypted), servers (with their key pairs, the private half encrypted), hashed API tokens, and panel users with their sessions. Only this crate
+//! per-phase timestamps, log lines, releases, one-off runs with their output, encrypted secrets, the image registry (its password encrypted), servers (with their key pairs, the private half encrypted), hashed API tokens, panel users with their sessions, and forge webhooks (each app's secret encrypted, the deliveries seen for 7 days). Only this crate
 //! speaks SQL.
 
 mod apps;
@@ -18,6 +18,7 @@ pub mod snapshot;
 pub mod stored_spec;
 mod tokens;
 mod users;
+mod webhooks;
 pub use events::AppEvent;
 pub use tokens::{hash_token, new_token, TokenRecord};
 pub use users::{SessionRecord, UserRecord};
@@ -32,6 +33,7 @@ pub use releases::{NewRelease, ReleaseRecord};
 pub use runs::{NewRun, RunLine, RunRecord, RunState, MAX_RUN_LINES};
 pub use secrets::{DerivedKey, SecretInfo, SecretKey, SecretValue};
 pub use servers::{ServerPrivateKey, ServerRecord};
+pub use webhooks::DELIVERY_MEMORY_MS;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

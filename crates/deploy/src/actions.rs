@@ -392,6 +392,11 @@ impl Deployer {
                 servers: &servers,
             })
             .await?;
+        self.publish(crate::events::DeployEvent::Queued {
+            deployment: record.id,
+            app: record.app.clone(),
+            trigger: record.trigger,
+        });
         self.wake_workers();
         Ok(record)
     }

@@ -252,7 +252,10 @@ impl Deployer {
                 .await;
         } else if let Some(existing) = self.target().find_build(d.app.as_str(), &build_key).await? {
             self.target().tag_image(&existing, tag).await?;
-            self.metrics().build_cache_hit();
+            self.publish(crate::events::DeployEvent::ImageReady {
+                app: d.app.clone(),
+                reused: true,
+            });
             log.info(format!(
                 "reusing image {existing} built from the same source and settings; build skipped"
             ))
@@ -292,7 +295,10 @@ impl Deployer {
             })
             .await;
         let image_id = built?;
-        self.metrics().image_built();
+        self.publish(crate::events::DeployEvent::ImageReady {
+            app: d.app.clone(),
+            reused: false,
+        });
         log.info(format!("built {tag} ({image_id})")).await;
         Ok(())
     }

@@ -59,10 +59,10 @@ impl Deployer {
             .set_target_state(d.id, self.server().as_str(), state, None)
             .await?;
         match self.reach {
-            Reach::Sole => self.store().transition(d.id, state, None).await?,
+            Reach::Sole => self.enter_state(d, state).await?,
             Reach::OneOfMany { .. } => {
                 // Another server got there first: nothing to move.
-                let _ = self.store().transition(d.id, state, None).await;
+                let _ = self.enter_state(d, state).await;
             }
         }
         Ok(())
@@ -149,9 +149,7 @@ impl Deployer {
                 companion.container_name
             )));
         }
-        self.store()
-            .transition(d.id, DeploymentState::Starting, None)
-            .await?;
+        self.enter_state(d, DeploymentState::Starting).await?;
         let names: Vec<String> = pending.iter().map(ToString::to_string).collect();
         log.info(format!(
             "deploying to {} server(s): {} (connecting to {} at a time)",

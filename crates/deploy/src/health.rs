@@ -132,7 +132,9 @@ impl Deployer {
         let mut last_shown: Option<String> = None;
         loop {
             if let Some(detail) = stopped(self.target().health(container).await?) {
-                self.metrics().health_check_failed();
+                self.publish(crate::events::DeployEvent::HealthCheckFailed {
+                    container: container.to_string(),
+                });
                 self.copy_container_logs(container, log).await;
                 let last = last_shown.unwrap_or_else(|| "no probe result yet".into());
                 return Err(Failure::msg(format!(
@@ -172,7 +174,9 @@ impl Deployer {
                 None
             };
             if let Some(why) = why {
-                self.metrics().health_check_failed();
+                self.publish(crate::events::DeployEvent::HealthCheckFailed {
+                    container: container.to_string(),
+                });
                 self.copy_container_logs(container, log).await;
                 let hint = self.refused_hint(container, &outcome.output).await;
                 return Err(Failure::msg(format!(
@@ -217,7 +221,9 @@ impl Deployer {
                 Ok(PortStand::Use(port))
             }
             Decision::Several(ports) => {
-                self.metrics().health_check_failed();
+                self.publish(crate::events::DeployEvent::HealthCheckFailed {
+                    container: container.to_string(),
+                });
                 self.copy_container_logs(container, log).await;
                 Err(Failure::msg(several_ports(&ports, &sockets)))
             }
@@ -255,7 +261,9 @@ impl Deployer {
         tokio::time::sleep(Duration::from_millis(500)).await;
         match self.target().health(container).await?.health {
             Health::Down(detail) => {
-                self.metrics().health_check_failed();
+                self.publish(crate::events::DeployEvent::HealthCheckFailed {
+                    container: container.to_string(),
+                });
                 self.copy_container_logs(container, log).await;
                 Err(Failure::msg(format!(
                     "{container} stopped right after it started: {detail}"

@@ -11,6 +11,7 @@ pub mod certificates;
 mod cleanup;
 mod companions;
 mod cutover;
+pub mod events;
 mod fanout;
 mod git_trust;
 mod health;
@@ -42,11 +43,13 @@ pub mod target;
 mod tls_names;
 mod trust;
 mod usage;
+mod webhooks;
 
 pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;
 pub use capstan_build::source::FetchLimits;
 pub use cleanup::{CleanupPolicy, CleanupReport, DiskUsage};
+pub use events::{DeployEvent, FailureKind, FailureReason, Finished, Outcome};
 pub use logs::{LogEvent, LogHub};
 pub use maintenance::MaintenanceState;
 pub use metrics::Metrics;
@@ -217,7 +220,11 @@ struct Inner {
     /// Source fetches at once (deployments and plans together).
     fetch_slots: Arc<tokio::sync::Semaphore>,
     proxy_state: std::sync::Mutex<ProxyState>,
-    metrics: Metrics,
+    /// The typed events of deployments, servers and the proxy; every subscriber reads
+    /// them from here.
+    events: events::EventBus,
+    /// Counted from the event bus by a task of their own.
+    metrics: Arc<Metrics>,
     /// The route each app's file holds now on each server (without maintenance, which is
     /// rendered from the store at each write). One lock per server, held while a route file
     /// is rendered and written there, so a cutover and a maintenance switch never undo each
@@ -242,10 +249,17 @@ const FETCH_SLOTS: usize = 4;
 pub(crate) type Retirement = futures::future::BoxFuture<'static, ()>;
 
 impl Deployer {
+    /// A deployer for the local server; call it inside a Tokio runtime, where the task
+    /// that counts the metrics from the event bus starts.
     pub fn new(store: Store, target: Arc<dyn Target>, settings: DeploySettings) -> Self {
         let build_slots = settings.build_slots.max(1);
         let local = capstan_core::ServerName::local();
         let targets = std::collections::HashMap::from([(local.clone(), target.clone())]);
+        let metrics = Arc::new(Metrics::new());
+        let events = events::EventBus::default();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(metrics.clone().follow(events.subscribe()));
+        }
         Self {
             server: local,
             target,
@@ -263,7 +277,8 @@ impl Deployer {
                 build_slots: Arc::new(tokio::sync::Semaphore::new(build_slots)),
                 fetch_slots: Arc::new(tokio::sync::Semaphore::new(FETCH_SLOTS)),
                 proxy_state: std::sync::Mutex::new(ProxyState::Running),
-                metrics: Metrics::new(),
+                events,
+                metrics,
                 routes_in_force: Default::default(),
                 runs: Default::default(),
                 certificate_facts: Default::default(),

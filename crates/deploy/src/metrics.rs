@@ -2,8 +2,10 @@
 //! by state and trigger, how long each phase took, cutover time, image builds and build
 //! cache hits, failed health checks, app networks the proxy was reconnected to; and, set
 //! when scraped, what the store and the process say now (deployments by state, the queue,
-//! resident memory, open file descriptors).
+//! resident memory, open file descriptors). The counters follow the event bus
+//! ([`crate::events`]); nothing in the pipeline calls them.
 
+use crate::events::DeployEvent;
 use capstan_core::DeploymentState;
 use capstan_store::{DeploymentRecord, Phase};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use tokio::sync::broadcast::{error::RecvError, Receiver};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -160,8 +164,51 @@ impl Metrics {
         }
     }
 
+    /// Counts what the event bus says, until the daemon's deployers are gone.
+    pub(crate) async fn follow(self: Arc<Self>, mut events: Receiver<DeployEvent>) {
+        loop {
+            match events.recv().await {
+                Ok(event) => self.count(&event),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the metrics fell behind the event bus");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// What one event changes in the counters.
+    fn count(&self, event: &DeployEvent) {
+        match event {
+            DeployEvent::Finished(finished) => {
+                self.deployment_finished(&finished.record, &finished.phases);
+            }
+            DeployEvent::ImageReady { reused, .. } => {
+                let counter = if *reused {
+                    &self.build_cache_hits
+                } else {
+                    &self.builds
+                };
+                counter.inc();
+            }
+            DeployEvent::HealthCheckFailed { .. } => {
+                self.health_check_failures.inc();
+            }
+            DeployEvent::ProxyNetworkRejoined { .. } => {
+                self.proxy_network_rejoins.inc();
+            }
+            DeployEvent::ServerChecked { server, reachable } => {
+                self.set_server_reachable(server, *reachable);
+            }
+            DeployEvent::ServerRemoved { server } => self.forget_server(server),
+            DeployEvent::Queued { .. }
+            | DeployEvent::Started { .. }
+            | DeployEvent::Phase { .. } => {}
+        }
+    }
+
     /// Records a finished deployment: its outcome and how long each phase took.
-    pub fn deployment_finished(&self, d: &DeploymentRecord, phases: &[Phase]) {
+    fn deployment_finished(&self, d: &DeploymentRecord, phases: &[Phase]) {
         self.finished
             .get_or_create(&OutcomeLabels {
                 state: d.state.as_str().into(),
@@ -181,16 +228,8 @@ impl Metrics {
         }
     }
 
-    pub fn image_built(&self) {
-        self.builds.inc();
-    }
-
-    pub fn build_cache_hit(&self) {
-        self.build_cache_hits.inc();
-    }
-
     /// What the background check found of a server.
-    pub fn set_server_reachable(&self, server: &str, reachable: bool) {
+    fn set_server_reachable(&self, server: &str, reachable: bool) {
         let labels = ServerLabels {
             server: server.to_string(),
         };
@@ -200,19 +239,11 @@ impl Metrics {
     }
 
     /// Drops a removed server's gauge.
-    pub fn forget_server(&self, server: &str) {
+    fn forget_server(&self, server: &str) {
         let labels = ServerLabels {
             server: server.to_string(),
         };
         self.server_reachable.remove(&labels);
-    }
-
-    pub fn health_check_failed(&self) {
-        self.health_check_failures.inc();
-    }
-
-    pub fn proxy_network_rejoined(&self) {
-        self.proxy_network_rejoins.inc();
     }
 
     /// Sets what the store says now: deployments by state and trigger, and the queue.
@@ -302,7 +333,10 @@ mod tests {
             ],
         );
         metrics.set_stored(&[("live".into(), "deploy".into(), 3)], 1, 0);
-        metrics.proxy_network_rejoined();
+        metrics.count(&DeployEvent::ProxyNetworkRejoined {
+            app: AppName::parse("web").unwrap(),
+            network: "net".into(),
+        });
         metrics.sample_process();
         let text = metrics.encode();
         for line in [

@@ -108,9 +108,7 @@ impl Deployer {
                 .fan_out(d, pending, artifact, settled, &secrets, log)
                 .await;
         }
-        self.store()
-            .transition(d.id, DeploymentState::Starting, None)
-            .await?;
+        self.enter_state(d, DeploymentState::Starting).await?;
         self.store()
             .set_target_state(
                 d.id,
@@ -345,9 +343,7 @@ impl Deployer {
             .await
             .map_err(|e| Failure::msg(e.to_string()))?;
         let spec = settings.spec;
-        self.store()
-            .transition(d.id, DeploymentState::Building, None)
-            .await?;
+        self.enter_state(d, DeploymentState::Building).await?;
         let build_args: HashMap<String, String> = spec.build.args.clone().into_iter().collect();
         let build_secrets = self.build_secrets(secrets, log).await;
         if let Some((compose, _)) = &recipe.compose {

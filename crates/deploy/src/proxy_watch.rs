@@ -140,7 +140,10 @@ impl Deployer {
             }
             match self.target().join_proxy(&network).await {
                 Ok(true) => {
-                    self.metrics().proxy_network_rejoined();
+                    self.publish(crate::events::DeployEvent::ProxyNetworkRejoined {
+                        app: app.name.clone(),
+                        network: network.clone(),
+                    });
                     tracing::warn!(app = %app.name, %network, "the proxy was not on the app's network; reconnected it");
                 }
                 // The network is gone (with the app's containers): a deploy makes it again.

@@ -1,8 +1,9 @@
 //! A claimed deployment from start to end: the server it runs on (a deployment whose
 //! server has no target fails at once), the app's lock, a panic caught as a failure, the
-//! outcome recorded and counted, the workspace removed, and the retirement of the version
+//! outcome recorded and published, the workspace removed, and the retirement of the version
 //! it replaced left to run after the app is free. The phases themselves are `pipeline`'s.
 
+use crate::events::{DeployEvent, FailureKind};
 use crate::logs::DeployLog;
 use crate::pipeline::Failure;
 use crate::Deployer;
@@ -63,20 +64,11 @@ impl Deployer {
         let id = deployment.id;
         self.set_running(id, Some(&deployment.app));
         let log = DeployLog::new(self, id);
+        let kind = FailureKind::of(&failure);
         let state = self.record_outcome(id, Err(failure), &log).await;
-        self.count_finished(id).await;
+        self.publish_finished(id, Some(kind)).await;
         self.set_running(id, None);
         log.end(state);
-    }
-
-    /// Counts a finished deployment for `/metrics`.
-    async fn count_finished(&self, id: i64) {
-        if let (Ok(record), Ok(phases)) = (
-            self.store().deployment(id).await,
-            self.store().phases(id).await,
-        ) {
-            self.metrics().deployment_finished(&record, &phases);
-        }
     }
 
     /// Runs the deployment on this deployer's server.
@@ -86,6 +78,10 @@ impl Deployer {
         let log = DeployLog::new(self, id);
         log_queue_wait(&deployment, &log).await;
         let app_guard = self.lock_app(&deployment.app, &log).await;
+        self.publish(DeployEvent::Started {
+            deployment: id,
+            app: deployment.app.clone(),
+        });
         log.info(format!(
             "deployment {id} of {} ({}) started",
             deployment.app,
@@ -99,10 +95,11 @@ impl Deployer {
                 tracing::warn!(deployment = id, %err, "cannot remove workspace");
             }
         }
+        let kind = outcome.as_ref().err().map(FailureKind::of);
         let final_state = self.record_outcome(id, outcome, &log).await;
         // The app is free first: the next deployment of it never waits for bookkeeping.
         drop(app_guard);
-        self.count_finished(id).await;
+        self.publish_finished(id, kind).await;
         let retirement = self.take_retirement(id);
         let deployer = self.clone();
         let finish = async move {

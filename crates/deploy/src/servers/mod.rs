@@ -97,7 +97,9 @@ impl Deployer {
         self.store().delete_server(name).await?;
         self.remove_target(name);
         self.inner.watched.forget(name);
-        self.metrics().forget_server(name.as_str());
+        self.publish(crate::events::DeployEvent::ServerRemoved {
+            server: name.to_string(),
+        });
         self.drop_connections(name).await;
         tracing::info!(server = %name, actor = %caller.actor(), "server removed");
         Ok(())

@@ -130,8 +130,10 @@ impl Deployer {
                 });
             let name = &server.spec.name;
             let seen = self.inner.watched.record(name, outcome);
-            self.metrics()
-                .set_server_reachable(name.as_str(), seen.state != "unreachable");
+            self.publish(crate::events::DeployEvent::ServerChecked {
+                server: name.to_string(),
+                reachable: seen.state != "unreachable",
+            });
             if seen.failures == FAILURES_FOR_UNREACHABLE {
                 tracing::warn!(server = %name, error = ?seen.last_error, "server unreachable");
             }

@@ -11,16 +11,16 @@ use std::time::Duration;
 
 const INSTANCE: &str = "capt";
 
-struct Host {
-    deployer: Deployer,
-    fake: Arc<FakeTarget>,
+pub(super) struct Host {
+    pub(super) deployer: Deployer,
+    pub(super) fake: Arc<FakeTarget>,
     app: AppName,
     _dir: tempfile::TempDir,
 }
 
 /// A daemon over a fresh database and the fake host, with app `web` created from the
 /// prebuilt image `web:v1` (`web:v2` is on the host too).
-async fn host() -> Host {
+pub(super) async fn host() -> Host {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("capstan.db")).await.unwrap();
     let fake = Arc::new(FakeTarget::new(INSTANCE));
@@ -68,7 +68,7 @@ impl Host {
         (id, record.state)
     }
 
-    async fn deploy(&self) -> (i64, DeploymentState) {
+    pub(super) async fn deploy(&self) -> (i64, DeploymentState) {
         let caller = Caller::daemon();
         self.deployer
             .deploy(&self.app, None, false, &caller)

@@ -11,6 +11,8 @@ mod prepare;
 mod remote;
 
 #[cfg(test)]
+mod events_tests;
+#[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 mod fanout_tests;

@@ -43,7 +43,6 @@ pub mod target;
 mod tls_names;
 mod trust;
 mod usage;
-mod webhooks;
 
 pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;

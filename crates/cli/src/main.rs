@@ -14,6 +14,7 @@ mod retry;
 mod run;
 mod serve;
 mod servers;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 

@@ -23,6 +23,8 @@ pub enum AppCommand {
     Create(AppCreateArgs),
     /// Show an app's settings and live deployment.
     Show(AppShowArgs),
+    /// Show the app's forge webhook secret and URLs (`--rotate` replaces the secret).
+    Webhooks(crate::webhooks::WebhooksArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,6 +219,7 @@ pub async fn apps(args: AppsArgs) -> anyhow::Result<ExitCode> {
 pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
     match command {
         AppCommand::Create(args) => create(args).await,
+        AppCommand::Webhooks(args) => crate::webhooks::webhooks(args).await,
         AppCommand::Show(args) => {
             let api = args.connection.api()?;
             let app = api.get(&format!("/apps/{}", args.name)).await?;

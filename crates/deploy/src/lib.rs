@@ -43,6 +43,7 @@ pub mod target;
 mod tls_names;
 mod trust;
 mod usage;
+mod webhooks;
 
 pub use actions::{AppView, RollbackTarget};
 pub use app_output::MAX_TAIL;

@@ -17,6 +17,8 @@ pub enum CallerKind {
     Token,
     /// A user signed in to the panel.
     User,
+    /// A forge's signed webhook (`name` is the provider): deploy scope only.
+    Webhook,
 }
 
 /// Who asks for an action, and what they may do.
@@ -56,13 +58,23 @@ impl Caller {
         }
     }
 
-    /// How the caller is recorded on what it asks for: `token:<name>`, `user:<name>`, or
-    /// `capstan` for the daemon itself.
+    /// A forge's verified webhook delivery, which may only deploy.
+    pub fn webhook(provider: impl Into<String>) -> Self {
+        Self {
+            name: provider.into(),
+            kind: CallerKind::Webhook,
+            scopes: capstan_core::Scopes::of([capstan_core::Scope::Deploy]),
+        }
+    }
+
+    /// How the caller is recorded on what it asks for: `token:<name>`, `user:<name>`,
+    /// `webhook:<provider>`, or `capstan` for the daemon itself.
     pub fn actor(&self) -> String {
         match self.kind {
             CallerKind::Daemon => self.name.clone(),
             CallerKind::Token => format!("token:{}", self.name),
             CallerKind::User => format!("user:{}", self.name),
+            CallerKind::Webhook => format!("webhook:{}", self.name),
         }
     }
 

@@ -12,8 +12,9 @@ use capstan_deploy::Caller;
 
 /// The scope a route needs: token, user, server and registry management and cleanup are
 /// `admin`; reading is `read`; deploying,
-/// rolling back, restarting, planning, running a one-off command and switching
-/// maintenance mode are `deploy`; every other change is `write`.
+/// rolling back, restarting, planning, running a one-off command, switching
+/// maintenance mode and seeing or rotating the webhook secret are `deploy`; every other
+/// change is `write`.
 pub fn needed_scope(method: &Method, route: &str) -> Scope {
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
     if route.starts_with("/tokens")
@@ -25,6 +26,10 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         || route == "/registry"
     {
         return Scope::Admin;
+    }
+    // Whoever sees the webhook secret can start deployments with it.
+    if route == "/apps/{app}/webhooks" {
+        return Scope::Deploy;
     }
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
@@ -157,6 +162,8 @@ mod tests {
             (Method::GET, "/api/v1/registry", Scope::Admin),
             (Method::PUT, "/api/v1/registry", Scope::Admin),
             (Method::DELETE, "/api/v1/registry", Scope::Admin),
+            (Method::GET, "/api/v1/apps/{app}/webhooks", Scope::Deploy),
+            (Method::POST, "/api/v1/apps/{app}/webhooks", Scope::Deploy),
         ] {
             assert_eq!(needed_scope(&method, route), scope, "{method} {route}");
         }

@@ -26,6 +26,8 @@ mod tokens;
 mod usage;
 mod users;
 mod views;
+mod webhook_setup;
+mod webhooks;
 
 use axum::routing::get;
 use axum::Router;
@@ -50,6 +52,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
     use utoipa_axum::routes;
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(webhooks::receive))
         .split_for_parts();
     let (protected, mut doc) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -73,6 +76,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             ))
             .routes(routes!(secrets::list))
             .routes(routes!(secrets::put, secrets::delete))
+            .routes(routes!(webhook_setup::show, webhook_setup::rotate))
             .routes(routes!(server::status))
             .routes(routes!(server::cleanup))
             .routes(routes!(servers::list, servers::create))

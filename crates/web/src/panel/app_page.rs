@@ -8,6 +8,7 @@ use crate::panel::app_domains::{
 };
 use crate::panel::app_live::{running_view, RunningView, TAILS};
 use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
+use crate::panel::app_webhooks::{page_base, webhook_card, WebhookCard};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{source_text, DeploymentRow};
 use crate::panel::session::SignedIn;
@@ -65,6 +66,8 @@ pub struct AppPage {
     refusal: Refusal,
     /// Its running containers, for the live output and use (`app_live`).
     running: RunningView,
+    /// The forge webhooks, for a user who may deploy a git app.
+    webhooks: Option<WebhookCard>,
 }
 
 /// The app's maintenance mode while it is on.
@@ -193,11 +196,14 @@ pub async fn show(
     State(state): State<AppState>,
     session: SignedIn,
     Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, PanelError> {
     let name = app_name(&app)?;
-    Ok(render(
-        &app_page(&state, &session, &name, Refusal::default()).await?,
-    ))
+    let mut page = app_page(&state, &session, &name, Refusal::default()).await?;
+    if let Some(card) = page.webhooks.as_mut() {
+        card.under(&page_base(&headers));
+    }
+    Ok(render(&page))
 }
 
 /// The app's page, with a refused action's problem when there is one.
@@ -255,6 +261,7 @@ pub async fn app_page(
         capstan_core::Source::Git { reference, .. } => (true, reference.clone()),
         _ => (false, String::new()),
     };
+    let webhooks = webhook_card(state, session, name, is_git).await?;
     Ok(AppPage {
         nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
@@ -277,6 +284,7 @@ pub async fn app_page(
         maintenance,
         refusal,
         running,
+        webhooks,
     })
 }
 

@@ -11,6 +11,7 @@ mod app_domains;
 mod app_live;
 mod app_page;
 mod app_status;
+mod app_webhooks;
 mod assets;
 mod dashboard;
 mod deployment_page;
@@ -31,6 +32,7 @@ mod settings_page;
 mod sign_in;
 
 pub use flash::{Flash, FlashCheck, Flashes};
+pub(crate) use session::over_https;
 
 use crate::AppState;
 use axum::http::{header, HeaderValue};
@@ -83,6 +85,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/{id}/retry", post(app_actions::retry))
         .route("/apps/{app}/delete", post(app_actions::delete))
         .route("/apps/{app}/maintenance", post(app_actions::maintenance))
+        .route("/apps/{app}/webhooks", post(app_webhooks::rotate))
         .route("/apps/{app}/plan", get(app_page::plan))
         .route("/apps/{app}/logs/stream", get(app_live::output))
         .route("/apps/{app}/usage", get(app_live::usage))

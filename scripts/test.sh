@@ -101,8 +101,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "== cargo test"
+# The summary below is printed whatever the outcome (pipefail would end the script here).
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/capstan-test.log"
 status=${PIPESTATUS[0]}
+set -e
 passed=$(grep -Eo '[0-9]+ passed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/capstan-test.log" | awk '{s+=$1} END {print s+0}')
 echo "tests: $passed passed, $failed failed"

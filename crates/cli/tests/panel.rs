@@ -362,11 +362,22 @@ async fn a_developer_sets_up_deploys_and_rolls_back_in_a_real_browser() {
     let v1_id = first["live"]["id"].as_i64().unwrap();
     sensible::a_rollback_shows_the_settings_it_brought_back(&browser, &daemon, "shop", v1_id).await;
 
-    // Delete needs the typed name.
-    browser.goto(&format!("{}/apps/shop", daemon.api)).await;
-    browser.fill(".danger form", "confirm", "shop").await;
-    browser.submit(".danger form button").await;
-    assert_eq!(browser.path().await, "/");
+    // Delete needs the typed name. The rollback's replaced version may still be draining:
+    // the delete is then refused, saying to wait, and is tried again.
+    for attempt in 0.. {
+        browser.goto(&format!("{}/apps/shop", daemon.api)).await;
+        browser.fill(".danger form", "confirm", "shop").await;
+        browser.submit(".danger form button").await;
+        if browser.path().await == "/" {
+            break;
+        }
+        let page = browser.text("main").await;
+        assert!(
+            page.contains("wait for it to finish") && attempt < 30,
+            "the delete was refused: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     let (status, _) = daemon.call(Method::GET, "/apps/shop", None).await;
     assert_eq!(status, 404);
 

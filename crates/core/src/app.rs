@@ -181,6 +181,20 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 100)]
     pub watch_paths: Vec<String>,
+    /// How many deployments of the app non-admin callers (tokens, users, webhooks) may
+    /// queue in any hour; `0`: no limit. An admin is never limited.
+    #[serde(default = "default_deploys_per_hour")]
+    #[schema(maximum = 10000)]
+    pub deploys_per_hour: u32,
+}
+
+/// How many deployments an hour an app takes from non-admin callers unless it says.
+pub const DEFAULT_DEPLOYS_PER_HOUR: u32 = 10;
+/// The highest per-app rate limit that can be set (other than `0`, no limit).
+pub const MAX_DEPLOYS_PER_HOUR: u32 = 10_000;
+
+fn default_deploys_per_hour() -> u32 {
+    DEFAULT_DEPLOYS_PER_HOUR
 }
 
 /// The most servers one app may run on.
@@ -265,6 +279,15 @@ impl AppSpec {
         }
         check_servers(&self.servers)?;
         check_watch_paths(&self.watch_paths)?;
+        if let Some(forge) = &self.forge {
+            forge.validate()?;
+        }
+        if self.deploys_per_hour > MAX_DEPLOYS_PER_HOUR {
+            return Err(ValidationError::new(
+                "deploys_per_hour",
+                format!("at most {MAX_DEPLOYS_PER_HOUR} (0: no limit)"),
+            ));
+        }
         if self.drain_secs > 600 || self.stop_grace_secs > 600 {
             return Err(ValidationError::new(
                 "drain_secs/stop_grace_secs",
@@ -494,6 +517,25 @@ mod tests {
             let err = base.merge_patch(&bad).unwrap_err().to_string();
             assert!(err.contains(field), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_deploy_rate_limit_defaults_to_ten_and_is_patched_and_checked() {
+        let base = spec(r#"{"source":{"image":"x"}}"#).unwrap();
+        assert_eq!(base.deploys_per_hour, DEFAULT_DEPLOYS_PER_HOUR);
+        let off = base
+            .merge_patch(&serde_json::json!({"deploys_per_hour": 0}))
+            .unwrap();
+        assert_eq!(off.deploys_per_hour, 0);
+        let back = off
+            .merge_patch(&serde_json::json!({"deploys_per_hour": null}))
+            .unwrap();
+        assert_eq!(back.deploys_per_hour, DEFAULT_DEPLOYS_PER_HOUR);
+        let err = base
+            .merge_patch(&serde_json::json!({"deploys_per_hour": 10_001}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deploys_per_hour"), "{err}");
     }
 
     #[test]

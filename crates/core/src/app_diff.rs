@@ -100,7 +100,32 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         watched(&old.watch_paths),
         watched(&new.watch_paths),
     );
+    let rate = |n: u32| match n {
+        0 => "no limit".to_string(),
+        n => format!("{n} an hour"),
+    };
+    changes.value(
+        "deploy rate limit",
+        rate(old.deploys_per_hour),
+        rate(new.deploys_per_hour),
+    );
     changes.0
+}
+
+/// `github via secret GH_TOKEN` (with the API URL when one is set), or `off`.
+fn forge(settings: Option<&crate::ForgeSettings>) -> String {
+    let Some(settings) = settings else {
+        return "off".into();
+    };
+    let mut shown = format!(
+        "{} via secret {}",
+        settings.provider.as_str(),
+        settings.token_secret
+    );
+    if let Some(api_url) = &settings.api_url {
+        shown.push_str(&format!(" at {}", redact_url(api_url)));
+    }
+    shown
 }
 
 /// Names every field of the settings, so a field added later does not compile until it is
@@ -126,6 +151,7 @@ fn every_field_is_compared(spec: &AppSpec) {
         servers: _,
         build_server: _,
         watch_paths: _,
+        deploys_per_hour: _,
     } = spec;
     let crate::HealthSpec {
         path: _,

@@ -40,6 +40,8 @@ pub struct AppSpecPatch {
     pub build_server: Option<Option<crate::ServerName>>,
     /// `[]` or `null`: every push deploys again.
     pub watch_paths: Option<Vec<String>>,
+    /// `0`: no limit; `null`: the default (10) again.
+    pub deploys_per_hour: Option<u32>,
 }
 
 impl AppSpec {

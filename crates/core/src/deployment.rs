@@ -74,11 +74,13 @@ impl DeploymentState {
         use DeploymentState::*;
         matches!(
             (self, next),
-            (Queued, Preparing | Starting | Cancelled | Failed)
-                | (Preparing, Building | Starting | Failed | Cancelled)
+            (
+                Queued,
+                Preparing | Starting | Cancelled | Failed | Superseded
+            ) | (Preparing, Building | Starting | Failed | Cancelled)
                 | (Building, Starting | Failed | Cancelled)
-                | (Starting, HealthChecking | Failed)
-                | (HealthChecking, Switching | Failed)
+                | (Starting, HealthChecking | Failed | Cancelled)
+                | (HealthChecking, Switching | Failed | Cancelled)
                 | (Switching, Live | Failed)
                 | (Live, Superseded)
         )
@@ -175,5 +177,16 @@ mod tests {
         }
         assert!(!Queued.can_move_to(Live));
         assert!(!Building.can_move_to(Switching));
+    }
+
+    #[test]
+    fn only_a_deployment_that_has_not_switched_can_be_cancelled() {
+        use DeploymentState::*;
+        for from in [Queued, Preparing, Building, Starting, HealthChecking] {
+            assert!(from.can_move_to(Cancelled), "{from}");
+        }
+        assert!(!Switching.can_move_to(Cancelled));
+        assert!(Queued.can_move_to(Superseded));
+        assert!(!Preparing.can_move_to(Superseded));
     }
 }

@@ -279,9 +279,6 @@ impl AppSpec {
         }
         check_servers(&self.servers)?;
         check_watch_paths(&self.watch_paths)?;
-        if let Some(forge) = &self.forge {
-            forge.validate()?;
-        }
         if self.deploys_per_hour > MAX_DEPLOYS_PER_HOUR {
             return Err(ValidationError::new(
                 "deploys_per_hour",

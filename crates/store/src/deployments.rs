@@ -50,7 +50,7 @@ pub struct NewDeployment<'a> {
 
 const IN_PROGRESS: &str = "('preparing','building','starting','health_checking','switching')";
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError> {
+pub(crate) fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentRecord, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(e);
     let app: String = row.try_get("app")?;
     let trigger: String = row.try_get("trigger")?;
@@ -118,54 +118,13 @@ impl Store {
         Ok((row.try_get("queued")?, row.try_get("running")?))
     }
 
-    /// Queues a deployment and records its `queued` phase.
+    /// Queues a deployment and records its `queued` phase, with no queue policy (older
+    /// queued deployments stay, nothing is counted against a limit): see
+    /// [`Store::enqueue_with`] for the daemon's own queueing.
     pub async fn enqueue(&self, new: NewDeployment<'_>) -> Result<DeploymentRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        // In the same write transaction as the insert: an app deleted a moment ago is
-        // not found, rather than given a deployment nobody can see.
-        let exists = sqlx::query("SELECT 1 FROM apps WHERE name = ?")
-            .bind(new.app.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound(format!("app {}", new.app)));
-        }
-        let id: i64 = sqlx::query(
-            "INSERT INTO deployments (app, trigger, state, git_ref, from_release, no_cache, created_at, actor, server)
-             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.app.as_str())
-        .bind(new.trigger.as_str())
-        .bind(new.git_ref)
-        .bind(new.from_release)
-        .bind(new.no_cache as i64)
-        .bind(now)
-        .bind(new.actor)
-        .bind(new.servers.first().copied().unwrap_or("local"))
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        for (position, server) in new.servers.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO deployment_targets (deployment_id, server, position, state, updated_at)
-                 VALUES (?, ?, ?, 'queued', ?)",
-            )
-            .bind(id)
-            .bind(server)
-            .bind(position as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO deployment_phases (deployment_id, state, at) VALUES (?, 'queued', ?)",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let id = crate::queue_policy::insert_queued(&mut tx, &new, now, false).await?;
         tx.commit().await?;
         self.deployment(id).await
     }

@@ -331,6 +331,10 @@ case "$1" in
   swarm-down) do_swarm_down ;;
   purge)
     do_down
-    rm -rf -- "$dir"
+    # Nothing mounted may stay under it (unmount_leftovers tried); never cross into one.
+    if findmnt -rn -o TARGET | grep -q -- "^$dir/"; then
+      die "mounts are left under $dir; not deleting it"
+    fi
+    rm -rf --one-file-system -- "$dir"
     ;;
 esac

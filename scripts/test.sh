@@ -79,11 +79,15 @@ min_free_gib=${CAPSTAN_TEST_MIN_FREE_GIB:-30}
 mkdir -p "$target_dir"
 free_gib() { df -P -BG "$target_dir" | awk 'NR==2 {sub("G", "", $4); print $4}'; }
 echo "== disk: $(free_gib) GiB free for $target_dir"
-if [ "$(free_gib)" -lt "$min_free_gib" ] && [ -d "$target_dir/debug" ]; then
+# Every run holds a shared lock on the target dir; the old build is removed only when no
+# other run holds it (the exclusive lock is taken without waiting, then given back).
+exec 8>"$target_dir/.capstan-test.lock"
+if [ "$(free_gib)" -lt "$min_free_gib" ] && [ -d "$target_dir/debug" ] && flock -n -x 8; then
   echo "== disk: under ${min_free_gib} GiB free; removing the old debug build in $target_dir"
-  rm -rf -- "$target_dir/debug"
+  rm -rf --one-file-system -- "$target_dir/debug"
   echo "== disk: $(free_gib) GiB free now"
 fi
+flock -s 8
 
 # The remote-server tests bring up a second host (scripts/second-host.sh: its own engine
 # in its own network namespace) on first use. When the tests end it is taken down and its

@@ -1,6 +1,7 @@
 //! Start-up reconciliation after a crash: deployments that were running are failed as
 //! interrupted, their half-made containers removed, and every app's route file rewritten
-//! to point at its live deployment, which keeps serving throughout. The local engine is
+//! to point at its live deployment, which keeps serving throughout; what they left in the
+//! workspace directory (checkouts, spooled image exports) is removed. The local engine is
 //! reconciled before the daemon serves; every SSH server an app targets is reconciled the
 //! same way in the background, once it can be reached (`servers::duties`), so a server
 //! that is down never holds up the start.
@@ -28,7 +29,34 @@ impl Deployer {
             tracing::error!(%err, "cannot reconcile containers");
         }
         self.recover_runs().await;
+        self.sweep_workspaces().await;
         self.recover_servers_in_background();
+    }
+
+    /// Removes what deployments left in the workspace directory when the daemon stopped
+    /// under them (their checkouts, image exports spooled for other servers): recovery
+    /// runs before any worker, so nothing there is in use.
+    async fn sweep_workspaces(&self) {
+        let dir = &self.settings().workspace_dir;
+        let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            let removed = match entry.file_type().await {
+                Ok(kind) if kind.is_dir() => tokio::fs::remove_dir_all(&path).await,
+                Ok(_) => tokio::fs::remove_file(&path).await,
+                Err(err) => Err(err),
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a workspace left by an interrupted deployment")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), %err, "cannot remove a leftover workspace")
+                }
+            }
+        }
     }
 
     /// Removes this deployer's server's leftover containers and points its apps' routes at
@@ -120,5 +148,23 @@ impl Deployer {
             Err(capstan_store::StoreError::NotFound(_)) => Ok(true),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::target::flow_tests::host;
+
+    #[tokio::test]
+    async fn recovery_sweeps_what_interrupted_deployments_left_in_the_workspace() {
+        let host = host().await;
+        let dir = host.deployer.settings().workspace_dir.clone();
+        std::fs::create_dir_all(dir.join("41/src")).unwrap();
+        std::fs::write(dir.join("41/src/main.rs"), "fn main() {}").unwrap();
+        std::fs::create_dir_all(dir.join("transfers")).unwrap();
+        std::fs::write(dir.join("transfers/export-1.tar"), vec![0u8; 4096]).unwrap();
+        host.deployer.recover().await;
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }

@@ -11,16 +11,16 @@ use std::time::Duration;
 
 const INSTANCE: &str = "capt";
 
-pub(super) struct Host {
-    pub(super) deployer: Deployer,
-    pub(super) fake: Arc<FakeTarget>,
+pub(crate) struct Host {
+    pub(crate) deployer: Deployer,
+    pub(crate) fake: Arc<FakeTarget>,
     app: AppName,
     _dir: tempfile::TempDir,
 }
 
 /// A daemon over a fresh database and the fake host, with app `web` created from the
 /// prebuilt image `web:v1` (`web:v2` is on the host too).
-pub(super) async fn host() -> Host {
+pub(crate) async fn host() -> Host {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("capstan.db")).await.unwrap();
     let fake = Arc::new(FakeTarget::new(INSTANCE));

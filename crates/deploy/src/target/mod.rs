@@ -17,7 +17,7 @@ pub(crate) mod fake;
 #[cfg(test)]
 mod fanout_tests;
 #[cfg(test)]
-mod flow_tests;
+pub(crate) mod flow_tests;
 
 pub use local::LocalTarget;
 pub use prepare::{HostSetup, PrepareError};

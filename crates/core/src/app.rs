@@ -175,6 +175,10 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub build_server: Option<crate::ServerName>,
+    /// The forge the repository lives on, for commit statuses (pending when a deployment
+    /// is queued, then success or failure); unset: none are reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<crate::ForgeSettings>,
     /// Paths of the repository a push must change for its webhook to deploy (monorepos):
     /// a directory (`apps/web` covers `apps/web/x.js`, not `apps/website/x`) or a glob
     /// (`apps/*/src`, `**/*.md`). Empty: every push to the tracked branch deploys.
@@ -276,6 +280,9 @@ impl AppSpec {
                 "replicas",
                 format!("must be between 1 and {MAX_REPLICAS}"),
             ));
+        }
+        if let Some(forge) = &self.forge {
+            forge.validate()?;
         }
         check_servers(&self.servers)?;
         check_watch_paths(&self.watch_paths)?;

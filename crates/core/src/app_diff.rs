@@ -88,6 +88,11 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         builder(&old.build_server),
         builder(&new.build_server),
     );
+    changes.value(
+        "commit statuses",
+        forge(old.forge.as_ref()),
+        forge(new.forge.as_ref()),
+    );
     let watched = |paths: &[String]| {
         if paths.is_empty() {
             "every path".to_string()
@@ -112,6 +117,22 @@ pub fn settings_changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
     changes.0
 }
 
+/// `github via secret GH_TOKEN` (with the API URL when one is set), or `off`.
+fn forge(settings: Option<&crate::ForgeSettings>) -> String {
+    let Some(settings) = settings else {
+        return "off".into();
+    };
+    let mut shown = format!(
+        "{} via secret {}",
+        settings.provider.as_str(),
+        settings.token_secret
+    );
+    if let Some(api_url) = &settings.api_url {
+        shown.push_str(&format!(" at {}", redact_url(api_url)));
+    }
+    shown
+}
+
 /// Names every field of the settings, so a field added later does not compile until it is
 /// compared above (and named in the change log) or listed here on purpose.
 fn every_field_is_compared(spec: &AppSpec) {
@@ -134,6 +155,7 @@ fn every_field_is_compared(spec: &AppSpec) {
         init: _,
         servers: _,
         build_server: _,
+        forge: _,
         watch_paths: _,
         deploys_per_hour: _,
     } = spec;

@@ -38,6 +38,9 @@ pub struct AppSpecPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub build_server: Option<Option<crate::ServerName>>,
+    /// Merged field by field; `null` stops commit statuses.
+    #[serde(default, deserialize_with = "present")]
+    pub forge: Option<Option<crate::forge_settings::ForgeSettingsPatch>>,
     /// `[]` or `null`: every push deploys again.
     pub watch_paths: Option<Vec<String>>,
     /// `0`: no limit; `null`: the default (10) again.

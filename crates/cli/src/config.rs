@@ -61,6 +61,9 @@ pub struct Config {
     pub backup: BackupConfig,
     /// Periodic cleanup of this instance's objects (`[cleanup]` in the file).
     pub cleanup: CleanupConfig,
+    /// How long a notification that was not delivered waits before each next try, in
+    /// seconds; after the last it is given up (failed, with its error).
+    pub notify_retry_secs: Vec<u64>,
 }
 
 /// `[cleanup]`: how often the daemon removes its own leftovers, and the disk use at which
@@ -161,6 +164,7 @@ impl Default for Config {
                 ..BackupConfig::default()
             },
             cleanup: CleanupConfig::default(),
+            notify_retry_secs: vec![10, 30, 120, 600, 3600],
         }
     }
 }
@@ -324,6 +328,9 @@ impl Config {
         }
         if !(1..=600).contains(&self.ssh_timeout_secs) {
             bail!("ssh_timeout_secs must be between 1 and 600");
+        }
+        if self.notify_retry_secs.len() > 20 || self.notify_retry_secs.iter().any(|s| *s > 86_400) {
+            bail!("notify_retry_secs takes at most 20 delays of at most 86400 seconds each");
         }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");

@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod maintenance;
 mod manage;
+mod notify;
 mod plan;
 mod purge;
 mod registry;
@@ -77,6 +78,10 @@ enum Command {
     /// (without one they move as layer archives).
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// List, add, remove or test notification channels (webhook, Slack, Discord, email)
+    /// of an app, or global ones.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// List every Docker object of this instance and, with --yes, remove them all (what
     /// `install.sh --uninstall --purge` runs once the daemon has stopped).
     Purge(purge::PurgeArgs),
@@ -142,6 +147,7 @@ fn main() -> std::process::ExitCode {
             Command::Purge(args) => purge::purge(args).await,
             Command::Server(command) => servers::server(command).await,
             Command::Registry(command) => registry::registry(command).await,
+            Command::Notify(command) => notify::notify(command).await,
         }
     });
     match result {

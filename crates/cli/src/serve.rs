@@ -148,7 +148,7 @@ fn deploy_settings(
 }
 
 /// The daemon's background work until `stop` turns true: the queue workers, the cleanup
-/// timer, scheduled backups, the servers' check and the proxy watcher.
+/// timer, scheduled backups, the servers' check, the proxy watcher and notifications.
 fn spawn_background(
     deployer: &Deployer,
     config: &Config,
@@ -169,6 +169,7 @@ fn spawn_background(
     let (d, s) = (deployer.clone(), stop.clone());
     let server_watch = tokio::spawn(async move { d.run_server_watch(s).await });
     let trim = tokio::spawn(return_freed_memory(stop.clone()));
+    let [notify_follow, notify_deliver] = spawn_notifications(deployer, config, &stop)?;
     let d = deployer.clone();
     let proxy_watch = tokio::spawn(async move { d.watch_proxy(proxy_spec, stop).await });
     Ok(vec![
@@ -178,7 +179,35 @@ fn spawn_background(
         backups,
         cleanup,
         trim,
+        notify_follow,
+        notify_deliver,
     ])
+}
+
+/// Notifications: one task follows the deploy bus into the outbox, one delivers it.
+fn spawn_notifications(
+    deployer: &Deployer,
+    config: &Config,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
+    let policy = capstan_notify::RetryPolicy {
+        delays: config
+            .notify_retry_secs
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        ..Default::default()
+    };
+    let notifier = capstan_notify::Notifier::new(
+        deployer.store().clone(),
+        deployer.secret_key().clone(),
+        policy,
+    )?;
+    let (n, events, s) = (notifier.clone(), deployer.subscribe(), stop.clone());
+    let follow = tokio::spawn(async move { n.follow(events, s).await });
+    let s = stop.clone();
+    let deliver = tokio::spawn(async move { notifier.deliver(s).await });
+    Ok([follow, deliver])
 }
 
 /// glibc keeps what a burst of work freed (a fan-out to ten servers, a long build log) in

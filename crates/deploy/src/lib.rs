@@ -293,6 +293,11 @@ impl Deployer {
         &self.inner.store
     }
 
+    /// The instance's key, for layers that seal their own records (notification channels).
+    pub fn secret_key(&self) -> &capstan_store::SecretKey {
+        &self.settings().secret_key
+    }
+
     /// What the daemon counts, for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

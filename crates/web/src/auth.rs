@@ -27,8 +27,16 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
     {
         return Scope::Admin;
     }
-    // Whoever sees the webhook secret can start deployments with it.
-    if route == "/apps/{app}/webhooks" {
+    // Global notification channels are the admin's.
+    if route == "/notifications" {
+        return Scope::Admin;
+    }
+    // Whoever sees the webhook secret can start deployments with it. A channel's own
+    // routes need the admin scope too when it is global (checked by the handler).
+    if route == "/apps/{app}/webhooks"
+        || route == "/apps/{app}/notifications"
+        || route.starts_with("/notifications/")
+    {
         return Scope::Deploy;
     }
     if method == Method::GET || method == Method::HEAD {

@@ -13,6 +13,7 @@ mod error;
 mod listener;
 mod maintenance;
 mod metrics;
+mod notifications;
 mod openapi;
 mod panel;
 pub use listener::ConnectionLimits;
@@ -77,6 +78,11 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(secrets::list))
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(webhook_setup::show, webhook_setup::rotate))
+            .routes(routes!(notifications::list_app, notifications::create_app))
+            .routes(routes!(notifications::list_global, notifications::create_global))
+            .routes(routes!(notifications::delete))
+            .routes(routes!(notifications::test))
+            .routes(routes!(notifications::deliveries))
             .routes(routes!(server::status))
             .routes(routes!(server::cleanup))
             .routes(routes!(servers::list, servers::create))

@@ -125,6 +125,7 @@ impl Reporter {
                 Ok(()) => {
                     tracing::info!(deployment = report.deployment, forge = %report.provider,
                         state = report.state, sha = %report.sha, "commit status reported");
+                    self.record(&report, attempt, None).await;
                     return None;
                 }
                 Err(err) => err,
@@ -134,13 +135,33 @@ impl Reporter {
                 .then(|| self.retry_delays.get(attempt))
                 .flatten();
             log_failure(&report, &err, attempt, retry.is_some());
-            let delay = *retry?;
+            let Some(delay) = retry.copied() else {
+                self.record(&report, attempt, Some(err.to_string())).await;
+                return None;
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 Some(newer) = jobs.recv() => return Some(newer),
             }
         }
         None
+    }
+
+    /// Keeps the outcome of `report` after `attempt + 1` tries for the panel and the API.
+    async fn record(&self, report: &Report, attempt: usize, error: Option<String>) {
+        let record = capstan_store::CommitStatusRecord {
+            deployment_id: report.deployment,
+            provider: report.provider.as_str().to_owned(),
+            sha: report.sha.clone(),
+            state: report.state.to_owned(),
+            delivered: error.is_none(),
+            tries: attempt as i64 + 1,
+            error,
+            updated_at: 0,
+        };
+        if let Err(err) = self.store.record_commit_status(&record).await {
+            tracing::warn!(deployment = report.deployment, %err, "cannot record the commit status");
+        }
     }
 
     /// The request a job makes, or `None` when there is nothing to report (no forge

@@ -325,12 +325,27 @@ async fn a_server_error_is_retried_and_a_refusal_is_not() {
     let got = stub.wait_for(2).await;
     assert_eq!(got.len(), 2, "the 500 is retried: {got:?}");
     assert_eq!(got[0].body, got[1].body);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pending = daemon.store.commit_status(id).await.unwrap().unwrap();
+    assert_eq!(
+        (pending.state.as_str(), pending.delivered, pending.tries),
+        ("pending", true, 2)
+    );
+    assert_eq!(pending.error, None);
     daemon.finish(id, None, Outcome::Live).await;
     let got = stub.wait_for(3).await;
     assert_eq!(got[2].body["state"], "success");
-    // The 401 is not asked again.
+    // The 401 is not asked again, and is what the deployment's record says.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(stub.received.lock().unwrap().len(), 3);
+    let last = daemon.store.commit_status(id).await.unwrap().unwrap();
+    assert_eq!(
+        (last.provider.as_str(), last.state.as_str()),
+        ("github", "success")
+    );
+    assert_eq!((last.delivered, last.tries), (false, 1));
+    assert!(last.error.as_deref().unwrap().contains("401"), "{last:?}");
+    assert_eq!(last.sha, sha(1));
 }
 
 #[tokio::test]

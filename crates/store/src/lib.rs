@@ -3,6 +3,7 @@
 //! speaks SQL.
 
 mod apps;
+mod commit_statuses;
 mod deployment_targets;
 mod deployments;
 mod events;
@@ -26,6 +27,7 @@ pub use tokens::{hash_token, new_token, TokenRecord};
 pub use users::{SessionRecord, UserRecord};
 
 pub use apps::AppRecord;
+pub use commit_statuses::CommitStatusRecord;
 pub use deployment_targets::{ReopenRefused, TargetRecord};
 pub use deployments::{DeploymentRecord, NewDeployment, Phase};
 pub use logs::LogLine;

@@ -380,24 +380,16 @@ impl Deployer {
         let servers: Vec<&str> = spec.servers.iter().map(|s| s.as_str()).collect();
         let _settings = self.inner.settings_lock.lock().await;
         let actor = caller.actor();
-        let record = self
-            .store()
-            .enqueue(NewDeployment {
-                app: name,
-                trigger,
-                git_ref,
-                from_release,
-                no_cache,
-                actor: &actor,
-                servers: &servers,
-            })
-            .await?;
-        self.publish(crate::events::DeployEvent::Queued {
-            deployment: record.id,
-            app: record.app.clone(),
-            trigger: record.trigger,
-        });
-        self.wake_workers();
-        Ok(record)
+        let new = NewDeployment {
+            app: name,
+            trigger,
+            git_ref,
+            from_release,
+            no_cache,
+            actor: &actor,
+            servers: &servers,
+        };
+        self.enqueue_under_policy(new, spec.deploys_per_hour, caller)
+            .await
     }
 }

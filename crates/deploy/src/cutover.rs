@@ -137,7 +137,9 @@ impl Deployer {
         for (index, container) in containers.iter().enumerate() {
             // The first replica settles an open port; the others start on the same one.
             let open = attempt.open_port.filter(|_| index == 0);
-            let gate = self.wait_healthy(container, &check, open, log).await?;
+            let gate = self
+                .unless_cancelled(d.id, self.wait_healthy(container, &check, open, log))
+                .await?;
             if let Gate::ListensOn(port) = gate {
                 return Ok(Cutover::ListensOn(port));
             }

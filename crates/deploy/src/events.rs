@@ -102,7 +102,7 @@ impl FailureKind {
             Failure::Source(_) => Self::Source,
             Failure::Engine(_) => Self::Engine,
             Failure::Render(_) => Self::Render,
-            Failure::Phase(_) => Self::Phase,
+            Failure::Phase(_) | Failure::Cancelled(_) => Self::Phase,
             Failure::Stranded(_) => Self::Stranded,
             Failure::Store(_) | Failure::Io(_) => Self::Internal,
         }
@@ -180,7 +180,8 @@ impl Deployer {
         &self,
         d: &DeploymentRecord,
         phase: DeploymentState,
-    ) -> Result<(), capstan_store::StoreError> {
+    ) -> Result<(), Failure> {
+        self.cancel_gate(d.id, phase)?;
         self.store().transition(d.id, phase, None).await?;
         self.publish(DeployEvent::Phase {
             deployment: d.id,

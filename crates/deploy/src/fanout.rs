@@ -55,6 +55,7 @@ impl Deployer {
         d: &DeploymentRecord,
         state: DeploymentState,
     ) -> Result<(), Failure> {
+        self.cancel_gate(d.id, state)?;
         self.store()
             .set_target_state(d.id, self.server().as_str(), state, None)
             .await?;

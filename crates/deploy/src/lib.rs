@@ -25,6 +25,7 @@ pub mod planning;
 mod ports;
 mod proxy_watch;
 mod queue;
+mod queue_policy;
 mod recovery;
 mod registry;
 mod release;
@@ -55,6 +56,7 @@ pub use maintenance::MaintenanceState;
 pub use metrics::Metrics;
 pub use planning::PlanReport;
 pub use proxy_watch::ProxyState;
+pub use queue_policy::Cancelled;
 pub use running::RunningContainer;
 pub use runs::{check_command, RunEvent, RunLimits, RunRequest, DEFAULT_RUN_TIMEOUT_SECS};
 pub use trust::{protected_host_paths, Caller, CallerKind};
@@ -91,6 +93,12 @@ pub enum ActionError {
     /// A bug or a broken installation (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The app's rate limit is reached (429): try again in `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl From<capstan_store::StoreError> for ActionError {
@@ -209,6 +217,8 @@ struct Inner {
     /// One lock per app, held for a deployment's run up to live or failed (not during the
     /// retirement of the version it replaced), so two deployments of an app never overlap.
     app_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The cancellation of each deployment a worker of this process runs.
+    cancels: queue_policy::Cancels,
     /// Retirement work a deployment that went live leaves for after its app is free.
     retirements: std::sync::Mutex<std::collections::HashMap<i64, Retirement>>,
     /// Serialises changes to app settings and app deletion against queueing, so checks
@@ -272,6 +282,7 @@ impl Deployer {
                 wake: Notify::new(),
                 running: Default::default(),
                 app_locks: Default::default(),
+                cancels: Default::default(),
                 retirements: Default::default(),
                 settings_lock: Default::default(),
                 build_slots: Arc::new(tokio::sync::Semaphore::new(build_slots)),

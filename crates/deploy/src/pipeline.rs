@@ -38,11 +38,27 @@ pub(crate) enum Failure {
     /// The switch failed and the route could not be put back: the new containers stay.
     #[error("{0}")]
     Stranded(String),
+    /// Someone (named) cancelled the deployment before it switched.
+    #[error("cancelled by {0}")]
+    Cancelled(String),
 }
 
 impl Failure {
     pub(crate) fn msg(message: impl Into<String>) -> Self {
         Failure::Phase(message.into())
+    }
+
+    /// A fault of the environment worth another try before anything was started: git
+    /// could not reach the remote, or the engine could not be reached.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Failure::Source(err) => err.is_network(),
+            Failure::Engine(capstan_engine::EngineError::Connect { .. }) => true,
+            Failure::Engine(capstan_engine::EngineError::Docker(err)) => {
+                capstan_engine::is_unreachable(err)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -350,14 +366,16 @@ impl Deployer {
             check_service_names(compose, self.target().instance())?;
         }
         let (image, web_template, companions) = self
-            .produce_images(
-                d,
-                &recipe,
-                &build_args,
-                &build_secrets,
-                commit.as_deref(),
-                log,
-            )
+            .with_transient_retries(d.id, "the build", log, || {
+                self.produce_images(
+                    d,
+                    &recipe,
+                    &build_args,
+                    &build_secrets,
+                    commit.as_deref(),
+                    log,
+                )
+            })
             .await?;
         self.store().set_image(d.id, &image).await?;
         Ok(Artifact {
@@ -382,7 +400,16 @@ impl Deployer {
         workspace: &Path,
         log: &DeployLog,
     ) -> Result<(Option<String>, Planned), Failure> {
-        let mut fetched = self.fetch_source(d, spec, workspace, log).await?;
+        let mut fetched = self
+            .with_transient_retries(d.id, "fetching the source", log, || async {
+                // A try that failed part way leaves no half-fetched tree for the next.
+                let dest = workspace.join("src");
+                if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+                    tokio::fs::remove_dir_all(&dest).await?;
+                }
+                self.fetch_source(d, spec, workspace, log).await
+            })
+            .await?;
         let commit = fetched.commit.clone();
         if let Some(commit) = &commit {
             let subject =

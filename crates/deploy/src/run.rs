@@ -75,6 +75,9 @@ impl Deployer {
     async fn run_here(&self, deployment: DeploymentRecord) {
         let id = deployment.id;
         self.set_running(id, Some(&deployment.app));
+        // Made now, so a cancel from here on finds it (one made by a cancel that came
+        // between the claim and now is the same).
+        self.cancel_cell(id);
         let log = DeployLog::new(self, id);
         log_queue_wait(&deployment, &log).await;
         let app_guard = self.lock_app(&deployment.app, &log).await;
@@ -97,6 +100,7 @@ impl Deployer {
         }
         let kind = outcome.as_ref().err().map(FailureKind::of);
         let final_state = self.record_outcome(id, outcome, &log).await;
+        self.forget_cancel(id);
         // The app is free first: the next deployment of it never waits for bookkeeping.
         drop(app_guard);
         self.publish_finished(id, kind).await;
@@ -166,6 +170,7 @@ impl Deployer {
                 log.info("deployment is live").await;
                 return DeploymentState::Live;
             }
+            Err(Failure::Cancelled(by)) => return self.record_cancelled(id, &by, log).await,
             Err(failure) => failure,
         };
         log.info(format!("deployment failed: {failure}")).await;
@@ -189,6 +194,31 @@ impl Deployer {
 }
 
 impl Deployer {
+    /// Records a deployment cancelled while it ran (its new containers already removed by
+    /// the step it stopped in); `failed` should the store refuse the move.
+    async fn record_cancelled(&self, id: i64, by: &str, log: &DeployLog) -> DeploymentState {
+        let note = format!("cancelled by {by} while it ran; the live version was not touched");
+        log.info(format!("deployment {note}")).await;
+        if let Err(err) = self.store().cancel_open_targets(id, &note).await {
+            tracing::error!(deployment = id, %err, "cannot record the servers' cancellation");
+        }
+        match self
+            .store()
+            .transition(id, DeploymentState::Cancelled, Some(&note))
+            .await
+        {
+            Ok(()) => DeploymentState::Cancelled,
+            Err(err) => {
+                tracing::error!(deployment = id, %err, "cannot record the cancellation");
+                let _ = self
+                    .store()
+                    .transition(id, DeploymentState::Failed, Some(&note))
+                    .await;
+                DeploymentState::Failed
+            }
+        }
+    }
+
     /// Settles a deployment live on some server as live (the failure kept as its note);
     /// `None` when it is live nowhere.
     async fn settle_if_live_somewhere(&self, id: i64, reason: &str) -> Option<DeploymentState> {

@@ -50,6 +50,7 @@ pub fn needed_scope(method: &Method, route: &str) -> Scope {
         "/apps/{app}/maintenance",
         "/apps/{app}/runs",
         "/deployments/{id}/retry",
+        "/deployments/{id}/cancel",
     ];
     let changes = [Method::POST, Method::PUT, Method::DELETE];
     if changes.contains(method) && deploys.contains(&route) {
@@ -130,6 +131,11 @@ mod tests {
             (
                 Method::POST,
                 "/api/v1/deployments/{id}/retry",
+                Scope::Deploy,
+            ),
+            (
+                Method::POST,
+                "/api/v1/deployments/{id}/cancel",
                 Scope::Deploy,
             ),
             (Method::POST, "/api/v1/apps/{app}/plan", Scope::Deploy),

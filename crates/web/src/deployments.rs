@@ -1,4 +1,5 @@
-//! Deployments: trigger (deploy, rollback, restart), show, and read or follow the log.
+//! Deployments: trigger (deploy, rollback, restart), retry, cancel, show, and read or follow
+//! the log.
 
 use crate::apps::app_name;
 use crate::error::ApiError;
@@ -12,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use capstan_deploy::{Caller, LogEvent, RollbackTarget};
+use capstan_deploy::{Caller, Cancelled, LogEvent, RollbackTarget};
 use capstan_store::{DeploymentRecord, LogLine};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -64,7 +65,7 @@ pub struct DeployRequest {
 
 #[utoipa::path(post, path = "/apps/{app}/deployments", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
     request_body(content = Option<DeployRequest>, description = "optional: another ref, or a clean build"),
-    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+    responses((status = 202, description = "queued (older deployments of the app still queued end superseded)", body = Accepted), (status = 429, description = "the app's hourly rate limit (deploys_per_hour) is reached; an admin is not limited", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds until the oldest deployment in the hour leaves the window"))), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -89,7 +90,7 @@ pub struct RollbackRequest {
 
 #[utoipa::path(post, path = "/apps/{app}/rollback", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
     request_body(content = Option<RollbackRequest>, description = "optional: the deployment to return to (default: the previous successful one)"),
-    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+    responses((status = 202, description = "queued (older deployments of the app still queued end superseded)", body = Accepted), (status = 429, description = "the app's hourly rate limit (deploys_per_hour) is reached; an admin is not limited", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds until the oldest deployment in the hour leaves the window"))), (status = "4XX", description = "what was wrong", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -107,7 +108,7 @@ pub async fn rollback(
 }
 
 #[utoipa::path(post, path = "/apps/{app}/restart", tag = "deployments", params(("app" = String, Path, description = "the app's name")),
-    responses((status = 202, description = "queued", body = Accepted), (status = "4XX", description = "what was wrong (409: nothing is deployed yet)", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+    responses((status = 202, description = "queued (older deployments of the app still queued end superseded)", body = Accepted), (status = 429, description = "the app's hourly rate limit (deploys_per_hour) is reached; an admin is not limited", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds until the oldest deployment in the hour leaves the window"))), (status = "4XX", description = "what was wrong (409: nothing is deployed yet)", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -127,6 +128,22 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let d = state.deployer.retry(deployment_id(&id)?, &caller).await?;
     Ok(accepted(&d))
+}
+
+#[utoipa::path(post, path = "/deployments/{id}/cancel", tag = "deployments",
+    params(("id" = i64, Path, description = "the deployment's id")),
+    responses((status = 200, description = "it was queued and is now cancelled", body = Deployment), (status = 202, description = "it runs and stops at its next step, before its traffic switch: its build or health wait stopped, its new containers removed, the live version untouched", body = Deployment), (status = "4XX", description = "what was wrong (409: it already ended, naming its state, or it is already switching traffic)", body = ErrorBody), (status = 503, description = "the Docker engine or the database is unavailable", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (status, d) = match state.deployer.cancel(deployment_id(&id)?, &caller).await? {
+        Cancelled::Now(d) => (StatusCode::OK, d),
+        Cancelled::Requested(d) => (StatusCode::ACCEPTED, d),
+    };
+    let view = views::deployment_view(&d, None);
+    Ok((status, Json(view)))
 }
 
 #[utoipa::path(get, path = "/apps/{app}/deployments", tag = "deployments", params(("app" = String, Path, description = "the app's name")),

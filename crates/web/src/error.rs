@@ -60,6 +60,12 @@ impl From<ActionError> for ApiError {
             ActionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ActionError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ActionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ActionError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                let secs = *retry_after_secs;
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, err.to_string()).retry_after(secs);
+            }
         };
         Self::new(status, err.to_string())
     }

@@ -97,6 +97,7 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(users::delete))
             .routes(routes!(deployments::show))
             .routes(routes!(deployments::retry))
+            .routes(routes!(deployments::cancel))
             .routes(routes!(deployments::logs))
             .routes(routes!(deployments::spec))
             .split_for_parts();

@@ -149,6 +149,7 @@ mod tests {
             "/servers",
             "/servers/{name}",
             "/deployments/{id}/retry",
+            "/deployments/{id}/cancel",
             "/servers/{name}/check",
             "/servers/{name}/host-key",
             "/registry",

@@ -18,6 +18,8 @@ pub(crate) mod fake;
 mod fanout_tests;
 #[cfg(test)]
 pub(crate) mod flow_tests;
+#[cfg(test)]
+mod queue_policy_tests;
 
 pub use local::LocalTarget;
 pub use prepare::{HostSetup, PrepareError};

@@ -20,6 +20,15 @@ impl Images for FakeTarget {
         request: BuildRequest,
         _log: &UnboundedSender<String>,
     ) -> Result<String, EngineError> {
+        if self.take_unreachable_build() {
+            // The error a real engine gone away gives: a handle on a socket nobody serves.
+            let gone = std::path::Path::new("/nonexistent/capstan-fake-engine.sock");
+            let engine = capstan_engine::Engine::unconnected(gone, "fake")?;
+            return Err(engine
+                .image_id("any")
+                .await
+                .expect_err("nobody serves that socket"));
+        }
         if self.has(Fault::BuildFails) {
             return Err(EngineError::Build(
                 "injected fault: RUN exited with 1".into(),

@@ -80,6 +80,8 @@ struct State {
     route_files: HashMap<String, (String, Vec<String>)>,
     /// Route writes that go through while `RouteWritesFailAfterOne` is set.
     writes_allowed: Option<u32>,
+    /// How many builds from now on find the engine unreachable.
+    unreachable_builds: u32,
     /// What the proxy serves: service → server URLs.
     served: HashMap<String, Vec<String>>,
     faults: BTreeSet<FaultKey>,
@@ -139,6 +141,19 @@ impl FakeTarget {
             state.writes_allowed = Some(1);
         }
         state.faults.insert(fault.into());
+    }
+
+    /// The next `builds` builds find the engine unreachable (a transient fault).
+    pub(crate) fn fail_builds_unreachable(&self, builds: u32) {
+        self.state().unreachable_builds = builds;
+    }
+
+    /// Takes one unreachable build, if any are left.
+    pub(crate) fn take_unreachable_build(&self) -> bool {
+        let mut state = self.state();
+        let left = state.unreachable_builds > 0;
+        state.unreachable_builds = state.unreachable_builds.saturating_sub(1);
+        left
     }
 
     pub(crate) fn clear_faults(&self) {

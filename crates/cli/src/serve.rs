@@ -30,6 +30,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (target, setup) = local_host(&config, &data_dir).await?;
     let secret_key = capstan_store::SecretKey::load_or_create(&data_dir.join("secret.key"))?;
+    let statuses_key = secret_key.clone();
     let settings = deploy_settings(&config, &data_dir, secret_key);
     let deployer = Deployer::new(store, std::sync::Arc::new(target), settings);
     deployer.set_run_limits(config.run_limits());
@@ -44,7 +45,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     deployer.recover().await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = spawn_background(&deployer, &config, proxy_spec, stop_rx)?;
+    let mut background = spawn_background(&deployer, &config, proxy_spec, stop_rx)?;
+    background.push(spawn_commit_statuses(
+        &deployer,
+        statuses_key,
+        stop_tx.subscribe(),
+    ));
     let backups_on_demand = std::sync::Arc::new(crate::backup::DaemonBackups::new(
         config.clone(),
         deployer.store().clone(),
@@ -74,6 +80,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = task.await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commit statuses back to each app's forge, from the deploy bus, until `stop` turns true.
+fn spawn_commit_statuses(
+    deployer: &Deployer,
+    secret_key: capstan_store::SecretKey,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    // No public address of the panel is configured yet: statuses link to the app's domain.
+    let reporter = capstan_forge_status::Reporter::new(deployer.store().clone(), secret_key, None);
+    capstan_forge_status::spawn(deployer, reporter, stop)
 }
 
 /// The data dir, created with mode 0700 if missing, as a canonical path.

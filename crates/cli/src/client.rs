@@ -160,7 +160,12 @@ impl Api {
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    app: String,
+    #[arg(required_unless_present = "cancel")]
+    app: Option<String>,
+    /// Cancel deployment ID instead of queueing one: a queued one at once, a running one
+    /// at its next step before its traffic switch (as `capstan cancel ID`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["app", "git_ref", "no_cache"])]
+    cancel: Option<i64>,
     /// Git branch, tag or commit to deploy instead of the app's configured ref.
     #[arg(long = "ref")]
     git_ref: Option<String>,
@@ -209,6 +214,10 @@ pub(crate) async fn check(response: reqwest::Response) -> anyhow::Result<reqwest
 
 pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let api = args.connection.api()?;
+    if let Some(id) = args.cancel {
+        return crate::cancel::cancel_id(&api, id, args.wait).await;
+    }
+    let app = args.app.context("name the app to deploy")?;
     let mut body = serde_json::json!({ "no_cache": args.no_cache });
     if let Some(reference) = &args.git_ref {
         body["ref"] = Value::String(reference.clone());
@@ -216,7 +225,7 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let created = api
         .send(
             reqwest::Method::POST,
-            &format!("/apps/{}/deployments", args.app),
+            &format!("/apps/{app}/deployments"),
             Some(body),
         )
         .await?;

@@ -2,6 +2,7 @@
 //! small client of its API.
 
 mod backup;
+mod cancel;
 mod cleanup;
 mod client;
 mod config;
@@ -51,6 +52,9 @@ enum Command {
     Restart(manage::RestartArgs),
     /// Run a deployment again, only on the servers where it failed (same release, no build).
     Retry(retry::RetryArgs),
+    /// Cancel a deployment: a queued one at once, a running one at its next step before
+    /// its traffic switch (its new containers removed, the live version untouched).
+    Cancel(cancel::CancelArgs),
     /// Run a command once in a new container of an app's live release (`capstan run APP
     /// -- CMD...`), print its output and exit with its status.
     Run(run::RunArgs),
@@ -136,6 +140,7 @@ fn main() -> std::process::ExitCode {
             Command::Rollback(args) => manage::rollback(args).await,
             Command::Restart(args) => manage::restart(args).await,
             Command::Retry(args) => retry::retry(args).await,
+            Command::Cancel(args) => cancel::cancel(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Maintenance(args) => maintenance::maintenance(args).await,
             Command::Secrets(command) => manage::secrets(command).await,

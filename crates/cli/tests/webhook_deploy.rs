@@ -1,8 +1,8 @@
 //! A forge's push webhook against the real daemon: a local git repository (over
 //! `file://`), an app created from it, a commit, a GitHub-shaped `push` delivery signed with
 //! the app's secret and POSTed to the open webhook URL → 202 at once with the queued
-//! deployment, which goes live serving exactly the pushed commit even though the branch
-//! moved on before it ran; the same delivery again queues nothing.
+//! deployment, which goes live serving exactly the pushed commit although the branch moved
+//! on before the delivery was sent; the same delivery again queues nothing.
 
 mod support;
 
@@ -106,14 +106,16 @@ async fn a_signed_push_deploys_exactly_the_pushed_commit() {
     println!("wrongly signed: {status} in {took:?}");
     assert_eq!(status, 401, "{wrong}");
 
+    // The branch moves on before the delivery arrives: it must still deploy v2, the
+    // commit the push names, not the branch's head.
+    let v3 = repo.commit_version("v3", &[]);
+    assert_ne!(v3, v2);
     let (status, answer, took) =
         deliver(&daemon, "hooked", &secret, "e2e-1", body.as_bytes()).await;
     println!("signed push: {status} in {took:?}: {answer}");
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["commit"], v2.as_str());
     let id = answer["deployment"].as_i64().expect("a deployment queued");
-    // The branch moves on before the deployment runs: it must still deploy v2.
-    repo.commit_version("v3", &[]);
 
     let done = daemon.wait(id).await;
     assert_eq!(done["state"], "live", "{done}\n{}", daemon.log(id).await);

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::event::{Event, PrAction, PullRequest, Push, RepoUrls};
-use crate::payload::{from_json, PayloadError};
+use crate::payload::{from_json, full_commit_id, PayloadError};
 
 pub(crate) fn parse(event: &str, body: &[u8]) -> Result<Vec<Event>, PayloadError> {
     if event == "repo:push" {
@@ -118,14 +118,20 @@ fn change_event(repo: &RepoUrls, change: Change) -> Result<Event, PayloadError> 
             })
         }
     };
-    let target = state.target.filter(|_| !deleted);
+    let (commit, head_message) = match state.target.filter(|_| !deleted) {
+        Some(t) => (
+            Some(full_commit_id("push.changes[].new.target.hash", t.hash)?),
+            t.message,
+        ),
+        None => (None, None),
+    };
     Ok(Event::Push(Push {
         repo: repo.clone(),
         branch,
         tag,
-        commit: target.as_ref().map(|t| t.hash.clone()),
+        commit,
         deleted,
-        head_message: target.and_then(|t| t.message),
+        head_message,
         changed_paths: None,
     }))
 }

@@ -26,16 +26,17 @@ pub struct Push {
     /// The tag pushed; `None` for a branch push.
     pub tag: Option<String>,
     /// The commit the ref now points at (for an annotated tag, the commit it tags when the
-    /// forge says which); `None` when the ref was deleted. Bitbucket and all others give
-    /// the full 40-hex id here.
+    /// forge says which), always a full id (40 or 64 hex digits: anything else is refused
+    /// as [`crate::PayloadError::Invalid`]); `None` when the ref was deleted.
     pub commit: Option<String>,
     pub deleted: bool,
     /// The message of the pushed head commit, when the payload carries it.
     pub head_message: Option<String>,
     /// Every file added, modified or removed by the pushed commits, sorted. `None` when the
     /// forge does not list files (Bitbucket), the list may be truncated (more commits than
-    /// the payload carries), or the push created the ref or rewrote it (the files changed
-    /// since the old head cannot be told): callers then treat every path as touched.
+    /// the payload carries), the push created the ref or rewrote it, or it lists no commit
+    /// at all (a rewind force-push): the files changed since the old head cannot be told,
+    /// and callers then treat every path as touched.
     pub changed_paths: Option<Vec<String>>,
 }
 
@@ -48,8 +49,9 @@ pub struct PullRequest {
     /// Bitbucket `id`).
     pub number: u64,
     pub action: PrAction,
-    /// The head commit. Bitbucket Cloud sends it abbreviated (12 hex digits): resolve it
-    /// after fetching `head_branch`, and check the prefix.
+    /// The head commit, a full id (40 or 64 hex digits) except from Bitbucket Cloud, which
+    /// sends it abbreviated (12 hex digits): resolve it after fetching `head_branch`, and
+    /// check the prefix.
     pub head_commit: String,
     pub head_branch: String,
     pub base_branch: String,

@@ -5,9 +5,9 @@
 
 use serde::Deserialize;
 
-use crate::event::{Event, PrAction, PullRequest, Push, RepoUrls};
+use crate::event::{Event, PrAction, PullRequest, RepoUrls};
 use crate::payload::{
-    changed_files, from_json, is_zero_id, ref_name, CommitFiles, PayloadError, RefName,
+    from_json, full_commit_id, is_zero_id, listed_push, CommitFiles, ListedPush, PayloadError,
 };
 
 /// Which forge wrote the payload; they differ only in small ways.
@@ -80,46 +80,28 @@ struct HeadCommit {
 }
 
 fn push(p: PushPayload) -> Result<Event, PayloadError> {
-    let (branch, tag) = match ref_name(&p.git_ref) {
-        RefName::Branch(b) => (Some(b), None),
-        RefName::Tag(t) => (None, Some(t)),
-        RefName::Other(r) => {
-            return Ok(Event::Ignored {
-                event: format!("push to {r}"),
-            })
-        }
-    };
     let deleted = p.deleted.unwrap_or(false) || is_zero_id(&p.after);
     let created = p.created.unwrap_or(false) || p.before.as_deref().is_some_and(is_zero_id);
     let commits = p.commits.unwrap_or_default();
     let head = p.head_commit.filter(|_| !deleted);
     // The head commit's id is the commit even when `after` is an annotated tag's object.
-    let commit = match &head {
-        Some(head) => Some(head.id.clone()),
-        None if deleted => None,
-        None => Some(p.after.clone()),
+    let (commit, head_message) = match head {
+        Some(head) => (Some(("head_commit.id", head.id)), head.message),
+        None if deleted => (None, None),
+        None => (Some(("after", p.after)), None),
     };
-    let head_message = head.and_then(|h| h.message).or_else(|| {
-        let id = commit.as_deref()?;
-        commits.iter().find(|c| c.id == id)?.message.clone()
-    });
     let truncated = commits.len() >= GITHUB_MAX_COMMITS
         || p.total_commits
             .is_some_and(|total| total > commits.len() as u64);
-    let unknowable = deleted || created || p.forced.unwrap_or(false) || truncated;
-    Ok(Event::Push(Push {
+    listed_push(ListedPush {
         repo: p.repository.urls(),
-        branch,
-        tag,
+        git_ref: p.git_ref,
         commit,
         deleted,
         head_message,
-        changed_paths: if unknowable {
-            None
-        } else {
-            changed_files(&commits)
-        },
-    }))
+        commits,
+        unknowable: created || p.forced.unwrap_or(false) || truncated,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +149,7 @@ fn pull_request(p: PrPayload) -> Result<Event, PayloadError> {
         repo: p.repository.urls(),
         number: p.number,
         action,
-        head_commit: pr.head.sha,
+        head_commit: full_commit_id("pull_request.head.sha", pr.head.sha)?,
         head_branch: pr.head.git_ref,
         base_branch: pr.base.git_ref,
         from_fork,

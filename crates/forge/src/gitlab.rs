@@ -5,9 +5,9 @@
 
 use serde::Deserialize;
 
-use crate::event::{Event, PrAction, PullRequest, Push, RepoUrls};
+use crate::event::{Event, PrAction, PullRequest, RepoUrls};
 use crate::payload::{
-    changed_files, from_json, is_zero_id, ref_name, CommitFiles, PayloadError, RefName,
+    from_json, full_commit_id, is_zero_id, listed_push, CommitFiles, ListedPush, PayloadError,
 };
 
 pub(crate) fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
@@ -52,48 +52,29 @@ struct PushPayload {
 }
 
 fn push(p: PushPayload) -> Result<Event, PayloadError> {
-    let (branch, tag) = match ref_name(&p.git_ref) {
-        RefName::Branch(b) => (Some(b), None),
-        RefName::Tag(t) => (None, Some(t)),
-        RefName::Other(r) => {
-            return Ok(Event::Ignored {
-                event: format!("push to {r}"),
-            })
-        }
-    };
     let deleted = is_zero_id(&p.after);
     let created = p.before.as_deref().is_some_and(is_zero_id);
     let commit = if deleted {
         None
     } else {
-        Some(
-            p.checkout_sha
-                .filter(|sha| !is_zero_id(sha))
-                .unwrap_or(p.after),
-        )
+        Some(match p.checkout_sha.filter(|sha| !is_zero_id(sha)) {
+            Some(sha) => ("checkout_sha", sha),
+            None => ("after", p.after),
+        })
     };
     let commits = p.commits.unwrap_or_default();
-    let head_message = commit
-        .as_deref()
-        .and_then(|id| commits.iter().find(|c| c.id == id))
-        .and_then(|c| c.message.clone());
     let truncated = p
         .total_commits_count
         .is_none_or(|total| total > commits.len() as u64);
-    let unknowable = deleted || created || truncated;
-    Ok(Event::Push(Push {
+    listed_push(ListedPush {
         repo: p.project.urls(),
-        branch,
-        tag,
+        git_ref: p.git_ref,
         commit,
         deleted,
-        head_message,
-        changed_paths: if unknowable {
-            None
-        } else {
-            changed_files(&commits)
-        },
-    }))
+        head_message: None,
+        commits,
+        unknowable: created || truncated,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +119,7 @@ fn merge_request(p: MrPayload) -> Result<Event, PayloadError> {
         repo: p.project.urls(),
         number: mr.iid,
         action,
-        head_commit: mr.last_commit.id,
+        head_commit: full_commit_id("object_attributes.last_commit.id", mr.last_commit.id)?,
         head_branch: mr.source_branch,
         base_branch: mr.target_branch,
         from_fork: mr.source_project_id != Some(mr.target_project_id),

@@ -21,7 +21,7 @@ use http::HeaderMap;
 
 pub use event::{Event, PrAction, PullRequest, Push, RepoUrls};
 pub use filters::{check_watch_path, skip_marker, touches_watched, WatchPathError};
-pub use payload::PayloadError;
+pub use payload::{is_full_commit_id, PayloadError};
 pub use repo_url::normalize_repo_url;
 pub use signature::SignatureError;
 

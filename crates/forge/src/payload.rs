@@ -1,10 +1,12 @@
 //! Reading a verified body as a forge's payload: JSON into typed structs, every problem
 //! named by the field it is in, and the pieces the forges share (refs, all-zero ids,
-//! changed files).
+//! commit ids, changed files, a push built from its listed commits).
 
 use std::collections::BTreeSet;
 
 use serde::de::DeserializeOwned;
+
+use crate::event::{Event, Push, RepoUrls};
 
 /// Why a verified delivery could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +67,75 @@ pub(crate) fn ref_name(full: &str) -> RefName {
 /// ref's old id and a deleted ref's new one.
 pub(crate) fn is_zero_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b == b'0')
+}
+
+/// Whether `id` is a full git object id: 40 (SHA-1) or 64 (SHA-256) hex digits. A branch
+/// or tag name written where a commit belongs (`"production"`) is not one.
+pub fn is_full_commit_id(id: &str) -> bool {
+    matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `id` when it is a full commit id, else [`PayloadError::Invalid`] naming `field`.
+pub(crate) fn full_commit_id(field: &'static str, id: String) -> Result<String, PayloadError> {
+    if is_full_commit_id(&id) {
+        Ok(id)
+    } else {
+        Err(PayloadError::Invalid {
+            field,
+            reason: "not a commit id (40 or 64 hex digits)".to_owned(),
+        })
+    }
+}
+
+/// What a GitHub-shaped or GitLab push says, read but not yet checked.
+pub(crate) struct ListedPush {
+    pub repo: RepoUrls,
+    pub git_ref: String,
+    /// The pushed commit with the field it came from; `None` when the ref was deleted.
+    pub commit: Option<(&'static str, String)>,
+    pub deleted: bool,
+    /// The head commit's message when the payload gives it apart from `commits`.
+    pub head_message: Option<String>,
+    pub commits: Vec<CommitFiles>,
+    /// Created, rewritten, or more commits than listed: the changed files cannot be told.
+    pub unknowable: bool,
+}
+
+/// The event a listed push is: ignored when the ref is neither a branch nor a tag, else a
+/// [`Push`] of a full commit id whose changed files are unknowable (`None`) also when
+/// the push lists no commit on a ref it did not delete (a rewind force-push).
+pub(crate) fn listed_push(p: ListedPush) -> Result<Event, PayloadError> {
+    let (branch, tag) = match ref_name(&p.git_ref) {
+        RefName::Branch(b) => (Some(b), None),
+        RefName::Tag(t) => (None, Some(t)),
+        RefName::Other(r) => {
+            return Ok(Event::Ignored {
+                event: format!("push to {r}"),
+            })
+        }
+    };
+    let commit = match p.commit {
+        Some((field, id)) => Some(full_commit_id(field, id)?),
+        None => None,
+    };
+    let head_message = p.head_message.or_else(|| {
+        let id = commit.as_deref()?;
+        p.commits.iter().find(|c| c.id == id)?.message.clone()
+    });
+    let unknowable = p.unknowable || p.deleted || p.commits.is_empty();
+    Ok(Event::Push(Push {
+        repo: p.repo,
+        branch,
+        tag,
+        commit,
+        deleted: p.deleted,
+        head_message,
+        changed_paths: if unknowable {
+            None
+        } else {
+            changed_files(&p.commits)
+        },
+    }))
 }
 
 /// The files one commit touched, as the GitHub-shaped and GitLab payloads list them.

@@ -1,6 +1,6 @@
 //! Forge webhooks: each app's webhook secret, encrypted like secrets (AES-256-GCM under the
 //! instance's key, the app's name as associated data, removed with the app), and the
-//! deliveries seen in the last 7 days, so a replayed delivery id queues nothing.
+//! deliveries seen in the last 7 days, by id and by body, so a replay queues nothing.
 
 use crate::{now_ms, SecretKey, Store, StoreError};
 use capstan_core::AppName;
@@ -108,69 +108,126 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Records a delivery as received, forgetting those older than 7 days first. `false`
-    /// when the same provider delivered the same id for the same app before: a replay.
+    /// Records a verified delivery as received, forgetting those older than 7 days first.
+    /// `false` when it was seen before: the same provider delivered the same id for the
+    /// same app, or any forge delivered the same body (`body_sha256`, the SHA-256 of the
+    /// raw body in hex) for the same app. A replay is caught by its body even with no id,
+    /// a new id, or at another forge's URL. Nothing is recorded for a replay.
     pub async fn record_delivery(
         &self,
         provider: &str,
         app: &AppName,
-        delivery_id: &str,
+        delivery_id: Option<&str>,
+        body_sha256: &str,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
-            .bind(now - DELIVERY_MEMORY_MS)
-            .execute(self.pool())
-            .await?;
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (provider, app, delivery_id, received_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        let mut tx = self.pool().begin().await?;
+        for table in ["webhook_deliveries", "webhook_bodies"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE received_at < ?"))
+                .bind(now - DELIVERY_MEMORY_MS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let body_new = sqlx::query(
+            "INSERT INTO webhook_bodies (app, body_sha256, received_at)
+             VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
-        .bind(provider)
         .bind(app.as_str())
-        .bind(delivery_id)
+        .bind(body_sha256)
         .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let id_new = match delivery_id {
+            None => true,
+            Some(id) => {
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (provider, app, delivery_id, received_at)
+                     VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(provider)
+                .bind(app.as_str())
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+        };
+        if body_new && id_new {
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
 
-    /// What came of a recorded delivery (`queued deployment 12`, `ignored: ...`).
+    /// What came of a recorded delivery (`queued deployment 12`, `ignored: ...`), kept
+    /// with its id (when it has one) and its body.
     pub async fn set_delivery_outcome(
         &self,
         provider: &str,
         app: &AppName,
-        delivery_id: &str,
+        delivery_id: Option<&str>,
+        body_sha256: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET outcome = ?
-             WHERE provider = ? AND app = ? AND delivery_id = ?",
-        )
-        .bind(outcome)
-        .bind(provider)
-        .bind(app.as_str())
-        .bind(delivery_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.change_delivery(provider, app, delivery_id, body_sha256, Some(outcome))
+            .await
     }
 
-    /// Forgets a recorded delivery, so the forge's retry is handled again (the first
-    /// attempt failed before anything was queued).
+    /// Forgets a recorded delivery, its id and its body, so the forge's retry is handled
+    /// again (the first attempt failed before anything was queued).
     pub async fn forget_delivery(
         &self,
         provider: &str,
         app: &AppName,
-        delivery_id: &str,
+        delivery_id: Option<&str>,
+        body_sha256: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE provider = ? AND app = ? AND delivery_id = ?",
-        )
-        .bind(provider)
-        .bind(app.as_str())
-        .bind(delivery_id)
-        .execute(self.pool())
-        .await?;
+        self.change_delivery(provider, app, delivery_id, body_sha256, None)
+            .await
+    }
+
+    /// Sets the outcome of the delivery's rows (its body's, and its id's when it has one),
+    /// or deletes them when there is none.
+    async fn change_delivery(
+        &self,
+        provider: &str,
+        app: &AppName,
+        delivery_id: Option<&str>,
+        body_sha256: &str,
+        outcome: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let change = |table: &str| match outcome {
+            Some(_) => format!("UPDATE {table} SET outcome = ?"),
+            None => format!("DELETE FROM {table}"),
+        };
+        let with_outcome = |sql| match outcome {
+            Some(outcome) => sqlx::query(sql).bind(outcome),
+            None => sqlx::query(sql),
+        };
+        let mut tx = self.pool().begin().await?;
+        let sql = change("webhook_bodies") + " WHERE app = ? AND body_sha256 = ?";
+        with_outcome(&sql)
+            .bind(app.as_str())
+            .bind(body_sha256)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(id) = delivery_id {
+            let sql = change("webhook_deliveries")
+                + " WHERE provider = ? AND app = ? AND delivery_id = ?";
+            with_outcome(&sql)
+                .bind(provider)
+                .bind(app.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -126,7 +126,7 @@ async fn view(state: &AppState, record: ChannelRecord) -> Result<Channel, ApiErr
     })
 }
 
-fn notifier(state: &AppState) -> Result<Notifier, ApiError> {
+pub(crate) fn notifier(state: &AppState) -> Result<Notifier, ApiError> {
     Notifier::new(
         state.deployer.store().clone(),
         state.deployer.secret_key().clone(),
@@ -135,7 +135,7 @@ fn notifier(state: &AppState) -> Result<Notifier, ApiError> {
     .map_err(notify_error)
 }
 
-fn notify_error(err: NotifyError) -> ApiError {
+pub(crate) fn notify_error(err: NotifyError) -> ApiError {
     match err {
         NotifyError::Invalid { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())

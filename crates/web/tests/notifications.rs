@@ -212,3 +212,57 @@ async fn channels_are_scoped_checked_masked_tested_and_removed() {
         missing_app.body
     );
 }
+
+#[tokio::test]
+async fn the_app_page_lists_channels_and_its_test_button_reports_once() {
+    let h = harness().await;
+    let spec: AppSpec = serde_json::from_str(r#"{"source":{"path":"/srv/app"}}"#).unwrap();
+    h.store
+        .create_app(&AppName::parse("shop").unwrap(), &spec)
+        .await
+        .unwrap();
+    let (cookie, csrf) = support::signed_in(&h).await;
+    let empty = send(&h, support::page("/apps/shop", &cookie)).await;
+    assert!(empty.body.contains("notifications-none"), "{}", empty.body);
+
+    let deploy = token(&h, "d", "deploy").await;
+    let (got, base) = sink().await;
+    let hook = json!({"kind": "webhook", "url": format!("{base}/in/t0k3n")});
+    let path = "/apps/shop/notifications";
+    let added = send(&h, api(Method::POST, path, Some(&deploy), Some(hook))).await;
+    let id = added.json()["id"].as_i64().unwrap();
+    let shown = send(&h, support::page("/apps/shop", &cookie)).await;
+    assert!(
+        shown.body.contains(&format!("data-channel=\"{id}\"")),
+        "{}",
+        shown.body
+    );
+    assert!(!shown.body.contains("t0k3n"), "the URL is masked");
+
+    let test = format!("/apps/shop/notifications/{id}/test");
+    let forged = send(&h, support::form(&test, &cookie, &[("csrf", "nope")])).await;
+    assert!(forged.status.is_client_error(), "{}", forged.status);
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "a forged post sends nothing"
+    );
+    let posted = send(&h, support::form(&test, &cookie, &[("csrf", &csrf)])).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    let after = send(&h, support::page("/apps/shop", &cookie)).await;
+    assert!(
+        after.body.contains("test message was delivered"),
+        "{}",
+        after.body
+    );
+    let other = send(
+        &h,
+        support::form(
+            "/apps/nope/notifications/1/test",
+            &cookie,
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert!(other.status.is_client_error(), "{}", other.status);
+}

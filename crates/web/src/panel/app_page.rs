@@ -8,6 +8,7 @@ use crate::panel::app_domains::{
 };
 use crate::panel::app_live::{running_view, RunningView, TAILS};
 use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
+use crate::panel::app_notifications::{notification_card, ChannelRow};
 use crate::panel::app_webhooks::{page_base, webhook_card, WebhookCard};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{source_text, DeploymentRow};
@@ -68,6 +69,8 @@ pub struct AppPage {
     running: RunningView,
     /// The forge webhooks, for a user who may deploy a git app.
     webhooks: Option<WebhookCard>,
+    /// The app's notification channels, for a user who may deploy.
+    notifications: Option<Vec<ChannelRow>>,
 }
 
 /// The app's maintenance mode while it is on.
@@ -262,6 +265,7 @@ pub async fn app_page(
         _ => (false, String::new()),
     };
     let webhooks = webhook_card(state, session, name, is_git).await?;
+    let notifications = notification_card(state, session, name).await?;
     Ok(AppPage {
         nav: Nav::at(session, "apps", Some(format!("/apps/{name}"))),
         name: name.to_string(),
@@ -285,6 +289,7 @@ pub async fn app_page(
         refusal,
         running,
         webhooks,
+        notifications,
     })
 }
 

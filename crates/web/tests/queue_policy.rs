@@ -157,3 +157,35 @@ async fn a_queued_deployment_is_cancelled_and_a_finished_one_is_409() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_deployment_page_offers_cancel_while_queued_and_it_cancels() {
+    let h = harness().await;
+    let app = capstan_core::AppName::parse("web").unwrap();
+    let spec = serde_json::from_value(json!({"source": {"image": "busybox:stable"}})).unwrap();
+    h.store.create_app(&app, &spec).await.unwrap();
+    let (cookie, csrf) = support::signed_in(&h).await;
+    let ci = token(&h, "ci", "deploy").await;
+    let queued = send(
+        &h,
+        api(Method::POST, "/apps/web/deployments", Some(&ci), None),
+    )
+    .await;
+    let id = queued.json()["id"].as_i64().unwrap();
+    let path = format!("/deployments/{id}");
+    let shown = send(&h, support::page(&path, &cookie)).await;
+    assert!(shown.body.contains(r#"id="cancel""#), "{}", shown.body);
+    let cancel = format!("{path}/cancel");
+    let done = send(
+        &h,
+        support::form(&cancel, &cookie, &[("csrf", csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location, path);
+    let record = h.store.deployment(id).await.unwrap();
+    assert_eq!(record.state, capstan_core::DeploymentState::Cancelled);
+    assert!(record.error.unwrap().contains("user:ada"));
+    let shown = send(&h, support::page(&path, &cookie)).await;
+    assert!(!shown.body.contains(r#"id="cancel""#), "ended: no button");
+}

@@ -136,6 +136,30 @@ pub async fn retry(
     }
 }
 
+/// Cancels a deployment: a queued one at once, a running one at its next step.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Result<Response, PanelError> {
+    let id = crate::panel::page::record_id(&id, "deployment")?;
+    let record = state.deployer.store().deployment(id).await?;
+    let (name, caller) = posted.for_app(Scope::Deploy, record.app.as_str())?;
+    match state.deployer.cancel(id, &caller).await {
+        Ok(capstan_deploy::Cancelled::Now(_)) => Ok(to_deployment(
+            &posted,
+            id,
+            format!("Deployment #{id} cancelled before it started."),
+        )),
+        Ok(capstan_deploy::Cancelled::Requested(_)) => Ok(to_deployment(
+            &posted,
+            id,
+            format!("Deployment #{id} stops at its next step; the live version keeps serving."),
+        )),
+        Err(err) => action_failed(&state, &posted, &name, "action", err).await,
+    }
+}
+
 /// Deletes the app when the typed confirmation is its name.
 pub async fn delete(
     State(state): State<AppState>,

@@ -66,6 +66,9 @@ struct DeploymentPage {
     servers: Vec<ServerRow>,
     /// It ended with servers where it failed: the page offers to run it again there.
     can_retry: bool,
+    /// It is queued or runs and has not begun switching traffic: the page offers to
+    /// cancel it.
+    can_cancel: bool,
 }
 
 #[derive(Template)]
@@ -103,6 +106,8 @@ pub async fn show(
     let can_retry = record.state.is_finished()
         && has_spec
         && targets.iter().any(|t| t.state == DeploymentState::Failed);
+    let can_cancel = record.state == DeploymentState::Queued
+        || (record.state.is_in_progress() && record.state != DeploymentState::Switching);
     Ok(render(&DeploymentPage {
         nav: Nav::new(&session, "apps"),
         d: DeploymentRow::new(&record, now),
@@ -121,6 +126,7 @@ pub async fn show(
         has_spec,
         servers: server_rows(&targets),
         can_retry,
+        can_cancel,
     }))
 }
 

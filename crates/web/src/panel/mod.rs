@@ -9,6 +9,7 @@ mod access_pages;
 mod app_actions;
 mod app_domains;
 mod app_live;
+mod app_notifications;
 mod app_page;
 mod app_status;
 mod app_webhooks;
@@ -87,6 +88,10 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app}/delete", post(app_actions::delete))
         .route("/apps/{app}/maintenance", post(app_actions::maintenance))
         .route("/apps/{app}/webhooks", post(app_webhooks::rotate))
+        .route(
+            "/apps/{app}/notifications/{id}/test",
+            post(app_notifications::test),
+        )
         .route("/apps/{app}/plan", get(app_page::plan))
         .route("/apps/{app}/logs/stream", get(app_live::output))
         .route("/apps/{app}/usage", get(app_live::usage))

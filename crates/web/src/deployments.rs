@@ -175,6 +175,8 @@ pub async fn show(
     view.servers = Some(targets.iter().map(views::deployment_server).collect());
     let release = state.deployer.store().release_of(id).await?;
     view.port = release.and_then(|r| r.app_spec.port);
+    let status = state.deployer.store().commit_status(id).await?;
+    view.commit_status = status.as_ref().map(views::commit_status);
     Ok(Json(
         serde_json::to_value(view).expect("a deployment always serializes"),
     ))

@@ -65,6 +65,39 @@ pub struct Deployment {
     /// the servers where it failed, which a retry runs again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servers: Option<Vec<DeploymentServer>>,
+    /// When shown alone: the last commit status reported to the app's forge (or tried),
+    /// when the app has forge settings and the commit was known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<CommitStatus>,
+}
+
+/// The last commit status of a deployment, as reported to the forge.
+#[derive(Serialize, ToSchema)]
+pub struct CommitStatus {
+    /// `github`, `gitlab`, `gitea` or `bitbucket`.
+    pub provider: String,
+    pub sha: String,
+    /// The state as the forge names it (`pending`, `failed`, `SUCCESSFUL`, ...).
+    pub state: String,
+    /// Whether the forge accepted it.
+    pub delivered: bool,
+    pub tries: i64,
+    /// Why it did not go through (the forge's answer, never the token).
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn commit_status(c: &capstan_store::CommitStatusRecord) -> CommitStatus {
+    CommitStatus {
+        provider: c.provider.clone(),
+        sha: c.sha.clone(),
+        state: c.state.clone(),
+        delivered: c.delivered,
+        tries: c.tries,
+        error: c.error.clone(),
+        updated_at: time(c.updated_at),
+    }
 }
 
 /// A deployment on one of its servers.
@@ -134,6 +167,7 @@ pub fn deployment_view(d: &DeploymentRecord, phases: Option<&[Phase]>) -> Deploy
                 .collect()
         }),
         servers: None,
+        commit_status: None,
     }
 }
 

@@ -101,9 +101,10 @@ impl Deployer {
         let kind = outcome.as_ref().err().map(FailureKind::of);
         let final_state = self.record_outcome(id, outcome, &log).await;
         self.forget_cancel(id);
-        // The app is free first: the next deployment of it never waits for bookkeeping.
-        drop(app_guard);
+        // Published before the app is free, so a subscriber sees this deployment end before
+        // the app's next one starts (two reads of the store: the next one barely waits).
         self.publish_finished(id, kind).await;
+        drop(app_guard);
         let retirement = self.take_retirement(id);
         let deployer = self.clone();
         let finish = async move {

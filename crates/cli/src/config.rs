@@ -64,6 +64,9 @@ pub struct Config {
     /// How long a notification that was not delivered waits before each next try, in
     /// seconds; after the last it is given up (failed, with its error).
     pub notify_retry_secs: Vec<u64>,
+    /// The panel's public address (`https://capstan.example.com`): commit statuses link a
+    /// failed or queued deployment to its page there. Unset: they link to the app's domain.
+    pub public_url: Option<String>,
 }
 
 /// `[cleanup]`: how often the daemon removes its own leftovers, and the disk use at which
@@ -165,6 +168,7 @@ impl Default for Config {
             },
             cleanup: CleanupConfig::default(),
             notify_retry_secs: vec![10, 30, 120, 600, 3600],
+            public_url: None,
         }
     }
 }
@@ -253,7 +257,7 @@ pub struct ServeArgs {
     pub ssh_timeout_secs: Option<u64>,
 }
 
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
     "builder",
     "data_dir",
     "listen",
@@ -275,7 +279,24 @@ const KEYS: [&str; 21] = [
     "local_source_max_mb",
     "run_timeout_max_secs",
     "ssh_timeout_secs",
+    "public_url",
 ];
+
+/// An http(s) address without credentials, query or fragment.
+fn check_public_url(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| anyhow::anyhow!("public_url: {url:?} is not a URL: {e}"))?;
+    let plain = parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none();
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() || !plain {
+        bail!(
+            "public_url: {url:?} must be an http(s) address without credentials, query or fragment"
+        );
+    }
+    Ok(())
+}
 
 impl Config {
     pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
@@ -331,6 +352,9 @@ impl Config {
         }
         if self.notify_retry_secs.len() > 20 || self.notify_retry_secs.iter().any(|s| *s > 86_400) {
             bail!("notify_retry_secs takes at most 20 delays of at most 86400 seconds each");
+        }
+        if let Some(url) = &self.public_url {
+            check_public_url(url)?;
         }
         if self.keep_images == 0 {
             bail!("keep_images must be at least 1 (the live image is always kept)");
@@ -488,6 +512,31 @@ mod tests {
             jail.set_env("CAPSTAN_RUN_TIMEOUT_MAX_SECS", "0");
             let err = format!("{:#}", Config::load(&args).unwrap_err());
             assert!(err.contains("run_timeout_max_secs"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_public_url_is_read_from_the_environment_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(defaults.public_url, None);
+            jail.set_env("CAPSTAN_PUBLIC_URL", "https://capstan.example.com");
+            let config = Config::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.public_url.as_deref(),
+                Some("https://capstan.example.com")
+            );
+            for bad in [
+                "capstan.example.com",
+                "ftp://x",
+                "https://u:p@x",
+                "https://x/?a=1",
+            ] {
+                jail.set_env("CAPSTAN_PUBLIC_URL", bad);
+                let err = format!("{:#}", Config::load(&ServeArgs::default()).unwrap_err());
+                assert!(err.contains("public_url"), "{bad}: {err}");
+            }
             Ok(())
         });
     }

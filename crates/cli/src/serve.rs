@@ -49,6 +49,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     background.push(spawn_commit_statuses(
         &deployer,
         statuses_key,
+        config.public_url.clone(),
         stop_tx.subscribe(),
     ));
     let backups_on_demand = std::sync::Arc::new(crate::backup::DaemonBackups::new(
@@ -82,14 +83,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Commit statuses back to each app's forge, from the deploy bus, until `stop` turns true.
+/// Commit statuses back to each app's forge, from the deploy bus, until `stop` turns true;
+/// deployments' pages are linked under `public_url` when it is set.
 fn spawn_commit_statuses(
     deployer: &Deployer,
     secret_key: capstan_store::SecretKey,
+    public_url: Option<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    // No public address of the panel is configured yet: statuses link to the app's domain.
-    let reporter = capstan_forge_status::Reporter::new(deployer.store().clone(), secret_key, None);
+    let reporter =
+        capstan_forge_status::Reporter::new(deployer.store().clone(), secret_key, public_url);
     capstan_forge_status::spawn(deployer, reporter, stop)
 }
 

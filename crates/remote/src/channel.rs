@@ -19,13 +19,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// SSH window then holds the sender back).
 const QUEUE: usize = 32;
 
-/// The most one write hands to the session: one SSH packet's worth. russh encrypts each
-/// message whole into the connection's write buffer, which keeps its largest size for the
-/// connection's life; unbounded, one 2 MiB write (the remote's window) left every server's
-/// connection holding 2 MiB after its first upload. With 32 KiB messages (and russh's
-/// queue of 10 between a channel and the session) it stays near 350 KiB.
-const MAX_WRITE: usize = 32 * 1024;
-
 /// A channel's data both ways; dropping it closes the channel.
 pub struct ChannelIo {
     incoming: mpsc::Receiver<io::Result<Bytes>>,
@@ -140,7 +133,6 @@ impl AsyncWrite for ChannelIo {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_lost(cx)?;
-        let data = &data[..data.len().min(MAX_WRITE)];
         let written = ready!(self.writer.as_mut().poll_write(cx, data));
         Poll::Ready(written.map_err(|err| {
             if self.lost_token.is_cancelled() {

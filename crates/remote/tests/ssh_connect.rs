@@ -195,36 +195,3 @@ async fn dropping_the_last_handle_closes_the_connection() {
     }
     assert_eq!(sshd.connections(), 0, "the connection outlived its handle");
 }
-
-/// A large write goes through in packet-sized pieces (russh keeps its write buffer at its
-/// largest size for the connection's life), and every byte arrives in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_write_goes_in_packet_sized_pieces_and_arrives_whole() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (private, public) = generate_key_pair().unwrap();
-    let sshd = Sshd::start(&public).unwrap();
-    let connection = pinned(&sshd, &private).await;
-    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = sink.local_addr().unwrap().port();
-    let received = tokio::spawn(async move {
-        let (mut stream, _) = sink.accept().await.unwrap();
-        let mut all = Vec::new();
-        stream.read_to_end(&mut all).await.unwrap();
-        all
-    });
-    let mut channel = connection.open_tcp("127.0.0.1", port).await.unwrap();
-    let sent: Vec<u8> = (0..(1024 * 1024 + 7)).map(|i| (i % 251) as u8).collect();
-    let first = channel.write(&sent).await.unwrap();
-    assert!(
-        (1..=32 * 1024).contains(&first),
-        "one write took {first} bytes"
-    );
-    channel.write_all(&sent[first..]).await.unwrap();
-    channel.shutdown().await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(20), received)
-        .await
-        .expect("the sink got everything within 20 s")
-        .unwrap();
-    assert_eq!(got.len(), sent.len());
-    assert!(got == sent, "the bytes arrived changed or out of order");
-}

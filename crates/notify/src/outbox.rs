@@ -1,7 +1,8 @@
 //! The outbox: [`Notifier::follow`] turns the deploy bus's events into outbox rows (one per
 //! channel that wants the event; nothing is sent there), and [`Notifier::deliver`] sends
 //! the rows that are due, retrying a failure after each delay of the policy until it is
-//! delivered or out of tries. Rows live in the database, so a restart loses none.
+//! delivered or out of tries. Rows live in the database, so a restart loses none;
+//! delivered and failed ones are forgotten after 30 days.
 
 use crate::message::Notification;
 use crate::{Notifier, NotifyError};
@@ -12,6 +13,9 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::watch;
+
+/// How long delivered and failed messages are kept (for the deliveries list).
+pub const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// When a failed message is tried again: after each delay in turn, then given up.
 #[derive(Debug, Clone)]
@@ -138,7 +142,14 @@ impl Notifier {
     /// The delivery worker: sends due rows until `stop` turns true, waking when a row is
     /// queued, when the next retry is due, or after the policy's poll interval.
     pub async fn deliver(&self, mut stop: watch::Receiver<bool>) {
+        let mut pruned_at = 0;
         loop {
+            if now_ms() - pruned_at > 3_600_000 {
+                pruned_at = now_ms();
+                if let Err(err) = self.store.prune_notifications(pruned_at - KEEP_MS).await {
+                    tracing::warn!(%err, "cannot forget old notifications");
+                }
+            }
             if let Err(err) = self.deliver_due().await {
                 tracing::warn!(%err, "notification delivery");
             }

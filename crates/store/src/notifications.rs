@@ -282,6 +282,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets delivered and failed messages created before `before` (ms); pending ones
+    /// stay whatever their age. Returns how many went.
+    pub async fn prune_notifications(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM notification_outbox WHERE state != 'pending' AND created_at < ?",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The channel's most recent messages, newest first.
     pub async fn channel_deliveries(
         &self,
@@ -372,9 +384,30 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].attempts, due[0].state.as_str()), (1, "pending"));
         assert_eq!(due[0].last_error.as_deref(), Some("HTTP 500"));
+        let pending = store
+            .enqueue_notification(channel.id, "deployment.live", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.prune_notifications(i64::MAX).await.unwrap(),
+            0,
+            "pending stays"
+        );
         store.record_attempt(id, &Attempt::Delivered).await.unwrap();
         let rows = store.channel_deliveries(channel.id, 10).await.unwrap();
-        assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("delivered", 2));
+        assert_eq!((rows[1].state.as_str(), rows[1].attempts), ("delivered", 2));
+        assert_eq!(
+            store.prune_notifications(0).await.unwrap(),
+            0,
+            "not old enough"
+        );
+        assert_eq!(store.prune_notifications(i64::MAX).await.unwrap(), 1);
+        let rows = store.channel_deliveries(channel.id, 10).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![pending]);
+        store
+            .record_attempt(pending, &Attempt::Delivered)
+            .await
+            .unwrap();
         assert!(store
             .due_notifications(i64::MAX, 10)
             .await

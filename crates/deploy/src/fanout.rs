@@ -366,6 +366,14 @@ impl Deployer {
             .filter(|t| t.state == DeploymentState::Live)
             .count();
         if live_now == 0 {
+            // Cancelled before it switched anywhere: it ends cancelled, not failed.
+            let cancelled = outcomes.iter().find_map(|o| match &o.result {
+                Err(Failure::Cancelled(by)) => Some(by.clone()),
+                _ => None,
+            });
+            if let Some(by) = cancelled {
+                return Err(Failure::Cancelled(by));
+            }
             return Err(Failure::msg(format!(
                 "failed on every server: {}",
                 failed.join("; ")

@@ -341,3 +341,44 @@ async fn a_server_the_app_is_not_live_on_can_be_taken_away() {
     let kept = fleet.deployer.patch_app(&fleet.app, &patch, &caller).await;
     assert!(kept.is_ok());
 }
+
+#[tokio::test]
+async fn a_cancel_on_several_servers_ends_cancelled_and_each_keeps_serving() {
+    let fleet = fleet().await;
+    let (first, _) = fleet.deploy().await;
+    for host in &fleet.hosts {
+        host.set_fault(Fault::NeverHealthy);
+    }
+    let queued = fleet
+        .deployer
+        .deploy(&fleet.app, None, false, &Caller::daemon())
+        .await
+        .unwrap();
+    let claimed = fleet.deployer.store().claim_next().await.unwrap().unwrap();
+    let runner = fleet.deployer.clone();
+    let run = tokio::spawn(async move { runner.run_deployment(claimed).await });
+    for _ in 0..250 {
+        let states = fleet.states(queued.id).await;
+        if states.iter().all(|s| *s == DeploymentState::HealthChecking) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ann = Caller::user("ann", capstan_core::Role::Deployer);
+    fleet.deployer.cancel(queued.id, &ann).await.unwrap();
+    tokio::time::timeout(Duration::from_millis(1500), run)
+        .await
+        .expect("stopped before the health deadline")
+        .unwrap();
+    let record = fleet.deployer.store().deployment(queued.id).await.unwrap();
+    assert_eq!(
+        record.state,
+        DeploymentState::Cancelled,
+        "{:?}",
+        record.error
+    );
+    for i in 0..3 {
+        assert!(!fleet.hosts[i].exists(&first_container(&fleet, i, queued.id)));
+        assert_eq!(fleet.routed_deployment(i), Some(first));
+    }
+}

@@ -79,7 +79,10 @@ pub fn api_router_and_doc() -> (Router<AppState>, Router<AppState>, utoipa::open
             .routes(routes!(secrets::put, secrets::delete))
             .routes(routes!(webhook_setup::show, webhook_setup::rotate))
             .routes(routes!(notifications::list_app, notifications::create_app))
-            .routes(routes!(notifications::list_global, notifications::create_global))
+            .routes(routes!(
+                notifications::list_global,
+                notifications::create_global
+            ))
             .routes(routes!(notifications::delete))
             .routes(routes!(notifications::test))
             .routes(routes!(notifications::deliveries))

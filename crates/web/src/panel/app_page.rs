@@ -7,8 +7,8 @@ use crate::panel::app_domains::{
     domain_links, engine_too_slow, proxy_ports_for, DomainLink, ProxyPorts, ENGINE_WAIT,
 };
 use crate::panel::app_live::{running_view, RunningView, TAILS};
-use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
 use crate::panel::app_notifications::{notification_card, ChannelRow};
+use crate::panel::app_status::{live_release, newer_deployment, settings_note, NewerDeployment};
 use crate::panel::app_webhooks::{page_base, webhook_card, WebhookCard};
 use crate::panel::page::{render, Moment, Nav, PanelError};
 use crate::panel::rows::{source_text, DeploymentRow};

@@ -193,7 +193,7 @@ impl Deployer {
         }
     }
 
-    /// Queues a deployment under the app's rate limit (none for an admin), superseding
+    /// Queues a deployment under the app's rate limit (none for an admin or a rollback), superseding
     /// the app's older queued deployments; each superseded one says so in its log and on
     /// the bus.
     pub(crate) async fn enqueue_under_policy(
@@ -202,7 +202,8 @@ impl Deployer {
         per_hour: u32,
         caller: &Caller,
     ) -> Result<DeploymentRecord, ActionError> {
-        let limit = if caller.is_admin() {
+        // A rollback is how an incident ends: never refused, never counted.
+        let limit = if caller.is_admin() || new.trigger == capstan_core::Trigger::Rollback {
             RateLimit::Exempt
         } else {
             RateLimit::Counted { per_hour }
@@ -249,6 +250,20 @@ impl Deployer {
         let actor = caller.actor();
         let d = self.store().deployment(id).await?;
         if d.state == DeploymentState::Queued {
+            // A queued retry is the app's live deployment where it went live: cancelling it
+            // would record the serving version as cancelled.
+            let live_on = self.store().targets_of(id).await?;
+            let live_on: Vec<&str> = live_on
+                .iter()
+                .filter(|t| t.state == DeploymentState::Live)
+                .map(|t| t.server.as_str())
+                .collect();
+            if !live_on.is_empty() {
+                return Err(ActionError::Conflict(format!(
+                    "deployment {id} is queued to run again where it failed but is live on {}: it cannot be cancelled (deploy or roll back instead)",
+                    live_on.join(", ")
+                )));
+            }
             let note = format!("cancelled by {actor} before it started");
             if let Some(ended) = self.store().cancel_queued(id, &note).await? {
                 let log = DeployLog::new(self, id);

@@ -66,6 +66,7 @@ impl Deployer {
         let log = DeployLog::new(self, id);
         let kind = FailureKind::of(&failure);
         let state = self.record_outcome(id, Err(failure), &log).await;
+        self.forget_cancel(id);
         self.publish_finished(id, Some(kind)).await;
         self.set_running(id, None);
         log.end(state);

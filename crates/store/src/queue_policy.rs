@@ -217,7 +217,10 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "UPDATE deployments SET state = 'cancelled', finished_at = ?, error = ?
-             WHERE id = ? AND state = 'queued' RETURNING *",
+             WHERE id = ? AND state = 'queued'
+               AND NOT EXISTS (SELECT 1 FROM deployment_targets t
+                               WHERE t.deployment_id = deployments.id AND t.state = 'live')
+             RETURNING *",
         )
         .bind(now)
         .bind(note)

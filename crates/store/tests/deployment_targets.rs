@@ -103,6 +103,10 @@ async fn each_server_moves_on_its_own_and_a_retry_reopens_only_the_failed_one() 
         store.reopen_failed(first).await.unwrap(),
         Err(ReopenRefused::Running(first))
     );
+    // A queued retry is live on a: cancelling it would record the serving version as
+    // cancelled, so the store refuses.
+    assert!(store.cancel_queued(first, "x").await.unwrap().is_none());
+    assert_eq!(store.deployment(first).await.unwrap().state, Queued);
 
     // The retry runs and fails on b again: still live on a.
     assert_eq!(store.claim_next().await.unwrap().unwrap().id, first);

@@ -120,6 +120,9 @@ impl Deployer {
         let mut stack = rendered.stack;
         fill_secrets(&mut stack, secrets);
         self.enter_phase(d, DeploymentState::HealthChecking).await?;
+        // Swarm updates the live services in place: past this point a cancel could not put
+        // the old version back, so it is refused from here on, as at a switch.
+        self.cancel_gate(d.id, DeploymentState::Switching)?;
         let keep = self.apply_companions(engine, &stack, &names, log).await?;
         self.apply_web(d, engine, &stack, &names, artifact, log)
             .await?;

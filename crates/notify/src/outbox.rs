@@ -150,13 +150,19 @@ impl Notifier {
                     tracing::warn!(%err, "cannot forget old notifications");
                 }
             }
-            if let Err(err) = self.deliver_due().await {
+            let delivered = self.deliver_due().await;
+            if let Err(err) = &delivered {
                 tracing::warn!(%err, "notification delivery");
             }
             let next = self.store.next_notification_due().await.ok().flatten();
-            let wait = next
-                .map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)))
-                .map_or(self.policy.poll, |w| w.min(self.policy.poll));
+            let wait = match (delivered, next) {
+                // The store failed: rows still due would make the wait 0 and spin.
+                (Err(_), _) | (Ok(_), None) => self.policy.poll,
+                (Ok(_), Some(at)) => {
+                    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+                        .min(self.policy.poll)
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}

@@ -14,6 +14,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::watch;
 
+/// Sends the worker makes at once.
+const SENDS_AT_ONCE: usize = 8;
+
 /// How long delivered and failed messages are kept (for the deliveries list).
 pub const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -115,21 +118,33 @@ impl Notifier {
         }
     }
 
-    /// Sends the rows due now, each once; returns how many were attempted.
+    /// Sends the rows due now, each once and up to [`SENDS_AT_ONCE`] at a time (a channel
+    /// that never answers holds up only its own rows); returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, NotifyError> {
+        use futures::StreamExt;
         let due = self.store.due_notifications(now_ms(), 50).await?;
-        for row in &due {
-            let attempt = match self.send_row(row).await {
-                Ok(()) => Attempt::Delivered,
-                Err(err) => {
-                    tracing::info!(message = row.id, channel = row.channel, attempt = row.attempts + 1, %err, "notification not delivered");
-                    let tries = usize::try_from(row.attempts + 1).unwrap_or(usize::MAX);
-                    self.policy.after_failure(tries, err.to_string(), now_ms())
-                }
-            };
-            self.store.record_attempt(row.id, &attempt).await?;
-        }
-        Ok(due.len())
+        let count = due.len();
+        let recorded: Vec<Result<(), NotifyError>> = futures::stream::iter(due)
+            .map(|row| async move { self.attempt(&row).await })
+            .buffer_unordered(SENDS_AT_ONCE)
+            .collect()
+            .await;
+        recorded.into_iter().collect::<Result<(), _>>()?;
+        Ok(count)
+    }
+
+    /// Sends one row and records how it went.
+    async fn attempt(&self, row: &OutboxRecord) -> Result<(), NotifyError> {
+        let attempt = match self.send_row(row).await {
+            Ok(()) => Attempt::Delivered,
+            Err(err) => {
+                tracing::info!(message = row.id, channel = row.channel, attempt = row.attempts + 1, %err, "notification not delivered");
+                let tries = usize::try_from(row.attempts + 1).unwrap_or(usize::MAX);
+                self.policy.after_failure(tries, err.to_string(), now_ms())
+            }
+        };
+        self.store.record_attempt(row.id, &attempt).await?;
+        Ok(())
     }
 
     async fn send_row(&self, row: &OutboxRecord) -> Result<(), NotifyError> {
